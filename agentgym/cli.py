@@ -1,0 +1,236 @@
+"""The ``agentgym`` command: list envs, play one, print rollouts, evaluate on held-out tasks."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+
+def _say(message: dict[str, str]) -> None:
+    console.print(f"[bold cyan]{message['role']}[/bold cyan]: {escape(message['content'])}")
+
+
+def _parse_params(items: list[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = yaml.safe_load(v)  # 3 -> int, true -> bool, 0.5 -> float, +- -> str
+    return out
+
+
+def _task(env_id: str, params: dict[str, Any], seed: int):
+    from agentgym import TaskSpec, spec
+    from agentgym.spaces import ParamError
+
+    cls = spec(env_id).load_class()
+    rng = __import__("numpy").random.default_rng(seed)
+    base = cls.sample_train_task(rng)
+    try:
+        merged = cls.param_space.validate({**base.params, **params})
+    except ParamError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return TaskSpec(merged, seed)
+
+
+@app.command()
+def envs(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
+    """List registered environments and their parameter spaces."""
+    from agentgym import list_envs
+
+    specs = list_envs()
+    if as_json:
+        rows = []
+        for s in specs:
+            cls = s.load_class()
+            rows.append({"id": s.id, "description": s.description, "source": s.source, "kwargs": s.kwargs,
+                         "params": cls.param_space.to_dict(),
+                         "held_out_region": cls.held_out.region.to_dict() if cls.held_out.region else None})
+        print(json.dumps(rows, indent=1, default=str))
+        return
+    table = Table(title=f"{len(specs)} environments")
+    for col in ("id", "description", "parameters", "held-out region", "package"):
+        table.add_column(col, overflow="fold")
+    for s in specs:
+        cls = s.load_class()
+        region = cls.held_out.region
+        table.add_row(
+            s.id, s.description,
+            "\n".join(f"{d.name} {d.describe()}" for d in cls.param_space),
+            ", ".join(f"{k}∈{list(v)}" for k, v in region.constraints.items()) if region else "-",
+            s.source,
+        )
+    console.print(table)
+
+
+@app.command()
+def play(
+    env_id: Annotated[str, typer.Argument(help="Environment id, e.g. math/arithmetic-v0.")],
+    seed: Annotated[int, typer.Option(help="Task seed.")] = 0,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Task parameter NAME=VALUE (repeatable).")] = None,
+) -> None:
+    """Play an environment yourself in the terminal (type your reply; an empty line sends it; /quit leaves)."""
+    from agentgym import make
+
+    env = make(env_id)
+    task = _task(env_id, _parse_params(param), seed)
+    messages, info = env.reset(options={"task": task})
+    console.print(f"[dim]task {json.dumps(info['task'])}[/dim]")
+    total = 0.0
+    while True:
+        for m in messages:
+            _say(m)
+        console.print("[bold green]you[/bold green] (end with an empty line):")
+        lines = []
+        while True:
+            try:
+                line = input()
+            except EOFError:
+                line = "/quit" if not lines else ""
+            if line.strip() == "/quit":
+                console.print("bye")
+                return
+            if line == "" and lines:
+                break
+            if line != "":
+                lines.append(line)
+        messages, reward, terminated, truncated, info = env.step("\n".join(lines))
+        total += reward
+        parts = ", ".join(f"{k}={v:g}" for k, v in info["reward_parts"].items())
+        err = f"  error: {escape(info['error'])}" if info["error"] else ""
+        console.print(f"[yellow]reward {reward:g}[/yellow] ({parts}){err}")
+        if terminated or truncated:
+            for m in messages:
+                _say(m)
+            verdict = "[green]success[/green]" if info["success"] else "[red]failure[/red]"
+            console.print(f"episode over: {verdict}, return {total:g}, {info['turn']} turn(s)")
+            return
+
+
+def _sampling(max_new_tokens: int, temperature: float):
+    from agentgym.policies import SamplingParams
+
+    try:
+        return SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _policy(name: str, seed: int):
+    from agentgym.policies import make_policy
+    from agentgym.policies.models import ModelNotAvailable
+
+    with console.status(f"loading policy {name!r} ..."):
+        try:
+            return make_policy(name, seed=seed)
+        except ModelNotAvailable as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+
+
+@app.command()
+def rollout(
+    env_id: Annotated[str, typer.Argument(help="Environment id.")],
+    policy: Annotated[str, typer.Option(help="smollm2-135m (default model), tiny, random, or a checkpoint folder.")] = "smollm2-135m",
+    n: Annotated[int, typer.Option(help="Number of episodes.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed for tasks and sampling.")] = 0,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Task parameter NAME=VALUE.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per turn.")] = 256,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.7,
+) -> None:
+    """Play a few episodes with a policy and print their transcripts."""
+    from agentgym import spec
+    from agentgym.rollout import RolloutRunner
+
+    spec(env_id)  # a wrong id fails before the model loads
+    params = _parse_params(param)
+    tasks = [_task(env_id, params, seed + i) for i in range(n)]
+    sampling = _sampling(max_new_tokens, temperature)
+    pol = _policy(policy, seed)
+    eps = RolloutRunner(pol, sampling).run(env_id, tasks)
+    for i, ep in enumerate(eps):
+        console.rule(f"episode {i}  task {json.dumps(ep.task.to_dict())}")
+        for m in ep.messages:
+            _say(m)
+        console.print(f"reward {ep.reward:g}  success {ep.success}  turns {ep.num_turns}  policy tokens {ep.num_policy_tokens}  end {ep.end_reason}")
+
+
+@app.command("eval")
+def eval_cmd(
+    env_ids: Annotated[list[str], typer.Argument(help="One or more environment ids.")],
+    policy: Annotated[str, typer.Option(help="smollm2-135m (default model), tiny, random, or a checkpoint folder.")] = "smollm2-135m",
+    tasks: Annotated[int, typer.Option(help="Held-out tasks per environment.")] = 100,
+    k: Annotated[int, typer.Option(help="Samples per task (pass@k); k=1 samples greedily.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the held-out task draw and sampling.")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per turn.")] = 256,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (default 0 for k=1, else 1).")] = None,
+    by: Annotated[list[str] | None, typer.Option(help="Also break results down by these parameters.")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("results/eval.json"),
+) -> None:
+    """Evaluate a policy on held-out tasks: success, mean reward, pass@k, by region."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from agentgym import spec
+    from agentgym.eval import evaluate_env, write_json
+
+    for env_id in env_ids:
+        spec(env_id)  # fail on a wrong id before loading a model
+    if k < 1 or tasks < 1:
+        raise typer.BadParameter("--k and --tasks must be at least 1")
+    sampling = _sampling(max_new_tokens, temperature if temperature is not None else (0.0 if k == 1 else 1.0))
+    pol = _policy(policy, seed)
+    reports = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as prog:
+        for env_id in env_ids:
+            bar = prog.add_task(env_id, total=tasks)
+            reports.append(evaluate_env(pol, env_id, n_tasks=tasks, k=k, sampling=sampling, seed=seed,
+                                        progress=lambda n, bar=bar: prog.advance(bar, n)))
+    print_reports(reports, by=by or [])
+    path = write_json(reports, out, meta={"policy": policy, "k": k, "seed": seed, "sampling": sampling.__dict__,
+                                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    console.print(f"wrote {path}")
+
+
+def print_reports(reports, by: list[str] | None = None) -> None:
+    k = reports[0].k if reports else 1
+    table = Table(title=f"held-out evaluation (k={k})")
+    for col in ("env", "split", "tasks", "success", "mean reward", f"pass@{k}", "no answer"):
+        table.add_column(col, justify="right" if col not in ("env", "split") else "left")
+
+    def row(env: str, split: str, r) -> None:
+        table.add_row(env, split, str(r.tasks), f"{r.success:.1%}", f"{r.mean_reward:.3f}", f"{r.pass_at_k:.1%}", f"{r.format_errors:.1%}")
+
+    for rep in reports:
+        row(rep.env_id, "all", rep.overall)
+        for name, r in rep.by_region.items():
+            row("", name, r)
+        for dim in by or []:
+            for v, r in rep.by_param.get(dim, {}).items():
+                row("", f"{dim}={v}", r)
+        table.add_section()
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyError as exc:  # EnvNotFound and friends: a message, not a traceback
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

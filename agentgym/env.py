@@ -1,0 +1,285 @@
+"""Text environments: a :class:`gymnasium.Env` whose observations are chat messages and
+whose actions are text.
+
+Contract (see DESIGN.md):
+
+- ``reset(seed=None, options={"task": TaskSpec})`` returns ``(messages, info)``. The
+  messages are the conversation's opening turns (system/user). Without a task, a
+  training task is drawn from the env's seeded RNG (never a held-out one).
+- ``step(text)`` returns ``(messages, reward, terminated, truncated, info)`` where
+  ``messages`` are the *new* messages the environment says in reply (feedback, tool
+  results); an agent keeps the history itself. ``info`` always has ``success`` (bool),
+  ``reward_parts`` (name -> float, summing to the reward), ``error`` (a clear message
+  when the action could not be used, else ``None``) and ``turn``.
+- Bad input never crashes an env: anything that is not a usable string yields an error
+  message to the agent, the configured penalty, and the episode goes on or ends cleanly.
+
+Subclasses set ``param_space`` and ``held_out`` and implement :meth:`TextEnv._reset`
+and :meth:`TextEnv._step`; the base class does seeding, task validation, action
+checking and info bookkeeping.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces as gym_spaces
+
+from agentgym.spaces import TRAIN_SEED_LIMIT, Continuous, HeldOut, ParamSpace, Params
+
+Message = dict[str, str]
+ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: a point of an env's parameter space plus a seed.
+
+    Given the same spec, an environment produces the same task.
+    """
+
+    params: Mapping[str, Any]
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": dict(self.params), "seed": int(self.seed)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TaskSpec:
+        if not isinstance(d, Mapping) or "params" not in d or "seed" not in d:
+            raise ValueError(f"a task must be a TaskSpec or a dict with 'params' and 'seed', got {d!r}")
+        return cls(params=dict(d["params"]), seed=int(d["seed"]))
+
+
+@dataclass
+class Feedback:
+    """What a subclass's :meth:`TextEnv._step` returns for one action."""
+
+    messages: list[Message]
+    reward_parts: dict[str, float] = field(default_factory=dict)
+    terminated: bool = False
+    success: bool = False
+    error: str | None = None
+
+    @property
+    def reward(self) -> float:
+        return float(sum(self.reward_parts.values()))
+
+
+class ChatSpace(gym_spaces.Space):
+    """Observation space: a list of ``{"role": ..., "content": str}`` messages."""
+
+    def __init__(self, max_messages: int = 64, seed: int | None = None):
+        super().__init__(shape=None, dtype=None, seed=seed)
+        self.max_messages = max_messages
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def contains(self, x: Any) -> bool:
+        return (
+            isinstance(x, list)
+            and len(x) <= self.max_messages
+            and all(
+                isinstance(m, dict)
+                and set(m) >= {"role", "content"}
+                and m["role"] in ROLES
+                and isinstance(m["content"], str)
+                for m in x
+            )
+        )
+
+    def sample(self, mask: Any = None, probability: Any = None) -> list[Message]:
+        n = int(self.np_random.integers(1, 3))
+        return [{"role": "user", "content": _random_text(self.np_random, 32)} for _ in range(n)]
+
+    def __repr__(self) -> str:
+        return "ChatSpace()"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, ChatSpace) and other.max_messages == self.max_messages
+
+
+class TextSpace(gym_spaces.Space):
+    """Action space: any string up to ``max_length`` characters (the model's reply)."""
+
+    def __init__(self, max_length: int = 65536, seed: int | None = None):
+        super().__init__(shape=None, dtype=None, seed=seed)
+        self.max_length = max_length
+
+    @property
+    def is_np_flattenable(self) -> bool:
+        return False
+
+    def contains(self, x: Any) -> bool:
+        return isinstance(x, str) and len(x) <= self.max_length
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        return _random_text(self.np_random, 64)
+
+    def __repr__(self) -> str:
+        return f"TextSpace(max_length={self.max_length})"
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, TextSpace) and other.max_length == self.max_length
+
+
+_PRINTABLE = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789 +-*/=.{}\\"))
+
+
+def _random_text(rng: np.random.Generator, max_len: int) -> str:
+    n = int(rng.integers(0, max_len + 1))
+    return "".join(rng.choice(_PRINTABLE, size=n))
+
+
+class TextEnv(gymnasium.Env):
+    """Base class of agentgym environments (single agent, multi-turn, text in and out)."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    #: The knobs of this family's tasks; teachers sample points of it.
+    param_space: ClassVar[ParamSpace] = ParamSpace([])
+    #: Seeds and region that training never samples.
+    held_out: ClassVar[HeldOut] = HeldOut()
+    #: Actions longer than this are refused with an error message.
+    max_action_chars: ClassVar[int] = 65536
+    #: Turns before the episode is truncated.
+    max_turns: int = 1
+    #: Reward given for an action that could not be used at all (not text, too long).
+    invalid_action_penalty: float = 0.0
+    #: The id this env was made under (set by :func:`agentgym.make`).
+    env_id: str | None = None
+
+    def __init__(self, render_mode: str | None = None):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode {render_mode!r} not in {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        self.observation_space = ChatSpace()
+        self.action_space = TextSpace(self.max_action_chars)
+        self.task: TaskSpec | None = None
+        self.turn = 0
+        self._done = True
+        self._transcript: list[Message] = []
+
+    # ----- to implement in subclasses -------------------------------------------------
+    def _reset(self, params: Params, rng: np.random.Generator) -> list[Message]:
+        """Build the task for ``params`` from ``rng`` (seeded by the spec) and return the opening messages."""
+        raise NotImplementedError
+
+    def _step(self, action: str) -> Feedback:
+        """Judge one action (a string within the length limit, possibly empty or garbage)."""
+        raise NotImplementedError
+
+    def oracle(self) -> str:
+        """A correct action for the current state, for tests and benchmarks (optional)."""
+        raise NotImplementedError(f"{type(self).__name__} has no oracle")
+
+    # ----- task sampling -------------------------------------------------------------
+    @classmethod
+    def sample_train_task(cls, rng: np.random.Generator) -> TaskSpec:
+        """A training task: never in the held-out region nor the held-out seeds."""
+        params = cls.param_space.sample(rng, exclude=cls.held_out.region)
+        while True:
+            seed = int(rng.integers(0, TRAIN_SEED_LIMIT))
+            if seed not in cls.held_out.seeds:
+                return TaskSpec(params, seed)
+
+    @classmethod
+    def held_out_tasks(cls, n: int, seed: int = 0) -> list[TaskSpec]:
+        """``n`` evaluation tasks: held-out seeds, params spread over the whole space.
+
+        A fixed share (at least a quarter, when the env has a held-out region) lies
+        inside the region training never sees, so reports can split the two.
+        """
+        rng = np.random.default_rng(seed)
+        seeds = rng.choice(len(cls.held_out.seeds), size=n, replace=False)
+        region = cls.held_out.region
+        tasks = []
+        for i, s in enumerate(seeds):
+            if region is not None and i % 4 == 0:
+                params = _sample_inside(cls.param_space, region, rng)
+            else:
+                params = cls.param_space.sample(rng)
+            tasks.append(TaskSpec(params, int(cls.held_out.seeds[int(s)])))
+        return tasks
+
+    # ----- gymnasium API -------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[list[Message], dict[str, Any]]:
+        super().reset(seed=seed)
+        task = (options or {}).get("task")
+        if task is None:
+            task = self.sample_train_task(self.np_random)
+        elif not isinstance(task, TaskSpec):
+            task = TaskSpec.from_dict(task)
+        params = self.param_space.validate(task.params)
+        self.task = TaskSpec(params, int(task.seed))
+        self.turn = 0
+        self._done = False
+        messages = self._reset(params, np.random.default_rng(self.task.seed))
+        self._transcript = copy.deepcopy(messages)
+        info = {"task": self.task.to_dict(), "turn": 0, "success": False, "reward_parts": {}, "error": None}
+        return messages, info
+
+    def step(self, action: Any) -> tuple[list[Message], float, bool, bool, dict[str, Any]]:
+        if self.task is None:
+            raise RuntimeError("call reset() before step()")
+        if self._done:
+            raise RuntimeError("the episode has ended; call reset() to start a new one")
+        self.turn += 1
+        error = _check_action(action, self.max_action_chars)
+        if error is not None:
+            fb = Feedback(
+                messages=[{"role": "user", "content": f"Error: {error}"}],
+                reward_parts={"invalid_action": float(self.invalid_action_penalty)},
+                error=error,
+            )
+            text = action if isinstance(action, str) else repr(action)[:200]
+        else:
+            text = action
+            fb = self._step(action)
+        truncated = not fb.terminated and self.turn >= self.max_turns
+        self._done = fb.terminated or truncated
+        self._transcript.append({"role": "assistant", "content": text[:10_000]})
+        self._transcript.extend(copy.deepcopy(fb.messages))
+        info = {
+            "task": self.task.to_dict(),
+            "turn": self.turn,
+            "success": bool(fb.success),
+            "reward_parts": dict(fb.reward_parts),
+            "error": fb.error,
+        }
+        return fb.messages, fb.reward, bool(fb.terminated), bool(truncated), info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return "\n".join(f"[{m['role']}] {m['content']}" for m in self._transcript)
+
+
+def _check_action(action: Any, limit: int) -> str | None:
+    if isinstance(action, bytes):
+        return "the action must be text (str), not bytes"
+    if not isinstance(action, str):
+        return f"the action must be text (str), got {type(action).__name__}"
+    if len(action) > limit:
+        return f"the action is too long ({len(action)} characters; the limit is {limit})"
+    return None
+
+
+def _sample_inside(space: ParamSpace, region: Any, rng: np.random.Generator) -> Params:
+    """A uniform point of ``region`` (drawn dim by dim, so small regions cost nothing)."""
+    params = space.sample(rng)
+    for name, allowed in region.constraints.items():
+        if isinstance(allowed, tuple) and len(allowed) == 2 and isinstance(space[name], Continuous):
+            params[name] = float(rng.uniform(allowed[0], allowed[1]))
+        else:
+            allowed = list(allowed)
+            params[name] = allowed[int(rng.integers(len(allowed)))]
+    return space.validate(params)

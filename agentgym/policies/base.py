@@ -1,0 +1,118 @@
+"""The Policy protocol: token ids in, sampled token ids and their log-probs out.
+
+A policy never sees chat text from the trainer's side: the rollout runner turns messages
+into ids once (through :class:`ChatFormat`) and from then on only ids move, so the ids
+trained on are exactly the ids sampled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+_PLACEHOLDER = "\x1fAGENTGYM\x1f"
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample one completion per prompt.
+
+    Log-probs returned by every backend are ``log_softmax(logits / temperature)`` at the
+    sampled token (temperature 0 means greedy, log-probs then at temperature 1), the
+    quantity a trainer recomputes. ``top_p``/``top_k`` restrict what is sampled but do not
+    change the reported log-probs; leave them off for on-policy RL.
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+
+
+@dataclass
+class Completion:
+    """One sampled continuation."""
+
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: Literal["stop", "length"]
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """What the rollout runner needs from a policy."""
+
+    #: Turns messages into ids and back; shared by the runner and the trainer.
+    chat: ChatFormat
+    #: Incremented each time the weights change (after every optimizer step).
+    version: int
+
+    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
+        """Sample one completion for each prompt (a list of token ids)."""
+        ...
+
+
+class ChatFormat:
+    """Chat template handling around a Hugging Face tokenizer.
+
+    ``prompt_ids(messages)`` encodes the opening of a conversation with the generation
+    prompt. ``continuation_ids(messages, completion)`` encodes what follows a sampled
+    completion when the environment answers with ``messages``: the rest of the assistant
+    turn's closing text (e.g. the newline after ``<|im_end|>``), the new messages, and
+    the next generation prompt. It is computed from the template itself by rendering a
+    placeholder conversation with and without the new messages, so earlier ids are never
+    re-tokenized and the template's own formatting is respected.
+    """
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        eos = tokenizer.eos_token_id
+        self.eos_token_ids: set[int] = {eos} if isinstance(eos, int) else set(eos or [])
+        if not self.eos_token_ids:
+            raise ValueError("the tokenizer has no eos token: cannot tell when a turn ends")
+        self.pad_token_id: int = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_token_ids)
+        # Text the template puts after an assistant message's content.
+        probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": _PLACEHOLDER}]
+        rendered = self._render(probe, add_generation_prompt=False)
+        self._turn_close = rendered[rendered.rindex(_PLACEHOLDER) + len(_PLACEHOLDER):]
+        self._eos_texts = {tokenizer.decode([t]) for t in self.eos_token_ids}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    def _render(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        return self.encode(self._render(messages, add_generation_prompt=True))
+
+    def continuation_ids(self, messages: list[dict[str, str]], completion: Sequence[int]) -> list[int]:
+        base = [{"role": "user", "content": "u"}, {"role": "assistant", "content": _PLACEHOLDER}]
+        before = self._render(base, add_generation_prompt=False)
+        after = self._render(base + list(messages), add_generation_prompt=True)
+        if not after.startswith(before):
+            raise ValueError("the chat template rewrites earlier turns; multi-turn token-in/token-out needs a template that only appends")
+        close = self._turn_close
+        if completion and completion[-1] in self.eos_token_ids:
+            eos_text = self.tokenizer.decode([completion[-1]])
+            if close.startswith(eos_text):
+                close = close[len(eos_text):]
+        return self.encode(close + after[len(before):])

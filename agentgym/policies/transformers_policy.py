@@ -1,0 +1,143 @@
+"""Generation with a transformers causal LM on the CPU (or any torch device).
+
+A plain sampling loop over a KV cache instead of ``model.generate``: it returns the exact
+log-probs the trainer will recompute (``log_softmax(logits / T)`` at the sampled token),
+samples from its own seeded ``torch.Generator`` (so a run can be resumed bit for bit),
+and drops finished rows from the batch as they end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from agentgym.policies.base import ChatFormat, Completion, SamplingParams
+
+
+class TransformersPolicy:
+    """A :class:`~agentgym.policies.base.Policy` backed by a transformers model."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, seed: int = 0, max_batch_size: int = 64):
+        self.model = model
+        self.chat = ChatFormat(tokenizer)
+        self.version = 0
+        self.max_batch_size = max_batch_size
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    @classmethod
+    def from_name(cls, name: str, *, seed: int = 0, **kwargs: Any) -> TransformersPolicy:
+        from agentgym.policies.models import load_model
+
+        model, tok = load_model(name, seed=seed)
+        return cls(model, tok, seed=seed, **kwargs)
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
+        if not prompts:
+            return []
+        # Similar lengths share a batch: less padding, fewer wasted positions.
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        out: list[Completion | None] = [None] * len(prompts)
+        for start in range(0, len(order), self.max_batch_size):
+            idx = order[start:start + self.max_batch_size]
+            for i, c in zip(idx, self._generate_batch([prompts[i] for i in idx], sampling)):
+                out[i] = c
+        return out  # type: ignore[return-value]
+
+    def _generate_batch(self, prompts: list[Sequence[int]], sp: SamplingParams) -> list[Completion]:
+        model = self.model
+        was_training = model.training
+        model.eval()
+        n = len(prompts)
+        width = max(len(p) for p in prompts)
+        if width == 0:
+            raise ValueError("cannot generate from an empty prompt")
+        ids = torch.full((n, width), self.chat.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.long)
+        for r, p in enumerate(prompts):  # left padding
+            ids[r, width - len(p):] = torch.as_tensor(list(p), dtype=torch.long)
+            mask[r, width - len(p):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        eos = torch.tensor(sorted(self.chat.eos_token_ids), device=self.device)
+
+        tokens: list[list[int]] = [[] for _ in range(n)]
+        logps: list[list[float]] = [[] for _ in range(n)]
+        finish = ["length"] * n
+        alive = torch.arange(n, device=self.device)  # rows of the original batch still going
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        logits = model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+            use_cache=True, logits_to_keep=1,
+        ).logits[:, -1, :].float()
+        last_pos = positions[:, -1:]
+        for _ in range(sp.max_new_tokens):
+            tok, lp = self._sample(logits, sp)
+            done_now = torch.isin(tok, eos)
+            for j, row in enumerate(alive.tolist()):
+                tokens[row].append(int(tok[j]))
+                logps[row].append(float(lp[j]))
+                if done_now[j]:
+                    finish[row] = "stop"
+            keep = ~done_now
+            if not bool(keep.any()):
+                break
+            if not bool(keep.all()):
+                sel = keep.nonzero().squeeze(-1)
+                alive, tok, mask, last_pos = alive[sel], tok[sel], mask[sel], last_pos[sel]
+                _select_cache_rows(cache, sel)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
+            last_pos = last_pos + 1
+            logits = model(
+                input_ids=tok[:, None], attention_mask=mask, position_ids=last_pos,
+                past_key_values=cache, use_cache=True,
+            ).logits[:, -1, :].float()
+        if was_training:
+            model.train()
+        return [Completion(tokens[r], logps[r], finish[r]) for r in range(n)]  # type: ignore[arg-type]
+
+    def _sample(self, logits: torch.Tensor, sp: SamplingParams) -> tuple[torch.Tensor, torch.Tensor]:
+        if sp.temperature == 0:
+            tok = logits.argmax(-1)
+            return tok, torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
+        scaled = logits / sp.temperature
+        logp = torch.log_softmax(scaled, -1)
+        weights = logp
+        if sp.top_k > 0:
+            kth = torch.topk(weights, min(sp.top_k, weights.shape[-1]), dim=-1).values[:, -1:]
+            weights = weights.masked_fill(weights < kth, float("-inf"))
+        if sp.top_p < 1.0:
+            sorted_w, sorted_i = torch.sort(weights, descending=True, dim=-1)
+            cum = torch.softmax(sorted_w, -1).cumsum(-1)
+            drop = cum - torch.softmax(sorted_w, -1) > sp.top_p  # keep the token that crosses p
+            sorted_w = sorted_w.masked_fill(drop, float("-inf"))
+            weights = torch.full_like(weights, float("-inf")).scatter(-1, sorted_i, sorted_w)
+        probs = torch.softmax(weights, -1).cpu()
+        tok = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1).to(logits.device)
+        return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.version = int(state["version"])
+        self.generator.set_state(state["generator"])
+
+
+def _select_cache_rows(cache: Any, rows: torch.Tensor) -> None:
+    """Keep only ``rows`` of every layer's keys and values (finished rows leave the batch)."""
+    layers = getattr(cache, "layers", None)
+    if layers is not None:
+        for layer in layers:
+            if getattr(layer, "keys", None) is not None and layer.keys.numel():
+                layer.keys = layer.keys.index_select(0, rows)
+                layer.values = layer.values.index_select(0, rows)
+        return
+    for i in range(len(cache.key_cache)):  # older transformers
+        cache.key_cache[i] = cache.key_cache[i].index_select(0, rows)
+        cache.value_cache[i] = cache.value_cache[i].index_select(0, rows)

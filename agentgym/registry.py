@@ -1,0 +1,145 @@
+"""Registration of environments as data: ``id -> entry point + kwargs``.
+
+Built-in families and third-party packages register the same way: a package declares
+an entry point in the group ``agentgym.envs`` pointing at a function that calls
+:func:`register`. Discovery runs once, on first use of :func:`make` or
+:func:`list_envs` (and on ``import agentgym``). Every id is registered with Gymnasium
+too, so ``gymnasium.make("math/arithmetic-v0")`` works after ``import agentgym``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+import gymnasium
+
+from agentgym.env import TextEnv
+
+ENTRY_POINT_GROUP = "agentgym.envs"
+
+
+class EnvNotFound(KeyError):
+    """No environment is registered under the requested id."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0])
+
+
+@dataclass
+class EnvSpec:
+    """Metadata of a registered environment."""
+
+    id: str
+    entry_point: str | Callable[..., TextEnv]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    #: The distribution (package) that registered it, when it came from an entry point.
+    source: str = "agentgym"
+
+    def load_class(self) -> Callable[..., TextEnv]:
+        if callable(self.entry_point):
+            return self.entry_point
+        module, _, attr = self.entry_point.partition(":")
+        if not attr:
+            raise ValueError(f"entry point {self.entry_point!r} of {self.id!r} must look like 'module:Class'")
+        return getattr(importlib.import_module(module), attr)
+
+    def make(self, **kwargs: Any) -> TextEnv:
+        env = self.load_class()(**{**self.kwargs, **kwargs})
+        if not isinstance(env, TextEnv):
+            raise TypeError(f"{self.id!r} built a {type(env).__name__}, which is not an agentgym TextEnv")
+        return env
+
+
+_REGISTRY: dict[str, EnvSpec] = {}
+_current_source: list[str] = []
+_discovered = False
+
+
+def register(
+    id: str,
+    entry_point: str | Callable[..., TextEnv],
+    kwargs: dict[str, Any] | None = None,
+    description: str = "",
+    *,
+    gymnasium_id: bool = True,
+) -> EnvSpec:
+    """Register an environment under ``id`` (``namespace/name-vN`` as in Gymnasium).
+
+    ``entry_point`` is ``"module:Class"`` (imported lazily) or a callable. Registering an
+    id twice replaces the earlier spec with a warning.
+    """
+    if not isinstance(id, str) or not id or " " in id:
+        raise ValueError(f"an env id must be a non-empty string without spaces, got {id!r}")
+    if id in _REGISTRY:
+        warnings.warn(f"re-registering env {id!r}; the earlier registration is replaced", stacklevel=2)
+    spec = EnvSpec(
+        id=id,
+        entry_point=entry_point,
+        kwargs=dict(kwargs or {}),
+        description=description,
+        source=_current_source[-1] if _current_source else "agentgym",
+    )
+    _REGISTRY[id] = spec
+    if gymnasium_id:
+        if id in gymnasium.registry:
+            del gymnasium.registry[id]
+        gymnasium.register(
+            id=id,
+            entry_point=entry_point,
+            kwargs=dict(kwargs or {}),
+            # Our envs end on their own; the passive checker warns on text spaces.
+            disable_env_checker=True,
+        )
+    return spec
+
+
+def discover(force: bool = False) -> None:
+    """Load every ``agentgym.envs`` entry point (once). A broken plugin only warns."""
+    global _discovered
+    if _discovered and not force:
+        return
+    _discovered = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        _current_source.append(dist.name if dist is not None else ep.value)
+        try:
+            hook = ep.load()
+            hook()
+        except Exception as exc:  # a third-party bug must not break agentgym
+            warnings.warn(f"agentgym.envs entry point {ep.name!r} ({ep.value}) failed: {exc!r}", stacklevel=2)
+        finally:
+            _current_source.pop()
+
+
+def spec(id: str) -> EnvSpec:
+    """The :class:`EnvSpec` registered under ``id``; a clear error lists close matches."""
+    discover()
+    try:
+        return _REGISTRY[id]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(id, list(_REGISTRY), n=3)
+        hint = f" Did you mean {close}?" if close else ""
+        raise EnvNotFound(
+            f"no environment registered as {id!r}.{hint} `agentgym envs` lists the {len(_REGISTRY)} known ids."
+        ) from None
+
+
+def make(id: str, **kwargs: Any) -> TextEnv:
+    """Build the environment registered under ``id``; ``kwargs`` override its defaults."""
+    env = spec(id).make(**kwargs)
+    env.env_id = id
+    return env
+
+
+def list_envs() -> list[EnvSpec]:
+    """All registered environments, sorted by id."""
+    discover()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]

@@ -141,7 +141,7 @@ def _random_text(rng: np.random.Generator, max_len: int) -> str:
 class TextEnv(gymnasium.Env):
     """Base class of agentgym environments (single agent, multi-turn, text in and out)."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
     #: The knobs of this family's tasks; teachers sample points of it.
     param_space: ClassVar[ParamSpace] = ParamSpace([])
     #: Seeds and region that training never samples.

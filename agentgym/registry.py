@@ -9,6 +9,7 @@ too, so ``gymnasium.make("math/arithmetic-v0")`` works after ``import agentgym``
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import warnings
 from collections.abc import Callable
@@ -134,8 +135,13 @@ def spec(id: str) -> EnvSpec:
 
 def make(id: str, **kwargs: Any) -> TextEnv:
     """Build the environment registered under ``id``; ``kwargs`` override its defaults."""
-    env = spec(id).make(**kwargs)
+    s = spec(id)
+    env = s.make(**kwargs)
     env.env_id = id
+    gym_spec = gymnasium.registry.get(id)
+    if gym_spec is not None and env.spec is None:
+        # What gymnasium.make would record, so tools that re-make the env from its spec work.
+        env.spec = dataclasses.replace(gym_spec, kwargs={**gym_spec.kwargs, **kwargs})
     return env
 
 

@@ -1,0 +1,63 @@
+"""Shared fixtures: a toy multi-turn env and the tiny model (built once per session)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import agentgym
+from agentgym import Categorical, Feedback, HeldOut, Integer, ParamSpace, Region, TextEnv
+
+
+class GuessEnv(TextEnv):
+    """Guess a hidden integer in [1, high]; the env answers 'higher' or 'lower'."""
+
+    param_space = ParamSpace([Integer("high", 2, 50), Categorical("hint", (False, True))])
+    held_out = HeldOut(seeds=range(1_000_000_000, 1_000_010_000), region=Region({"high": [7]}, name="seven"))
+
+    def __init__(self, max_turns: int = 4, render_mode=None):
+        super().__init__(render_mode=render_mode)
+        self.max_turns = max_turns
+
+    def _reset(self, params, rng):
+        self.secret = int(rng.integers(1, params["high"] + 1))
+        hint = f" It is {'even' if self.secret % 2 == 0 else 'odd'}." if params["hint"] else ""
+        return [{"role": "user", "content": f"Guess my number between 1 and {params['high']}.{hint} Reply with a number."}]
+
+    def _step(self, action):
+        m = re.search(r"-?\d+", action)
+        if m is None:
+            return Feedback([{"role": "user", "content": "Reply with a number."}], {"correct": 0.0}, error="no number in the reply")
+        guess = int(m.group())
+        if guess == self.secret:
+            return Feedback([], {"correct": 1.0}, terminated=True, success=True)
+        word = "higher" if guess < self.secret else "lower"
+        return Feedback([{"role": "user", "content": f"No, {word}."}], {"correct": 0.0})
+
+    def oracle(self):
+        return str(self.secret)
+
+
+agentgym.register("test/guess-v0", GuessEnv, description="toy guessing game for tests")
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """(model, tokenizer) of the tiny random Llama."""
+    from agentgym.policies.models import load_model
+
+    return load_model("tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def chat(tiny):
+    from agentgym.policies import ChatFormat
+
+    return ChatFormat(tiny[1])
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,91 @@
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import agentgym
+from agentgym.registry import EnvNotFound
+
+
+def test_unknown_id_suggests_close_matches():
+    with pytest.raises(EnvNotFound, match=r"Did you mean \['test/guess-v0'\]"):
+        agentgym.make("test/gues-v0")
+
+
+def test_register_rejects_bad_ids_and_warns_on_replace():
+    with pytest.raises(ValueError):
+        agentgym.register("has space", "x:y")
+    from tests.conftest import GuessEnv
+
+    agentgym.register("test/tmp-v0", GuessEnv)
+    with pytest.warns(UserWarning, match="re-registering"):
+        agentgym.register("test/tmp-v0", GuessEnv, kwargs={"max_turns": 1})
+    assert agentgym.make("test/tmp-v0").max_turns == 1
+
+
+def test_make_refuses_non_text_envs():
+    agentgym.register("test/not-text-v0", lambda: object(), gymnasium_id=False)
+    with pytest.raises(TypeError, match="not an agentgym TextEnv"):
+        agentgym.make("test/not-text-v0")
+
+
+def test_builtin_math_envs_come_from_their_own_package():
+    specs = {s.id: s for s in agentgym.list_envs()}
+    assert "math/arithmetic-v0" in specs
+    assert specs["math/arithmetic-v0"].source == "agentgym-math"
+
+
+def test_third_party_package_registers_through_the_entry_point_group(tmp_path):
+    """A package installed outside agentgym (a dist-info on sys.path, exactly what pip
+    writes) is discovered, and both agentgym.make and gymnasium.make find its env."""
+    pkg = tmp_path / "toy_plugin"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(textwrap.dedent('''
+        import agentgym
+        from agentgym import Feedback, Integer, ParamSpace, TextEnv
+
+        class Echo(TextEnv):
+            param_space = ParamSpace([Integer("n", 1, 3)])
+            def _reset(self, params, rng):
+                self.n = params["n"]
+                return [{"role": "user", "content": f"say {self.n}"}]
+            def _step(self, action):
+                ok = action.strip() == str(self.n)
+                return Feedback([], {"correct": float(ok)}, terminated=True, success=ok)
+
+        def register():
+            agentgym.register("toy/echo-v0", "toy_plugin:Echo", description="echo a number")
+    '''))
+    dist = tmp_path / "toy_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[agentgym.envs]\ntoy = toy_plugin:register\n")
+    code = textwrap.dedent('''
+        import gymnasium, agentgym
+        from gymnasium.utils.env_checker import check_env
+        env = agentgym.make("toy/echo-v0")
+        check_env(env)
+        obs, info = env.reset(options={"task": {"params": {"n": 2}, "seed": 0}})
+        _, r, term, _, info = env.step("2")
+        assert r == 1.0 and term and info["success"]
+        assert [s.source for s in agentgym.list_envs() if s.id == "toy/echo-v0"] == ["toy-plugin"]
+        gymnasium.make("toy/echo-v0").reset(seed=0)
+        print("OK")
+    ''')
+    res = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("OK")
+
+
+def test_broken_plugin_only_warns(tmp_path):
+    dist = tmp_path / "broken-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[agentgym.envs]\nbroken = no_such_module:register\n")
+    code = "import warnings\nwarnings.simplefilter('always')\nimport agentgym\nprint(len(agentgym.list_envs()))"
+    res = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "no_such_module" in res.stderr and "failed" in res.stderr

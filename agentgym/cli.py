@@ -32,11 +32,21 @@ def _parse_params(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _check_env(env_id: str):
+    from agentgym import spec
+    from agentgym.registry import EnvNotFound
+
+    try:
+        return spec(env_id)
+    except EnvNotFound as exc:
+        raise typer.BadParameter(str(exc), param_hint="ENV_ID") from None
+
+
 def _task(env_id: str, params: dict[str, Any], seed: int):
-    from agentgym import TaskSpec, spec
+    from agentgym import TaskSpec
     from agentgym.spaces import ParamError
 
-    cls = spec(env_id).load_class()
+    cls = _check_env(env_id).load_class()
     rng = __import__("numpy").random.default_rng(seed)
     base = cls.sample_train_task(rng)
     try:
@@ -85,6 +95,7 @@ def play(
     """Play an environment yourself in the terminal (type your reply; an empty line sends it; /quit leaves)."""
     from agentgym import make
 
+    _check_env(env_id)
     env = make(env_id)
     task = _task(env_id, _parse_params(param), seed)
     messages, info = env.reset(options={"task": task})
@@ -152,10 +163,9 @@ def rollout(
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.7,
 ) -> None:
     """Play a few episodes with a policy and print their transcripts."""
-    from agentgym import spec
     from agentgym.rollout import RolloutRunner
 
-    spec(env_id)  # a wrong id fails before the model loads
+    _check_env(env_id)  # a wrong id fails before the model loads
     params = _parse_params(param)
     tasks = [_task(env_id, params, seed + i) for i in range(n)]
     sampling = _sampling(max_new_tokens, temperature)
@@ -183,11 +193,10 @@ def eval_cmd(
     """Evaluate a policy on held-out tasks: success, mean reward, pass@k, by region."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from agentgym import spec
     from agentgym.eval import evaluate_env, write_json
 
     for env_id in env_ids:
-        spec(env_id)  # fail on a wrong id before loading a model
+        _check_env(env_id)  # fail on a wrong id before loading a model
     if k < 1 or tasks < 1:
         raise typer.BadParameter("--k and --tasks must be at least 1")
     sampling = _sampling(max_new_tokens, temperature if temperature is not None else (0.0 if k == 1 else 1.0))

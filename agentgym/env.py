@@ -30,7 +30,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces as gym_spaces
 
-from agentgym.spaces import TRAIN_SEED_LIMIT, Continuous, HeldOut, ParamSpace, Params
+from agentgym.spaces import TRAIN_SEED_LIMIT, Continuous, HeldOut, Params, ParamSpace
 
 Message = dict[str, str]
 ROLES = ("system", "user", "assistant", "tool")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -149,7 +149,7 @@ class Continuous:
         return f"[{self.low:g}, {self.high:g}]" + (" (log)" if self.log else "")
 
 
-Dim = Union[Categorical, Integer, Continuous]
+Dim = Categorical | Integer | Continuous
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,53 @@
+import json
+
+from typer.testing import CliRunner
+
+from agentgym.cli import app
+
+runner = CliRunner()
+
+
+def test_envs_lists_ids_and_parameter_spaces():
+    res = runner.invoke(app, ["envs", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["id"]: r for r in json.loads(res.output)}
+    assert [p["name"] for p in rows["test/guess-v0"]["params"]] == ["high", "hint"]
+    assert rows["test/guess-v0"]["held_out_region"]["constraints"] == {"high": [7]}
+    table = runner.invoke(app, ["envs"])
+    assert table.exit_code == 0 and "test/guess-v0" in table.output
+
+
+def test_play_in_the_terminal():
+    from agentgym import make
+    from agentgym.env import TaskSpec
+
+    env = make("test/guess-v0")
+    env.reset(options={"task": TaskSpec({"high": 9, "hint": False}, 4)})
+    wrong = 1 if env.secret != 1 else 2
+    keys = f"{wrong}\n\n{env.secret}\n\n"
+    res = runner.invoke(app, ["play", "test/guess-v0", "--seed", "4", "-p", "high=9", "-p", "hint=false"], input=keys)
+    assert res.exit_code == 0, res.output
+    assert "Guess my number between 1 and 9" in res.output
+    assert "episode over: success" in res.output and "2 turn(s)" in res.output
+
+
+def test_play_rejects_bad_params_and_unknown_envs():
+    res = runner.invoke(app, ["play", "test/guess-v0", "-p", "high=500"])
+    assert res.exit_code != 0 and "high=500 is outside" in res.output
+    res = runner.invoke(app, ["play", "test/guess-v0", "-p", "nope=1"])
+    assert res.exit_code != 0 and "unknown parameter" in res.output
+    res = runner.invoke(app, ["eval", "math/nope-v0", "--policy", "tiny"])
+    assert res.exit_code == 2 and "no environment registered" in res.output
+
+
+def test_rollout_and_eval_with_the_tiny_model(tmp_path):
+    res = runner.invoke(app, ["rollout", "test/guess-v0", "--policy", "tiny", "--n", "1", "--max-new-tokens", "4"])
+    assert res.exit_code == 0, res.output
+    assert "reward" in res.output and "policy tokens" in res.output
+    out = tmp_path / "eval.json"
+    res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "--tasks", "4", "--max-new-tokens", "4",
+                              "--out", str(out), "--by", "hint"])
+    assert res.exit_code == 0, res.output
+    assert "held-out evaluation" in res.output and "hint=" in res.output
+    data = json.loads(out.read_text())
+    assert data["envs"][0]["overall"]["tasks"] == 4 and data["meta"]["policy"] == "tiny"

@@ -1,7 +1,15 @@
 import numpy as np
 import pytest
 
-from agentgym.spaces import Categorical, Continuous, HeldOut, Integer, ParamError, ParamSpace, Region
+from agentgym.spaces import (
+    Categorical,
+    Continuous,
+    HeldOut,
+    Integer,
+    ParamError,
+    ParamSpace,
+    Region,
+)
 
 SPACE = ParamSpace([
     Categorical("op", ("+", "-", "*")),

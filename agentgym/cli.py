@@ -213,6 +213,45 @@ def eval_cmd(
     console.print(f"wrote {path}")
 
 
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    config: Annotated[str | None, typer.Argument(help="YAML run config (e.g. configs/quickstart.yaml).")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. grpo.lr=1e-5 train.steps=10.")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder exactly where it stopped.")] = None,
+) -> None:
+    """Train a policy with GRPO from a config; ends with held-out success before and after."""
+    from agentgym.config import ConfigError
+    from agentgym.grpo.trainer import resume_run, train_from_config
+
+    if resume is None and config is None:
+        raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR")
+    try:
+        if resume is not None:
+            if config is not None or overrides:
+                raise typer.BadParameter("--resume takes no config or overrides: a resumed run keeps its own config")
+            result = resume_run(resume)
+        else:
+            if config is not None and "=" in config and not Path(config).exists():
+                overrides, config = [config, *(overrides or [])], None
+            result = train_from_config(config, overrides)
+    except (ConfigError, FileExistsError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if result.interrupted:
+        console.print(f"stopped at step {result.steps_done}; continue with: agentgym train --resume {result.run_dir}")
+        raise typer.Exit(130)
+    first, last = min(result.evals), max(result.evals)
+    table = Table(title=f"held-out success ({result.run_dir})")
+    for col in ("", "step", "success"):
+        table.add_column(col)
+    table.add_row("before", str(first), f"{result.evals[first]:.1%}")
+    table.add_row("after", str(last), f"{result.evals[last]:.1%}")
+    table.add_row("change", "", f"{(result.evals[last] - result.evals[first]) * 100:+.1f} points")
+    console.print(table)
+    console.print(f"{result.steps_done} steps in {result.seconds / 60:.1f} min; plots in {result.run_dir / 'plots'}, "
+                  f"model in {result.run_dir / 'final'}")
+
+
 def print_reports(reports, by: list[str] | None = None) -> None:
     k = reports[0].k if reports else 1
     table = Table(title=f"held-out evaluation (k={k})")

@@ -6,9 +6,14 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 import agentgym
 from agentgym import Categorical, Feedback, HeldOut, Integer, ParamSpace, Region, TextEnv
+
+# The tiny test model is all small ops: one thread avoids OpenMP hand-off costs that make
+# it up to 40x slower when another process holds the second core.
+torch.set_num_threads(1)
 
 
 class GuessEnv(TextEnv):
@@ -61,3 +66,20 @@ def chat(tiny):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+class NoEEnv(TextEnv):
+    """A trivially learnable reward: 1 when the reply has no letter 'e' (most tokens qualify)."""
+
+    param_space = ParamSpace([Integer("level", 0, 3)])
+    held_out = HeldOut(seeds=range(1_000_000_000, 1_000_010_000))
+
+    def _reset(self, params, rng):
+        return [{"role": "user", "content": "Say something."}]
+
+    def _step(self, action):
+        ok = "e" not in action.lower()
+        return Feedback([], {"no_e": float(ok)}, terminated=True, success=ok)
+
+
+agentgym.register("test/no-e-v0", NoEEnv, description="reward 1 when the reply has no letter e")

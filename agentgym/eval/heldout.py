@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentgym.env import TaskSpec
 from agentgym.policies.base import Policy, SamplingParams
 from agentgym.registry import spec as env_spec
 from agentgym.rollout.episode import Episode
@@ -79,11 +80,14 @@ def evaluate_env(
     batch_tasks: int = 32,
     env_kwargs: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    tasks: Sequence[TaskSpec] | None = None,
 ) -> EnvReport:
-    """Evaluate ``policy`` on ``n_tasks`` held-out tasks of ``env_id``, ``k`` samples each."""
+    """Evaluate ``policy`` on ``n_tasks`` held-out tasks of ``env_id``, ``k`` samples each
+    (or on the given ``tasks``)."""
     sampling = sampling or SamplingParams(max_new_tokens=256, temperature=0.0 if k == 1 else 1.0)
     env_cls = env_spec(env_id).load_class()
-    tasks = env_cls.held_out_tasks(n_tasks, seed=seed)
+    if tasks is None:
+        tasks = env_cls.held_out_tasks(n_tasks, seed=seed)
     runner = RolloutRunner(policy, sampling, env_kwargs=env_kwargs)
     t0 = time.perf_counter()
     groups: list[list[Episode]] = []

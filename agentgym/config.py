@@ -1,0 +1,194 @@
+"""Typed run configs: YAML files plus dotted ``key=value`` overrides.
+
+Every section is a pydantic model that forbids unknown keys, so a typo such as
+``grpo.lr_rate=1e-5`` is an error naming the key (with its valid siblings) before any
+model loads. Values given on the command line are parsed as YAML scalars
+(``3`` -> int, ``1e-5`` -> float, ``true`` -> bool, ``[a, b]`` -> list).
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A run config is malformed; the message names the key and what is wrong."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraConfig(_Section):
+    r: int = Field(16, ge=1)
+    alpha: float = Field(32.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class ModelConfig(_Section):
+    #: smollm2-135m (embedded default), tiny (tests), a checkpoint folder or a hub id.
+    name: str = "smollm2-135m"
+    #: LoRA adapters instead of full fine-tuning (null: full fine-tuning).
+    lora: LoraConfig | None = None
+    #: Threads torch may use (0: leave torch's default).
+    threads: int = Field(0, ge=0)
+
+
+class EnvConfig(_Section):
+    id: str = "math/arithmetic-v0"
+    #: Constructor kwargs of the env (e.g. max_turns).
+    kwargs: dict[str, Any] = {}
+    #: Restrict training to part of the space: name -> list of allowed values or [low, high].
+    params: dict[str, Any] = {}
+
+
+class TeacherConfig(_Section):
+    #: Which teacher picks training tasks; `random` samples the training space uniformly.
+    name: Literal["random"] = "random"
+
+
+class RolloutConfig(_Section):
+    tasks_per_step: int = Field(4, ge=1)
+    group_size: int = Field(8, ge=2)
+    max_new_tokens: int = Field(64, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    max_episode_tokens: int = Field(1024, ge=16)
+
+
+class GRPOConfig(_Section):
+    lr: float = Field(1e-6, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    max_grad_norm: float = Field(1.0, gt=0)
+    eps_low: float = Field(0.2, ge=0)
+    eps_high: float = Field(0.28, ge=0)
+    loss_agg: Literal["token_mean", "seq_mean_token_mean", "dr_grpo"] = "token_mean"
+    scale_std: bool = True
+    #: KL penalty to the initial model (0: no reference model is loaded).
+    beta: float = Field(0.0, ge=0)
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    #: Cap of the truncated importance weight for tokens sampled by another engine.
+    is_cap: float = Field(3.0, gt=0)
+    #: Apply the importance weight (needed when the sampler is not the trained model).
+    importance_weights: bool = False
+    #: Drop groups whose rewards are all equal and sample more tasks (DAPO).
+    dynamic_sampling: bool = False
+    #: Extra rollout rounds dynamic sampling may spend to refill the batch.
+    max_refill_rounds: int = Field(2, ge=0)
+    #: Leave completions that hit max_new_tokens out of the loss.
+    mask_truncated: bool = True
+    #: Sequences per forward/backward pass (gradient accumulation over the step).
+    micro_batch_size: int = Field(8, ge=1)
+
+
+class TrainConfig(_Section):
+    steps: int = Field(20, ge=1)
+    #: Held-out evaluation every N steps (and always at the start and the end); 0: only those two.
+    eval_every: int = Field(0, ge=0)
+    eval_tasks: int = Field(64, ge=1)
+    eval_max_new_tokens: int = Field(64, ge=1)
+    #: Checkpoint every N steps (and at the end).
+    save_every: int = Field(5, ge=1)
+    #: Keep only the newest N checkpoints.
+    keep_checkpoints: int = Field(2, ge=1)
+
+
+class RunConfig(_Section):
+    run_dir: str = "runs/default"
+    seed: int = 0
+    model: ModelConfig = ModelConfig()
+    env: EnvConfig = EnvConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    grpo: GRPOConfig = GRPOConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if self.rollout.max_new_tokens >= self.rollout.max_episode_tokens:
+            raise ValueError("rollout.max_new_tokens must be smaller than rollout.max_episode_tokens")
+        return self
+
+
+def _suggest(key: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(key, options, n=1, cutoff=0.4)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def apply_override(data: dict[str, Any], dotted: str) -> None:
+    """Set ``a.b.c=value`` in a nested dict, checking each key against :class:`RunConfig`."""
+    if "=" not in dotted:
+        raise ConfigError(f"override {dotted!r} must look like key.path=value")
+    path, raw = dotted.split("=", 1)
+    keys = path.strip().split(".")
+    model: Any = RunConfig
+    node = data
+    for i, key in enumerate(keys):
+        fields = getattr(model, "model_fields", None)
+        if fields is not None and key not in fields:
+            where = ".".join(keys[:i]) or "the top level"
+            raise ConfigError(f"unknown config key {path!r}: {key!r} is not in {where}; valid: {sorted(fields)}{_suggest(key, list(fields))}")
+        if i == len(keys) - 1:
+            node[key] = yaml.safe_load(raw) if raw.strip() else None
+            return
+        sub = node.get(key)
+        if not isinstance(sub, dict):
+            sub = {}
+            node[key] = sub
+        node = sub
+        if fields is not None:
+            ann = fields[key].annotation
+            model = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or the defaults), apply overrides, validate; raise :class:`ConfigError`."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p} is not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p} must hold a mapping of sections, got {type(loaded).__name__}")
+        data = loaded
+    for item in overrides or []:
+        apply_override(data, item)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(x) for x in err["loc"])
+            if err["type"] == "extra_forbidden":
+                problems.append(f"unknown config key {loc!r}{_suggest_for(err['loc'])}")
+            else:
+                problems.append(f"{loc or 'config'}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid config: " + "; ".join(problems)) from None
+
+
+def _suggest_for(loc: tuple) -> str:
+    model: Any = RunConfig
+    for key in loc[:-1]:
+        fields = getattr(model, "model_fields", {})
+        if key not in fields:
+            return ""
+        ann = fields[key].annotation
+        model = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    fields = getattr(model, "model_fields", None)
+    return f"; valid: {sorted(fields)}{_suggest(str(loc[-1]), list(fields))}" if fields else ""
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,55 @@
+"""PNG plots of a run's learning curves, read from its metrics.jsonl."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+PANELS = [
+    ("reward/mean", "training reward (mean over episodes)"),
+    ("eval/success", "held-out success (greedy)"),
+    ("response/tokens_mean", "response length (policy tokens)"),
+    ("entropy", "policy entropy (nats/token)"),
+    ("time/step_s", "seconds per step"),
+    ("success/mean", "training success"),
+]
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a torn last line of a killed run
+    return rows
+
+
+def plot_training(metrics_path: str | Path, out_dir: str | Path) -> Path:
+    """Write ``training.png`` (all panels) into ``out_dir`` and return its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(metrics_path)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7.5), constrained_layout=True)
+    for ax, (key, title) in zip(axes.flat, PANELS):
+        pts = [(r["step"], r[key]) for r in rows if key in r]
+        if pts:
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, marker="o" if key.startswith("eval/") or len(xs) < 30 else None, ms=4)
+            if key.startswith("eval/") or "success" in key:
+                ax.set_ylim(-0.02, 1.02)
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.suptitle(Path(metrics_path).parent.name)
+    path = out_dir / "training.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

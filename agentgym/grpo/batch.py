@@ -1,0 +1,100 @@
+"""From Episodes to tensors, and the trainer-side log-probs of the sampled tokens.
+
+Episodes are trained on exactly as sampled: their ``token_ids`` are right-padded into a
+batch, never re-tokenized. Log-probs are computed only at policy positions: the decoder
+runs over every position (it must), but the vocabulary projection, the largest matrix
+of a small model, runs only where the loss mask is 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from agentgym.rollout.episode import Episode
+
+
+@dataclass
+class TokenBatch:
+    """Right-padded tensors of a list of episodes (positions aligned to ``input_ids``)."""
+
+    input_ids: torch.Tensor  # (B, L) long
+    attention_mask: torch.Tensor  # (B, L) long
+    loss_mask: torch.Tensor  # (B, L) float, 1 where the token was sampled by the policy
+    sampler_logp: torch.Tensor  # (B, L) float, the sampler's log-probs (0 elsewhere)
+    advantages: torch.Tensor  # (B, 1) float
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    def slice(self, start: int, stop: int) -> TokenBatch:
+        rows = slice(start, stop)
+        # Trim right padding shared by every row of the slice.
+        width = int(self.attention_mask[rows].sum(-1).max().item()) if stop > start else 0
+        return TokenBatch(
+            self.input_ids[rows, :width], self.attention_mask[rows, :width], self.loss_mask[rows, :width],
+            self.sampler_logp[rows, :width], self.advantages[rows],
+        )
+
+
+def collate(episodes: Sequence[Episode], advantages: Sequence[float], pad_id: int, drop_truncated: bool = False) -> TokenBatch:
+    """Pad episodes into a :class:`TokenBatch`; ``drop_truncated`` zeroes the mask of
+    episodes that hit the token limit (they are kept so counts stay honest)."""
+    if len(episodes) != len(advantages):
+        raise ValueError("one advantage per episode is needed")
+    width = max((len(e.token_ids) for e in episodes), default=0)
+    n = len(episodes)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attn = torch.zeros((n, width), dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.float32)
+    slp = torch.zeros((n, width), dtype=torch.float32)
+    for i, e in enumerate(episodes):
+        L = len(e.token_ids)
+        ids[i, :L] = torch.as_tensor(e.token_ids, dtype=torch.long)
+        attn[i, :L] = 1
+        if not (drop_truncated and e.hit_length_limit):
+            mask[i, :L] = torch.as_tensor(e.loss_mask, dtype=torch.float32)
+        slp[i, :L] = torch.as_tensor(e.logprobs, dtype=torch.float32)
+    if n and bool(mask[:, 0].any()):
+        raise ValueError("the first token of an episode cannot be a policy token (nothing predicts it)")
+    adv = torch.as_tensor(list(advantages), dtype=torch.float32).reshape(n, 1)
+    return TokenBatch(ids, attn, mask, slp, adv)
+
+
+def _decoder_and_head(model):
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    return base.get_decoder(), base.get_output_embeddings()
+
+
+def policy_logprobs(
+    model,
+    batch: TokenBatch,
+    temperature: float = 1.0,
+    with_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probs (B, L) of each policy token under ``model`` at ``temperature``; 0 elsewhere.
+
+    Position t holds log p(token_t | tokens_<t). With ``with_entropy`` also returns the
+    mean entropy of the sampling distribution over policy positions (detached).
+    """
+    decoder, head = _decoder_and_head(model)
+    hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+    sel = batch.loss_mask[:, 1:] > 0
+    logp = torch.zeros(batch.input_ids.shape, dtype=torch.float32, device=hidden.device)
+    if not bool(sel.any()):
+        # Keep the graph connected so backward() works on an all-masked batch.
+        return logp + 0.0 * hidden.sum(), (torch.zeros(()) if with_entropy else None)
+    h = hidden[:, :-1][sel]
+    logits = head(h).float() / temperature
+    lsm = torch.log_softmax(logits, -1)
+    targets = batch.input_ids[:, 1:][sel]
+    picked = lsm.gather(-1, targets[:, None]).squeeze(-1)
+    inner = logp[:, 1:].masked_scatter(sel, picked)
+    logp = torch.cat([logp[:, :1], inner], dim=1)
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = -(lsm.exp() * lsm).sum(-1).mean()
+    return logp, entropy

@@ -1,0 +1,368 @@
+"""The GRPO training loop: it only wires the parts together.
+
+Each step: the teacher picks tasks -> the runner plays G episodes per task with the
+current weights -> (optional) dynamic sampling drops all-equal groups and refills ->
+group advantages -> the clipped loss over policy tokens, accumulated over micro-batches
+with one step-wide normalizer -> one optimizer step -> the policy version increments.
+Generation uses the trained model itself, so there is no weight sync to forget.
+
+Run folder: ``config.yaml``, ``metrics.jsonl`` (one JSON line per step, plus eval
+lines), ``tb/`` (TensorBoard), ``checkpoints/``, ``evals/``, ``plots/``, ``final/``
+(a loadable model), ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agentgym.config import RunConfig, dump_config, load_config
+from agentgym.curriculum import GroupResult, TrainingTasks, make_teacher
+from agentgym.eval.heldout import EnvReport, evaluate_env, write_json
+from agentgym.grpo.advantages import all_equal_groups, group_advantages
+from agentgym.grpo.batch import collate, policy_logprobs
+from agentgym.grpo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agentgym.grpo.loss import (
+    Normalizer,
+    clipped_token_loss,
+    kl_estimate,
+    micro_batch_loss,
+    truncated_importance_weight,
+)
+from agentgym.policies.base import SamplingParams
+from agentgym.policies.models import load_model
+from agentgym.policies.transformers_policy import TransformersPolicy
+from agentgym.registry import make
+from agentgym.registry import spec as env_spec
+from agentgym.rollout.episode import Episode
+from agentgym.rollout.runner import RolloutRunner
+
+EVAL_SEED = 1234
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps_done: int
+    evals: dict[int, float] = field(default_factory=dict)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+class GRPOTrainer:
+    """Owns the model, optimizer, teacher and run folder of one training run."""
+
+    def __init__(self, cfg: RunConfig, *, resume: bool = False, quiet: bool = False):
+        self.cfg = cfg
+        self.quiet = quiet
+        self.run_dir = Path(cfg.run_dir)
+        if cfg.model.threads:
+            torch.set_num_threads(cfg.model.threads)
+        env_cls = env_spec(cfg.env.id).load_class()  # a wrong env id fails before the model loads
+        self.tasks = TrainingTasks(env_cls.param_space, env_cls.held_out, cfg.env.params)
+        probe = make(cfg.env.id, **cfg.env.kwargs)
+        self.max_turns = int(getattr(probe, "max_turns", 1))
+        probe.close()
+        if not resume:
+            if (self.run_dir / "metrics.jsonl").exists():
+                raise FileExistsError(f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} or choose another run_dir")
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        model, tok = load_model(cfg.model.name, seed=cfg.seed)
+        self.tokenizer = tok
+        if cfg.model.lora is not None:
+            from peft import LoraConfig, get_peft_model
+
+            lc = cfg.model.lora
+            model = get_peft_model(model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                                                     target_modules=lc.target_modules, task_type="CAUSAL_LM"))
+        self.model = model
+        self.model.eval()  # no dropout: trainer log-probs must equal the sampler's
+        self.ref_model = None
+        if cfg.grpo.beta > 0:
+            self.ref_model, _ = load_model(cfg.model.name, seed=cfg.seed)
+            self.ref_model.requires_grad_(False)
+        self.policy = TransformersPolicy(self.model, tok, seed=cfg.seed)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.grpo.lr, betas=tuple(cfg.grpo.betas), weight_decay=cfg.grpo.weight_decay)
+        self.teacher = make_teacher(cfg.teacher.name, self.tasks, seed=cfg.seed)
+        self.sampling = SamplingParams(max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature)
+        self.runner = RolloutRunner(self.policy, self.sampling, max_episode_tokens=cfg.rollout.max_episode_tokens,
+                                    env_kwargs=cfg.env.kwargs)
+        self.eval_tasks = self.tasks.held_out_specs(cfg.train.eval_tasks, seed=EVAL_SEED)
+        self.step = 0
+        self.evals: dict[int, float] = {}
+        if resume:
+            self._restore()
+
+    # ----- persistence ---------------------------------------------------------------
+    def _restore(self) -> None:
+        ck = latest_checkpoint(self.run_dir / "checkpoints")
+        if ck is not None:
+            state = load_checkpoint(ck, self.model, self.optimizer)
+            self.step = int(state["step"])
+            self.policy.load_state_dict(state["policy"])
+            self.teacher.load_state_dict(state["teacher"])
+            self.evals = {int(k): float(v) for k, v in state.get("evals", {}).items()}
+        # Drop what the killed process logged after its last checkpoint: no gaps, no duplicates.
+        path = self.run_dir / "metrics.jsonl"
+        if path.exists():
+            lines = path.read_text().splitlines() if ck is not None else []
+            kept = [ln for ln in lines if ln.strip() and _line_step(ln) <= self.step]
+            _atomic_write(path, "".join(ln + "\n" for ln in kept))
+        if not self.quiet:
+            where = f"step {self.step} ({ck.name})" if ck is not None else "the start (no checkpoint yet)"
+            print(f"resuming {self.run_dir} from {where}")
+
+    def _save(self) -> None:
+        state = {"policy": self.policy.state_dict(), "teacher": self.teacher.state_dict(), "evals": self.evals}
+        save_checkpoint(self.run_dir / "checkpoints", self.step, self.model, self.optimizer, state,
+                        keep=self.cfg.train.keep_checkpoints)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k != "step" and math.isfinite(v):
+                    self.tb.add_scalar(k, v, record["step"])
+
+    # ----- evaluation ----------------------------------------------------------------
+    def evaluate(self) -> EnvReport:
+        sp = SamplingParams(max_new_tokens=self.cfg.train.eval_max_new_tokens, temperature=0.0)
+        rep = evaluate_env(self.policy, self.cfg.env.id, tasks=self.eval_tasks, k=1, sampling=sp,
+                           env_kwargs=self.cfg.env.kwargs)
+        write_json([rep], self.run_dir / "evals" / f"step_{self.step:06d}.json", meta={"step": self.step})
+        self.evals[self.step] = rep.overall.success
+        self._log({"step": self.step, "kind": "eval", "eval/success": rep.overall.success,
+                   "eval/mean_reward": rep.overall.mean_reward, "eval/no_answer": rep.overall.format_errors,
+                   **{f"eval/success[{k}]": r.success for k, r in rep.by_region.items()}})
+        return rep
+
+    # ----- one GRPO step -------------------------------------------------------------
+    def _rollouts(self) -> tuple[list[Episode], list[GroupResult], dict[str, float]]:
+        cfg = self.cfg
+        want = cfg.rollout.tasks_per_step
+        kept: list[list[Episode]] = []
+        results: list[GroupResult] = []
+        spent = dropped = rounds = 0
+        while True:
+            tasks = self.teacher.sample(want - len(kept) if cfg.grpo.dynamic_sampling else want)
+            eps = self.runner.run(cfg.env.id, tasks, group_size=cfg.rollout.group_size)
+            rounds += 1
+            spent += len(eps)
+            groups: dict[int, list[Episode]] = {}
+            for e in eps:
+                groups.setdefault(e.group, []).append(e)
+            flat = [e for g in groups.values() for e in g]
+            gid = [e.group for e in flat]
+            adv = group_advantages([e.reward for e in flat], gid, scale_std=cfg.grpo.scale_std)
+            equal = all_equal_groups([e.reward for e in flat], gid) if flat else set()
+            for g, members in groups.items():
+                a = [abs(x) for x, e in zip(adv, flat) if e.group == g]
+                results.append(GroupResult(members[0].task, [e.reward for e in members], [e.success for e in members],
+                                           float(np.mean(a)) if a else 0.0))
+                if cfg.grpo.dynamic_sampling and g in equal:
+                    dropped += len(members)
+                    continue
+                kept.append(members)
+            if not cfg.grpo.dynamic_sampling or len(kept) >= want or rounds > cfg.grpo.max_refill_rounds:
+                break
+        kept = kept[:want]
+        episodes = []
+        for new_gid, members in enumerate(kept):
+            for e in members:
+                e.group = new_gid
+                episodes.append(e)
+        return episodes, results, {"rollout/spent": float(spent), "rollout/dropped": float(dropped), "rollout/rounds": float(rounds)}
+
+    def train_step(self) -> dict[str, Any]:
+        cfg, g = self.cfg, self.cfg.grpo
+        t0 = time.perf_counter()
+        episodes, results, roll_stats = self._rollouts()
+        t_gen = time.perf_counter() - t0
+        self.teacher.update(results)
+        record: dict[str, Any] = {"step": self.step + 1, "kind": "train", **roll_stats}
+        # Every group played counts here, the ones dynamic sampling dropped included.
+        rewards = [x for r in results for x in r.rewards]
+        record["reward/mean"] = float(np.mean(rewards)) if rewards else 0.0
+        record["success/mean"] = float(np.mean([s for r in results for s in r.successes])) if rewards else 0.0
+        for k in sorted({k for e in episodes for k in e.reward_parts}):
+            record[f"reward/{k}"] = float(np.mean([e.reward_parts.get(k, 0.0) for e in episodes]))
+        t1 = time.perf_counter()
+        if episodes:
+            adv = group_advantages([e.reward for e in episodes], [e.group for e in episodes], scale_std=g.scale_std)
+            batch = collate(episodes, adv.tolist(), self.policy.chat.pad_token_id, drop_truncated=g.mask_truncated)
+            norm = Normalizer(int(batch.loss_mask.sum().item()), len(batch), cfg.rollout.max_new_tokens * self.max_turns)
+            stats = self._optimize(batch, norm)
+            record.update(stats)
+            record["adv/abs_mean"] = float(np.abs(adv).mean())
+            record["response/tokens_mean"] = float(np.mean([e.num_policy_tokens for e in episodes]))
+            record["response/truncated_frac"] = float(np.mean([e.hit_length_limit for e in episodes]))
+            record["response/turns_mean"] = float(np.mean([e.num_turns for e in episodes]))
+        else:
+            record["train/skipped"] = 1.0
+        self.step += 1
+        self.policy.version += 1
+        record["policy_version"] = self.policy.version
+        record["time/generate_s"] = t_gen
+        record["time/train_s"] = time.perf_counter() - t1
+        record["time/step_s"] = time.perf_counter() - t0
+        record.update(self.teacher.metrics())
+        return record
+
+    def _optimize(self, batch, norm: Normalizer) -> dict[str, float]:
+        g = self.cfg.grpo
+        self.model.eval()
+        self.optimizer.zero_grad(set_to_none=True)
+        total_loss = clip_sum = ent_sum = mismatch_sum = 0.0
+        n_mb = 0
+        for start in range(0, len(batch), g.micro_batch_size):
+            mb = batch.slice(start, min(start + g.micro_batch_size, len(batch)))
+            logp, entropy = policy_logprobs(self.model, mb, self.cfg.rollout.temperature, with_entropy=True)
+            old = logp.detach()  # one optimizer pass per batch: rho = 1, the gradient is not 0
+            tl, clipped = clipped_token_loss(logp, old, mb.advantages, g.eps_low, g.eps_high)
+            if g.importance_weights:
+                tl = tl * truncated_importance_weight(old, mb.sampler_logp, g.is_cap)
+            if self.ref_model is not None:
+                with torch.no_grad():
+                    ref, _ = policy_logprobs(self.ref_model, mb, self.cfg.rollout.temperature)
+                tl = tl + g.beta * kl_estimate(logp, ref, g.kl_estimator)
+            loss = micro_batch_loss(tl, mb.loss_mask, g.loss_agg, norm)
+            loss.backward()
+            m = mb.loss_mask
+            total_loss += float(loss.detach())
+            clip_sum += float((clipped * m).sum())
+            mismatch_sum += float(((old - mb.sampler_logp).abs() * m).sum())
+            ent_sum += float(entropy) * float(m.sum()) if entropy is not None else 0.0
+            n_mb += 1
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, g.max_grad_norm))
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        tokens = max(norm.total_tokens, 1)
+        return {
+            "loss": total_loss,
+            "grad_norm": grad_norm,
+            "entropy": ent_sum / tokens,
+            "clip_frac": clip_sum / tokens,
+            "logp_mismatch": mismatch_sum / tokens,
+            "train/tokens": float(norm.total_tokens),
+            "train/micro_batches": float(n_mb),
+        }
+
+    # ----- the loop ------------------------------------------------------------------
+    def train(self) -> TrainResult:
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        t_start = time.perf_counter()
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step + 1 if self.step else None)
+        except Exception:  # tensorboard missing: JSONL and plots still work
+            self.tb = None
+        interrupted = False
+        previous = signal.getsignal(signal.SIGINT)
+        bar = tqdm(total=cfg.train.steps, initial=self.step, desc="GRPO", unit="step", disable=self.quiet, dynamic_ncols=True)
+        try:
+            if self.step == 0 and 0 not in self.evals:
+                bar.set_description("GRPO (held-out eval)")
+                self.evaluate()
+                bar.set_description("GRPO")
+            while self.step < cfg.train.steps:
+                record = self.train_step()
+                self._log(record)
+                last_eval = self.evals[max(self.evals)] if self.evals else float("nan")
+                due_eval = self.step == cfg.train.steps or (cfg.train.eval_every and self.step % cfg.train.eval_every == 0)
+                if due_eval:
+                    bar.set_description("GRPO (held-out eval)")
+                    last_eval = self.evaluate().overall.success
+                    bar.set_description("GRPO")
+                if self.step % cfg.train.save_every == 0 or self.step == cfg.train.steps:
+                    self._save()
+                bar.update(1)
+                bar.set_postfix(reward=f"{record['reward/mean']:.2f}", heldout=f"{last_eval:.1%}",
+                                s_step=f"{record['time/step_s']:.1f}")
+        except KeyboardInterrupt:
+            interrupted = True
+            if not self.quiet:
+                print(f"\ninterrupted: saving step {self.step} and exiting")
+            if self.step > 0:
+                self._save()
+        finally:
+            bar.close()
+            signal.signal(signal.SIGINT, previous)
+            if self.tb is not None:
+                self.tb.close()
+        if not interrupted:
+            self._finish()
+        return TrainResult(self.run_dir, self.step, dict(self.evals), interrupted, time.perf_counter() - t_start)
+
+    def _finish(self) -> None:
+        from agentgym.eval.plots import plot_training
+
+        try:
+            plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots")
+        except Exception as exc:  # plotting must never lose a finished run
+            print(f"warning: plots failed: {exc!r}")
+        self.export(self.run_dir / "final")
+        first, last = min(self.evals), max(self.evals)
+        summary = {"steps": self.step, "heldout_success_before": self.evals[first],
+                   "heldout_success_after": self.evals[last], "eval_tasks": len(self.eval_tasks),
+                   "evals": {str(k): v for k, v in sorted(self.evals.items())}}
+        _atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=1))
+
+    def export(self, path: Path) -> Path:
+        """Write a checkpoint folder that ``--policy PATH`` (and transformers) can load."""
+        model = self.model
+        if hasattr(model, "merge_and_unload"):
+            import copy
+
+            model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(str(path), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(path))
+        return path
+
+
+def _line_step(line: str) -> int:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 60  # a torn last line: drop it
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def train_from_config(path: str | None, overrides: list[str] | None = None, quiet: bool = False) -> TrainResult:
+    cfg = load_config(path, overrides)
+    return GRPOTrainer(cfg, quiet=quiet).train()
+
+
+def resume_run(run_dir: str | Path, quiet: bool = False) -> TrainResult:
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"{run_dir} has no config.yaml: not a run folder")
+    cfg = load_config(run_dir / "config.yaml")
+    cfg.run_dir = str(run_dir)
+    return GRPOTrainer(cfg, resume=True, quiet=quiet).train()

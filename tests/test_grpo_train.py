@@ -1,0 +1,186 @@
+"""GRPO on the tiny model: token-in/token-out, sync, every loss option trains, learning, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agentgym import TaskSpec
+from agentgym.config import ConfigError, load_config
+from agentgym.grpo.batch import collate, policy_logprobs
+from agentgym.grpo.loss import Normalizer, micro_batch_loss, truncated_importance_weight
+from agentgym.grpo.trainer import GRPOTrainer
+from agentgym.policies import SamplingParams
+from agentgym.policies.transformers_policy import TransformersPolicy
+from agentgym.rollout import RolloutRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_cfg(tmp_path, *extra):
+    return load_config(None, [
+        f"run_dir={tmp_path / 'run'}", "model.name=tiny", "env.id=test/no-e-v0",
+        "rollout.tasks_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=6",
+        "rollout.max_episode_tokens=128", "grpo.lr=1e-3", "grpo.micro_batch_size=3",
+        "grpo.mask_truncated=false",  # the random tiny model never ends a reply with eos
+        "train.steps=2", "train.eval_tasks=4", "train.eval_max_new_tokens=6", *extra,
+    ])
+
+
+def test_trainer_logprobs_equal_sampler_logprobs_on_the_sampled_ids(tiny):
+    """Token-in/token-out (2) and importance weight 1 when sampler = trainer (10), multi-turn."""
+    model, tok = tiny
+    pol = TransformersPolicy(model, tok, seed=3)
+    runner = RolloutRunner(pol, SamplingParams(max_new_tokens=5, temperature=0.7))
+    eps = runner.run("test/guess-v0", [TaskSpec({"high": 50, "hint": False}, s) for s in range(3)], group_size=2)
+    batch = collate(eps, [0.5] * len(eps), pol.chat.pad_token_id)
+    for i, e in enumerate(eps):
+        assert batch.input_ids[i, : len(e.token_ids)].tolist() == e.token_ids
+        assert batch.loss_mask[i, : len(e.token_ids)].tolist() == e.loss_mask
+    with torch.no_grad():
+        logp, _ = policy_logprobs(model, batch, temperature=0.7)
+    m = batch.loss_mask > 0
+    assert torch.allclose(logp[m], batch.sampler_logp[m], atol=1e-4)
+    assert torch.all(logp[~m] == 0)
+    w = truncated_importance_weight(logp, batch.sampler_logp)[m]
+    assert torch.allclose(w, torch.ones_like(w), atol=1e-3)
+
+
+def test_truncated_episodes_leave_the_loss_and_all_masked_backward_works(tiny):
+    model, tok = tiny
+    pol = TransformersPolicy(model, tok, seed=0)
+    eps = RolloutRunner(pol, SamplingParams(max_new_tokens=3)).run("test/no-e-v0", [TaskSpec({"level": 0}, 1)], group_size=3)
+    assert all(e.hit_length_limit for e in eps)  # 3 random tokens never end with eos
+    kept = collate(eps, [1.0, -1.0, 0.0], pol.chat.pad_token_id)
+    dropped = collate(eps, [1.0, -1.0, 0.0], pol.chat.pad_token_id, drop_truncated=True)
+    assert kept.loss_mask.sum() == 9 and dropped.loss_mask.sum() == 0
+    logp, _ = policy_logprobs(model, dropped)
+    loss = micro_batch_loss(-logp * dropped.advantages, dropped.loss_mask, "token_mean", Normalizer(0, 3))
+    loss.backward()
+    assert loss.item() == 0.0
+    assert all(p.grad is None or torch.all(p.grad == 0) for p in model.parameters())
+    model.zero_grad(set_to_none=True)
+
+
+@pytest.mark.parametrize("agg", ["token_mean", "seq_mean_token_mean", "dr_grpo"])
+def test_every_loss_option_changes_the_weights(tmp_path, agg):
+    tr = GRPOTrainer(tiny_cfg(tmp_path, f"grpo.loss_agg={agg}", "rollout.max_new_tokens=3", "rollout.group_size=8",
+                              "rollout.tasks_per_step=4"), quiet=True)
+    before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
+    rec = tr.train_step()
+    assert rec["adv/abs_mean"] > 0 and rec["train/tokens"] > 0
+    assert rec["logp_mismatch"] < 1e-4  # the trainer recomputes exactly what the sampler saw
+    changed = sum(not torch.equal(before[n], p) for n, p in tr.model.named_parameters())
+    assert changed == len(before)
+    assert tr.policy.version == 1
+
+
+def test_generation_after_an_update_uses_the_updated_weights(tmp_path):
+    """(11) The generation backend is the trained model: greedy output after a step equals
+    a fresh argmax decode with the trainer's weights, and the version counts steps."""
+    tr = GRPOTrainer(tiny_cfg(tmp_path, "grpo.lr=0.05"), quiet=True)
+    prompt = tr.policy.chat.prompt_ids([{"role": "user", "content": "Say something."}])
+    greedy = SamplingParams(max_new_tokens=5, temperature=0.0)
+    first = tr.policy.generate([prompt], greedy)[0].token_ids
+    for v in (1, 2):
+        tr.train_step()
+        assert tr.policy.version == v
+    after = tr.policy.generate([prompt], greedy)[0].token_ids
+    ids = list(prompt)
+    with torch.no_grad():
+        for _ in range(5):
+            ids.append(int(tr.model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
+    assert after == ids[len(prompt):]
+    assert after != first
+
+
+def test_tiny_model_learns_a_trivially_learnable_reward(tmp_path):
+    """Reward 1 for a reply without the letter e: rare at first (about 1 in 10 replies),
+    then learned: the last 5 steps average above 0.9 within 25 steps."""
+    cfg = tiny_cfg(tmp_path, "rollout.tasks_per_step=4", "rollout.group_size=8", "rollout.max_new_tokens=3",
+                   "grpo.lr=3e-3", "grpo.micro_batch_size=32", "train.steps=25")
+    tr = GRPOTrainer(cfg, quiet=True)
+    rewards = [tr.train_step()["reward/mean"] for _ in range(25)]
+    start, end = sum(rewards[:3]) / 3, sum(rewards[-5:]) / 5
+    assert start < 0.4, rewards
+    assert end > 0.9, rewards
+
+
+def test_wrong_config_keys_and_values_are_named_before_any_model_loads(tmp_path):
+    with pytest.raises(ConfigError, match=r"'eps_hihg' is not in grpo.*did you mean 'eps_high'"):
+        load_config(None, ["grpo.eps_hihg=0.3"])
+    with pytest.raises(ConfigError, match=r"'rollouts' is not in the top level.*did you mean 'rollout'"):
+        load_config(None, ["rollouts.group_size=4"])
+    with pytest.raises(ConfigError, match=r"grpo.lr: Input should be greater than 0"):
+        load_config(None, ["grpo.lr=-1"])
+    with pytest.raises(ConfigError, match=r"grpo.loss_agg"):
+        load_config(None, ["grpo.loss_agg=mean"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("rollout:\n  group_size: 8\n  temprature: 0.7\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'rollout.temprature'.*did you mean 'temperature'"):
+        load_config(bad)
+    bad.write_text("rollout: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    cfg = load_config(None, ["env.params={digits: [1, 2]}", "model.lora.r=4"])
+    assert cfg.env.params == {"digits": [1, 2]} and cfg.model.lora.r == 4
+
+
+def test_train_refuses_to_overwrite_a_run(tmp_path):
+    cfg = tiny_cfg(tmp_path, "train.steps=1")
+    GRPOTrainer(cfg, quiet=True).train()
+    with pytest.raises(FileExistsError, match="--resume"):
+        GRPOTrainer(cfg, quiet=True)
+
+
+def _run(args, cwd, **kw):
+    code = ("import sys, tests.conftest; from agentgym.grpo.trainer import train_from_config, resume_run; "
+            + args)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-c", code], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _metrics(run):
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
+def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path):
+    over = ["model.name=tiny", "env.id=test/guess-v0", "rollout.tasks_per_step=2", "rollout.group_size=4",
+            "rollout.max_new_tokens=5", "rollout.max_episode_tokens=200", "grpo.lr=1e-3", "train.steps=6",
+            "grpo.mask_truncated=false",
+            "train.save_every=2", "train.eval_every=3", "train.eval_tasks=4", "train.eval_max_new_tokens=5"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    p = _run(f"train_from_config(None, {over + [f'run_dir={a}']!r}, quiet=True)", ROOT)
+    assert p.wait(timeout=600) == 0, p.stderr.read()
+
+    p = _run(f"train_from_config(None, {over + [f'run_dir={b}']!r}, quiet=True)", ROOT)
+    deadline = time.time() + 600
+    while time.time() < deadline:  # kill once step 3 is logged: after checkpoint 2, before 4
+        m = b / "metrics.jsonl"
+        if m.exists() and any(json.loads(x)["step"] >= 3 for x in m.read_text().splitlines() if x.strip()):
+            break
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (b / "summary.json").exists()
+    assert any(r["step"] == 3 for r in _metrics(b))  # the killed run had logged past its checkpoint
+    r = _run(f"resume_run({str(b)!r}, quiet=True)", ROOT)
+    assert r.wait(timeout=600) == 0, r.stderr.read()
+
+    ma, mb = _metrics(a), _metrics(b)
+    assert [x["step"] for x in mb] == [x["step"] for x in ma]  # no gap, no duplicate
+    assert ma == mb
+    wa = load_file(str(a / "checkpoints" / "step_000006" / "weights.safetensors"))
+    wb = load_file(str(b / "checkpoints" / "step_000006" / "weights.safetensors"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert json.loads((b / "summary.json").read_text())["steps"] == 6
+    assert (b / "plots" / "training.png").stat().st_size > 10_000

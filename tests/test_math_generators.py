@@ -26,7 +26,9 @@ class Inexact(AssertionError):
     """A division in an integer-only expression did not come out whole."""
 
 
-def exact_eval(expr: str, names: dict[str, int] | None = None, *, whole_divisions: bool = False) -> Fraction:
+def exact_eval(
+    expr: str, names: dict[str, int] | None = None, *, whole_divisions: bool = False
+) -> Fraction:
     """Evaluate ``expr`` (integers, names, + - * /, unary minus, parentheses) exactly."""
     names = names or {}
 
@@ -61,7 +63,9 @@ def exact_eval(expr: str, names: dict[str, int] | None = None, *, whole_division
 
 def sample_tasks(env_cls, n: int, seed: int) -> list[TaskSpec]:
     rng = np.random.default_rng(seed)
-    return [TaskSpec(env_cls.param_space.sample(rng), int(rng.integers(0, 2**31))) for _ in range(n)]
+    return [
+        TaskSpec(env_cls.param_space.sample(rng), int(rng.integers(0, 2**31))) for _ in range(n)
+    ]
 
 
 def question_expression(text: str) -> str:
@@ -94,7 +98,7 @@ def test_arithmetic_answers_match_independent_evaluation():
 
 def fraction_expression(text: str) -> str:
     expr = question_expression(text)
-    expr = re.sub(r"(\d+)\.(\d+)", lambda m: f"({m[1]}{m[2]}/{10 ** len(m[2])})", expr)
+    expr = re.sub(r"(\d+)\.(\d+)", lambda m: f"({int(m[1] + m[2])}/{10 ** len(m[2])})", expr)
     expr = re.sub(r"(\d+) (\d+)/(\d+)", r"(\1 + \2/\3)", expr)
     return re.sub(r"(?<![\d(])(\d+)/(\d+)", r"(\1/\2)", expr)
 
@@ -121,7 +125,7 @@ def test_fractions_answers_match_independent_evaluation():
             assert den == 1, (text, value)
             assert Fraction(env.oracle()[len("The answer is \\boxed{") : -2]) == value
         elif p["kind"] == "mixed":
-            for whole, num, den in re.findall(r"(\d+) (\d+)/(\d+)", text):
+            for _whole, num, den in re.findall(r"(\d+) (\d+)/(\d+)", text):
                 assert 1 <= int(num) < int(den) <= p["max_denominator"], text
         else:
             for num, den in re.findall(r"(\d+)/(\d+)", text):
@@ -198,7 +202,10 @@ def test_word_problem_templates_are_varied():
     "family, params",
     [
         ("arithmetic", {"digits": 1, "n_operands": 5, "operators": "+-*/", "negatives": True}),
-        ("fractions", {"kind": "decimal", "n_operands": 4, "max_denominator": 2, "operators": "+-*/"}),
+        (
+            "fractions",
+            {"kind": "decimal", "n_operands": 4, "max_denominator": 2, "operators": "+-*/"},
+        ),
         ("linear", {"form": "ax+b=cx+d", "coeff_max": 2, "fractional_solution": True}),
         ("word", {"steps": 4, "distractors": 3, "magnitude": 1, "theme": "school"}),
     ],

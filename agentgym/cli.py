@@ -60,26 +60,35 @@ def _task(env_id: str, params: dict[str, Any], seed: int):
 def envs(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """List registered environments and their parameter spaces."""
     from agentgym import list_envs
+    from agentgym.env import TextEnv
+    from agentgym.spaces import HeldOut, ParamSpace
+
+    def meta(s):
+        # Entry points may be factories rather than TextEnv classes: show what is declared.
+        cls = s.load_class()
+        if isinstance(cls, type) and issubclass(cls, TextEnv):
+            return cls.param_space, cls.held_out
+        return ParamSpace([]), HeldOut()
 
     specs = list_envs()
     if as_json:
         rows = []
         for s in specs:
-            cls = s.load_class()
+            space, held = meta(s)
             rows.append({"id": s.id, "description": s.description, "source": s.source, "kwargs": s.kwargs,
-                         "params": cls.param_space.to_dict(),
-                         "held_out_region": cls.held_out.region.to_dict() if cls.held_out.region else None})
+                         "params": space.to_dict(),
+                         "held_out_region": held.region.to_dict() if held.region else None})
         print(json.dumps(rows, indent=1, default=str))
         return
     table = Table(title=f"{len(specs)} environments")
     for col in ("id", "description", "parameters", "held-out region", "package"):
         table.add_column(col, overflow="fold")
     for s in specs:
-        cls = s.load_class()
-        region = cls.held_out.region
+        space, held = meta(s)
+        region = held.region
         table.add_row(
             s.id, s.description,
-            "\n".join(f"{d.name} {d.describe()}" for d in cls.param_space),
+            "\n".join(f"{d.name} {d.describe()}" for d in space),
             ", ".join(f"{k}∈{list(v)}" for k, v in region.constraints.items()) if region else "-",
             s.source,
         )

@@ -21,7 +21,6 @@ checking and info bookkeeping.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -223,7 +222,7 @@ class TextEnv(gymnasium.Env):
         self.turn = 0
         self._done = False
         messages = self._reset(params, np.random.default_rng(self.task.seed))
-        self._transcript = copy.deepcopy(messages)
+        self._transcript = [dict(m) for m in messages]  # contents are strings: a shallow copy suffices
         info = {"task": self.task.to_dict(), "turn": 0, "success": False, "reward_parts": {}, "error": None}
         return messages, info
 
@@ -247,7 +246,7 @@ class TextEnv(gymnasium.Env):
         truncated = not fb.terminated and self.turn >= self.max_turns
         self._done = fb.terminated or truncated
         self._transcript.append({"role": "assistant", "content": text[:10_000]})
-        self._transcript.extend(copy.deepcopy(fb.messages))
+        self._transcript.extend(dict(m) for m in fb.messages)
         info = {
             "task": self.task.to_dict(),
             "turn": self.turn,

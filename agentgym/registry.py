@@ -73,11 +73,17 @@ def register(
     """Register an environment under ``id`` (``namespace/name-vN`` as in Gymnasium).
 
     ``entry_point`` is ``"module:Class"`` (imported lazily) or a callable. Registering an
-    id twice replaces the earlier spec with a warning.
+    id again with a different entry point or kwargs replaces the earlier spec with a
+    warning; repeating the same registration is silent.
+
+    Plugins call this from their ``agentgym.envs`` hook, which may run while ``agentgym``
+    itself is still importing: import ``agentgym`` (or ``agentgym.registry``) lazily
+    inside the hook or at the top of a light module, never heavy env code.
     """
     if not isinstance(id, str) or not id or " " in id:
         raise ValueError(f"an env id must be a non-empty string without spaces, got {id!r}")
-    if id in _REGISTRY:
+    old = _REGISTRY.get(id)
+    if old is not None and (old.entry_point, old.kwargs) != (entry_point, dict(kwargs or {})):
         warnings.warn(f"re-registering env {id!r}; the earlier registration is replaced", stacklevel=2)
     spec = EnvSpec(
         id=id,

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 
@@ -9,7 +10,7 @@ from agentgym.registry import EnvNotFound
 
 
 def test_unknown_id_suggests_close_matches():
-    with pytest.raises(EnvNotFound, match=r"Did you mean \['test/guess-v0'\]"):
+    with pytest.raises(EnvNotFound, match=r"Did you mean \['test/guess-v0'"):
         agentgym.make("test/gues-v0")
 
 
@@ -19,6 +20,9 @@ def test_register_rejects_bad_ids_and_warns_on_replace():
     from tests.conftest import GuessEnv
 
     agentgym.register("test/tmp-v0", GuessEnv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        agentgym.register("test/tmp-v0", GuessEnv)  # the same registration again: silent
     with pytest.warns(UserWarning, match="re-registering"):
         agentgym.register("test/tmp-v0", GuessEnv, kwargs={"max_turns": 1})
     assert agentgym.make("test/tmp-v0").max_turns == 1

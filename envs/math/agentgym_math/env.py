@@ -8,8 +8,14 @@ turn, and a correct answer is worth less the later it comes.
 Reward parts (they sum to the reward):
 
 - ``correct``: ``correct_reward * (1 - (turn - 1) / max_turns)`` when the answer is right;
-- ``format``: ``format_reward`` on the episode's last step if that action had an
-  answer that could be extracted at all (right or wrong).
+- ``format``: ``format_reward`` on the episode's last step if that action stated its
+  answer in the asked form (a ``\\boxed{}`` or an "answer is" phrase), right or wrong.
+
+With ``strict_format=False`` (the default) a reply with neither a box nor an answer
+phrase is judged by the last number it contains ("8 + 6 = 14." answers 14), as lenient
+GSM8K graders do; it can be correct but earns no format reward, so training still
+pushes towards the asked form. ``strict_format=True`` counts such replies as giving no
+answer.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import numpy as np
 from agentgym import Categorical, Feedback, HeldOut, Integer, ParamSpace, Region, TextEnv
 from agentgym_math.generators import arithmetic, linear, rationals, word
 from agentgym_math.problem import Draws, Problem, Rand
-from agentgym_math.verifier import NO_ANSWER_ERROR, check, extract_answer
+from agentgym_math.verifier import NO_ANSWER_ERROR, check, extract_answer, last_number
 
 SYSTEM_PROMPT = (
     "Solve the math problem. Think briefly, then give only the final answer in \\boxed{}."
@@ -45,6 +51,8 @@ class MathEnv(TextEnv):
         correct_reward: float = 1.0,
         format_reward: float = 0.1,
         render_mode: str | None = None,
+        system_prompt: str = SYSTEM_PROMPT,
+        strict_format: bool = False,
     ):
         super().__init__(render_mode=render_mode)
         if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
@@ -53,11 +61,13 @@ class MathEnv(TextEnv):
         self.correct_reward = float(correct_reward)
         self.format_reward = float(format_reward)
         self.problem: Problem | None = None
+        self.system_prompt = str(system_prompt)
+        self.strict_format = bool(strict_format)
 
     def _reset(self, params: dict[str, Any], rng: np.random.Generator) -> list[dict[str, str]]:
         self.problem = type(self).generator(params, Draws(rng))
         return [
-            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "system", "content": self.system_prompt},
             {"role": "user", "content": self.problem.text},
         ]
 
@@ -65,6 +75,9 @@ class MathEnv(TextEnv):
         problem = self.problem
         assert problem is not None  # the base class calls reset() first
         answer = extract_answer(action)
+        formatted = answer is not None
+        if answer is None and not self.strict_format:
+            answer = last_number(action)
         if answer is None:
             correct, error = False, NO_ANSWER_ERROR
         else:
@@ -82,7 +95,7 @@ class MathEnv(TextEnv):
             messages=[],
             reward_parts={
                 "correct": self.correct_reward * scale if correct else 0.0,
-                "format": self.format_reward if answer is not None else 0.0,
+                "format": self.format_reward if formatted else 0.0,
             },
             terminated=True,
             success=correct,

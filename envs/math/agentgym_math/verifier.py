@@ -83,6 +83,25 @@ def extract_answer(text: str) -> str | None:
     return _last_phrase(text)
 
 
+_LAST_NUMBER_RE = re.compile(r"[-−]?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?")
+#: Only the tail of a long reply is searched for a bare number.
+LAST_NUMBER_WINDOW = 2000
+
+
+def last_number(text: str) -> str | None:
+    """The last number written in ``text`` ("8 + 6 = 14." gives "14"), or ``None``.
+
+    The lenient reading of a final answer used when a reply has neither a box nor an
+    answer phrase (as "flexible extraction" does in common GSM8K evaluations).
+    """
+    if not isinstance(text, str) or not text:
+        return None
+    found = None
+    for m in _LAST_NUMBER_RE.finditer(text, max(0, len(text) - LAST_NUMBER_WINDOW)):
+        found = m.group()
+    return found.replace("−", "-") if found is not None else None
+
+
 def _last_box(text: str) -> str | None:
     end = len(text)
     for _ in range(MAX_BOXES_TRIED):

@@ -201,3 +201,34 @@ def test_truncated_importance_weight():
 def test_unknown_aggregation_is_an_error():
     with pytest.raises(ValueError, match="unknown loss aggregation"):
         micro_batch_loss(torch.zeros(1, 1), torch.ones(1, 1), "mean", Normalizer(1, 1))
+
+
+def test_skipping_rows_without_loss_tokens_changes_nothing():
+    """The trainer skips rows whose mask is all zero; with the step-wide normalizer the
+    loss and gradient are the same as over the full batch, for every aggregation."""
+    from agentgym.grpo.batch import TokenBatch
+
+    g = torch.Generator().manual_seed(1)
+    B, L = 5, 7
+    mask = torch.zeros(B, L)
+    mask[0, 2:6] = 1
+    mask[2, 1:3] = 1
+    mask[4, 3:7] = 1  # rows 1 and 3 were truncated and masked out
+    batch = TokenBatch(torch.randint(0, 50, (B, L), generator=g), torch.ones(B, L, dtype=torch.long), mask,
+                       torch.zeros(B, L), torch.randn(B, 1, generator=g))
+    assert batch.trainable_rows() == [0, 2, 4]
+    base = -torch.rand(B, L, generator=g)
+    for agg in ("token_mean", "seq_mean_token_mean", "dr_grpo"):
+        norm = Normalizer(int(mask.sum()), B, max_tokens=6)
+        full = base.clone().requires_grad_(True)
+        tl, _ = clipped_token_loss(full, full.detach() + 0.1, batch.advantages)
+        ref = micro_batch_loss(tl, mask, agg, norm)
+        ref.backward()
+        part = base.clone().requires_grad_(True)
+        sub = batch.select(batch.trainable_rows())
+        rows = torch.tensor(batch.trainable_rows())
+        tl2, _ = clipped_token_loss(part[rows], part[rows].detach() + 0.1, sub.advantages)
+        loss = micro_batch_loss(tl2, sub.loss_mask, agg, norm)
+        loss.backward()
+        assert loss.item() == pytest.approx(ref.item())
+        assert torch.allclose(part.grad, full.grad)

@@ -29,6 +29,27 @@ class TokenBatch:
     def __len__(self) -> int:
         return self.input_ids.shape[0]
 
+    def select(self, rows: Sequence[int]) -> TokenBatch:
+        """These rows, in this order (right padding trimmed to the longest of them)."""
+        idx = torch.as_tensor(list(rows), dtype=torch.long)
+        width = int(self.attention_mask[idx].sum(-1).max().item()) if len(idx) else 0
+        return TokenBatch(
+            self.input_ids[idx, :width], self.attention_mask[idx, :width], self.loss_mask[idx, :width],
+            self.sampler_logp[idx, :width], self.advantages[idx],
+        )
+
+    def trainable_rows(self) -> list[int]:
+        """Rows with at least one policy token in the loss, longest first.
+
+        Rows without any (truncated and masked, or zero-length) add exactly 0 to the
+        loss and its gradient, so the trainer skips their forward pass; sorting by
+        length keeps padding inside each micro-batch small.
+        """
+        counts = self.loss_mask.sum(-1)
+        lengths = self.attention_mask.sum(-1)
+        rows = [i for i in range(len(self)) if counts[i] > 0]
+        return sorted(rows, key=lambda i: -int(lengths[i]))
+
     def slice(self, start: int, stop: int) -> TokenBatch:
         rows = slice(start, stop)
         # Trim right padding shared by every row of the slice.

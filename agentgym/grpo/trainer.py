@@ -231,8 +231,10 @@ class GRPOTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         total_loss = clip_sum = ent_sum = mismatch_sum = 0.0
         n_mb = 0
-        for start in range(0, len(batch), g.micro_batch_size):
-            mb = batch.slice(start, min(start + g.micro_batch_size, len(batch)))
+        # The normalizer was fixed on the whole batch; rows with no loss tokens add 0.
+        rows = batch.trainable_rows()
+        for start in range(0, len(rows), g.micro_batch_size):
+            mb = batch.select(rows[start:start + g.micro_batch_size])
             logp, entropy = policy_logprobs(self.model, mb, self.cfg.rollout.temperature, with_entropy=True)
             old = logp.detach()  # one optimizer pass per batch: rho = 1, the gradient is not 0
             tl, clipped = clipped_token_loss(logp, old, mb.advantages, g.eps_low, g.eps_high)

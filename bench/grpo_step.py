@@ -1,0 +1,212 @@
+"""Seconds per GRPO step, side by side in one run: agentgym vs TRL's GRPOTrainer vs the floor.
+
+All three use the same model (the embedded SmolLM2-135M-Instruct), the same prompts
+(math/arithmetic-v0 training tasks), the same group size and the same token budget:
+every completion is exactly ``--max-new-tokens`` long (eos is suppressed everywhere), so
+each engine samples and trains on the same number of tokens.
+
+- agentgym: ``GRPOTrainer.train_step()`` (rollout with the env, advantages, loss, AdamW).
+- TRL: ``trl.GRPOTrainer`` on the CPU (install it for this benchmark only: ``pip install trl``).
+- floor: transformers' ``generate`` for the same completions, then one forward and backward
+  over all their tokens and one AdamW step: the work any GRPO step must do.
+
+    python bench/grpo_step.py [--steps 3] [--tasks 4] [--group 8] [--max-new-tokens 48]
+
+Prints a table and writes ``bench/results/grpo_step.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_prompts(n: int, seed: int = 0):
+    import agentgym
+    from agentgym.curriculum import TrainingTasks
+
+    cls = agentgym.spec("math/arithmetic-v0").load_class()
+    tt = TrainingTasks(cls.param_space, cls.held_out, {"digits": [1], "n_operands": [2]})
+    rng = np.random.default_rng(seed)
+    env = agentgym.make("math/arithmetic-v0")
+    tasks = [tt.spec(rng) for _ in range(n)]
+    prompts = [env.reset(options={"task": t})[0] for t in tasks]
+    return tasks, prompts
+
+
+def math_reward(tasks):
+    """A reward function in TRL's shape, scoring with the agentgym env."""
+    import agentgym
+
+    env = agentgym.make("math/arithmetic-v0")
+    by_prompt = {}
+    for t in tasks:
+        msgs, _ = env.reset(options={"task": t})
+        by_prompt[msgs[-1]["content"]] = t
+
+    def reward(prompts, completions, **_):
+        out = []
+        for p, c in zip(prompts, completions):
+            env.reset(options={"task": by_prompt[p[-1]["content"]]})
+            text = c[-1]["content"] if isinstance(c, list) else c
+            out.append(env.step(text)[1])
+        return out
+
+    return reward
+
+
+def bench_agentgym(args, times: list[float]) -> dict:
+    from agentgym.config import load_config
+    from agentgym.grpo.trainer import GRPOTrainer
+
+    with tempfile.TemporaryDirectory() as d:
+        cfg = load_config(None, [
+            f"run_dir={d}/run", "model.name=smollm2-135m", "env.id=math/arithmetic-v0",
+            "env.params={digits: [1], n_operands: [2]}", f"rollout.tasks_per_step={args.tasks}",
+            f"rollout.group_size={args.group}", f"rollout.max_new_tokens={args.max_new_tokens}",
+            "rollout.temperature=1.0", "grpo.lr=1e-6", "grpo.mask_truncated=false",
+            f"grpo.micro_batch_size={args.tasks * args.group}", "train.eval_tasks=1",
+        ])
+        tr = GRPOTrainer(cfg, quiet=True)
+        tr.policy.chat.eos_token_ids = {-1}  # never stop early: fixed-length completions
+        gen, train, tokens = [], [], []
+        for i in range(args.warmup + args.steps):
+            t0 = time.perf_counter()
+            rec = tr.train_step()
+            dt = time.perf_counter() - t0
+            if i >= args.warmup:
+                times.append(dt)
+                gen.append(rec["time/generate_s"])
+                train.append(rec["time/train_s"])
+                tokens.append(rec["train/tokens"])
+    return {"generate_s": statistics.mean(gen), "train_s": statistics.mean(train), "tokens": statistics.mean(tokens)}
+
+
+def bench_trl(args, times: list[float]) -> dict:
+    try:
+        from datasets import Dataset
+        from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+        from trl import GRPOConfig, GRPOTrainer
+    except ImportError as exc:
+        return {"skipped": f"TRL is not installed ({exc}); pip install trl"}
+    from agentgym.policies.models import smollm2_model_dir
+
+    path = str(smollm2_model_dir())
+    tasks, prompts = make_prompts(args.tasks * (args.warmup + args.steps))
+    ds = Dataset.from_list([{"prompt": p} for p in prompts])
+    stamps: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, a, state, control, **kw):
+            stamps.append(time.perf_counter())
+
+        def on_step_end(self, a, state, control, **kw):
+            stamps.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as d:
+        conf = GRPOConfig(
+            output_dir=d, use_cpu=True, per_device_train_batch_size=args.tasks * args.group,
+            num_generations=args.group, max_completion_length=args.max_new_tokens,
+            generation_kwargs={"min_new_tokens": args.max_new_tokens}, temperature=1.0, learning_rate=1e-6,
+            beta=0.0, loss_type="dapo", max_steps=args.warmup + args.steps, logging_steps=1, report_to="none",
+            save_strategy="no", seed=0, gradient_accumulation_steps=1, disable_tqdm=True,
+        )
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(path)
+        tok.padding_side = "left"
+        trainer = GRPOTrainer(model=model, reward_funcs=math_reward(tasks), args=conf, train_dataset=ds,
+                              processing_class=tok, callbacks=[Clock()])
+        trainer.train()
+    steps = [stamps[i + 1] - stamps[i] for i in range(0, len(stamps) - 1, 2)]
+    times.extend(steps[args.warmup:])
+    return {}
+
+
+def bench_floor(args, times: list[float]) -> dict:
+    from agentgym.policies.models import load_model
+
+    model, tok = load_model("smollm2-135m")
+    _, prompts = make_prompts(args.tasks)
+    texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    tok.padding_side = "left"
+    enc = tok([t for t in texts for _ in range(args.group)], return_tensors="pt", add_special_tokens=False, padding=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+    gen, train = [], []
+    for i in range(args.warmup + args.steps):
+        t0 = time.perf_counter()
+        model.eval()
+        with torch.no_grad():
+            out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+                                 max_new_tokens=args.max_new_tokens, min_new_tokens=args.max_new_tokens,
+                                 pad_token_id=tok.pad_token_id)
+        t1 = time.perf_counter()
+        attn = torch.cat([enc["attention_mask"], torch.ones(out.shape[0], out.shape[1] - enc["input_ids"].shape[1], dtype=torch.long)], 1)
+        logits = model(input_ids=out, attention_mask=attn).logits[:, enc["input_ids"].shape[1] - 1:-1].float()
+        logp = torch.log_softmax(logits, -1).gather(-1, out[:, enc["input_ids"].shape[1]:, None]).squeeze(-1)
+        (-logp.mean()).backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t2 = time.perf_counter()
+        if i >= args.warmup:
+            times.append(t2 - t0)
+            gen.append(t1 - t0)
+            train.append(t2 - t1)
+    return {"generate_s": statistics.mean(gen), "train_s": statistics.mean(train)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--tasks", type=int, default=4)
+    ap.add_argument("--group", type=int, default=8)
+    ap.add_argument("--max-new-tokens", type=int, default=48)
+    ap.add_argument("--only", choices=["agentgym", "trl", "floor"], action="append")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "grpo_step.json"))
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+
+    results = {}
+    for name, fn in (("floor", bench_floor), ("agentgym", bench_agentgym), ("trl", bench_trl)):
+        if args.only and name not in args.only:
+            continue
+        times: list[float] = []
+        print(f"running {name} ...", flush=True)
+        extra = fn(args, times)
+        results[name] = {"step_s": statistics.mean(times) if times else None,
+                         "step_s_all": times, **extra}
+
+    floor = (results.get("floor") or {}).get("step_s")
+    print(f"\nGRPO step, {args.tasks} prompts x {args.group} completions x {args.max_new_tokens} tokens, "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"{'engine':<10} {'s/step':>8} {'generate s':>11} {'train s':>9} {'vs floor':>9} {'vs agentgym':>12}")
+    ours = (results.get("agentgym") or {}).get("step_s")
+    for name, r in results.items():
+        s = r.get("step_s")
+        if s is None:
+            print(f"{name:<10} {'-':>8}   {r.get('skipped', '')}")
+            continue
+        vf = f"{s / floor:.2f}x" if floor else "-"
+        va = f"{s / ours:.2f}x" if ours else "-"
+        g = f"{r['generate_s']:.1f}" if "generate_s" in r else "-"
+        t = f"{r['train_s']:.1f}" if "train_s" in r else "-"
+        print(f"{name:<10} {s:>8.1f} {g:>11} {t:>9} {vf:>9} {va:>12}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "machine": platform.platform(), "results": results}, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

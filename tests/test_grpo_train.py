@@ -184,3 +184,63 @@ def test_sigkill_and_resume_matches_an_uninterrupted_run(tmp_path):
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert json.loads((b / "summary.json").read_text())["steps"] == 6
     assert (b / "plots" / "training.png").stat().st_size > 10_000
+
+
+def test_lora_trains_only_the_adapter_and_exports_a_merged_model(tmp_path):
+    cfg = tiny_cfg(tmp_path, "model.lora.r=4", "grpo.lr=1e-2", "rollout.max_new_tokens=3", "rollout.group_size=8",
+                   "rollout.tasks_per_step=4", "train.steps=1", "train.save_every=1")
+    tr = GRPOTrainer(cfg, quiet=True)
+    frozen = {n: p.detach().clone() for n, p in tr.model.named_parameters() if not p.requires_grad}
+    trained = {n: p.detach().clone() for n, p in tr.model.named_parameters() if p.requires_grad}
+    assert trained and all("lora_" in n for n in trained)
+    tr.train()
+    assert all(torch.equal(frozen[n], p) for n, p in tr.model.named_parameters() if n in frozen)
+    assert any(not torch.equal(trained[n], p) for n, p in tr.model.named_parameters() if n in trained)
+    saved = load_file(str(tmp_path / "run" / "checkpoints" / "step_000001" / "weights.safetensors"))
+    assert set(saved) == set(trained)  # the checkpoint holds the adapter only
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "run" / "final"))
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
+
+
+def test_kl_penalty_loads_a_reference_only_when_asked(tmp_path):
+    assert GRPOTrainer(tiny_cfg(tmp_path / "a"), quiet=True).ref_model is None
+    tr = GRPOTrainer(tiny_cfg(tmp_path / "b", "grpo.beta=0.5", "rollout.max_new_tokens=3", "rollout.group_size=8",
+                              "rollout.tasks_per_step=4"), quiet=True)
+    assert tr.ref_model is not None and not any(p.requires_grad for p in tr.ref_model.parameters())
+    rec = tr.train_step()
+    assert rec["train/tokens"] > 0 and torch.isfinite(torch.tensor(rec["loss"]))
+
+
+def test_dynamic_sampling_drops_all_equal_groups_and_counts_them(tmp_path):
+    # The random tiny model never guesses right: every group is all zeros.
+    tr = GRPOTrainer(tiny_cfg(tmp_path, "env.id=test/guess-v0", "env.kwargs={max_turns: 1}", "grpo.dynamic_sampling=true",
+                              "grpo.max_refill_rounds=2"), quiet=True)
+    rec = tr.train_step()
+    assert rec["rollout/rounds"] == 3 and rec["rollout/dropped"] == rec["rollout/spent"] == 3 * 2 * 4
+    assert rec["train/skipped"] == 1.0 and tr.policy.version == 1
+    assert tr.teacher.metrics()["teacher/groups_seen"] == 6  # the teacher still hears about every group
+
+
+def test_ctrl_c_saves_and_resume_finishes(tmp_path):
+    run = tmp_path / "run"
+    over = ["model.name=tiny", "env.id=test/no-e-v0", "rollout.tasks_per_step=2", "rollout.group_size=4",
+            "rollout.max_new_tokens=3", "grpo.mask_truncated=false", "train.steps=200", "train.save_every=100",
+            "train.eval_tasks=2", f"run_dir={run}"]
+    p = _run(f"r = train_from_config(None, {over!r}, quiet=True); sys.exit(130 if r.interrupted else 0)", ROOT)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        m = run / "metrics.jsonl"
+        if m.exists() and sum(1 for _ in m.open()) >= 3:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=120) == 130, p.stderr.read()
+    steps = [r["step"] for r in _metrics(run) if r["kind"] == "train"]
+    ck = sorted((run / "checkpoints").glob("step_*"))
+    assert ck and int(ck[-1].name.split("_")[1]) == steps[-1]  # saved at the last finished step
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("steps: 200", f"steps: {steps[-1] + 2}"))
+    r = _run(f"resume_run({str(run)!r}, quiet=True)", ROOT)
+    assert r.wait(timeout=300) == 0, r.stderr.read()
+    assert [x["step"] for x in _metrics(run) if x["kind"] == "train"] == list(range(1, steps[-1] + 3))

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from agentgym.env import TaskSpec
-from agentgym.spaces import TRAIN_SEED_LIMIT, HeldOut, ParamError, ParamSpace, Region
+from agentgym.spaces import TRAIN_SEED_LIMIT, HeldOut, ParamError, ParamSpace
 
 
 @dataclass
@@ -41,29 +41,32 @@ class Teacher(Protocol):
 
 
 class TrainingTasks:
-    """Draws training specs: params inside an optional restriction, never held out."""
+    """The training side of an env's task space: what every teacher samples from.
+
+    ``space`` is the env's ParamSpace narrowed by an optional restriction (a config's
+    ``env.params``: allowed values per discrete dim, an interval per continuous one), so
+    a teacher works over exactly the dims and values it may choose. :meth:`spec` is the
+    only way a teacher turns params into a TaskSpec: it refuses params in the held-out
+    region and draws the seed from the training range, so no held-out spec can be made.
+    """
 
     def __init__(self, space: ParamSpace, held_out: HeldOut, restrict: Mapping[str, Any] | None = None):
-        self.space = space
+        self.full_space = space
         self.held_out = held_out
-        self.restrict = Region({k: (tuple(v) if _is_interval(space, k, v) else list(v)) for k, v in (restrict or {}).items()}, name="train") if restrict else None
-        if self.restrict is not None:
-            self.restrict.check_against(space)
+        unknown = set(restrict or {}) - set(space.names)
+        if unknown:
+            raise ParamError(f"unknown parameter(s) {sorted(unknown)} in the training restriction; this space has {space.names}")
+        self.space = ParamSpace([_narrow(d, (restrict or {}).get(d.name)) for d in space])
 
-    def _draw(self, rng: np.random.Generator) -> dict[str, Any]:
-        p = self.space.sample(rng)
-        if self.restrict is not None:
-            for k, allowed in self.restrict.constraints.items():
-                if isinstance(allowed, tuple):
-                    p[k] = float(rng.uniform(*allowed))
-                else:
-                    p[k] = allowed[int(rng.integers(len(allowed)))]
-        return self.space.validate(p)
+    def is_allowed(self, params: Mapping[str, Any]) -> bool:
+        """True when ``params`` may be trained on (not in the held-out region)."""
+        return self.held_out.region is None or not self.held_out.region.contains(params)
 
     def params(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Uniform training params (rejection of the held-out region)."""
         for _ in range(10_000):
-            p = self._draw(rng)
-            if self.held_out.region is None or not self.held_out.region.contains(p):
+            p = self.space.sample(rng)
+            if self.is_allowed(p):
                 return p
         raise ParamError("the training restriction lies inside the held-out region: nothing can be sampled")
 
@@ -72,7 +75,7 @@ class TrainingTasks:
         (the held-out region included), so gains are measured on tasks never trained on."""
         rng = np.random.default_rng(seed)
         picks = rng.choice(len(self.held_out.seeds), size=n, replace=False)
-        return [TaskSpec(self._draw(rng), int(self.held_out.seeds[int(i)])) for i in picks]
+        return [TaskSpec(self.space.sample(rng), int(self.held_out.seeds[int(i)])) for i in picks]
 
     def seed(self, rng: np.random.Generator) -> int:
         while True:
@@ -81,13 +84,37 @@ class TrainingTasks:
                 return s
 
     def spec(self, rng: np.random.Generator, params: Mapping[str, Any] | None = None) -> TaskSpec:
-        return TaskSpec(dict(params) if params is not None else self.params(rng), self.seed(rng))
+        """A training TaskSpec; given ``params`` must be valid and allowed (else ParamError)."""
+        if params is None:
+            return TaskSpec(self.params(rng), self.seed(rng))
+        clean = self.space.validate(params)
+        if not self.is_allowed(clean):
+            raise ParamError(f"{clean} lies in the held-out region {self.held_out.region.name!r}: a teacher may not sample it")
+        return TaskSpec(clean, self.seed(rng))
 
 
-def _is_interval(space: ParamSpace, key: str, value: Any) -> bool:
-    from agentgym.spaces import Continuous
+def _narrow(dim: Any, allowed: Any) -> Any:
+    """``dim`` restricted to ``allowed`` (None: unchanged)."""
+    from agentgym.spaces import Categorical, Continuous, Integer
 
-    return isinstance(space[key], Continuous)
+    if allowed is None:
+        return dim
+    if isinstance(dim, Continuous):
+        if not (isinstance(allowed, (list, tuple)) and len(allowed) == 2):
+            raise ParamError(f"restriction of {dim.name!r} must be [low, high]")
+        lo, hi = (dim.validate(v) for v in allowed)
+        return Continuous(dim.name, lo, hi, log=dim.log, description=dim.description)
+    values = list(allowed) if isinstance(allowed, (list, tuple, set)) else [allowed]
+    if not values:
+        raise ParamError(f"restriction of {dim.name!r} allows no value")
+    values = [dim.validate(v) for v in values]
+    if isinstance(dim, Integer):
+        values = sorted(set(values))
+        if values == list(range(values[0], values[-1] + 1)):
+            return Integer(dim.name, values[0], values[-1], description=dim.description)
+    # Keep the declared order of the values (it is the easy-to-hard order for schedules).
+    ordered = [v for v in dim.values if any(v == w and isinstance(v, bool) == isinstance(w, bool) for w in values)]
+    return Categorical(dim.name, tuple(ordered), description=dim.description)
 
 
 class RandomTeacher:

@@ -1,0 +1,67 @@
+"""The README's examples run as written."""
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+import agentgym
+from agentgym.curriculum import TrainingTasks
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def _block(marker: str) -> str:
+    for block in re.findall(r"```(?:python|toml)\n(.*?)```", README, re.DOTALL):
+        if block.startswith(marker):
+            return block
+    raise AssertionError(f"no README block starts with {marker!r}")
+
+
+def test_register_a_new_environment_example_works(tmp_path):
+    pkg = tmp_path / "my_envs"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(_block("# my_envs/__init__.py"))
+    toml = _block("# pyproject.toml of your package")
+    group, line = re.search(r'\[project\.entry-points\."(.+?)"\]\n(.+)', toml).groups()
+    dist = tmp_path / "my_envs-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-envs\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(f"[{group}]\n{line.replace(chr(34), '')}\n")
+    code = textwrap.dedent('''
+        import agentgym, gymnasium
+        from gymnasium.utils.env_checker import check_env
+        env = agentgym.make("mine/reverse-v0")
+        check_env(env)
+        env.reset(seed=1)
+        _, r, term, _, info = env.step(env.oracle())
+        assert r == 1.0 and term and info["success"]
+        gymnasium.make("mine/reverse-v0").reset(seed=0)
+        print("OK")
+    ''')
+    res = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("OK")
+
+
+def test_python_quickstart_snippet_runs():
+    snippet = _block("import agentgym\nfrom agentgym import TaskSpec")
+    exec(compile(snippet.replace("print(", "(lambda *a: None)("), "README", "exec"), {})
+
+
+def test_restricted_training_tasks_never_hold_out():
+    """The trainer's task source with a restriction that overlaps the held-out region."""
+    cls = agentgym.spec("math/arithmetic-v0").load_class()
+    tt = TrainingTasks(cls.param_space, cls.held_out, {"digits": [2, 3], "n_operands": [3, 4]})
+    rng = np.random.default_rng(0)
+    for _ in range(100_000):
+        spec = tt.spec(rng)
+        assert not cls.held_out.is_held_out(spec.params, spec.seed)
+        assert spec.params["digits"] in (2, 3) and spec.params["n_operands"] in (3, 4)
+    evals = tt.held_out_specs(200, seed=0)
+    assert all(s.seed in cls.held_out.seeds for s in evals)
+    assert any(cls.held_out.region.contains(s.params) for s in evals)  # the unseen region is evaluated

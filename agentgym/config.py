@@ -49,8 +49,15 @@ class EnvConfig(_Section):
 
 
 class TeacherConfig(_Section):
-    #: Which teacher picks training tasks; `random` samples the training space uniformly.
-    name: Literal["random"] = "random"
+    #: Which teacher picks training tasks: random, schedule, bandit or alp_gmm.
+    name: Literal["random", "schedule", "bandit", "alp_gmm"] = "random"
+    #: Options of that teacher (see agentgym/curriculum), e.g. {signal: abs_adv, sampler: sec}.
+    options: dict[str, Any] = {}
+    #: Keep only groups whose pass rate lies in [low, high] (null: keep all); composes
+    #: with any teacher, and dropped rollouts count as spent.
+    pass_rate_band: tuple[float, float] | None = None
+    #: One or two parameter names for the curriculum plots (default: the first that vary).
+    plot_dims: list[str] = []
 
 
 class RolloutConfig(_Section):
@@ -79,7 +86,7 @@ class GRPOConfig(_Section):
     importance_weights: bool = False
     #: Drop groups whose rewards are all equal and sample more tasks (DAPO).
     dynamic_sampling: bool = False
-    #: Extra rollout rounds dynamic sampling may spend to refill the batch.
+    #: Extra rollout rounds the filters (dynamic sampling, pass-rate band) may spend to refill.
     max_refill_rounds: int = Field(2, ge=0)
     #: Leave completions that hit max_new_tokens out of the loss.
     mask_truncated: bool = True

@@ -121,6 +121,8 @@ def bench_trl(args, times: list[float]) -> dict:
             generation_kwargs={"min_new_tokens": args.max_new_tokens}, temperature=1.0, learning_rate=1e-6,
             beta=0.0, loss_type="dapo", max_steps=args.warmup + args.steps, logging_steps=1, report_to="none",
             save_strategy="no", seed=0, gradient_accumulation_steps=1, disable_tqdm=True,
+            # Memory is not the constraint here: give TRL its fastest setting, as agentgym has.
+            gradient_checkpointing=False,
         )
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(path)
@@ -178,6 +180,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
 
     results = {}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for name, fn in (("floor", bench_floor), ("agentgym", bench_agentgym), ("trl", bench_trl)):
         if args.only and name not in args.only:
             continue
@@ -186,6 +190,9 @@ def main() -> None:
         extra = fn(args, times)
         results[name] = {"step_s": statistics.mean(times) if times else None,
                          "step_s_all": times, **extra}
+        print(f"  {name}: {results[name]['step_s']} s/step ({[round(t, 1) for t in times]})", flush=True)
+        # Written after each engine, so a slow or killed engine loses only its own numbers.
+        out.write_text(json.dumps({"args": vars(args), "machine": platform.platform(), "results": results}, indent=1))
 
     floor = (results.get("floor") or {}).get("step_s")
     print(f"\nGRPO step, {args.tasks} prompts x {args.group} completions x {args.max_new_tokens} tokens, "
@@ -202,9 +209,6 @@ def main() -> None:
         g = f"{r['generate_s']:.1f}" if "generate_s" in r else "-"
         t = f"{r['train_s']:.1f}" if "train_s" in r else "-"
         print(f"{name:<10} {s:>8.1f} {g:>11} {t:>9} {vf:>9} {va:>12}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "machine": platform.platform(), "results": results}, indent=1))
     print(f"wrote {out}")
 
 

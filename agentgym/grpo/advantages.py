@@ -38,10 +38,3 @@ def group_advantages(
             continue  # all equal: no signal, exactly zero
         adv[idx] = centred / (std + eps) if scale_std else centred
     return adv
-
-
-def all_equal_groups(rewards: Sequence[float], groups: Sequence[int]) -> set[int]:
-    """Groups whose returns are all equal (they carry no learning signal)."""
-    r = np.asarray(rewards, dtype=np.float64)
-    g = np.asarray(groups)
-    return {int(k) for k in np.unique(g) if np.ptp(r[g == k]) == 0.0}

@@ -7,7 +7,7 @@ with one step-wide normalizer -> one optimizer step -> the policy version increm
 Generation uses the trained model itself, so there is no weight sync to forget.
 
 Run folder: ``config.yaml``, ``metrics.jsonl`` (one JSON line per step, plus eval
-lines), ``tb/`` (TensorBoard), ``checkpoints/``, ``evals/``, ``plots/``, ``final/``
+lines), ``teacher.jsonl`` (the tasks played each step and their success), ``tb/`` (TensorBoard), ``checkpoints/``, ``evals/``, ``plots/``, ``final/``
 (a loadable model), ``summary.json``.
 """
 
@@ -25,10 +25,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentgym.config import RunConfig, dump_config, load_config
-from agentgym.curriculum import GroupResult, TrainingTasks, make_teacher
+from agentgym.config import ConfigError, RunConfig, dump_config, load_config
+from agentgym.curriculum import (
+    DynamicSampling,
+    GroupResult,
+    PassRateBand,
+    TrainingTasks,
+    make_teacher,
+)
 from agentgym.eval.heldout import EnvReport, evaluate_env, write_json
-from agentgym.grpo.advantages import all_equal_groups, group_advantages
+from agentgym.grpo.advantages import group_advantages
 from agentgym.grpo.batch import collate, policy_logprobs
 from agentgym.grpo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from agentgym.grpo.loss import (
@@ -78,6 +84,19 @@ class GRPOTrainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(dump_config(cfg))
 
+        options = dict(cfg.teacher.options)
+        if cfg.teacher.name == "schedule":
+            options.setdefault("total_steps", cfg.train.steps)
+        try:  # a wrong teacher option fails before the model loads
+            self.teacher = make_teacher(cfg.teacher.name, self.tasks, seed=cfg.seed, **options)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"teacher: {exc}") from None
+        self.filters: list[Any] = []
+        if cfg.grpo.dynamic_sampling:
+            self.filters.append(DynamicSampling())
+        if cfg.teacher.pass_rate_band is not None:
+            self.filters.append(PassRateBand(*cfg.teacher.pass_rate_band))
+
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         model, tok = load_model(cfg.model.name, seed=cfg.seed)
@@ -97,7 +116,6 @@ class GRPOTrainer:
         self.policy = TransformersPolicy(self.model, tok, seed=cfg.seed)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.grpo.lr, betas=tuple(cfg.grpo.betas), weight_decay=cfg.grpo.weight_decay)
-        self.teacher = make_teacher(cfg.teacher.name, self.tasks, seed=cfg.seed)
         self.sampling = SamplingParams(max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature)
         self.runner = RolloutRunner(self.policy, self.sampling, max_episode_tokens=cfg.rollout.max_episode_tokens,
                                     env_kwargs=cfg.env.kwargs)
@@ -117,11 +135,12 @@ class GRPOTrainer:
             self.teacher.load_state_dict(state["teacher"])
             self.evals = {int(k): float(v) for k, v in state.get("evals", {}).items()}
         # Drop what the killed process logged after its last checkpoint: no gaps, no duplicates.
-        path = self.run_dir / "metrics.jsonl"
-        if path.exists():
-            lines = path.read_text().splitlines() if ck is not None else []
-            kept = [ln for ln in lines if ln.strip() and _line_step(ln) <= self.step]
-            _atomic_write(path, "".join(ln + "\n" for ln in kept))
+        for name in ("metrics.jsonl", "teacher.jsonl"):
+            path = self.run_dir / name
+            if path.exists():
+                lines = path.read_text().splitlines() if ck is not None else []
+                kept = [ln for ln in lines if ln.strip() and _line_step(ln) <= self.step]
+                _atomic_write(path, "".join(ln + "\n" for ln in kept))
         if not self.quiet:
             where = f"step {self.step} ({ck.name})" if ck is not None else "the start (no checkpoint yet)"
             print(f"resuming {self.run_dir} from {where}")
@@ -131,12 +150,12 @@ class GRPOTrainer:
         save_checkpoint(self.run_dir / "checkpoints", self.step, self.model, self.optimizer, state,
                         keep=self.cfg.train.keep_checkpoints)
 
-    def _log(self, record: dict[str, Any]) -> None:
-        with open(self.run_dir / "metrics.jsonl", "a") as fh:
+    def _log(self, record: dict[str, Any], file: str = "metrics.jsonl") -> None:
+        with open(self.run_dir / file, "a") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        if self.tb is not None:
+        if self.tb is not None and file == "metrics.jsonl":
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k != "step" and math.isfinite(v):
                     self.tb.add_scalar(k, v, record["step"])
@@ -161,7 +180,7 @@ class GRPOTrainer:
         results: list[GroupResult] = []
         spent = dropped = rounds = 0
         while True:
-            tasks = self.teacher.sample(want - len(kept) if cfg.grpo.dynamic_sampling else want)
+            tasks = self.teacher.sample(want - len(kept))
             eps = self.runner.run(cfg.env.id, tasks, group_size=cfg.rollout.group_size)
             rounds += 1
             spent += len(eps)
@@ -171,16 +190,16 @@ class GRPOTrainer:
             flat = [e for g in groups.values() for e in g]
             gid = [e.group for e in flat]
             adv = group_advantages([e.reward for e in flat], gid, scale_std=cfg.grpo.scale_std)
-            equal = all_equal_groups([e.reward for e in flat], gid) if flat else set()
             for g, members in groups.items():
                 a = [abs(x) for x, e in zip(adv, flat) if e.group == g]
-                results.append(GroupResult(members[0].task, [e.reward for e in members], [e.success for e in members],
-                                           float(np.mean(a)) if a else 0.0))
-                if cfg.grpo.dynamic_sampling and g in equal:
+                result = GroupResult(members[0].task, [e.reward for e in members], [e.success for e in members],
+                                     float(np.mean(a)) if a else 0.0)
+                results.append(result)
+                if not all(f.keep(result) for f in self.filters):
                     dropped += len(members)
                     continue
                 kept.append(members)
-            if not cfg.grpo.dynamic_sampling or len(kept) >= want or rounds > cfg.grpo.max_refill_rounds:
+            if not self.filters or len(kept) >= want or rounds > cfg.grpo.max_refill_rounds:
                 break
         kept = kept[:want]
         episodes = []
@@ -196,6 +215,10 @@ class GRPOTrainer:
         episodes, results, roll_stats = self._rollouts()
         t_gen = time.perf_counter() - t0
         self.teacher.update(results)
+        # What the teacher chose and how it went, for the curriculum plots.
+        self._pending_groups = [{"params": r.task.params, "success": r.success_rate,
+                                 "reward": float(np.mean(r.rewards)) if r.rewards else 0.0,
+                                 "abs_adv": r.mean_abs_advantage} for r in results]
         record: dict[str, Any] = {"step": self.step + 1, "kind": "train", **roll_stats}
         # Every group played counts here, the ones dynamic sampling dropped included.
         rewards = [x for r in results for x in r.rewards]
@@ -291,6 +314,7 @@ class GRPOTrainer:
             while self.step < cfg.train.steps:
                 record = self.train_step()
                 self._log(record)
+                self._log({"step": self.step, "groups": self._pending_groups}, file="teacher.jsonl")
                 last_eval = self.evals[max(self.evals)] if self.evals else float("nan")
                 due_eval = self.step == cfg.train.steps or (cfg.train.eval_every and self.step % cfg.train.eval_every == 0)
                 if due_eval:
@@ -318,10 +342,12 @@ class GRPOTrainer:
         return TrainResult(self.run_dir, self.step, dict(self.evals), interrupted, time.perf_counter() - t_start)
 
     def _finish(self) -> None:
+        from agentgym.eval.curriculum_plots import plot_teacher
         from agentgym.eval.plots import plot_training
 
         try:
             plot_training(self.run_dir / "metrics.jsonl", self.run_dir / "plots")
+            plot_teacher(self.run_dir, dims=self.cfg.teacher.plot_dims or None)
         except Exception as exc:  # plotting must never lose a finished run
             print(f"warning: plots failed: {exc!r}")
         self.export(self.run_dir / "final")

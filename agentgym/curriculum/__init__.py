@@ -1,11 +1,91 @@
-"""Teachers: choose training tasks by the agent's learning progress."""
+"""Teachers: choose training tasks by the agent's learning progress.
 
+``make_teacher(name, tasks, seed=0, **options)`` builds one by name:
+
+- ``random``: :class:`RandomTeacher` (no options).
+- ``schedule``: :class:`ScheduleTeacher` (dims, total_steps, window, by, bins).
+- ``bandit``: :class:`BanditTeacher` (arm_dims, bins, signal, sampler, sec_alpha, sec_tau,
+  dump_window, dump_temperature, eps_min, eps_decay, fast_alpha, slow_alpha, outcome,
+  reward_range).
+- ``alp_gmm``: :class:`ALPGMMTeacher` (fit_rate, random_task_ratio, max_components,
+  min_components, history, reward_range, max_tries).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from agentgym.curriculum.alp_gmm import ALPGMMTeacher
+from agentgym.curriculum.bandit import SAMPLERS, SIGNALS, BanditTeacher
 from agentgym.curriculum.base import GroupResult, RandomTeacher, Teacher, TrainingTasks
+from agentgym.curriculum.cells import Cell, dim_cells
+from agentgym.curriculum.filters import (
+    DynamicSampling,
+    Filter,
+    FilteredSampling,
+    FilterStats,
+    PassRateBand,
+    filtered_sampling,
+)
+from agentgym.curriculum.schedule import ScheduleTeacher
 
-__all__ = ["GroupResult", "RandomTeacher", "Teacher", "TrainingTasks", "make_teacher"]
+__all__ = [
+    "ALPGMMTeacher",
+    "BanditTeacher",
+    "Cell",
+    "DynamicSampling",
+    "Filter",
+    "FilterStats",
+    "FilteredSampling",
+    "GroupResult",
+    "PassRateBand",
+    "RandomTeacher",
+    "SAMPLERS",
+    "SIGNALS",
+    "ScheduleTeacher",
+    "TEACHERS",
+    "Teacher",
+    "TrainingTasks",
+    "dim_cells",
+    "filtered_sampling",
+    "make_teacher",
+    "teacher_options",
+]
+
+#: Teacher names accepted by :func:`make_teacher` and their classes.
+TEACHERS: dict[str, type] = {
+    "random": RandomTeacher,
+    "schedule": ScheduleTeacher,
+    "bandit": BanditTeacher,
+    "alp_gmm": ALPGMMTeacher,
+}
 
 
-def make_teacher(name: str, tasks: TrainingTasks, seed: int = 0):
-    if name == "random":
-        return RandomTeacher(tasks, seed=seed)
-    raise ValueError(f"unknown teacher {name!r}; available: random")
+def teacher_options(name: str) -> list[str]:
+    """The options (keyword arguments beyond tasks and seed) teacher ``name`` accepts."""
+    cls = _teacher_class(name)
+    params = inspect.signature(cls.__init__).parameters
+    return [p for p in params if p not in ("self", "tasks", "seed")]
+
+
+def _teacher_class(name: str) -> type:
+    try:
+        return TEACHERS[name]
+    except KeyError:
+        raise ValueError(f"unknown teacher {name!r}; available: {', '.join(TEACHERS)}") from None
+
+
+def make_teacher(name: str, tasks: TrainingTasks, seed: int = 0, **options: Any) -> Teacher:
+    """Build teacher ``name`` over ``tasks``; ``options`` go to its constructor.
+
+    An unknown name raises ValueError; an option the teacher does not take raises
+    TypeError naming it and listing the ones it does take.
+    """
+    cls = _teacher_class(name)
+    allowed = teacher_options(name)
+    unknown = [k for k in options if k not in allowed]
+    if unknown:
+        have = ", ".join(allowed) if allowed else "none"
+        raise TypeError(f"teacher {name!r} has no option {', '.join(map(repr, unknown))}; its options: {have}")
+    return cls(tasks, seed=seed, **options)

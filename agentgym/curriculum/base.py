@@ -140,3 +140,20 @@ class RandomTeacher:
 
     def metrics(self) -> dict[str, float]:
         return {"teacher/groups_seen": float(self._seen)}
+
+
+def normalized_reward(reward: float, reward_range: tuple[float, float] = (0.0, 1.0)) -> float:
+    """``reward`` mapped from ``reward_range`` to [0, 1] and clipped there."""
+    lo, hi = reward_range
+    return float(min(1.0, max(0.0, (float(reward) - lo) / (hi - lo))))
+
+
+def check_reward_range(reward_range: Sequence[float]) -> tuple[float, float]:
+    """A validated ``(low, high)`` pair with finite ``low < high``."""
+    try:
+        lo, hi = (float(x) for x in reward_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"reward_range must be (low, high), got {reward_range!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"reward_range must be finite with low < high, got {reward_range!r}")
+    return lo, hi

@@ -1,0 +1,141 @@
+"""Batch filters: keep the groups worth training on, with any teacher.
+
+A filter decides per played group whether the trainer should use it. Filters are not
+teachers: the teacher still hears about every group played (it learns from the dropped
+ones too), and every comparison counts the dropped rollouts as spent compute.
+
+- :class:`DynamicSampling` (DAPO): drop groups whose rewards are all equal; with
+  group-normalized advantages they carry no gradient.
+- :class:`PassRateBand` (balanced online difficulty filtering): keep groups whose
+  success rate lies in ``[low, high]``.
+- :class:`FilteredSampling`: sample from a teacher, play, update the teacher with every
+  group, keep the filtered ones, and refill until the target or ``max_rounds``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+from agentgym.curriculum.base import GroupResult, Teacher
+from agentgym.env import TaskSpec
+
+
+class Filter(Protocol):
+    def keep(self, result: GroupResult) -> bool: ...
+
+
+class DynamicSampling:
+    """Keep a group unless all its rewards are equal (a group of one reward is dropped)."""
+
+    def __init__(self, tol: float = 0.0):
+        self.tol = float(tol)
+
+    def keep(self, result: GroupResult) -> bool:
+        r = list(result.rewards)
+        return len(r) > 1 and max(r) - min(r) > self.tol
+
+    __call__ = keep
+
+    def __repr__(self) -> str:
+        return "DynamicSampling()" if self.tol == 0 else f"DynamicSampling(tol={self.tol})"
+
+
+class PassRateBand:
+    """Keep a group whose success rate is in ``[low, high]`` (both included)."""
+
+    def __init__(self, low: float = 0.1, high: float = 0.9):
+        if not 0 <= low <= high <= 1:
+            raise ValueError(f"need 0 <= low <= high <= 1, got {low}, {high}")
+        self.low, self.high = float(low), float(high)
+
+    def keep(self, result: GroupResult) -> bool:
+        return bool(result.successes) and self.low <= result.success_rate <= self.high
+
+    __call__ = keep
+
+    def __repr__(self) -> str:
+        return f"PassRateBand(low={self.low}, high={self.high})"
+
+
+@dataclass
+class FilterStats:
+    """What one filtered batch cost: every played group and rollout counts as spent."""
+
+    rounds: int = 0
+    groups_played: int = 0
+    groups_kept: int = 0
+    groups_dropped: int = 0
+    rollouts_spent: int = 0
+    rollouts_kept: int = 0
+    rollouts_dropped: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def add(self, other: FilterStats) -> None:
+        for k, v in asdict(other).items():
+            setattr(self, k, getattr(self, k) + v)
+
+
+class FilteredSampling:
+    """Fill a batch of ``target`` groups that pass every filter, refilling up to ``max_rounds``.
+
+    Each round samples ``target - kept`` tasks from the teacher, plays them with
+    ``play(specs) -> [GroupResult]``, updates the teacher with *every* played group of
+    the round (dropped ones too), and keeps those that pass all filters. It stops when
+    ``target`` groups are kept or after ``max_rounds`` rounds (the batch may then be
+    short). ``total`` accumulates the stats of every call.
+    """
+
+    def __init__(self, teacher: Teacher, filters: Filter | Sequence[Filter] = (), max_rounds: int = 4):
+        if max_rounds < 1:
+            raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
+        self.teacher = teacher
+        self.filters: list[Filter] = [filters] if hasattr(filters, "keep") else list(filters)  # type: ignore[arg-type]
+        self.max_rounds = int(max_rounds)
+        self.total = FilterStats()
+
+    def passes(self, result: GroupResult) -> bool:
+        return all(f.keep(result) for f in self.filters)
+
+    def __call__(self, play: Callable[[list[TaskSpec]], list[GroupResult]], target: int) -> tuple[list[GroupResult], FilterStats]:
+        kept: list[GroupResult] = []
+        stats = FilterStats()
+        while len(kept) < target and stats.rounds < self.max_rounds:
+            played = list(play(self.teacher.sample(target - len(kept))))
+            stats.rounds += 1
+            self.teacher.update(played)
+            for res in played:
+                n = len(res.rewards)
+                stats.groups_played += 1
+                stats.rollouts_spent += n
+                if self.passes(res):
+                    kept.append(res)
+                    stats.groups_kept += 1
+                    stats.rollouts_kept += n
+                else:
+                    stats.groups_dropped += 1
+                    stats.rollouts_dropped += n
+        self.total.add(stats)
+        return kept, stats
+
+    def metrics(self) -> dict[str, float]:
+        return {f"filter/{k}": float(v) for k, v in self.total.as_dict().items()}
+
+
+def filtered_sampling(
+    teacher: Teacher,
+    play: Callable[[list[TaskSpec]], list[GroupResult]],
+    target: int,
+    filters: Filter | Sequence[Filter] | None = None,
+    max_rounds: int = 4,
+) -> tuple[list[GroupResult], dict[str, Any]]:
+    """One filtered batch: ``(kept groups, stats as a dict)``; see :class:`FilteredSampling`.
+
+    ``filters`` defaults to ``DynamicSampling()``.
+    """
+    chosen = [DynamicSampling()] if filters is None else filters
+    kept, stats = FilteredSampling(teacher, chosen, max_rounds)(play, target)
+    return kept, stats.as_dict()

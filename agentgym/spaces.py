@@ -134,8 +134,11 @@ class Continuous:
     def from_unit(self, u: float) -> float:
         u = float(np.clip(u, 0.0, 1.0))
         if self.log:
-            return float(math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low))))
-        return float(self.low + u * (self.high - self.low))
+            v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+        else:
+            v = self.low + u * (self.high - self.low)
+        # Rounding in exp/log can step just past an edge (10.000000000000007 for high=10).
+        return float(min(max(v, self.low), self.high))
 
     def validate(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):

@@ -244,3 +244,24 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path):
     r = _run(f"resume_run({str(run)!r}, quiet=True)", ROOT)
     assert r.wait(timeout=300) == 0, r.stderr.read()
     assert [x["step"] for x in _metrics(run) if x["kind"] == "train"] == list(range(1, steps[-1] + 3))
+
+
+def test_teacher_state_is_checkpointed_and_restored(tmp_path):
+    cfg = tiny_cfg(tmp_path, "env.id=test/guess-v0", "env.kwargs={max_turns: 1}", "teacher.name=bandit",
+                   "teacher.options={sec_alpha: 0.5}", "train.steps=2", "train.save_every=1", "train.eval_tasks=2")
+    tr = GRPOTrainer(cfg, quiet=True)
+    tr.train()
+    assert any(k.startswith("teacher/arm[") for k in json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[1]))
+    again = GRPOTrainer(load_config(tmp_path / "run" / "config.yaml"), resume=True, quiet=True)
+    assert again.step == 2
+    assert [t.to_dict() for t in again.teacher.sample(20)] == [t.to_dict() for t in tr.teacher.sample(20)]
+    groups = [json.loads(x) for x in (tmp_path / "run" / "teacher.jsonl").read_text().splitlines()]
+    assert [g["step"] for g in groups] == [1, 2] and all(len(g["groups"]) == 2 for g in groups)
+
+
+def test_wrong_teacher_option_is_a_config_error_before_the_model_loads(tmp_path, monkeypatch):
+    import agentgym.grpo.trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    with pytest.raises(ConfigError, match="has no option 'sec_alhpa'"):
+        GRPOTrainer(tiny_cfg(tmp_path, "teacher.name=bandit", "teacher.options={sec_alhpa: 0.5}"), quiet=True)

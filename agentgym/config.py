@@ -150,8 +150,7 @@ def apply_override(data: dict[str, Any], dotted: str) -> None:
             node[key] = sub
         node = sub
         if fields is not None:
-            ann = fields[key].annotation
-            model = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+            model = _submodel(fields[key])
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -185,14 +184,19 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         raise ConfigError("invalid config: " + "; ".join(problems)) from None
 
 
+def _submodel(field: Any) -> Any:
+    """The config section class of a field (also through ``Section | None``), else None."""
+    ann = field.annotation
+    return next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+
+
 def _suggest_for(loc: tuple) -> str:
     model: Any = RunConfig
     for key in loc[:-1]:
         fields = getattr(model, "model_fields", {})
         if key not in fields:
             return ""
-        ann = fields[key].annotation
-        model = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        model = _submodel(fields[key])
     fields = getattr(model, "model_fields", None)
     return f"; valid: {sorted(fields)}{_suggest(str(loc[-1]), list(fields))}" if fields else ""
 

@@ -29,7 +29,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces as gym_spaces
 
-from agentgym.spaces import TRAIN_SEED_LIMIT, Continuous, HeldOut, Params, ParamSpace
+from agentgym.spaces import Continuous, HeldOut, Params, ParamSpace
 
 Message = dict[str, str]
 ROLES = ("system", "user", "assistant", "tool")
@@ -182,11 +182,9 @@ class TextEnv(gymnasium.Env):
     @classmethod
     def sample_train_task(cls, rng: np.random.Generator) -> TaskSpec:
         """A training task: never in the held-out region nor the held-out seeds."""
-        params = cls.param_space.sample(rng, exclude=cls.held_out.region)
-        while True:
-            seed = int(rng.integers(0, TRAIN_SEED_LIMIT))
-            if seed not in cls.held_out.seeds:
-                return TaskSpec(params, seed)
+        from agentgym.curriculum.base import TrainingTasks  # it imports this module
+
+        return TrainingTasks(cls.param_space, cls.held_out).spec(rng)
 
     @classmethod
     def held_out_tasks(cls, n: int, seed: int = 0) -> list[TaskSpec]:

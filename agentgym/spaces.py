@@ -58,7 +58,7 @@ class Categorical:
         return (self.index(value) + 0.5) / self.n
 
     def from_unit(self, u: float) -> Any:
-        return self.values[min(int(np.clip(u, 0.0, 1.0) * self.n), self.n - 1)]
+        return self.values[_cell_of(u, self.n)]
 
     def validate(self, value: Any) -> Any:
         self.index(value)
@@ -93,7 +93,7 @@ class Integer:
         return (self.validate(value) - self.low + 0.5) / self.n
 
     def from_unit(self, u: float) -> int:
-        return self.low + min(int(np.clip(u, 0.0, 1.0) * self.n), self.n - 1)
+        return self.low + _cell_of(u, self.n)
 
     def validate(self, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -132,7 +132,7 @@ class Continuous:
         return (v - self.low) / (self.high - self.low)
 
     def from_unit(self, u: float) -> float:
-        u = float(np.clip(u, 0.0, 1.0))
+        u = _clip01(u)
         if self.log:
             v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
         else:
@@ -153,6 +153,17 @@ class Continuous:
 
 
 Dim = Categorical | Integer | Continuous
+
+
+def _clip01(u: float) -> float:
+    # Plain floats: this runs once per dim per sampled task, and np.clip on a scalar is slow.
+    u = float(u)
+    return 0.0 if u < 0.0 else 1.0 if u > 1.0 else u
+
+
+def _cell_of(u: float, n: int) -> int:
+    """Index of the equal slice of [0, 1] holding ``u`` (the top edge in the last slice)."""
+    return min(int(_clip01(u) * n), n - 1)
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,21 @@ class NoEEnv(TextEnv):
 
 
 agentgym.register("test/no-e-v0", NoEEnv, description="reward 1 when the reply has no letter e")
+
+
+def fake_installed_dist(root, name: str, entry_points: str) -> None:
+    """Write ``NAME-0.1.dist-info`` into ``root``: what pip leaves for an installed package,
+    so importlib.metadata finds its entry points once ``root`` is on sys.path."""
+    dist = root / f"{name.replace('-', '_')}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(entry_points)
+
+
+def run_isolated(code: str, path):
+    """Run ``code`` in a fresh interpreter with only ``path`` added to sys.path."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(path), "PATH": ""},
+                          capture_output=True, text=True, timeout=120)

@@ -1,8 +1,6 @@
 """The README's examples run as written."""
 
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -10,6 +8,7 @@ import numpy as np
 
 import agentgym
 from agentgym.curriculum import TrainingTasks
+from tests.conftest import fake_installed_dist, run_isolated
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -27,10 +26,7 @@ def test_register_a_new_environment_example_works(tmp_path):
     (pkg / "__init__.py").write_text(_block("# my_envs/__init__.py"))
     toml = _block("# pyproject.toml of your package")
     group, line = re.search(r'\[project\.entry-points\."(.+?)"\]\n(.+)', toml).groups()
-    dist = tmp_path / "my_envs-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-envs\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(f"[{group}]\n{line.replace(chr(34), '')}\n")
+    fake_installed_dist(tmp_path, "my-envs", f"[{group}]\n{line.replace(chr(34), '')}\n")
     code = textwrap.dedent('''
         import agentgym, gymnasium
         from gymnasium.utils.env_checker import check_env
@@ -42,8 +38,7 @@ def test_register_a_new_environment_example_works(tmp_path):
         gymnasium.make("mine/reverse-v0").reset(seed=0)
         print("OK")
     ''')
-    res = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(tmp_path), "PATH": ""},
-                         capture_output=True, text=True, timeout=120)
+    res = run_isolated(code, tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("OK")
 

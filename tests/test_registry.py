@@ -1,5 +1,3 @@
-import subprocess
-import sys
 import textwrap
 import warnings
 
@@ -7,6 +5,7 @@ import pytest
 
 import agentgym
 from agentgym.registry import EnvNotFound
+from tests.conftest import fake_installed_dist, run_isolated
 
 
 def test_unknown_id_suggests_close_matches():
@@ -61,10 +60,7 @@ def test_third_party_package_registers_through_the_entry_point_group(tmp_path):
         def register():
             agentgym.register("toy/echo-v0", "toy_plugin:Echo", description="echo a number")
     '''))
-    dist = tmp_path / "toy_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[agentgym.envs]\ntoy = toy_plugin:register\n")
+    fake_installed_dist(tmp_path, "toy-plugin", "[agentgym.envs]\ntoy = toy_plugin:register\n")
     code = textwrap.dedent('''
         import gymnasium, agentgym
         from gymnasium.utils.env_checker import check_env
@@ -77,19 +73,14 @@ def test_third_party_package_registers_through_the_entry_point_group(tmp_path):
         gymnasium.make("toy/echo-v0").reset(seed=0)
         print("OK")
     ''')
-    res = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(tmp_path), "PATH": ""},
-                         capture_output=True, text=True, timeout=120)
+    res = run_isolated(code, tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("OK")
 
 
 def test_broken_plugin_only_warns(tmp_path):
-    dist = tmp_path / "broken-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[agentgym.envs]\nbroken = no_such_module:register\n")
+    fake_installed_dist(tmp_path, "broken", "[agentgym.envs]\nbroken = no_such_module:register\n")
     code = "import warnings\nwarnings.simplefilter('always')\nimport agentgym\nprint(len(agentgym.list_envs()))"
-    res = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(tmp_path), "PATH": ""},
-                         capture_output=True, text=True, timeout=120)
+    res = run_isolated(code, tmp_path)
     assert res.returncode == 0, res.stderr
     assert "no_such_module" in res.stderr and "failed" in res.stderr

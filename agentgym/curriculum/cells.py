@@ -49,23 +49,8 @@ class Cell:
 
 
 def value_from_unit(dim: Dim, u: float) -> Any:
-    """``dim.from_unit(u)`` (the same mapping), kept inside ``[low, high]`` and without numpy
-    scalar overhead (it runs once per dim per sampled task).
-
-    A log-scale continuous dim's ``exp(...)`` can land one rounding step past ``high``
-    (``from_unit(1.0)`` of ``[0.1, 10]`` gives 10.000000000000007), which ``validate``
-    then refuses; here it is clamped back.
-    """
-    u = 0.0 if u < 0.0 else 1.0 if u > 1.0 else float(u)
-    if isinstance(dim, Continuous):
-        if dim.log:
-            lo, hi = math.log(dim.low), math.log(dim.high)
-            v = math.exp(lo + u * (hi - lo))
-        else:
-            v = dim.low + u * (dim.high - dim.low)
-        return min(dim.high, max(dim.low, v))
-    i = min(int(u * dim.n), dim.n - 1)
-    return dim.low + i if isinstance(dim, Integer) else dim.values[i]
+    """``dim.from_unit(u)``: clamped to the cube and to the dim's bounds by the dim itself."""
+    return dim.from_unit(u)
 
 
 def params_from_unit(space: ParamSpace, u: Sequence[float] | np.ndarray) -> dict[str, Any]:

@@ -50,15 +50,6 @@ class TokenBatch:
         rows = [i for i in range(len(self)) if counts[i] > 0]
         return sorted(rows, key=lambda i: -int(lengths[i]))
 
-    def slice(self, start: int, stop: int) -> TokenBatch:
-        rows = slice(start, stop)
-        # Trim right padding shared by every row of the slice.
-        width = int(self.attention_mask[rows].sum(-1).max().item()) if stop > start else 0
-        return TokenBatch(
-            self.input_ids[rows, :width], self.attention_mask[rows, :width], self.loss_mask[rows, :width],
-            self.sampler_logp[rows, :width], self.advantages[rows],
-        )
-
 
 def collate(episodes: Sequence[Episode], advantages: Sequence[float], pad_id: int, drop_truncated: bool = False) -> TokenBatch:
     """Pad episodes into a :class:`TokenBatch`; ``drop_truncated`` zeroes the mask of

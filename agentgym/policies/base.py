@@ -86,7 +86,6 @@ class ChatFormat:
         probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": _PLACEHOLDER}]
         rendered = self._render(probe, add_generation_prompt=False)
         self._turn_close = rendered[rendered.rindex(_PLACEHOLDER) + len(_PLACEHOLDER):]
-        self._eos_texts = {tokenizer.decode([t]) for t in self.eos_token_ids}
 
     @property
     def vocab_size(self) -> int:

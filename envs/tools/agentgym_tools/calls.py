@@ -236,8 +236,70 @@ def _json_type(v: Any) -> str:
     return "null" if v is None else type(v).__name__
 
 
-def tools_prompt(tools: list[Tool], instructions: str) -> str:
-    """A system prompt listing ``tools`` in Hermes style, after ``instructions``."""
+def example_arguments(tool: Tool) -> dict[str, Any]:
+    """Placeholder arguments of the right types for ``tool`` (for a format example)."""
+    filler = {
+        "string": "text",
+        "number": 2.5,
+        "integer": 3,
+        "boolean": True,
+        "array": [],
+        "object": {},
+        "null": None,
+    }
+    out: dict[str, Any] = {}
+    for name, sub in tool.parameters.get("properties", {}).items():
+        if "enum" in sub and sub["enum"]:
+            out[name] = sub["enum"][0]
+        else:
+            t = sub.get("type", "string")
+            out[name] = filler.get(t[0] if isinstance(t, list) else t, "text")
+    return out
+
+
+def signature(tool: Tool) -> str:
+    """``name(arg: type, ...): description`` (enums listed, optional arguments marked)."""
+    required = set(tool.parameters.get("required", []))
+    args = []
+    for name, sub in tool.parameters.get("properties", {}).items():
+        t = sub.get("type", "any")
+        kind = " or ".join(t) if isinstance(t, list) else t
+        if sub.get("enum"):
+            kind = "one of " + "|".join(str(v) for v in sub["enum"])
+        args.append(f"{name}: {kind}" + ("" if name in required else " (optional)"))
+    return f"{tool.name}({', '.join(args)}): {tool.description}"
+
+
+LISTINGS = ("json", "compact")
+
+
+def tools_prompt(
+    tools: list[Tool], instructions: str, example: bool = False, listing: str = "json"
+) -> str:
+    """A system prompt listing ``tools``, after ``instructions``.
+
+    ``listing="json"`` is the Hermes form (each tool's OpenAI schema inside
+    ``<tools></tools>``); ``"compact"`` lists one signature per line, a much shorter
+    prompt that small models follow better. With ``example``, the prompt also shows
+    one call of the first tool with placeholder arguments. Either way calls are
+    written ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>``.
+    """
+    if listing not in LISTINGS:
+        raise ValueError(f"listing must be one of {LISTINGS}, got {listing!r}")
+    shown = ""
+    if example and tools:
+        call = ToolCall(tools[0].name, example_arguments(tools[0])).to_json()
+        shown = f"For example (placeholder values): <tool_call>{call}</tool_call>\n"
+    if listing == "compact":
+        lines = "\n".join(f"- {signature(t)}" for t in tools)
+        return (
+            f"{instructions}\n"
+            'To use a tool, reply with a line like <tool_call>{"name": "<tool name>", "arguments": {<arguments as JSON>}}</tool_call>\n'
+            f"{shown}"
+            f"Tools:\n{lines}\n"
+            "You may call several tools in one reply; results come back in <tool_response></tool_response>. "
+            "When you know the final answer, reply <answer>the final answer</answer>."
+        )
     lines = "\n".join(json.dumps(t.schema(), ensure_ascii=False) for t in tools)
     return (
         f"{instructions}\n\n"
@@ -245,6 +307,7 @@ def tools_prompt(tools: list[Tool], instructions: str) -> str:
         f"<tools>\n{lines}\n</tools>\n\n"
         "To call a tool, write\n"
         '<tool_call>{"name": "<tool name>", "arguments": {<arguments as JSON>}}</tool_call>\n'
+        f"{shown}"
         "You may make several calls in one reply. Results come back inside "
         "<tool_response></tool_response>. When you know the final answer, reply with "
         "<answer>your answer</answer>."

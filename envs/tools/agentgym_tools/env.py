@@ -25,7 +25,6 @@ import numpy as np
 
 from agentgym import (
     Categorical,
-    Continuous,
     Feedback,
     HeldOut,
     Integer,
@@ -33,7 +32,14 @@ from agentgym import (
     Region,
     TextEnv,
 )
-from agentgym_tools.calls import Tool, ToolCall, parse_reply, tools_prompt, validate_arguments
+from agentgym_tools.calls import (
+    LISTINGS,
+    Tool,
+    ToolCall,
+    parse_reply,
+    tools_prompt,
+    validate_arguments,
+)
 from agentgym_tools.sandbox import PythonSandbox, SandboxLimits
 from agentgym_tools.scoring import ExpectedCall, MadeCall, answer_correct, check_weights, score
 from agentgym_tools.worlds import calculator, calendar, database
@@ -66,6 +72,8 @@ class ToolEnv(TextEnv):
         strict_answer: bool = False,
         tool_role: str = "tool",
         instructions: str = INSTRUCTIONS,
+        example_call: bool = True,
+        tool_listing: str = "json",
         render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode)
@@ -88,11 +96,15 @@ class ToolEnv(TextEnv):
         self.strict_answer = bool(strict_answer)
         self.tool_role = tool_role
         self.instructions = str(instructions)
+        self.example_call = bool(example_call)
+        if tool_listing not in LISTINGS:
+            raise ValueError(f"tool_listing must be one of {LISTINGS}, got {tool_listing!r}")
+        self.tool_listing = tool_listing
         self.tools: dict[str, Tool] = {}
         self.expected: list[ExpectedCall] = []
         self.answer: list[Any] = []
         self.made: list[MadeCall] = []
-        self.replies_ok: list[bool] = []
+        self.replies_ok: list[float] = []
 
     # ----- subclass hooks --------------------------------------------------------------
     def _run_tool(self, tool: Tool, call: ToolCall) -> tuple[dict[str, Any], Any, bool]:
@@ -109,7 +121,10 @@ class ToolEnv(TextEnv):
         self.tools = {t.name: t for t in tools}
         self.expected, self.answer = expected, answer
         self.made, self.replies_ok = [], []
-        system = {"role": "system", "content": tools_prompt(tools, self.instructions)}
+        system = {
+            "role": "system",
+            "content": tools_prompt(tools, self.instructions, self.example_call, self.tool_listing),
+        }
         return [system, *messages]
 
     def _success(self, answer_ok: bool) -> bool:
@@ -148,7 +163,10 @@ class ToolEnv(TextEnv):
             responses.append(_tool_response(body))
             if counts:
                 self.made.append(MadeCall(call, result))
-        self.replies_ok.append(ok)
+        # ToolRL's format reward checks the tags; here a reply with the tags but a broken
+        # inside (bad JSON, unknown tool, bad arguments) earns half, a clean one all.
+        tagged = parsed.n_blocks > 0 or parsed.answer is not None
+        self.replies_ok.append(1.0 if ok else 0.5 if tagged else 0.0)
         invalid = (
             {}
             if ok or not self.invalid_call_penalty
@@ -204,11 +222,10 @@ class ToolWorldEnv(ToolEnv):
                 description="independent calls beyond the chain (their answers are asked too)",
             ),
             Integer("distractors", 0, 6, description="tools offered that the task does not need"),
-            Continuous(
+            Categorical(
                 "noise",
-                0.0,
-                0.5,
-                description="chance that a call fails transiently and must be retried; also adds irrelevant fields to results",
+                (0.0, 0.1, 0.2, 0.3, 0.4),
+                description="chance that a call fails transiently and must be retried; above 0 results also carry irrelevant fields",
             ),
         ]
     )

@@ -3,9 +3,9 @@
 Reward parts in the spirit of ToolRL (Qian et al., 2025), each in [0, 1] before its
 weight:
 
-- ``format``: the share of the agent's replies that were well formed (every
+- ``format``: the mean over the agent's replies of 1 for a well-formed reply (every
   ``<tool_call>`` block valid JSON naming a known tool with valid arguments, or an
-  ``<answer>``);
+  ``<answer>``), 0.5 for one with the tags but a broken inside, 0 for neither;
 - ``name``: multiset Jaccard similarity between the tool names called and the names in
   the ground truth, |G ∩ P| / |G ∪ P| (calling extra or repeated tools costs);
 - ``args``: for each ground-truth call, the best-matching call of that name (each used
@@ -173,6 +173,7 @@ def answer_correct(text: str | None, expected: Sequence[Any]) -> bool:
         if len(nums) < len(expected):
             return False
         return all(_num_close(g, float(w)) for g, w in zip(nums[-len(expected) :], expected))
+    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text)  # 812,000 -> 812000
     words = _norm(re.sub(r"[^\w\s\-./:]", " ", text))
     if len(words.split()) > 12 * len(expected):
         return False
@@ -195,7 +196,7 @@ def _num_close(got: float, want: float) -> bool:
 def score(
     made: Sequence[MadeCall],
     expected: Sequence[ExpectedCall],
-    replies_ok: Sequence[bool],
+    replies_ok: Sequence[float],
     answer_ok: bool,
     weights: Mapping[str, float],
 ) -> dict[str, float]:

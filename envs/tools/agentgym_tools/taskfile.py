@@ -210,7 +210,9 @@ class TaskFileEnv(ToolEnv):
             name_score(self.made, self.expected) == 1.0
             and args_score(self.made, self.expected) == 1.0
         )
-        return calls_ok and all(self.replies_ok) and (answer_ok or not self.answer)
+        return (
+            calls_ok and all(r == 1.0 for r in self.replies_ok) and (answer_ok or not self.answer)
+        )
 
     def oracle(self) -> str:
         if self.current is None:

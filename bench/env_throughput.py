@@ -1,6 +1,9 @@
-"""Episodes per second of the math environments (reset + one oracle step).
+"""Throughput of the environments with oracle policies: math, tool use, MiniGrid.
 
-    python bench/env_throughput.py [--seconds S] [--out bench/results/env_throughput.json]
+    python bench/env_throughput.py [--suites math tools minigrid] [--seconds S]
+                                   [--out bench/results/env_throughput.json]
+
+Math: episodes per second (reset + one oracle step).
 
 For each family, single-turn and retry variants, it times whole episodes through the
 public API (``reset(options={"task": spec})``, ``oracle()``, ``step``) over a pool of
@@ -9,6 +12,14 @@ Beside the total it times the parts: the generator alone (given its draws, witho
 the base class's per-task ``np.random.default_rng``), the verifier alone
 (extract + check of the oracle's text), and the base class (``TextEnv`` reset + step
 around a subclass that does nothing), so a slow number says where the time goes.
+
+Tools: steps per second of whole oracle episodes (every reply parsed, every call run,
+the episode scored), per world, with and without noise; and the sandbox's cost per
+Python call, beside running the same code with ``exec`` in-process (the ratio is what
+the isolation costs).
+
+MiniGrid: the bot-driven rows of ``bench/minigrid_throughput.py`` (env steps per
+second, with the BabyAI bot acting through the text interface).
 """
 
 from __future__ import annotations
@@ -113,7 +124,157 @@ def bench_family(family: str, seconds: float) -> list[dict[str, Any]]:
     return rows
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
+TOOLS_TARGET = (
+    1000.0  # steps/s for the in-process worlds; the Python world is bound by process start-up
+)
+
+
+def bench_tools(seconds: float) -> list[dict[str, Any]]:
+    """Oracle episodes on each tool world: steps/s and episodes/s."""
+    rows = []
+    for world in ("calculator", "database", "calendar", "python"):
+        env = agentgym.make(f"tools/{world}-v0")
+        cls = type(env.unwrapped)
+        for noise in (0.0, 0.4):
+            rng = np.random.default_rng(0)
+            specs = []
+            for _ in range(256 if world != "python" else 16):
+                spec = cls.sample_train_task(rng)
+                specs.append(TaskSpec({**spec.params, "noise": noise}, spec.seed))
+            steps = [0]
+
+            def episode(spec: TaskSpec, env: Any = env, steps: list[int] = steps) -> None:
+                env.reset(options={"task": spec})
+                while True:
+                    _, _, term, trunc, info = env.step(env.unwrapped.oracle())
+                    steps[0] += 1
+                    if term or trunc:
+                        break
+                if not info["success"]:
+                    raise AssertionError(f"{env.spec.id}: oracle failed on {spec}")
+
+            for spec in specs[:8]:  # warm-up
+                episode(spec)
+            steps[0], n, start = 0, 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                episode(specs[n % len(specs)])
+                n += 1
+            elapsed = time.perf_counter() - start
+            rows.append(
+                {
+                    "env_id": f"tools/{world}-v0",
+                    "noise": noise,
+                    "steps_per_s": round(steps[0] / elapsed, 1),
+                    "episodes_per_s": round(n / elapsed, 1),
+                    "steps_per_episode": round(steps[0] / n, 2),
+                    "meets_target": world == "python" or steps[0] / elapsed >= TOOLS_TARGET,
+                }
+            )
+    return rows
+
+
+SANDBOX_CODE = {
+    "print": "print(42)",
+    "primes below 3000": "n = 3000\nsieve = [True] * n\nfor i in range(2, n):\n    if sieve[i]:\n        for j in range(i * i, n, i):\n            sieve[j] = False\nprint(sum(sieve[2:]))",
+    "import json, math": "import json, math\nprint(json.dumps([math.pi]))",
+}
+
+
+def bench_sandbox(seconds: float) -> list[dict[str, Any]]:
+    """Cost of one sandboxed Python call, beside plain in-process exec of the same code."""
+    import contextlib
+    import io
+
+    from agentgym_tools.sandbox import PythonSandbox
+
+    sandbox = PythonSandbox()
+    rows = []
+    for name, code in SANDBOX_CODE.items():
+        assert sandbox.run(code).ok
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds or n < 5:
+            sandbox.run(code)
+            n += 1
+        sandboxed = (time.perf_counter() - start) / n
+        m, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / 4 or m < 5:
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(compile(code, "<bench>", "exec"), {})
+            m += 1
+        plain = (time.perf_counter() - start) / m
+        rows.append(
+            {
+                "code": name,
+                "sandbox_ms": round(sandboxed * 1e3, 2),
+                "in_process_exec_ms": round(plain * 1e3, 3),
+                "ratio": round(sandboxed / plain, 1),
+                "isolation": f"user={sandbox.user_mode}, netns={sandbox.network_namespace}",
+            }
+        )
+    return rows
+
+
+def _table(title: str, headers: list[str], cells: list[list[str]]) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(title)
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+        print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+        for c in cells:
+            print("  ".join(x.ljust(w) for x, w in zip(c, widths)))
+        return
+    table = Table(title=title)
+    for i, h in enumerate(headers):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for c in cells:
+        table.add_row(*c)
+    Console(width=None if sys.stdout.isatty() else 140).print(table)
+
+
+def print_tools(rows: list[dict[str, Any]], sandbox_rows: list[dict[str, Any]]) -> None:
+    _table(
+        "tool envs: whole oracle episodes (parse, run every call, score)",
+        [
+            "env id",
+            "noise",
+            "steps/s",
+            "episodes/s",
+            "steps/episode",
+            f">= {TOOLS_TARGET:g} steps/s",
+        ],
+        [
+            [
+                r["env_id"],
+                f"{r['noise']:.1f}",
+                f"{r['steps_per_s']:,.0f}",
+                f"{r['episodes_per_s']:,.0f}",
+                f"{r['steps_per_episode']:.2f}",
+                "n/a"
+                if r["env_id"] == "tools/python-v0"
+                else ("yes" if r["meets_target"] else "NO"),
+            ]
+            for r in rows
+        ],
+    )
+    _table(
+        "Python tool: one sandboxed call vs exec in-process",
+        ["code", "sandbox ms", "exec ms", "ratio", "isolation"],
+        [
+            [
+                r["code"],
+                f"{r['sandbox_ms']:.1f}",
+                f"{r['in_process_exec_ms']:.3f}",
+                f"{r['ratio']:,.0f}x",
+                r["isolation"],
+            ]
+            for r in sandbox_rows
+        ],
+    )
+
+
+def print_math(rows: list[dict[str, Any]]) -> None:
     headers = [
         "env id",
         "episodes/s",
@@ -155,27 +316,63 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="timing per env id (default 2)")
+    parser.add_argument(
+        "--suites",
+        nargs="+",
+        default=["math", "tools", "minigrid"],
+        choices=["math", "tools", "minigrid"],
+    )
+    parser.add_argument("--seconds", type=float, default=2.0, help="timing per row (default 2)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/env_throughput.json"))
     args = parser.parse_args(argv)
 
-    rows = [row for family in FAMILIES for row in bench_family(family, args.seconds)]
-    print_table(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {
+    report: dict[str, Any] = {
         "benchmark": "env_throughput",
-        "what": "episodes per second, reset + one oracle step, single process",
-        "target_episodes_per_s": TARGET,
-        "seconds_per_env": args.seconds,
-        "task_pool": POOL,
+        "seconds_per_row": args.seconds,
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "results": rows,
     }
+    ok = True
+    if "math" in args.suites:
+        rows = [row for family in FAMILIES for row in bench_family(family, args.seconds)]
+        print_math(rows)
+        report["math"] = {
+            "what": "episodes per second, reset + one oracle step, single process",
+            "target_episodes_per_s": TARGET,
+            "task_pool": POOL,
+            "results": rows,
+        }
+        ok &= all(r["meets_target"] for r in rows)
+    if "tools" in args.suites:
+        rows, sandbox_rows = bench_tools(args.seconds), bench_sandbox(args.seconds)
+        print_tools(rows, sandbox_rows)
+        report["tools"] = {
+            "what": "steps per second of whole oracle episodes; sandboxed Python call cost vs in-process exec",
+            "target_steps_per_s": TOOLS_TARGET,
+            "results": rows,
+            "sandbox": sandbox_rows,
+        }
+        ok &= all(r["meets_target"] for r in rows)
+    if "minigrid" in args.suites:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import minigrid_throughput as mg
+
+        rows = [
+            mg.bench_family(f, mode, args.seconds)
+            for f in mg.FAMILIES
+            for mode in ("oracle", "text bot")
+        ]
+        mg.print_table(rows)
+        report["minigrid"] = {
+            "what": "env steps per second with the BabyAI bot",
+            "target_steps_per_s": mg.TARGET,
+            "results": rows,
+        }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
-    return 0 if all(r["meets_target"] for r in rows) else 1
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

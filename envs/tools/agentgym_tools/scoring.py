@@ -31,7 +31,7 @@ from agentgym_tools.calls import ToolCall
 #: An acceptable value may be a predicate over (argument value, the call's result).
 Matcher = Callable[[Any, Any], bool]
 DEFAULT_WEIGHTS = {"format": 0.1, "name": 0.2, "args": 0.2, "answer": 1.0}
-_NUM_RE = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?|-?\.\d+")
+_NUM_RE = re.compile(r"-?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 @dataclass(frozen=True)

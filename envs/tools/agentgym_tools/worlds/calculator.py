@@ -30,8 +30,8 @@ ALL_UNITS = sorted(_DIM)
 def _r(x: float) -> float:
     if not math.isfinite(x) or abs(x) > 1e15:
         raise ToolError("result out of range")
-    y = round(x, 6)
-    return int(y) if float(y).is_integer() else y
+    y = float(f"{x:.10g}")  # 10 significant digits: no float noise, nothing tiny rounded to 0
+    return int(y) if y.is_integer() and abs(y) < 2**53 else y
 
 
 def add(a: float, b: float) -> float:
@@ -133,7 +133,9 @@ def generate(params: dict[str, Any], rng: np.random.Generator) -> World:
     for level in range(int(params["depth"])):
         op = pick(rng, ("convert", "add", "subtract", "multiply", "divide"))
         if op == "convert":
-            target = pick(rng, [u for u in UNITS[_DIM[unit]] if u != unit])
+            factors = UNITS[_DIM[unit]]
+            near = [u for u in factors if u != unit and 1e-3 <= factors[u] / factors[unit] <= 1e3]
+            target = pick(rng, near)
             args = {"value": value, "from_unit": unit, "to_unit": target}
             lines.append(f"Step {level + 1}: convert the result to {target}.")
             value, unit = convert(**args), target

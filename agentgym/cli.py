@@ -267,8 +267,13 @@ def print_reports(reports, by: list[str] | None = None) -> None:
     for col in ("env", "split", "tasks", "success", "mean reward", f"pass@{k}", "no answer"):
         table.add_column(col, justify="right" if col not in ("env", "split") else "left")
 
+    parts = sorted({p for rep in reports for p in rep.overall.reward_parts})
+    for p in parts:
+        table.add_column(p, justify="right")
+
     def row(env: str, split: str, r) -> None:
-        table.add_row(env, split, str(r.tasks), f"{r.success:.1%}", f"{r.mean_reward:.3f}", f"{r.pass_at_k:.1%}", f"{r.format_errors:.1%}")
+        table.add_row(env, split, str(r.tasks), f"{r.success:.1%}", f"{r.mean_reward:.3f}", f"{r.pass_at_k:.1%}",
+                      f"{r.format_errors:.1%}", *(f"{r.reward_parts.get(p, 0.0):.3f}" for p in parts))
 
     for rep in reports:
         row(rep.env_id, "all", rep.overall)

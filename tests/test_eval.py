@@ -52,3 +52,13 @@ def test_eval_of_a_wrong_policy_is_zero(chat):
     pol = ScriptedPolicy(chat, lambda text: "I give up")
     rep = evaluate_env(pol, "test/guess-v0", n_tasks=8, k=1, sampling=SamplingParams(max_new_tokens=8))
     assert rep.overall.success == 0.0 and rep.overall.format_errors == 1.0
+
+
+def test_eval_reports_mean_reward_parts(chat):
+    pytest.importorskip("agentgym_tools")
+    pol = ScriptedPolicy(chat, lambda text: "<answer>0</answer>")
+    rep = evaluate_env(pol, "tools/calendar-v0", n_tasks=8, k=1, sampling=SamplingParams(max_new_tokens=8))
+    parts = rep.overall.reward_parts
+    # a well-formed answer and no calls: full format score, no name/args credit, wrong answers
+    assert parts == {"format": pytest.approx(0.1), "name": 0.0, "args": 0.0, "answer": 0.0}
+    assert sum(parts.values()) == pytest.approx(rep.overall.mean_reward)

@@ -42,6 +42,8 @@ class RowStats:
     mean_reward: float = 0.0
     pass_at_k: float = 0.0
     format_errors: float = 0.0
+    #: Mean of each reward part over the episodes (parts an episode lacks count as 0).
+    reward_parts: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +68,10 @@ def _aggregate(groups: Sequence[Sequence[Episode]], k: int) -> RowStats:
         mean_reward=sum(e.reward for e in eps) / len(eps),
         pass_at_k=sum(pass_at_k(len(g), sum(e.success for e in g), min(k, len(g))) for g in groups) / len(groups),
         format_errors=sum(bool(e.errors) for e in eps) / len(eps),
+        reward_parts={
+            part: sum(e.reward_parts.get(part, 0.0) for e in eps) / len(eps)
+            for part in sorted({p for e in eps for p in e.reward_parts})
+        },
     )
 
 

@@ -169,7 +169,8 @@ class GRPOTrainer:
         self.evals[self.step] = rep.overall.success
         self._log({"step": self.step, "kind": "eval", "eval/success": rep.overall.success,
                    "eval/mean_reward": rep.overall.mean_reward, "eval/no_answer": rep.overall.format_errors,
-                   **{f"eval/success[{k}]": r.success for k, r in rep.by_region.items()}})
+                   **{f"eval/success[{k}]": r.success for k, r in rep.by_region.items()},
+                   **{f"eval/reward/{k}": v for k, v in rep.overall.reward_parts.items()}})
         return rep
 
     # ----- one GRPO step -------------------------------------------------------------

@@ -64,6 +64,9 @@ class Feedback:
     terminated: bool = False
     success: bool = False
     error: str | None = None
+    #: The episode stops for a reason outside the task (a time or step budget of the
+    #: underlying simulator): ``truncated`` in Gymnasium's sense, not ``terminated``.
+    truncated: bool = False
 
     @property
     def reward(self) -> float:
@@ -241,7 +244,7 @@ class TextEnv(gymnasium.Env):
         else:
             text = action
             fb = self._step(action)
-        truncated = not fb.terminated and self.turn >= self.max_turns
+        truncated = not fb.terminated and (fb.truncated or self.turn >= self.max_turns)
         self._done = fb.terminated or truncated
         self._transcript.append({"role": "assistant", "content": text[:10_000]})
         self._transcript.extend(dict(m) for m in fb.messages)

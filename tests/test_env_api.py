@@ -93,3 +93,25 @@ def test_gymnasium_make_uses_the_same_env():
     assert obs[0]["role"] == "user" and "task" in info
     _, r, *_ = env.step("not a number")
     assert np.isfinite(r)
+
+
+def test_feedback_can_truncate_from_inside_a_step():
+    """A simulator's own budget ends the episode as a truncation, not a termination."""
+    from agentgym import Feedback, TaskSpec, TextEnv
+
+    class Budgeted(TextEnv):
+        max_turns = 100
+
+        def _reset(self, params, rng):
+            return [{"role": "user", "content": "go"}]
+
+        def _step(self, action):
+            return Feedback(messages=[], reward_parts={"r": 0.0}, truncated=self.turn >= 2)
+
+    env = Budgeted()
+    env.reset(options={"task": TaskSpec({}, 0)})
+    assert env.step("a")[2:4] == (False, False)
+    _, _, terminated, truncated, _ = env.step("b")
+    assert truncated and not terminated
+    with pytest.raises(RuntimeError, match="episode has ended"):
+        env.step("c")

@@ -13,10 +13,9 @@ Reward parts (they sum to the reward of a step):
 - ``invalid``: ``invalid_penalty`` when the reply had no usable action (nothing was
   done) or more than ``max_actions`` (the first ``max_actions`` were done).
 
-The episode ends (``terminated``) when minigrid's episode ends: mission complete,
-mission failed (a BabyAI level judged a wrong action final), or minigrid's step budget
-spent (``info["success"]`` is False; the base class cannot report a truncation from
-inside a step). It is truncated after ``max_turns`` replies.
+The episode ends (``terminated``) when the mission is complete or failed (a BabyAI level
+judged a wrong action final). It is truncated when minigrid's step budget is spent or
+after ``max_turns`` replies.
 """
 
 from __future__ import annotations
@@ -172,24 +171,27 @@ class MiniGridEnv(TextEnv):
             )
         said: list[str] = []
         reached: list[Subgoal] = []
-        terminated = success = False
+        terminated = truncated = success = False
         for a in actions:
             before = snapshot(env)
             _, reward, term, trunc, _ = env.step(a)
             self.actions_done.append(a)
             said.append(outcome(a, before, env))
             reached.extend(self._advance_subgoals())
-            if term or trunc:
-                terminated = True
-                success = bool(term and reward > 0)
+            if term:
+                terminated, success = True, bool(reward > 0)
+                break
+            if trunc:  # minigrid's step budget: a truncation, not an outcome of the task
+                truncated = True
                 break
         parts = {
             "success": self.success_reward if success else 0.0,
             "subgoal": self.subgoal_reward * len(reached),
             "invalid": self.invalid_penalty if warning else 0.0,
         }
-        if terminated:
-            return Feedback(messages=[], reward_parts=parts, terminated=True, success=success, error=warning)
+        if terminated or truncated:
+            return Feedback(messages=[], reward_parts=parts, terminated=terminated, truncated=truncated,
+                            success=success, error=warning)
         lines = [" ".join(said)]
         if warning:
             lines.append(f"Note: {warning}.")

@@ -15,7 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console()
+# Not a terminal (a log file, CI): wide enough that tables are not squeezed.
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def _say(message: dict[str, str]) -> None:

@@ -96,6 +96,12 @@ def test_too_many_calls_runs_none():
     ]
 
 
+def test_unclosed_answer_tags_are_read_in_linear_time():
+    p = parse_reply("<answer>" * 200_000 + "x", max_calls=4)
+    assert p.answer is None
+    assert parse_reply("<answer>1</answer><answer> 2 </answer>", max_calls=4).answer == "2"
+
+
 def test_plain_text_has_no_calls_and_is_not_well_formed():
     p = parse_reply("The answer is 7.", max_calls=4)
     assert (p.calls, p.errors, p.answer, p.well_formed) == ([], [], None, False)
@@ -137,6 +143,8 @@ def test_bad_schemas_are_refused():
         Tool("t", "", {"type": "object", "properties": {"x": {"type": "float"}}})
     with pytest.raises(SchemaError, match="'required' must list names"):
         Tool("t", "", {"type": "object", "properties": {}, "required": ["x"]})
+    with pytest.raises(SchemaError, match="must not be an empty list"):
+        Tool("t", "", {"type": "object", "properties": {"x": {"type": []}}})
     with pytest.raises(SchemaError, match="non-empty string 'name'"):
         Tool.from_schema({"type": "function", "function": {"description": "no name"}})
 
@@ -221,7 +229,11 @@ def test_values_equal():
         ("952, -250.6", [-250.6, 952], False),
         ("12.346", [12.34], False),
         ("12.344", [12.34], True),
+        ("5,120", [5, 120], True),
+        ("5, 120", [5, 120], True),
         ("Tuesday", ["Tuesday"], True),
+        ("Monday or Tuesday", ["Tuesday"], False),
+        ("The company is based in Gelvekville.", ["Gelvekville"], False),
         ("it is a tuesday.", ["Tuesday"], True),
         ("Monday Tuesday Wednesday Thursday Friday Saturday Sunday " * 3, ["Tuesday"], False),
         ("Gelvekville, 66", ["Gelvekville", 66], True),

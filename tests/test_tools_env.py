@@ -405,3 +405,70 @@ def test_fuzzed_python_calls_never_crash(code):
 
 
 _PY_ENV = agentgym.make("tools/python-v0", sandbox_limits={"cpu_seconds": 1, "wall_seconds": 2.0})
+
+
+def test_huge_integers_are_argument_errors_not_crashes():
+    env = agentgym.make("tools/calculator-v0")
+    env.reset(
+        options={
+            "task": TaskSpec({"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 1)
+        }
+    )
+    name = env.unwrapped.world.steps[0].name
+    big = "1" + "0" * 400
+    if name == "convert":
+        args = '{"value": BIG, "from_unit": "m", "to_unit": "km"}'.replace("BIG", big)
+    else:
+        args = '{"a": BIG, "b": 1}'.replace("BIG", big)
+    obs, reward, term, trunc, info = env.step(
+        f'<tool_call>{{"name": "{name}", "arguments": {args}}}</tool_call>'
+    )
+    assert not term and "must be of type number, got integer" in obs[0]["content"]
+
+
+def test_calls_beside_the_answer_earn_nothing():
+    env = agentgym.make("tools/database-v0")
+    env.reset(
+        options={
+            "task": TaskSpec({"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 3)
+        }
+    )
+    call = env.unwrapped.oracle()  # the right call, but written beside a guessed answer: never run
+    *_, term, _, info = env.step(call + "<answer>42</answer>")
+    assert term and info["reward_parts"]["name"] == 0.0 and info["reward_parts"]["args"] == 0.0
+
+
+@pytest.mark.parametrize(
+    "env_id, reply",
+    [
+        (
+            "tools/calendar-v0",
+            "<answer>Monday Tuesday Wednesday Thursday Friday Saturday Sunday</answer>",
+        ),
+        ("tools/calendar-v0", "<answer>Monday or Tuesday or Wednesday</answer>"),
+        ("tools/database-v0", "<answer>Veloria Narsk Pontavia Quessa Ombria</answer>"),
+    ],
+)
+def test_hedged_answers_never_pass(env_id, reply):
+    env = agentgym.make(env_id)
+    for seed in range(40):
+        env.reset(
+            options={
+                "task": TaskSpec(
+                    {"depth": 3, "extra_calls": 0, "distractors": 0, "noise": 0.0}, seed
+                )
+            }
+        )
+        *_, info = env.step(reply)
+        assert not info["success"]
+
+
+def test_importing_the_package_first_keeps_its_ids():
+    import subprocess
+    import sys
+
+    code = "import agentgym_tools, agentgym; agentgym.make('tools/calculator-v0'); print('ok')"
+    res = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True
+    )
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]

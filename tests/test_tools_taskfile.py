@@ -144,6 +144,10 @@ def test_malformed_reply_gets_another_turn_when_allowed(tmp_path):
             "non-empty list of acceptable values",
         ),
         (json.dumps(task(extra=1)), "unknown keys \\['extra'\\]"),
+        (
+            json.dumps(task(calls=[{"name": "get_weather", "arguments": {"cty": ["Oslo"]}}])),
+            "arguments \\['cty'\\] that tool 'get_weather' does not take",
+        ),
         (json.dumps(task(messages=[{"role": "robot", "content": "x"}])), "'messages' must be"),
     ],
 )

@@ -19,7 +19,7 @@ from typing import Any
 
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
 _CALL_RE = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 _JSON_TYPES = ("string", "number", "integer", "boolean", "array", "object", "null")
 
 
@@ -90,6 +90,8 @@ def _check_subschema(where: str, sub: Any) -> None:
         raise SchemaError(f"{where}: schema must be an object")
     t = sub.get("type")
     types = t if isinstance(t, list) else [t]
+    if isinstance(t, list) and not t:
+        raise SchemaError(f"{where}: 'type' must not be an empty list")
     if t is not None and any(x not in _JSON_TYPES for x in types):
         raise SchemaError(f"{where}: unknown type {t!r} (known: {', '.join(_JSON_TYPES)})")
     if "enum" in sub and not isinstance(sub["enum"], list):
@@ -128,8 +130,7 @@ class ParsedReply:
 
 def parse_reply(text: str, max_calls: int) -> ParsedReply:
     """Read the tool calls and the answer out of a reply. Never raises."""
-    answers = _ANSWER_RE.findall(text)
-    answer = answers[-1].strip() if answers else None
+    answer = _last_answer(text)
     n_open = text.count(CALL_OPEN)
     if n_open > max_calls:
         return ParsedReply(
@@ -152,6 +153,15 @@ def parse_reply(text: str, max_calls: int) -> ParsedReply:
         else:
             calls.append(call)
     return ParsedReply(calls, errors, answer, max(n_open, len(blocks)))
+
+
+def _last_answer(text: str) -> str | None:
+    """The text of the last complete ``<answer>...</answer>`` (a linear scan: no regex backtracking)."""
+    end = text.rfind(ANSWER_CLOSE)
+    if end < 0:
+        return None
+    start = text.rfind(ANSWER_OPEN, 0, end)
+    return None if start < 0 else text[start + len(ANSWER_OPEN) : end].strip()
 
 
 def _parse_call(body: str) -> tuple[ToolCall | None, str | None]:
@@ -219,7 +229,12 @@ def _is_type(t: str, v: Any) -> bool:
             isinstance(v, float) and v.is_integer()
         )
     if t == "number":
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            return False
+        try:
+            return math.isfinite(v)
+        except OverflowError:  # a JSON integer too large for a float
+            return False
     if t == "boolean":
         return isinstance(v, bool)
     if t == "array":

@@ -156,9 +156,11 @@ class ToolEnv(TextEnv):
                 responses.append(_tool_response({"name": call.name, "error": "; ".join(problems)}))
                 self.made.append(MadeCall(call, None))
                 continue
-            if parsed.answer is not None or not self.executes:
-                self.made.append(MadeCall(call, None))
+            if not self.executes:
+                self.made.append(MadeCall(call, None))  # scored by matching, never run
                 continue
+            if parsed.answer is not None:
+                continue  # beside the final answer: never run, so earns no call credit
             body, result, counts = self._run_tool(tool, call)
             responses.append(_tool_response(body))
             if counts:

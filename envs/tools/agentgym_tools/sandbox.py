@@ -39,6 +39,7 @@ import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any
 
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
@@ -222,26 +223,50 @@ def _probe_isolation() -> tuple[str, bool]:
 _ISOLATION: tuple[str, bool] | None = None
 
 
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT = 1, 2, 4, 32
+_MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 16384, 1 << 18
+_CLONE_NEWNS = 0x00020000
+_JAIL_OK: bool | None = None
+
+
 class PythonSandbox:
-    """Runs code strings in fresh limited interpreters; see the module docstring."""
+    """Runs code strings in fresh limited interpreters; see the module docstring.
+
+    ``mode`` says how the child is confined, strongest first:
+
+    - ``"jail"`` (started as root where mount namespaces work, as on these machines):
+      a private mount namespace whose root is a small size-capped tmpfs holding only
+      read-only binds of ``/usr`` and the interpreter's prefix and a writable
+      ``/work``; no ``/etc``, ``/proc``, ``/home`` or ``/root`` exist in it. Then the
+      empty network namespace, and the switch to ``nobody``: the code cannot signal or
+      write anything of root's even with the audit hook undone.
+    - ``"nobody"``, ``"userns"`` or ``"none"``: the older layers only (see
+      :func:`_probe_isolation`); the audit hook is then the main guard of the file
+      system, which in-process code can undo. Used where the jail cannot be built.
+    """
 
     def __init__(self, limits: SandboxLimits | None = None, isolate_network: bool | None = None):
-        global _ISOLATION
+        global _ISOLATION, _JAIL_OK
         self.limits = limits or SandboxLimits()
         if _ISOLATION is None:
             _ISOLATION = _probe_isolation()
-        #: "nobody", "userns" or "none": how a child sheds root (see _probe_isolation).
         self.user_mode = _ISOLATION[0]
         #: Whether children get an empty network namespace (else sockets are only refused by the hook).
         self.network_namespace = (
             _ISOLATION[1] if isolate_network is None else (bool(isolate_network) and _ISOLATION[1])
         )
-        self._unshare_flags = (_CLONE_NEWNET if self.network_namespace else 0) | (
-            _CLONE_NEWUSER if self.user_mode == "userns" else 0
-        )
         name = ctypes.util.find_library("c")
-        self._libc = ctypes.CDLL(name, use_errno=True) if (self._unshare_flags and name) else None
-        self._drop_to_nobody = self.user_mode == "nobody"
+        self._libc = ctypes.CDLL(name, use_errno=True) if name else None
+        if self._libc is not None:
+            self._libc.mount.argtypes = [
+                ctypes.c_char_p,
+                ctypes.c_char_p,
+                ctypes.c_char_p,
+                ctypes.c_ulong,
+                ctypes.c_char_p,
+            ]
+        self._jail_root = ""
+        self.mode = self.user_mode
         readable = [
             sysconfig.get_paths()["stdlib"],
             sysconfig.get_paths()["platstdlib"],
@@ -251,25 +276,91 @@ class PythonSandbox:
         self._prelude = _PRELUDE.format(readable=", ".join(repr(p) for p in readable) + ",")
         self.runs = 0
         self.failures: dict[str, int] = {}
+        if os.geteuid() == 0 and self._libc is not None and _JAIL_OK is not False:
+            self._jail_root = tempfile.mkdtemp(prefix="agentgym-jail-")
+            self.mode = "jail"
+            self._set_flags()
+            if _JAIL_OK is None:  # build one jail and run a line in it, once per process
+                probe = self.run(
+                    "import os\nprint(os.getcwd(), os.getuid(), os.path.exists('/etc'))"
+                )
+                _JAIL_OK = probe.ok and probe.stdout.split() == ["/work", str(_NOBODY), "False"]
+                self.runs, self.failures = 0, {}
+            if not _JAIL_OK:
+                self.mode, self._jail_root = self.user_mode, ""
+        self._set_flags()
+
+    def _set_flags(self) -> None:
+        self._unshare_flags = (
+            (_CLONE_NEWNET if self.network_namespace else 0)
+            | (_CLONE_NEWUSER if self.mode == "userns" else 0)
+            | (_CLONE_NEWNS if self.mode == "jail" else 0)
+        )
+
+    def __del__(self) -> None:
+        if getattr(self, "_jail_root", ""):
+            shutil.rmtree(self._jail_root, ignore_errors=True)
+
+    def _mount(
+        self, src: str | None, dst: str, fstype: str | None, flags: int, data: str | None = None
+    ) -> None:
+        enc = lambda x: None if x is None else x.encode()  # noqa: E731
+        assert self._libc is not None
+        if self._libc.mount(enc(src), enc(dst), enc(fstype), flags, enc(data)) != 0:
+            raise OSError(ctypes.get_errno(), f"mount {src} on {dst} failed")
+
+    def _build_jail(self) -> None:
+        """In the child, after unshare(CLONE_NEWNS): the new root, then chroot into it."""
+        root = self._jail_root
+        self._mount(None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing propagates back out
+        size_mb = max(8, int(self.limits.file_mb) * 4)
+        self._mount("agentgym", root, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size_mb}m,mode=755")
+        prefix = os.path.realpath(sys.base_prefix)
+        for top in ("bin", "lib", "lib64", "sbin"):
+            src = "/" + top
+            if os.path.islink(src):
+                os.symlink(os.readlink(src), os.path.join(root, top))
+        binds = ["/usr"] + ([prefix] if not prefix.startswith("/usr/") else [])
+        binds += [
+            f"/{t}"
+            for t in ("bin", "lib", "lib64")
+            if os.path.isdir(f"/{t}") and not os.path.islink(f"/{t}")
+        ]
+        for src in binds:
+            dst = root + src
+            os.makedirs(dst, mode=0o755, exist_ok=True)
+            self._mount(src, dst, None, _MS_BIND | _MS_REC)
+            self._mount(
+                None, dst, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
+            )
+        work = os.path.join(root, "work")
+        os.mkdir(work, 0o700)
+        os.chown(work, _NOBODY, _NOBODY)
+        os.chroot(root)
+        os.chdir("/work")
 
     def _preexec(self) -> None:  # runs in the child between fork and exec
         lim = self.limits
         cpu = int(max(1, lim.cpu_seconds))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-        mem = int(lim.memory_mb) * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
         fsize = int(lim.file_mb) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (lim.open_files, lim.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if self._libc is not None and self._libc.unshare(self._unshare_flags) != 0:
+        if self._unshare_flags and (
+            self._libc is None or self._libc.unshare(self._unshare_flags) != 0
+        ):
             raise OSError(
                 "unshare failed"
             )  # never run the code with less isolation than was probed
-        if self._drop_to_nobody:
+        if self.mode == "jail":
+            self._build_jail()
+        if self.mode in ("jail", "nobody"):
             os.setgroups([])
             os.setgid(_NOBODY)
             os.setuid(_NOBODY)
+        mem = int(lim.memory_mb) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lim.open_files, lim.open_files))
         # Counted per user, so set after the switch (root ignores it).
         resource.setrlimit(resource.RLIMIT_NPROC, (lim.processes, lim.processes))
 
@@ -285,21 +376,20 @@ class PythonSandbox:
             )
         self.runs += 1
         start = time.perf_counter()
-        workdir = tempfile.mkdtemp(prefix="agentgym-sandbox-")
+        jail = self.mode == "jail"
+        workdir = "/work" if jail else tempfile.mkdtemp(prefix="agentgym-sandbox-")
         try:
-            if self._drop_to_nobody:
+            if self.mode == "nobody":
                 os.chown(workdir, _NOBODY, _NOBODY)
-            out_path, err_path = os.path.join(workdir, ".stdout"), os.path.join(workdir, ".stderr")
-            with open(out_path, "wb") as out, open(err_path, "wb") as err:
-                if self._drop_to_nobody:
-                    os.fchown(out.fileno(), _NOBODY, _NOBODY)
-                    os.fchown(err.fileno(), _NOBODY, _NOBODY)
+            # Output goes to unlinked files read back through the parent's own handles:
+            # the child cannot swap them for a FIFO or a link.
+            with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
                 proc = subprocess.Popen(
                     [sys.executable, "-I", "-S", "-c", self._prelude],
                     stdin=subprocess.PIPE,
                     stdout=out,
                     stderr=err,
-                    cwd=workdir,
+                    cwd=None if jail else workdir,
                     env={
                         "PATH": "/usr/bin:/bin",
                         "HOME": workdir,
@@ -322,9 +412,10 @@ class PythonSandbox:
                     timed_out = True
                 _kill_group(proc.pid)
                 proc.wait()
-            stdout = _read_head(out_path, self.limits.output_chars)
-            stderr = _read_head(err_path, 2000)
-            status = _classify(proc.returncode, timed_out, stderr, out_path, self.limits)
+                out_size = os.fstat(out.fileno()).st_size
+                stdout = _read_head(out, self.limits.output_chars)
+                stderr = _read_head(err, 2000)
+            status = _classify(proc.returncode, timed_out, stderr, out_size, self.limits)
             if status != "ok":
                 self.failures[status] = self.failures.get(status, 0) + 1
             return SandboxResult(
@@ -343,7 +434,8 @@ class PythonSandbox:
                 time.perf_counter() - start,
             )
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            if not jail:
+                shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _kill_group(pgid: int) -> None:
@@ -353,18 +445,15 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _read_head(path: str, n_chars: int) -> str:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(n_chars * 4 + 4)
-    except OSError:
-        return ""
+def _read_head(f: Any, n_chars: int) -> str:
+    f.seek(0)
+    data = f.read(n_chars * 4 + 4)
     text = data.decode("utf-8", "replace")
     return text if len(text) <= n_chars else text[:n_chars] + "\n[output truncated]"
 
 
 def _classify(
-    code: int | None, timed_out: bool, stderr: str, out_path: str, lim: SandboxLimits
+    code: int | None, timed_out: bool, stderr: str, out_size: int, lim: SandboxLimits
 ) -> str:
     if timed_out:
         return "timeout"
@@ -372,11 +461,8 @@ def _classify(
         return "cpu_limit"
     if code == -signal.SIGXFSZ or "File too large" in stderr:
         return "output_limit"
-    try:
-        if os.path.getsize(out_path) > lim.output_chars * 4:
-            return "output_limit"
-    except OSError:
-        pass
+    if out_size > lim.output_chars * 4:
+        return "output_limit"
     if "MemoryError" in stderr or "Cannot allocate memory" in stderr:
         return "memory_limit"
     if "PermissionError: sandbox:" in stderr:

@@ -129,7 +129,8 @@ def _task(where: str, index: int, rec: Any) -> FileTask:
         tools = [Tool.from_schema(t) for t in raw_tools]
     except SchemaError as e:
         raise fail(str(e)) from None
-    names = {t.name for t in tools}
+    tools_by_name = {t.name: t for t in tools}
+    names = set(tools_by_name)
     raw_calls = rec.get("calls", rec.get("ground_truth"))
     if not isinstance(raw_calls, list):
         raise fail("'calls' must be a list of ground-truth calls (empty: no tool should be called)")
@@ -145,6 +146,12 @@ def _task(where: str, index: int, rec: Any) -> FileTask:
         ):
             raise fail(
                 f"calls[{j}].arguments must map each argument to a non-empty list of acceptable values"
+            )
+        known = tools_by_name[c["name"]].parameters.get("properties", {})
+        unknown_args = sorted(set(args) - set(known))
+        if unknown_args:
+            raise fail(
+                f"calls[{j}] has arguments {unknown_args} that tool {c['name']!r} does not take"
             )
         calls.append(ExpectedCall(c["name"], {k: list(v) for k, v in args.items()}))
     answer = rec.get("answer")

@@ -263,6 +263,16 @@ class TextEnv(gymnasium.Env):
         return "\n".join(f"[{m['role']}] {m['content']}" for m in self._transcript)
 
 
+def positive_int(name: str, value: Any) -> int:
+    """``value`` if it is an integer >= 1 (not a bool), else a ValueError naming ``name``.
+
+    For env kwargs such as ``max_turns``: a bad config fails when the env is made.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
 def _check_action(action: Any, limit: int) -> str | None:
     if isinstance(action, bytes):
         return "the action must be text (str), not bytes"

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from agentgym import Categorical, Feedback, HeldOut, Integer, ParamSpace, Region, TextEnv
+from agentgym.env import positive_int
 from agentgym_math.generators import arithmetic, linear, rationals, word
 from agentgym_math.problem import Draws, Problem, Rand
 from agentgym_math.verifier import NO_ANSWER_ERROR, check, extract_answer, last_number
@@ -55,9 +56,7 @@ class MathEnv(TextEnv):
         strict_format: bool = False,
     ):
         super().__init__(render_mode=render_mode)
-        if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-            raise ValueError(f"max_turns must be an integer >= 1, got {max_turns!r}")
-        self.max_turns = max_turns
+        self.max_turns = positive_int("max_turns", max_turns)
         self.correct_reward = float(correct_reward)
         self.format_reward = float(format_reward)
         self.problem: Problem | None = None

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from agentgym import Categorical, Feedback, HeldOut, Integer, ParamSpace, Region, TextEnv
+from agentgym.env import positive_int
 from agentgym_minigrid import levels
 from agentgym_minigrid.subgoals import KINDS, Subgoal, follow_action, plan_subgoals
 from agentgym_minigrid.text import (
@@ -100,15 +101,12 @@ class MiniGridEnv(TextEnv):
         render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode)
-        for key, v in (("max_turns", max_turns), ("max_actions", max_actions)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{key} must be an integer >= 1, got {v!r}")
         if subgoal_kind not in KINDS:
             raise ValueError(f"subgoal_kind must be one of {KINDS}, got {subgoal_kind!r}")
         if show_subgoals is not None and not isinstance(show_subgoals, bool):
             raise ValueError(f"show_subgoals must be None, True or False, got {show_subgoals!r}")
-        self.max_turns = max_turns
-        self.max_actions = max_actions
+        self.max_turns = positive_int("max_turns", max_turns)
+        self.max_actions = positive_int("max_actions", max_actions)
         self.success_reward = float(success_reward)
         self.subgoal_reward = float(subgoal_reward)
         self.invalid_penalty = float(invalid_penalty)

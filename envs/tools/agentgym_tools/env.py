@@ -32,6 +32,7 @@ from agentgym import (
     Region,
     TextEnv,
 )
+from agentgym.env import positive_int
 from agentgym_tools.calls import (
     LISTINGS,
     Tool,
@@ -77,20 +78,10 @@ class ToolEnv(TextEnv):
         render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode)
-        if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-            raise ValueError(f"max_turns must be an integer >= 1, got {max_turns!r}")
-        if (
-            isinstance(max_calls_per_turn, bool)
-            or not isinstance(max_calls_per_turn, int)
-            or max_calls_per_turn < 1
-        ):
-            raise ValueError(
-                f"max_calls_per_turn must be an integer >= 1, got {max_calls_per_turn!r}"
-            )
         if tool_role not in ("tool", "user"):
             raise ValueError(f"tool_role must be 'tool' or 'user', got {tool_role!r}")
-        self.max_turns = max_turns
-        self.max_calls_per_turn = max_calls_per_turn
+        self.max_turns = positive_int("max_turns", max_turns)
+        self.max_calls_per_turn = positive_int("max_calls_per_turn", max_calls_per_turn)
         self.weights = check_weights(weights)
         self.invalid_call_penalty = float(invalid_call_penalty)
         self.strict_answer = bool(strict_answer)

@@ -199,6 +199,7 @@ def eval_cmd(
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (default 0 for k=1, else 1).")] = None,
     by: Annotated[list[str] | None, typer.Option(help="Also break results down by these parameters.")] = None,
     out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("results/eval.json"),
+    env_kwarg: Annotated[list[str] | None, typer.Option("--env-kwarg", "-e", help="Env constructor argument NAME=VALUE, e.g. max_turns=4 (repeatable).")] = None,
 ) -> None:
     """Evaluate a policy on held-out tasks: success, mean reward, pass@k, by region."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -210,15 +211,21 @@ def eval_cmd(
     if k < 1 or tasks < 1:
         raise typer.BadParameter("--k and --tasks must be at least 1")
     sampling = _sampling(max_new_tokens, temperature if temperature is not None else (0.0 if k == 1 else 1.0))
+    kwargs = _parse_params(env_kwarg)
+    for env_id in env_ids:  # a bad kwarg fails here, before the model loads
+        try:
+            _check_env(env_id).make(**kwargs).close()
+        except (TypeError, ValueError) as exc:
+            raise typer.BadParameter(f"{env_id}: {exc}", param_hint="--env-kwarg") from None
     pol = _policy(policy, seed)
     reports = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as prog:
         for env_id in env_ids:
             bar = prog.add_task(env_id, total=tasks)
-            reports.append(evaluate_env(pol, env_id, n_tasks=tasks, k=k, sampling=sampling, seed=seed,
+            reports.append(evaluate_env(pol, env_id, n_tasks=tasks, k=k, sampling=sampling, seed=seed, env_kwargs=kwargs,
                                         progress=lambda n, bar=bar: prog.advance(bar, n)))
     print_reports(reports, by=by or [])
-    path = write_json(reports, out, meta={"policy": policy, "k": k, "seed": seed, "sampling": sampling.__dict__,
+    path = write_json(reports, out, meta={"policy": policy, "k": k, "seed": seed, "sampling": sampling.__dict__, "env_kwargs": kwargs,
                                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
     console.print(f"wrote {path}")
 

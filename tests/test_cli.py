@@ -51,3 +51,20 @@ def test_rollout_and_eval_with_the_tiny_model(tmp_path):
     assert "held-out evaluation" in res.output and "hint=" in res.output
     data = json.loads(out.read_text())
     assert data["envs"][0]["overall"]["tasks"] == 4 and data["meta"]["policy"] == "tiny"
+
+
+def test_eval_passes_env_kwargs_and_checks_them_first(tmp_path):
+    out = tmp_path / "eval.json"
+    res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "--tasks", "2", "--max-new-tokens", "4",
+                              "-e", "max_turns=1", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    assert data["meta"]["env_kwargs"] == {"max_turns": 1}
+
+    def message(res) -> str:  # the error box wraps lines
+        return " ".join(res.output.replace("│", " ").split())
+
+    res = runner.invoke(app, ["eval", "math/arithmetic-v0", "--policy", "tiny", "-e", "max_turns=0"])
+    assert res.exit_code == 2 and "max_turns must be an integer >= 1" in message(res)
+    res = runner.invoke(app, ["eval", "math/arithmetic-v0", "--policy", "tiny", "-e", "no_such_kwarg=1"])
+    assert res.exit_code == 2 and "no_such_kwarg" in message(res)

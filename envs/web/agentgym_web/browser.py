@@ -1,0 +1,612 @@
+"""One Chromium, many isolated contexts: the browser pool behind every web env.
+
+A :class:`BrowserPool` owns a Playwright connection and one Chromium process, driven by
+Playwright's *async* API on an event loop that runs in its own daemon thread. Envs are
+synchronous (Gymnasium's API): each call hands a coroutine to that loop with
+:meth:`BrowserPool.run` and waits for its result, so many envs stepped from several
+threads (see :mod:`agentgym_web.batch`) have their browser work interleaved on the one
+loop, and Chromium renders their pages in parallel.
+
+What the pool guarantees:
+
+- **Browser discovery** (:func:`find_browser`): an explicit path, then ``$AGENTGYM_CHROMIUM``,
+  then Playwright's own installed browser, then a system Chromium (Debian's
+  ``/usr/bin/chromium``, ``chromium-browser``, Google Chrome). If none is there,
+  :class:`BrowserNotFound` says how to get one.
+- **Network**: every context routes every request that is not ``file:``/``data:``/``blob:``
+  through :meth:`BrowserPool._route`: loopback addresses (the generated sites' server,
+  :mod:`agentgym_web.server`, listens on 127.0.0.1) go through, everything else is
+  aborted and counted (``stats.blocked_requests``). WebSockets are filtered the same way.
+  Chromium also starts with name resolution off for everything but localhost and a dead
+  proxy for non-loopback traffic, so a request that escaped the router (a redirect's
+  second leg is not routed) would still go nowhere.
+- **Recovery**: a crashed browser (the process died, the connection broke) or a hung one
+  (a call ran past its timeout and a health probe fails) is killed if needed and
+  relaunched on the next use; ``generation`` counts launches so that many envs failing
+  at once relaunch it only once. Envs then replay or drop their episodes (see
+  :class:`agentgym_web.env.WebEnv`); the counts are in :attr:`BrowserPool.stats`.
+- **No leaks**: contexts are created per episode and closed when the next one starts or
+  the env closes; ``stats.contexts_open`` counts those alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import glob
+import ipaddress
+import os
+import re
+import shutil
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from agentgym_web.server import HEADER as SITE_HEADER
+from agentgym_web.server import SiteServer
+
+#: Chromium flags: no GPU, no background traffic of its own (updates, sync, metrics,
+#: safe-browsing lists), no name resolution but localhost, and a closed local port as
+#: proxy for anything not on the loopback interface.
+LAUNCH_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-breakpad",
+    "--metrics-recording-only",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    # Loopback addresses bypass a proxy by default; everything else would go to a closed port.
+    "--proxy-server=http://127.0.0.1:9",
+)
+
+#: System browsers tried after Playwright's own, in order. Debian's /usr/bin/chromium is a
+#: shell wrapper that adds flags and settings of its own; its binary is used directly.
+SYSTEM_BROWSERS = (
+    "/usr/lib/chromium/chromium",
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "/snap/bin/chromium",
+    "/usr/bin/google-chrome",
+    "/usr/bin/google-chrome-stable",
+)
+
+INSTALL_HELP = (
+    "No Chromium browser was found for the agentgym web environments. Get one of:\n"
+    "  - Playwright's own build:  python -m playwright install chromium\n"
+    "    (on a bare Linux machine add its system libraries: python -m playwright install --with-deps chromium)\n"
+    "  - Debian/Ubuntu's package: apt-get install -y chromium   (Ubuntu: chromium-browser)\n"
+    "  - any Chrome/Chromium binary: export AGENTGYM_CHROMIUM=/path/to/chrome\n"
+    "or pass executable_path=... to the env (env.kwargs.executable_path in a run config)."
+)
+
+# Requests go through the router unless they are local files or data, or go to the
+# loopback interface (the site server): those never leave the machine, and sparing them a
+# trip through Python keeps page loads fast. The driver matches this pattern itself.
+_ROUTED = re.compile(r"^(?!(?:file|data|blob|about):|(?:https?|wss?)://(?:127\.0\.0\.1|localhost)(?:[:/]|$))")
+
+
+_STATS_LOCK = threading.Lock()
+
+
+class BrowserNotFound(RuntimeError):
+    """No Chromium could be found or started; the message says how to install one."""
+
+
+class BrowserFailure(RuntimeError):
+    """The browser crashed, hung, or its connection broke during a call."""
+
+
+class BrowserHung(BrowserFailure):
+    """A call to the browser ran past its timeout."""
+
+
+@dataclass
+class PoolStats:
+    """Counters of a pool since it started (``BrowserPool.stats``)."""
+
+    launches: int = 0
+    relaunches: int = 0
+    crashes: int = 0
+    hangs: int = 0
+    retried_episodes: int = 0
+    dropped_episodes: int = 0
+    blocked_requests: int = 0
+    contexts_created: int = 0
+    contexts_closed: int = 0
+    #: The last blocked URLs (at most 20), for reports and tests.
+    blocked_urls: deque = field(default_factory=lambda: deque(maxlen=20))
+
+    def add(self, name: str, n: int = 1) -> None:
+        """Thread-safe increment (envs count retries and drops from their own threads)."""
+        with _STATS_LOCK:
+            setattr(self, name, getattr(self, name) + n)
+
+    @property
+    def contexts_open(self) -> int:
+        return self.contexts_created - self.contexts_closed
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["blocked_urls"] = list(self.blocked_urls)
+        d["contexts_open"] = self.contexts_open
+        return d
+
+
+# ----- finding a browser -----------------------------------------------------------------
+def _playwright_browsers_dir() -> str:
+    env = os.environ.get("PLAYWRIGHT_BROWSERS_PATH")
+    if env and env != "0":
+        return env
+    if os.uname().sysname == "Darwin":
+        return os.path.expanduser("~/Library/Caches/ms-playwright")
+    return os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "ms-playwright")
+
+
+def playwright_browser_installed() -> bool:
+    """Whether ``playwright install chromium`` left a browser where Playwright looks."""
+    root = _playwright_browsers_dir()
+    return any(os.path.isdir(p) for p in glob.glob(os.path.join(root, "chromium*")))
+
+
+def find_browser(executable_path: str | None = None) -> tuple[str, str | None]:
+    """Where the browser comes from: ``(how, path)``.
+
+    ``how`` is ``explicit`` (the argument), ``env`` ($AGENTGYM_CHROMIUM), ``playwright``
+    (Playwright's own install; ``path`` is None and Playwright picks the binary) or
+    ``system``. Raises :class:`BrowserNotFound` with install instructions when nothing fits.
+    """
+    if executable_path:
+        if not os.path.exists(executable_path):
+            raise BrowserNotFound(f"executable_path {executable_path!r} does not exist.\n{INSTALL_HELP}")
+        return "explicit", executable_path
+    env = os.environ.get("AGENTGYM_CHROMIUM")
+    if env:
+        if not os.path.exists(env):
+            raise BrowserNotFound(f"AGENTGYM_CHROMIUM={env!r} does not exist.\n{INSTALL_HELP}")
+        return "env", env
+    if playwright_browser_installed():
+        return "playwright", None
+    for path in SYSTEM_BROWSERS:
+        if os.path.exists(path):
+            return "system", path
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return "system", path
+    raise BrowserNotFound(INSTALL_HELP)
+
+
+def browser_available(executable_path: str | None = None) -> bool:
+    """True when :func:`find_browser` finds something (tests skip otherwise)."""
+    try:
+        find_browser(executable_path)
+    except BrowserNotFound:
+        return False
+    return True
+
+
+# ----- the network rule ------------------------------------------------------------------
+def classify_url(url: str, allow_hosts: frozenset[str] = frozenset()) -> str:
+    """``local`` (loopback addresses, local files) or ``blocked`` (anything else)."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower().rstrip(".")
+    except ValueError:
+        return "blocked"
+    if scheme in ("file", "data", "blob", "about"):
+        return "local"
+    if scheme not in ("http", "https", "ws", "wss"):
+        return "blocked"
+    if host == "localhost" or host.endswith(".localhost") or host in allow_hosts:
+        return "local"
+    try:
+        return "local" if ipaddress.ip_address(host.strip("[]")).is_loopback else "blocked"
+    except ValueError:
+        return "blocked"
+
+
+# ----- the pool --------------------------------------------------------------------------
+class BrowserPool:
+    """A Chromium process and its contexts, driven from an event loop in a daemon thread.
+
+    Most code uses the process-wide pool from :func:`get_pool`. ``call_timeout`` bounds
+    every :meth:`run` call (seconds); a call that runs past it counts as a hang.
+    """
+
+    def __init__(
+        self,
+        executable_path: str | None = None,
+        *,
+        headless: bool = True,
+        extra_args: tuple[str, ...] = (),
+        call_timeout: float = 30.0,
+        launch_timeout: float = 60.0,
+        allow_hosts: tuple[str, ...] = (),
+    ):
+        self.executable_path = executable_path
+        self.headless = headless
+        self.extra_args = tuple(extra_args)
+        self.call_timeout = float(call_timeout)
+        self.launch_timeout = float(launch_timeout)
+        self.allow_hosts = frozenset(h.lower() for h in allow_hosts)
+        self.stats = PoolStats()
+        self.generation = 0
+        self.browser_pid: int | None = None
+        self.browser_source: tuple[str, str | None] | None = None
+        self._pw: Any = None
+        self._browser: Any = None
+        self._lock: asyncio.Lock | None = None
+        self._closing = False
+        self._live: set[Any] = set()
+        self.site_server = SiteServer()
+        self._owner_pid = os.getpid()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="agentgym-browser", daemon=True)
+        self._thread.start()
+
+    # ----- calling into the loop -------------------------------------------------------
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
+        """Run ``coro`` on the pool's loop and return its result (from any other thread).
+
+        Raises :class:`BrowserHung` when it takes longer than ``timeout`` (default
+        ``call_timeout``); the coroutine is cancelled.
+        """
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("BrowserPool.run() was called from the browser thread itself")
+        if self._closing:
+            coro.close()
+            raise BrowserFailure("the browser pool is closed")
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        limit = self.call_timeout if timeout is None else timeout
+        try:
+            return fut.result(limit)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise BrowserHung(f"a browser call took longer than {limit:g} s") from None
+
+    # ----- browser lifecycle (on the loop) ------------------------------------------------
+    async def _get_browser(self) -> tuple[Any, int]:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        if self._browser is not None and self._browser.is_connected():
+            return self._browser, self.generation
+        async with self._lock:
+            if self._browser is None or not self._browser.is_connected():
+                await self._launch()
+            return self._browser, self.generation
+
+    async def _launch(self) -> None:
+        from playwright.async_api import async_playwright
+
+        if self._browser is not None:
+            await self._discard_browser()
+        how, path = find_browser(self.executable_path)
+        args = list(LAUNCH_ARGS) + list(self.extra_args)
+        last_error: Exception | None = None
+        for _attempt in range(2):
+            if self._pw is None:
+                self._pw = await async_playwright().start()
+            before = _browser_pids()
+            try:
+                browser = await self._pw.chromium.launch(
+                    executable_path=path, headless=self.headless, args=args,
+                    timeout=self.launch_timeout * 1000, handle_sigint=False,
+                    handle_sigterm=False, handle_sighup=False,
+                )
+            except Exception as exc:  # a broken driver connection: restart Playwright once
+                last_error = exc
+                if how == "playwright" and "Executable doesn't exist" in str(exc):
+                    raise BrowserNotFound(f"{exc}\n{INSTALL_HELP}") from None
+                await self._stop_playwright()
+                continue
+            break
+        else:
+            raise BrowserFailure(f"could not launch Chromium ({how}: {path or 'Playwright default'}): {last_error}")
+        self.generation += 1
+        gen = self.generation
+        browser.on("disconnected", lambda _b: self._on_disconnected(gen))
+        self._browser = browser
+        self.browser_source = (how, path)
+        self.browser_pid = _new_browser_pid(before)
+        self.stats.launches += 1
+        if gen > 1:
+            self.stats.relaunches += 1
+
+    def _on_disconnected(self, gen: int) -> None:
+        if gen == self.generation and not self._closing:
+            self.stats.crashes += 1
+            # Every context of that browser died with it.
+            self.stats.contexts_closed += len(self._live)
+            self._live.clear()
+            self._browser = None
+
+    async def _discard_browser(self) -> None:
+        browser, self._browser = self._browser, None
+        if browser is None:
+            return
+        pid = self.browser_pid
+        if pid is not None:
+            _kill(pid)
+        try:
+            await asyncio.wait_for(browser.close(), 5)
+        except Exception:
+            pass
+        self.stats.contexts_closed += len(self._live)
+        self._live.clear()
+
+    async def _stop_playwright(self) -> None:
+        pw, self._pw = self._pw, None
+        if pw is not None:
+            try:
+                await asyncio.wait_for(pw.stop(), 5)
+            except Exception:
+                pass
+
+    # ----- contexts --------------------------------------------------------------------
+    async def new_context(
+        self,
+        site_token: str | None = None,
+        init_scripts: tuple[str, ...] = (),
+        on_blocked: Callable[[str], None] | None = None,
+        **context_kwargs: Any,
+    ) -> tuple[Any, int]:
+        """A fresh context (and its generation) with the network rule installed.
+
+        ``site_token`` (from ``site_server.register``) makes the context's requests reach
+        that handler on the site server. ``on_blocked(url)`` is told of each blocked
+        request (besides the pool's count).
+        """
+        browser, gen = await self._get_browser()
+        kwargs: dict[str, Any] = {"viewport": {"width": 800, "height": 600}, "locale": "en-US", "timezone_id": "UTC",
+                                  "service_workers": "block", "accept_downloads": False}
+        if site_token is not None:
+            await self.site_server.start()
+            kwargs["extra_http_headers"] = {SITE_HEADER: site_token}
+        kwargs.update(context_kwargs)
+        ctx = await browser.new_context(**kwargs)
+        self._live.add(ctx)
+        self.stats.contexts_created += 1
+        try:
+            for script in init_scripts:
+                await ctx.add_init_script(script)
+
+            async def route(r: Any) -> None:
+                await self._route(r, on_blocked)
+
+            await ctx.route(_ROUTED, route)
+            if hasattr(ctx, "route_web_socket"):
+                async def ws_route(ws: Any) -> None:
+                    await self._route_ws(ws, on_blocked)
+
+                await ctx.route_web_socket(re.compile(".*"), ws_route)
+        except BaseException:
+            await self.close_context(ctx)
+            raise
+        return ctx, gen
+
+    async def close_context(self, ctx: Any) -> None:
+        if ctx in self._live:
+            self._live.discard(ctx)
+            self.stats.contexts_closed += 1
+            try:
+                await asyncio.wait_for(ctx.close(), 10)
+            except Exception:
+                pass
+
+    def close_context_soon(self, ctx: Any) -> None:
+        """Close ``ctx`` without waiting (from any thread; used by finalizers)."""
+        if self._closing or not self._loop.is_running():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.close_context(ctx), self._loop)
+        except RuntimeError:
+            pass
+
+    def _block(self, url: str, on_blocked: Callable[[str], None] | None) -> None:
+        self.stats.blocked_requests += 1
+        self.stats.blocked_urls.append(url[:200])
+        if on_blocked is not None:
+            on_blocked(url)
+
+    async def _route(self, route: Any, on_blocked: Any) -> None:
+        url = route.request.url
+        kind = classify_url(url, self.allow_hosts)
+        try:
+            if kind == "local":
+                await route.continue_()
+            else:
+                self._block(url, on_blocked)
+                await route.abort("blockedbyclient")
+        except Exception:
+            # The page went away while we answered (navigation, closed context): nothing to do.
+            pass
+
+    async def _route_ws(self, ws: Any, on_blocked: Any) -> None:
+        try:
+            if classify_url(ws.url, self.allow_hosts) == "local":
+                ws.connect_to_server()
+            else:
+                self._block(ws.url, on_blocked)
+                await ws.close(code=1008, reason="blocked by agentgym")
+        except Exception:
+            pass
+
+    # ----- failures ----------------------------------------------------------------------
+    def recover(self, generation: int, hung: bool = False) -> None:
+        """After a failed call in ``generation``: make sure the next call finds a live browser.
+
+        A dead browser is discarded (relaunched on next use). After a hang, a health probe
+        (open and close a context) decides: a browser that fails it is killed. Calls for
+        an older generation do nothing (someone already relaunched).
+        """
+        if hung:
+            self.stats.add("hangs")
+        try:
+            self.run(self._recover(generation, hung), timeout=self.launch_timeout + 20)
+        except BrowserHung:
+            pass
+
+    async def _recover(self, generation: int, hung: bool) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if generation != self.generation or self._browser is None:
+                return
+            healthy = self._browser.is_connected() and _alive(self.browser_pid)
+            if healthy and hung:
+                healthy = await self._probe()
+            if not healthy:
+                if self._browser is not None:
+                    self.stats.crashes += 1
+                await self._discard_browser()
+
+    async def _probe(self) -> bool:
+        try:
+            ctx = await asyncio.wait_for(self._browser.new_context(), 5)
+            await asyncio.wait_for(ctx.close(), 5)
+            return True
+        except Exception:
+            return False
+
+    def kill_browser(self, sig: int = signal.SIGKILL) -> int | None:
+        """Send ``sig`` to the Chromium process (tests use this to simulate crashes and hangs)."""
+        pid = self.browser_pid
+        if pid is not None:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        return pid
+
+    def ensure_started(self) -> None:
+        """Launch the browser now (else it starts on the first context)."""
+        self.run(self._get_browser(), timeout=self.launch_timeout + 20)
+
+    def close(self) -> None:
+        """Close every context, the browser and Playwright, and stop the loop."""
+        if self._closing:
+            return
+
+        async def shutdown() -> None:
+            for ctx in list(self._live):
+                await self.close_context(ctx)
+            if self._browser is not None:
+                try:
+                    await asyncio.wait_for(self._browser.close(), 10)
+                except Exception:
+                    _kill(self.browser_pid)
+            self._browser = None
+            await self._stop_playwright()
+            await self.site_server.close()
+
+        if self._loop.is_running() and os.getpid() == self._owner_pid:
+            try:
+                self.run(shutdown(), timeout=30)
+            except Exception:
+                _kill(self.browser_pid)
+            self._closing = True
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+        self._closing = True
+
+    def __repr__(self) -> str:
+        return f"BrowserPool(generation={self.generation}, pid={self.browser_pid}, stats={self.stats.as_dict()})"
+
+
+# ----- process helpers -------------------------------------------------------------------
+def _browser_pids() -> set[int]:
+    """PIDs of browser main processes (no ``--type=``) that descend from this process."""
+    import psutil
+
+    out = set()
+    try:
+        kids = psutil.Process(os.getpid()).children(recursive=True)
+    except psutil.Error:
+        return out
+    for p in kids:
+        try:
+            cmd = p.cmdline()
+        except psutil.Error:
+            continue
+        if not cmd:
+            continue
+        exe = os.path.basename(cmd[0])
+        if any(k in exe for k in ("chrom", "headless_shell", "chrome")) and not any(a.startswith("--type=") for a in cmd):
+            out.add(p.pid)
+    return out
+
+
+def _new_browser_pid(before: set[int]) -> int | None:
+    for _ in range(20):
+        new = _browser_pids() - before
+        if new:
+            return min(new)
+        time.sleep(0.05)
+    return None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return True  # unknown: trust the connection
+    import psutil
+
+    try:
+        p = psutil.Process(pid)
+        return p.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD, psutil.STATUS_STOPPED)
+    except psutil.Error:
+        return False
+
+
+def _kill(pid: int | None) -> None:
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# ----- the process-wide pool --------------------------------------------------------------
+_POOL: BrowserPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def get_pool(**options: Any) -> BrowserPool:
+    """The process-wide pool, created on first use with ``options`` (see :class:`BrowserPool`).
+
+    A forked child gets its own pool (a browser is not shared across processes).
+    """
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._owner_pid != os.getpid() or _POOL._closing:
+            _POOL = BrowserPool(**options)
+        return _POOL
+
+
+def close_pool() -> None:
+    """Close the process-wide pool (it is recreated on next use)."""
+    global _POOL
+    with _POOL_LOCK:
+        pool, _POOL = _POOL, None
+    if pool is not None and pool._owner_pid == os.getpid():
+        pool.close()
+
+
+atexit.register(close_pool)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import threading
 
@@ -121,13 +122,13 @@ def test_unbounded_memory_is_stopped(sandbox):
 
 def test_busy_loop_hits_the_cpu_limit(sandbox):
     r = sandbox.run("while True:\n    pass")
-    assert r.status == "cpu_limit" and r.seconds < LIMITS.wall_seconds + 1
+    assert r.status == "cpu_limit" and r.exit_code in (-signal.SIGXCPU, -signal.SIGKILL)
 
 
 def test_sleeping_hits_the_wall_clock(sandbox):
     r = sandbox.run("import time\nprint('before', flush=True)\ntime.sleep(60)")
     assert r.status == "timeout" and r.stdout == "before\n"
-    assert r.seconds < LIMITS.wall_seconds + 1
+    assert r.exit_code == -signal.SIGKILL  # the process group was killed, not left running
 
 
 def test_output_flood_is_cut(sandbox):

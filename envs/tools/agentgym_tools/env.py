@@ -42,10 +42,17 @@ from agentgym_tools.calls import (
     validate_arguments,
 )
 from agentgym_tools.sandbox import PythonSandbox, SandboxLimits
-from agentgym_tools.scoring import ExpectedCall, MadeCall, answer_correct, check_weights, score
+from agentgym_tools.scoring import (
+    ExpectedCall,
+    MadeCall,
+    answer_correct,
+    argument_score,
+    check_weights,
+    score,
+)
 from agentgym_tools.worlds import calculator, calendar, database
 from agentgym_tools.worlds import python as python_world
-from agentgym_tools.worlds.base import Step, ToolError, World
+from agentgym_tools.worlds.base import ToolError, World
 
 INSTRUCTIONS = (
     "Solve the user's task. Use the tools for every lookup and computation; do not guess."
@@ -304,13 +311,11 @@ class ToolWorldEnv(ToolEnv):
     def _mark_done(self, call: ToolCall, result: Any) -> None:
         assert self.world is not None
         made = MadeCall(call, result)
-        from agentgym_tools.scoring import argument_score
-
-        for i, step in enumerate(self.world.steps):
+        for i, expected in enumerate(self.expected):  # one ExpectedCall per world step, in order
             if (
                 i not in self._done_steps
-                and step.name == call.name
-                and argument_score(made, ExpectedCall(step.name, step.accept)) == 1.0
+                and expected.name == call.name
+                and argument_score(made, expected) == 1.0
             ):
                 self._done_steps.add(i)
                 return
@@ -358,7 +363,6 @@ __all__ = [
     "CalendarToolEnv",
     "DatabaseToolEnv",
     "PythonToolEnv",
-    "Step",
     "ToolEnv",
     "ToolWorldEnv",
 ]

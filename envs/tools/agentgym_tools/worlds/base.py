@@ -18,8 +18,7 @@ So a task needs ``depth + extra_calls`` calls, in ``depth`` rounds at best.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,7 +48,6 @@ class World:
     answer: list[Any]
     #: How the answer should be written, appended to the question.
     answer_format: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 def schema(props: dict[str, dict[str, Any]], required: list[str] | None = None) -> dict[str, Any]:
@@ -144,8 +142,6 @@ def offer(
 def pick(rng: np.random.Generator, seq: Any) -> Any:
     return seq[int(rng.integers(len(seq)))]
 
-
-Generator = Callable[[dict[str, Any], np.random.Generator], World]
 
 _SYLLABLES = (
     "ka",

@@ -149,4 +149,4 @@ def generate(params: dict[str, Any], rng: np.random.Generator) -> World:
     )
     near = [t for n, t in DATE_TOOLS.items() if n not in needed]
     tools = offer([needed[n] for n in sorted(needed)], near, int(params["distractors"]), rng)
-    return World(question, tools, steps, answer, fmt, data={"events": events})
+    return World(question, tools, steps, answer, fmt)

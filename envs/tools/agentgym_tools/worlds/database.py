@@ -157,4 +157,4 @@ def generate(params: dict[str, Any], rng: np.random.Generator) -> World:
     )
     near = [tools[k] for k in ("person", "company", "city") if k not in needed]
     offered = offer([tools[k] for k in sorted(needed)], near, int(params["distractors"]), rng)
-    return World(question, offered, steps, answer, fmt, data={"kb": kb})
+    return World(question, offered, steps, answer, fmt)

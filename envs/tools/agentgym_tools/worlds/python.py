@@ -166,4 +166,4 @@ def generate(params: dict[str, Any], rng: np.random.Generator, run: Callable[[st
     return World(question, tools, steps, answer, fmt)
 
 
-__all__ = ["OPS", "Prints", "ToolError", "generate", "python_tool"]
+__all__ = ["OPS", "Prints", "generate", "python_tool"]

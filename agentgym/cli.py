@@ -61,13 +61,12 @@ def _task(env_id: str, params: dict[str, Any], seed: int):
 def envs(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False) -> None:
     """List registered environments and their parameter spaces."""
     from agentgym import list_envs
-    from agentgym.env import TextEnv
     from agentgym.spaces import HeldOut, ParamSpace
 
     def meta(s):
         # Entry points may be factories rather than TextEnv classes: show what is declared.
         cls = s.load_class()
-        if isinstance(cls, type) and issubclass(cls, TextEnv):
+        if isinstance(cls, type) and hasattr(cls, "param_space"):
             return cls.param_space, cls.held_out
         return ParamSpace([]), HeldOut()
 
@@ -200,8 +199,12 @@ def eval_cmd(
     by: Annotated[list[str] | None, typer.Option(help="Also break results down by these parameters.")] = None,
     out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("results/eval.json"),
     env_kwarg: Annotated[list[str] | None, typer.Option("--env-kwarg", "-e", help="Env constructor argument NAME=VALUE, e.g. max_turns=4 (repeatable).")] = None,
+    opponents: Annotated[list[str] | None, typer.Option("--opponent", help="Multi-agent games: a scripted opponent (e.g. random, optimal) or 'self'; the policy plays it in every seat (repeatable; default random).")] = None,
 ) -> None:
-    """Evaluate a policy on held-out tasks: success, mean reward, pass@k, by region."""
+    """Evaluate a policy on held-out tasks: success, mean reward, pass@k, by region.
+
+    For a multi-agent game the policy plays each task in every seat against each
+    --opponent; success is the learner seat's (a win, a correct final answer)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from agentgym.eval import evaluate_env, write_json
@@ -217,14 +220,38 @@ def eval_cmd(
             _check_env(env_id).make(**kwargs).close()
         except (TypeError, ValueError) as exc:
             raise typer.BadParameter(f"{env_id}: {exc}", param_hint="--env-kwarg") from None
+    from agentgym.multiagent import is_multiagent
+
+    games = {}
+    for env_id in env_ids:
+        probe = _check_env(env_id).make(**kwargs)
+        if is_multiagent(probe):
+            opps = opponents or ["random"]
+            bad = [o for o in opps if o != "self" and o not in probe.scripted_kinds]
+            if bad:
+                raise typer.BadParameter(f"{env_id} has no scripted player {bad}; it has {list(probe.scripted_kinds)} (or 'self')",
+                                         param_hint="--opponent")
+            games[env_id] = (opps, len(probe.possible_agents))
+        probe.close()
     pol = _policy(policy, seed)
     reports = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as prog:
         for env_id in env_ids:
+            if env_id in games:
+                from agentgym.eval.games import evaluate_games
+
+                opps, n_seats = games[env_id]
+                bar = prog.add_task(env_id, total=tasks * sum(1 if o == "self" else n_seats for o in opps))
+                reports.append(evaluate_games(pol, env_id, opponents=opps, n_tasks=tasks, sampling=sampling, seed=seed,
+                                              env_kwargs=kwargs, progress=lambda n, bar=bar: prog.advance(bar, n)))
+                continue
             bar = prog.add_task(env_id, total=tasks)
             reports.append(evaluate_env(pol, env_id, n_tasks=tasks, k=k, sampling=sampling, seed=seed, env_kwargs=kwargs,
                                         progress=lambda n, bar=bar: prog.advance(bar, n)))
-    print_reports(reports, by=by or [])
+    by = list(by or [])
+    if games:
+        by += [b for b in ("opponent", "opponent / seat") if b not in by]
+    print_reports(reports, by=by)
     path = write_json(reports, out, meta={"policy": policy, "k": k, "seed": seed, "sampling": sampling.__dict__, "env_kwargs": kwargs,
                                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
     console.print(f"wrote {path}")

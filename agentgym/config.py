@@ -31,6 +31,21 @@ class LoraConfig(_Section):
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
+class VLLMOptions(_Section):
+    """Settings of the vLLM generation engine (``model.backend: vllm``)."""
+
+    #: Share of the GPU's memory vLLM may take (weights + KV cache); the rest is the trainer's.
+    gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
+    #: Free vLLM's GPU memory while the trainer updates (``llm.sleep(level=1)``).
+    enable_sleep_mode: bool = True
+    #: Weights' dtype inside vLLM (auto, bfloat16, float16, float32).
+    dtype: str = "auto"
+    #: Longest prompt + completion vLLM must hold (null: the model's own limit).
+    max_model_len: int | None = Field(None, ge=16)
+    #: GPUs vLLM shards the model over (tensor parallel); the trainer stays on the first.
+    tensor_parallel_size: int = Field(1, ge=1)
+
+
 class ModelConfig(_Section):
     #: smollm2-135m (embedded default), tiny (tests), a checkpoint folder or a hub id.
     name: str = "smollm2-135m"
@@ -38,6 +53,10 @@ class ModelConfig(_Section):
     lora: LoraConfig | None = None
     #: Threads torch may use (0: leave torch's default).
     threads: int = Field(0, ge=0)
+    #: Who generates rollouts: the trained model itself (transformers, CPU or GPU) or a
+    #: vLLM engine on the GPU that receives the weights after every update.
+    backend: Literal["transformers", "vllm"] = "transformers"
+    vllm: VLLMOptions = VLLMOptions()
 
 
 class EnvConfig(_Section):
@@ -60,12 +79,27 @@ class TeacherConfig(_Section):
     plot_dims: list[str] = []
 
 
+class RayOptions(_Section):
+    """Env workers as Ray actors (``rollout.backend: ray``)."""
+
+    #: Ray actors, each holding its own pool of envs; episodes are dealt round-robin.
+    num_workers: int = Field(2, ge=1)
+    #: Ray cluster to join (null: start a local one; "auto" or "ray://HOST:10001": an existing one).
+    address: str | None = None
+    #: CPUs Ray reserves for each worker.
+    num_cpus_per_worker: float = Field(1.0, gt=0)
+
+
 class RolloutConfig(_Section):
     tasks_per_step: int = Field(4, ge=1)
     group_size: int = Field(8, ge=2)
     max_new_tokens: int = Field(64, ge=1)
     temperature: float = Field(1.0, gt=0)
     max_episode_tokens: int = Field(1024, ge=16)
+    #: Where envs run: in the trainer's process, or in Ray workers (generation stays in
+    #: the trainer either way; Episodes are the same).
+    backend: Literal["inprocess", "ray"] = "inprocess"
+    ray: RayOptions = RayOptions()
 
 
 class GRPOConfig(_Section):
@@ -94,6 +128,20 @@ class GRPOConfig(_Section):
     micro_batch_size: int = Field(8, ge=1)
 
 
+class MultiAgentConfig(_Section):
+    """Training on multi-agent games (ignored for single-agent envs)."""
+
+    #: How GRPO compares returns. "role": each seat's episode against the same seat in the
+    #: other plays of the same task. "role_turn": each move of a seat is its own sample,
+    #: with the return that followed it, compared per (task, seat, move number).
+    advantages: Literal["role", "role_turn"] = "role"
+    #: Seat -> "policy" or a scripted kind, for every training game ({}: the game's own
+    #: choice from its opponent/seat params, which a teacher may pick; else self-play).
+    controllers: dict[str, str] = {}
+    #: Scripted opponents the held-out evaluation plays the policy against, in every seat.
+    eval_opponents: list[str] = ["random"]
+
+
 class TrainConfig(_Section):
     steps: int = Field(20, ge=1)
     #: Held-out evaluation every N steps (and always at the start and the end); 0: only those two.
@@ -115,12 +163,35 @@ class RunConfig(_Section):
     rollout: RolloutConfig = RolloutConfig()
     grpo: GRPOConfig = GRPOConfig()
     train: TrainConfig = TrainConfig()
+    multiagent: MultiAgentConfig = MultiAgentConfig()
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
         if self.rollout.max_new_tokens >= self.rollout.max_episode_tokens:
             raise ValueError("rollout.max_new_tokens must be smaller than rollout.max_episode_tokens")
+        if self.model.backend == "vllm" and self.model.lora is not None:
+            raise ValueError("model.lora cannot be combined with model.backend=vllm yet (vLLM receives full weights); "
+                             "use full fine-tuning or model.backend=transformers")
         return self
+
+
+def check_backends(cfg: RunConfig) -> None:
+    """Raise :class:`ConfigError` when a chosen backend cannot run on this machine.
+
+    Called by the trainer before any model loads, so a missing package or GPU is named
+    at once instead of after minutes of setup.
+    """
+    import importlib.util
+
+    if cfg.rollout.backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise ConfigError("rollout.backend=ray needs Ray, which is not installed: pip install agentgym[ray] "
+                          "(or set rollout.backend=inprocess)")
+    if cfg.model.backend == "vllm":
+        from agentgym.policies.vllm_policy import vllm_unavailable_reason
+
+        why = vllm_unavailable_reason()
+        if why is not None:
+            raise ConfigError(f"model.backend=vllm: {why} (or set model.backend=transformers)")
 
 
 def _suggest(key: str, options: list[str]) -> str:

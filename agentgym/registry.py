@@ -53,7 +53,11 @@ class EnvSpec:
     def make(self, **kwargs: Any) -> TextEnv:
         env = self.load_class()(**{**self.kwargs, **kwargs})
         if not isinstance(env, TextEnv):
-            raise TypeError(f"{self.id!r} built a {type(env).__name__}, which is not an agentgym TextEnv")
+            from agentgym.multiagent import is_multiagent
+
+            if not is_multiagent(env):
+                raise TypeError(f"{self.id!r} built a {type(env).__name__}, which is neither an agentgym TextEnv "
+                                "nor a multi-agent TextAECEnv/TextParallelEnv")
         return env
 
 
@@ -72,7 +76,9 @@ def register(
 ) -> EnvSpec:
     """Register an environment under ``id`` (``namespace/name-vN`` as in Gymnasium).
 
-    ``entry_point`` is ``"module:Class"`` (imported lazily) or a callable. Registering an
+    ``entry_point`` is ``"module:Class"`` (imported lazily) or a callable. Multi-agent
+    games (:mod:`agentgym.multiagent`) register the same way with ``gymnasium_id=False``:
+    they are PettingZoo envs, not Gymnasium ones. Registering an
     id again with a different entry point or kwargs replaces the earlier spec with a
     warning; repeating the same registration is silent.
 

@@ -29,7 +29,7 @@ def test_register_rejects_bad_ids_and_warns_on_replace():
 
 def test_make_refuses_non_text_envs():
     agentgym.register("test/not-text-v0", lambda: object(), gymnasium_id=False)
-    with pytest.raises(TypeError, match="not an agentgym TextEnv"):
+    with pytest.raises(TypeError, match="neither an agentgym TextEnv"):
         agentgym.make("test/not-text-v0")
 
 

@@ -124,22 +124,51 @@ def test_parse_view_round_trip():
     "url, kind",
     [
         ("http://127.0.0.1:8000/a", "local"), ("http://localhost/x", "local"), ("https://[::1]:3/", "local"),
-        ("ws://127.0.0.1:9/", "local"), ("http://shop.localhost/", "local"), ("file:///tmp/x.html", "local"),
+        ("ws://127.0.0.1:9/", "local"), ("http://shop.localhost/", "local"), ("http://127.0.0.2/", "local"),
         ("data:text/html,hi", "local"), ("http://example.com/", "blocked"), ("https://93.184.216.34/", "blocked"),
         ("http://10.0.0.5/", "blocked"), ("http://192.168.1.1/", "blocked"), ("wss://example.com/s", "blocked"),
         ("http://localhost.example.com/", "blocked"), ("http://127.0.0.1.nip.io/", "blocked"),
+        ("http://0.0.0.0:8000/", "blocked"), ("http://[::]/", "blocked"), ("http://[::ffff:127.0.0.1]/", "blocked"),
+        ("http://localhost:80@example.com/", "blocked"), ("http://127.0.0.1@example.com/", "blocked"),
         ("ftp://example.com/f", "blocked"), ("chrome://settings", "blocked"), ("http://[bad", "blocked"),
+        # Files: only under the context's roots (none here).
+        ("file:///tmp/x.html", "blocked"), ("file:///etc/passwd", "blocked"),
     ],
 )
 def test_network_rule(url, kind):
     assert browser.classify_url(url) == kind
 
 
-def test_routed_pattern_spares_only_local_traffic():
-    routed = browser._ROUTED
-    assert not routed.match("http://127.0.0.1:555/x") and not routed.match("file:///x") and not routed.match("ws://localhost:1/")
-    for url in ("http://example.com/", "http://localhost.evil.com/", "http://127.0.0.1.evil.com/", "https://1.2.3.4/"):
-        assert routed.match(url)
+def test_files_are_local_only_under_their_roots(tmp_path):
+    root = str(tmp_path / "site")
+    inside = (tmp_path / "site" / "a b.html").as_uri()
+    assert browser.classify_url(inside, file_roots=(root,)) == "local"
+    assert browser.classify_url(f"file://{root}/sub/../x.html", file_roots=(root,)) == "local"
+    for url in (f"file://{root}/../secret", f"file://{root}%2F..%2Fsecret", f"file://{root}-other/x",
+                "file:///etc/passwd", f"file://example.com{root}/x.html"):
+        assert browser.classify_url(url, file_roots=(root,)) == "blocked", url
+
+
+def test_routed_pattern_spares_only_local_traffic(tmp_path):
+    routed = browser.routed_pattern((str(tmp_path),))
+    for url in ("http://127.0.0.1:555/x", "ws://localhost:1/", "http://localhost", "http://127.0.0.1:9?q#f",
+                (tmp_path / "page.html").as_uri(), "data:text/html,x"):
+        assert not routed.match(url), url
+    # Everything else goes to the router (which still lets other loopback forms through).
+    for url in ("http://example.com/", "http://localhost.evil.com/", "http://127.0.0.1.evil.com/", "https://1.2.3.4/",
+                "http://localhost:80@example.com/", "http://127.0.0.1@example.com/", "file:///etc/passwd",
+                f"file://{tmp_path}-other/x.html", "http://[::1]:5/", "http://0.0.0.0:5/"):
+        assert routed.match(url), url
+
+
+def test_launch_flags_agree_with_the_rule():
+    args = browser.launch_args(frozenset({"10.1.2.3"}))
+    rules = next(a for a in args if a.startswith("--host-resolver-rules="))
+    assert rules.startswith("--host-resolver-rules=MAP * ~NOTFOUND,")
+    for host in ("localhost", "*.localhost", "127.*", "::1", "10.1.2.3"):
+        assert f"EXCLUDE {host}" in rules
+    assert "--proxy-bypass-list=10.1.2.3" in args and "--proxy-server=http://127.0.0.1:9" in args
+    assert not any(a.startswith("--proxy-bypass-list") for a in browser.launch_args())
 
 
 def test_browser_not_found_says_how_to_install(monkeypatch, tmp_path):
@@ -154,6 +183,7 @@ def test_browser_not_found_says_how_to_install(monkeypatch, tmp_path):
         browser.find_browser()
     msg = str(err.value)
     assert "python -m playwright install chromium" in msg and "apt-get install -y chromium" in msg
+    assert "bash envs/web/install-browser.sh" in msg
     assert not browser.browser_available()
     fake = tmp_path / "chrome"
     fake.write_text("")

@@ -132,6 +132,9 @@ def test_invalid_input_never_crashes(form_env):
     for bad in [None, b"click(1)", 12, "x" * 10_000, "\x00\ud800", "click(" * 50, "type(1, " + '"' * 30, ""]:
         obs, reward, term, trunc, info = env.step(bad)
         assert info["error"] and not term
+        # Refused by TextEnv (not text, too long) or by the parser: the same parts either way.
+        assert set(info["reward_parts"]) == {"task", "partial", "invalid", "step"}
+        assert info["reward_parts"]["invalid"] == -0.05 and reward == pytest.approx(sum(info["reward_parts"].values()))
     assert env.step("click(2)")[4]["turn"] == 9
 
 

@@ -20,6 +20,7 @@ from agentgym.env import TaskSpec
 from agentgym.policies.base import Policy, SamplingParams
 from agentgym.registry import spec as env_spec
 from agentgym.rollout.episode import Episode
+from agentgym.rollout.pool import EnvPool
 from agentgym.rollout.runner import RolloutRunner
 
 
@@ -87,14 +88,15 @@ def evaluate_env(
     env_kwargs: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
     tasks: Sequence[TaskSpec] | None = None,
+    pool: EnvPool | None = None,
 ) -> EnvReport:
     """Evaluate ``policy`` on ``n_tasks`` held-out tasks of ``env_id``, ``k`` samples each
-    (or on the given ``tasks``)."""
+    (or on the given ``tasks``); ``pool`` holds the envs (default: in this process)."""
     sampling = sampling or SamplingParams(max_new_tokens=256, temperature=0.0 if k == 1 else 1.0)
     env_cls = env_spec(env_id).load_class()
     if tasks is None:
         tasks = env_cls.held_out_tasks(n_tasks, seed=seed)
-    runner = RolloutRunner(policy, sampling, env_kwargs=env_kwargs)
+    runner = RolloutRunner(policy, sampling, env_kwargs=env_kwargs, pool=pool)
     t0 = time.perf_counter()
     groups: list[list[Episode]] = []
     for start in range(0, len(tasks), batch_tasks):

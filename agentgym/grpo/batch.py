@@ -8,6 +8,7 @@ of a small model, runs only where the loss mask is 1.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,12 @@ class TokenBatch:
             self.input_ids[idx, :width], self.attention_mask[idx, :width], self.loss_mask[idx, :width],
             self.sampler_logp[idx, :width], self.advantages[idx],
         )
+
+    def to(self, device: torch.device | str) -> TokenBatch:
+        """The same batch on ``device`` (itself when it is already there)."""
+        if self.input_ids.device == torch.device(device):
+            return self
+        return TokenBatch(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
 
     def trainable_rows(self) -> list[int]:
         """Rows with at least one policy token in the loss, longest first.

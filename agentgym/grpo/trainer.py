@@ -4,7 +4,10 @@ Each step: the teacher picks tasks -> the runner plays G episodes per task with 
 current weights -> (optional) dynamic sampling drops all-equal groups and refills ->
 group advantages -> the clipped loss over policy tokens, accumulated over micro-batches
 with one step-wide normalizer -> one optimizer step -> the policy version increments.
-Generation uses the trained model itself, so there is no weight sync to forget.
+With ``model.backend: transformers`` generation uses the trained model itself, so there
+is no weight sync to forget; with ``vllm`` a vLLM engine samples and receives the weights
+after every step (it sleeps while the trainer updates). Envs run in this process or in
+Ray workers (``rollout.backend``); either way the Episodes are the same.
 
 Run folder: ``config.yaml``, ``metrics.jsonl`` (one JSON line per step, plus eval
 lines), ``teacher.jsonl`` (the tasks played each step and their success), ``tb/`` (TensorBoard), ``checkpoints/``, ``evals/``, ``plots/``, ``final/``
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentgym.config import ConfigError, RunConfig, dump_config, load_config
+from agentgym.config import ConfigError, RunConfig, check_backends, dump_config, load_config
 from agentgym.curriculum import (
     DynamicSampling,
     GroupResult,
@@ -34,7 +37,7 @@ from agentgym.curriculum import (
     make_teacher,
 )
 from agentgym.eval.heldout import EnvReport, evaluate_env, write_json
-from agentgym.grpo.advantages import group_advantages
+from agentgym.grpo.advantages import group_advantages, seat_groups, split_moves
 from agentgym.grpo.batch import collate, policy_logprobs
 from agentgym.grpo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from agentgym.grpo.loss import (
@@ -50,6 +53,7 @@ from agentgym.policies.transformers_policy import TransformersPolicy
 from agentgym.registry import make
 from agentgym.registry import spec as env_spec
 from agentgym.rollout.episode import Episode
+from agentgym.rollout.pool import make_pool
 from agentgym.rollout.runner import RolloutRunner
 
 EVAL_SEED = 1234
@@ -77,6 +81,17 @@ class GRPOTrainer:
         self.tasks = TrainingTasks(env_cls.param_space, env_cls.held_out, cfg.env.params)
         probe = make(cfg.env.id, **cfg.env.kwargs)
         self.max_turns = int(getattr(probe, "max_turns", 1))
+        from agentgym.multiagent import is_multiagent
+
+        #: A multi-agent game: one shared policy plays every seat it controls.
+        self.multi = is_multiagent(probe)
+        if self.multi:
+            bad = {k for k in cfg.multiagent.controllers.values() if k != "policy"} - set(probe.scripted_kinds)
+            bad |= {o for o in cfg.multiagent.eval_opponents if o != "self"} - set(probe.scripted_kinds)
+            unknown = set(cfg.multiagent.controllers) - set(probe.possible_agents)
+            if bad or unknown:
+                raise ConfigError(f"multiagent: {cfg.env.id!r} has seats {probe.possible_agents} and scripted players "
+                                  f"{list(probe.scripted_kinds)}; got unknown seats {sorted(unknown)} / players {sorted(bad)}")
         probe.close()
         if not resume:
             if (self.run_dir / "metrics.jsonl").exists():
@@ -91,6 +106,7 @@ class GRPOTrainer:
             self.teacher = make_teacher(cfg.teacher.name, self.tasks, seed=cfg.seed, **options)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"teacher: {exc}") from None
+        check_backends(cfg)  # a missing Ray, vLLM or GPU is named before the model loads
         self.filters: list[Any] = []
         if cfg.grpo.dynamic_sampling:
             self.filters.append(DynamicSampling())
@@ -113,14 +129,36 @@ class GRPOTrainer:
         if cfg.grpo.beta > 0:
             self.ref_model, _ = load_model(cfg.model.name, seed=cfg.seed)
             self.ref_model.requires_grad_(False)
-        self.policy = TransformersPolicy(self.model, tok, seed=cfg.seed)
+        if cfg.model.backend == "vllm":
+            from agentgym.policies.vllm_policy import VLLMPolicy, vllm_model_path
+
+            self.model.to("cuda")
+            if self.ref_model is not None:
+                self.ref_model.to("cuda")
+            vo = cfg.model.vllm
+            self.policy = VLLMPolicy(vllm_model_path(cfg.model.name, seed=cfg.seed), tok, seed=cfg.seed,
+                                     gpu_memory_utilization=vo.gpu_memory_utilization,
+                                     enable_sleep_mode=vo.enable_sleep_mode, dtype=vo.dtype,
+                                     max_model_len=vo.max_model_len, tensor_parallel_size=vo.tensor_parallel_size)
+        else:
+            self.policy = TransformersPolicy(self.model, tok, seed=cfg.seed)
+        self.device = next(self.model.parameters()).device
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.grpo.lr, betas=tuple(cfg.grpo.betas), weight_decay=cfg.grpo.weight_decay)
         self.sampling = SamplingParams(max_new_tokens=cfg.rollout.max_new_tokens, temperature=cfg.rollout.temperature)
+        ro = cfg.rollout
+        self.pool = make_pool(ro.backend, num_workers=ro.ray.num_workers, address=ro.ray.address,
+                              num_cpus_per_worker=ro.ray.num_cpus_per_worker)
         self.runner = RolloutRunner(self.policy, self.sampling, max_episode_tokens=cfg.rollout.max_episode_tokens,
-                                    env_kwargs=cfg.env.kwargs)
+                                    env_kwargs=cfg.env.kwargs, pool=self.pool)
+        if self.multi:
+            from agentgym.rollout.multi import MultiAgentRunner
+
+            self.game_runner = MultiAgentRunner(self.policy, self.sampling, env_kwargs=cfg.env.kwargs, seed=cfg.seed,
+                                                max_episode_tokens=cfg.rollout.max_episode_tokens)
         self.eval_tasks = self.tasks.held_out_specs(cfg.train.eval_tasks, seed=EVAL_SEED)
         self.step = 0
+        self.tb: Any = None  # TensorBoard writer while train() runs
         self.evals: dict[int, float] = {}
         if resume:
             self._restore()
@@ -132,6 +170,10 @@ class GRPOTrainer:
             state = load_checkpoint(ck, self.model, self.optimizer)
             self.step = int(state["step"])
             self.policy.load_state_dict(state["policy"])
+            if hasattr(self.policy, "sync_weights"):  # a separate engine: give it the restored weights
+                version = self.policy.version
+                self.policy.sync_weights(self.model.state_dict().items())
+                self.policy.version = version
             self.teacher.load_state_dict(state["teacher"])
             self.evals = {int(k): float(v) for k, v in state.get("evals", {}).items()}
         # Drop what the killed process logged after its last checkpoint: no gaps, no duplicates.
@@ -163,8 +205,14 @@ class GRPOTrainer:
     # ----- evaluation ----------------------------------------------------------------
     def evaluate(self) -> EnvReport:
         sp = SamplingParams(max_new_tokens=self.cfg.train.eval_max_new_tokens, temperature=0.0)
-        rep = evaluate_env(self.policy, self.cfg.env.id, tasks=self.eval_tasks, k=1, sampling=sp,
-                           env_kwargs=self.cfg.env.kwargs)
+        if self.multi:
+            from agentgym.eval.games import evaluate_games
+
+            rep = evaluate_games(self.policy, self.cfg.env.id, opponents=self.cfg.multiagent.eval_opponents,
+                                 tasks=self.eval_tasks, sampling=sp, env_kwargs=self.cfg.env.kwargs, seed=self.cfg.seed)
+        else:
+            rep = evaluate_env(self.policy, self.cfg.env.id, tasks=self.eval_tasks, k=1, sampling=sp,
+                               env_kwargs=self.cfg.env.kwargs, pool=self.pool)
         write_json([rep], self.run_dir / "evals" / f"step_{self.step:06d}.json", meta={"step": self.step})
         self.evals[self.step] = rep.overall.success
         self._log({"step": self.step, "kind": "eval", "eval/success": rep.overall.success,
@@ -179,18 +227,26 @@ class GRPOTrainer:
         want = cfg.rollout.tasks_per_step
         kept: list[list[Episode]] = []
         results: list[GroupResult] = []
-        spent = dropped = rounds = 0
+        spent = dropped = rounds = env_errors = restarts = replayed = 0
         while True:
             tasks = self.teacher.sample(want - len(kept))
-            eps = self.runner.run(cfg.env.id, tasks, group_size=cfg.rollout.group_size)
+            if self.multi:
+                eps = self.game_runner.run(cfg.env.id, tasks, group_size=cfg.rollout.group_size,
+                                           controllers=cfg.multiagent.controllers or None)
+            else:
+                eps = self.runner.run(cfg.env.id, tasks, group_size=cfg.rollout.group_size)
+                st = self.runner.last_stats
+                env_errors += st.dropped_env_errors
+                restarts += st.worker_restarts
+                replayed += st.replayed_episodes
             rounds += 1
             spent += len(eps)
             groups: dict[int, list[Episode]] = {}
             for e in eps:
                 groups.setdefault(e.group, []).append(e)
             flat = [e for g in groups.values() for e in g]
-            gid = [e.group for e in flat]
-            adv = group_advantages([e.reward for e in flat], gid, scale_std=cfg.grpo.scale_std)
+            # Per task and seat: in a game, a seat is compared only with the same seat.
+            adv = group_advantages([e.reward for e in flat], seat_groups(flat), scale_std=cfg.grpo.scale_std)
             for g, members in groups.items():
                 a = [abs(x) for x, e in zip(adv, flat) if e.group == g]
                 result = GroupResult(members[0].task, [e.reward for e in members], [e.success for e in members],
@@ -208,12 +264,16 @@ class GRPOTrainer:
             for e in members:
                 e.group = new_gid
                 episodes.append(e)
-        return episodes, results, {"rollout/spent": float(spent), "rollout/dropped": float(dropped), "rollout/rounds": float(rounds)}
+        return episodes, results, {"rollout/spent": float(spent), "rollout/dropped": float(dropped), "rollout/rounds": float(rounds),
+                                   "rollout/env_errors": float(env_errors), "rollout/worker_restarts": float(restarts),
+                                   "rollout/replayed_episodes": float(replayed)}
 
     def train_step(self) -> dict[str, Any]:
         cfg, g = self.cfg, self.cfg.grpo
         t0 = time.perf_counter()
         episodes, results, roll_stats = self._rollouts()
+        if hasattr(self.policy, "sleep"):  # a vLLM engine frees the GPU for the update
+            self.policy.sleep()
         t_gen = time.perf_counter() - t0
         self.teacher.update(results)
         # What the teacher chose and how it went, for the curriculum plots.
@@ -227,10 +287,17 @@ class GRPOTrainer:
         record["success/mean"] = float(np.mean([s for r in results for s in r.successes])) if rewards else 0.0
         for k in sorted({k for e in episodes for k in e.reward_parts}):
             record[f"reward/{k}"] = float(np.mean([e.reward_parts.get(k, 0.0) for e in episodes]))
+        for seat in sorted({e.agent for e in episodes if e.agent}):
+            mine = [e for e in episodes if e.agent == seat]
+            record[f"reward/seat/{seat}"] = float(np.mean([e.reward for e in mine]))
+            record[f"success/seat/{seat}"] = float(np.mean([e.success for e in mine]))
         t1 = time.perf_counter()
         if episodes:
-            adv = group_advantages([e.reward for e in episodes], [e.group for e in episodes], scale_std=g.scale_std)
-            batch = collate(episodes, adv.tolist(), self.policy.chat.pad_token_id, drop_truncated=g.mask_truncated)
+            samples, gids = episodes, seat_groups(episodes)
+            if self.multi and cfg.multiagent.advantages == "role_turn":
+                samples, gids = split_moves(episodes, self.policy.chat.eos_token_ids)
+            adv = group_advantages([e.reward for e in samples], gids, scale_std=g.scale_std)
+            batch = collate(samples, adv.tolist(), self.policy.chat.pad_token_id, drop_truncated=g.mask_truncated)
             norm = Normalizer(int(batch.loss_mask.sum().item()), len(batch), cfg.rollout.max_new_tokens * self.max_turns)
             stats = self._optimize(batch, norm)
             record.update(stats)
@@ -241,7 +308,10 @@ class GRPOTrainer:
         else:
             record["train/skipped"] = 1.0
         self.step += 1
-        self.policy.version += 1
+        if hasattr(self.policy, "sync_weights"):
+            self.policy.sync_weights(self.model.state_dict().items())  # bumps the version
+        else:
+            self.policy.version += 1
         record["policy_version"] = self.policy.version
         record["time/generate_s"] = t_gen
         record["time/train_s"] = time.perf_counter() - t1
@@ -258,7 +328,7 @@ class GRPOTrainer:
         # The normalizer was fixed on the whole batch; rows with no loss tokens add 0.
         rows = batch.trainable_rows()
         for start in range(0, len(rows), g.micro_batch_size):
-            mb = batch.select(rows[start:start + g.micro_batch_size])
+            mb = batch.select(rows[start:start + g.micro_batch_size]).to(self.device)
             logp, entropy = policy_logprobs(self.model, mb, self.cfg.rollout.temperature, with_entropy=True)
             old = logp.detach()  # one optimizer pass per batch: rho = 1, the gradient is not 0
             tl, clipped = clipped_token_loss(logp, old, mb.advantages, g.eps_low, g.eps_high)
@@ -338,9 +408,14 @@ class GRPOTrainer:
             signal.signal(signal.SIGINT, previous)
             if self.tb is not None:
                 self.tb.close()
+            self.close()
         if not interrupted:
             self._finish()
         return TrainResult(self.run_dir, self.step, dict(self.evals), interrupted, time.perf_counter() - t_start)
+
+    def close(self) -> None:
+        """Close the env pool (Ray workers are killed); safe to call twice."""
+        self.pool.close()
 
     def _finish(self) -> None:
         from agentgym.eval.curriculum_plots import plot_teacher

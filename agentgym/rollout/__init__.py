@@ -1,6 +1,7 @@
-"""Episodes and the multi-turn batched rollout runner."""
+"""Episodes, the multi-turn batched rollout runner and its env pools (in-process, Ray)."""
 
 from agentgym.rollout.episode import Episode
+from agentgym.rollout.pool import EnvPool, InProcessPool, PoolStats
 from agentgym.rollout.runner import RolloutRunner, RolloutStats
 
-__all__ = ["Episode", "RolloutRunner", "RolloutStats"]
+__all__ = ["EnvPool", "Episode", "InProcessPool", "PoolStats", "RolloutRunner", "RolloutStats"]

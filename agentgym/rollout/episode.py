@@ -43,6 +43,10 @@ class Episode:
     policy_version: int = 0
     #: Index of the group (same task, G samples) this episode belongs to.
     group: int = 0
+    #: In a multi-agent game, the seat this episode is the view of ("" for one agent).
+    #: Each seat's episode holds only its own sampled tokens in ``loss_mask``; what the
+    #: other agents said reaches it as env messages (mask 0).
+    agent: str = ""
 
     @property
     def reward(self) -> float:

@@ -1,27 +1,31 @@
 """Play many episodes at once: every live episode's next turn is generated in one batch.
 
 Each round, the runner asks the policy for one completion per live episode (a single
-batched ``generate`` call), steps each episode's env with the decoded text, appends the
-env's reply as token ids (loss mask 0), and retires episodes that ended. Multi-turn
-episodes therefore share batches with single-turn ones until they finish.
+batched ``generate`` call), sends every live episode's decoded text to the env pool in
+one batched ``step``, appends each env's reply as token ids (loss mask 0), and retires
+episodes that ended. Multi-turn episodes therefore share batches with single-turn ones
+until they finish.
+
+Where the envs live is the pool's business (:mod:`agentgym.rollout.pool`): in this
+process (default) or in Ray workers. Generation always stays here, so the Episodes are
+the same, record for record and in the same order, whatever the pool.
 """
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentgym.env import TaskSpec, TextEnv
+from agentgym.env import TaskSpec
 from agentgym.policies.base import Policy, SamplingParams
-from agentgym.registry import make
 from agentgym.rollout.episode import Episode
+from agentgym.rollout.pool import EnvPool, InProcessPool
 
 
 @dataclass
 class _Live:
-    env: TextEnv
+    handle: int
     episode: Episode
 
 
@@ -34,6 +38,12 @@ class RolloutStats:
     generated_tokens: int = 0
     generate_calls: int = 0
     env_error_messages: list[str] = field(default_factory=list)
+    #: Env workers that died during the run and were replaced (Ray pool).
+    worker_restarts: int = 0
+    #: Episodes replayed on a replacement worker.
+    replayed_episodes: int = 0
+    #: Replays that diverged or failed again (those episodes are in ``dropped_env_errors``).
+    replay_failures: int = 0
 
 
 class RolloutRunner:
@@ -41,6 +51,7 @@ class RolloutRunner:
 
     ``max_episode_tokens`` bounds the whole episode (prompt + all turns): an episode that
     cannot fit another full completion ends with ``end_reason="token_budget"``.
+    ``pool`` holds the envs (default: a fresh :class:`InProcessPool`).
     """
 
     def __init__(
@@ -50,20 +61,18 @@ class RolloutRunner:
         *,
         max_episode_tokens: int = 4096,
         env_kwargs: dict[str, Any] | None = None,
+        pool: EnvPool | None = None,
     ):
         self.policy = policy
         self.sampling = sampling
         self.max_episode_tokens = max_episode_tokens
         self.env_kwargs = dict(env_kwargs or {})
-        self._pool: dict[str, list[TextEnv]] = {}
+        self.pool: EnvPool = pool if pool is not None else InProcessPool()
         self.last_stats = RolloutStats()
 
-    def _env(self, env_id: str) -> TextEnv:
-        free = self._pool.setdefault(env_id, [])
-        return free.pop() if free else make(env_id, **self.env_kwargs)
-
-    def _release(self, env_id: str, env: TextEnv) -> None:
-        self._pool.setdefault(env_id, []).append(env)
+    def close(self) -> None:
+        """Close the pool's envs (and its workers)."""
+        self.pool.close()
 
     def run(
         self,
@@ -79,67 +88,84 @@ class RolloutRunner:
         """
         chat = self.policy.chat
         stats = RolloutStats()
+        pool_before = self.pool.stats.copy()
+        specs = [task for task in tasks for _ in range(group_size)]
+        groups = [gi for gi in range(len(tasks)) for _ in range(group_size)]
         live: list[_Live] = []
-        for gi, task in enumerate(tasks):
-            for _ in range(group_size):
-                env = self._env(env_id)
-                messages, _ = env.reset(options={"task": task})
-                ids = chat.prompt_ids(messages)
-                ep = Episode(
-                    env_id=env_id, task=env.task, token_ids=list(ids), loss_mask=[0] * len(ids),
-                    logprobs=[0.0] * len(ids), prompt_len=len(ids), messages=list(messages),
-                    policy_version=self.policy.version, group=gi,
-                )
-                live.append(_Live(env, ep))
+        for gi, opened in zip(groups, self.pool.reset(env_id, specs, self.env_kwargs)):
+            if opened.error is not None:
+                stats.dropped_env_errors += 1
+                stats.env_error_messages.append(opened.error)
+                continue
+            ids = chat.prompt_ids(opened.messages)
+            ep = Episode(
+                env_id=env_id, task=opened.task, token_ids=list(ids), loss_mask=[0] * len(ids),
+                logprobs=[0.0] * len(ids), prompt_len=len(ids), messages=list(opened.messages),
+                policy_version=self.policy.version, group=gi,
+            )
+            live.append(_Live(opened.handle, ep))
         finished: list[Episode] = []
         rounds = 0
-        while live:
-            completions = self.policy.generate([lv.episode.token_ids for lv in live], self.sampling)
-            stats.generate_calls += 1
-            still: list[_Live] = []
-            for lv, comp in zip(live, completions):
-                ep = lv.episode
-                ep.token_ids.extend(comp.token_ids)
-                ep.loss_mask.extend([1] * len(comp.token_ids))
-                ep.logprobs.extend(comp.logprobs)
-                stats.generated_tokens += len(comp.token_ids)
-                if comp.finish_reason == "length":
-                    ep.hit_length_limit = True
-                text = chat.decode(comp.token_ids)
-                ep.messages.append({"role": "assistant", "content": text})
-                try:
-                    reply, reward, terminated, truncated, info = lv.env.step(text)
-                except Exception:  # an env bug or a dead worker: drop the episode, keep the batch
-                    stats.dropped_env_errors += 1
-                    stats.env_error_messages.append(traceback.format_exc(limit=3))
-                    continue  # the broken env is not returned to the pool
-                ep.turn_rewards.append(float(reward))
-                for k, v in info.get("reward_parts", {}).items():
-                    ep.reward_parts[k] = ep.reward_parts.get(k, 0.0) + float(v)
-                if info.get("error"):
-                    ep.errors.append(str(info["error"]))
-                ep.success = bool(info.get("success", False))
-                ep.messages.extend(reply)
-                if terminated or truncated:
-                    ep.end_reason = "terminated" if terminated else "truncated"
-                    finished.append(ep)
-                    self._release(env_id, lv.env)
-                    continue
-                cont = chat.continuation_ids(reply, comp.token_ids)
-                ep.token_ids.extend(cont)
-                ep.loss_mask.extend([0] * len(cont))
-                ep.logprobs.extend([0.0] * len(cont))
-                if len(ep.token_ids) + self.sampling.max_new_tokens > self.max_episode_tokens:
-                    ep.end_reason = "token_budget"
-                    finished.append(ep)
-                    self._release(env_id, lv.env)
-                    continue
-                still.append(lv)
-            live = still
-            rounds += 1
-            if on_round is not None:
-                on_round(rounds, len(live))
+        try:
+            while live:
+                completions = self.policy.generate([lv.episode.token_ids for lv in live], self.sampling)
+                stats.generate_calls += 1
+                texts = []
+                for lv, comp in zip(live, completions):
+                    ep = lv.episode
+                    ep.token_ids.extend(comp.token_ids)
+                    ep.loss_mask.extend([1] * len(comp.token_ids))
+                    ep.logprobs.extend(comp.logprobs)
+                    stats.generated_tokens += len(comp.token_ids)
+                    if comp.finish_reason == "length":
+                        ep.hit_length_limit = True
+                    text = chat.decode(comp.token_ids)
+                    ep.messages.append({"role": "assistant", "content": text})
+                    texts.append(text)
+                results = self.pool.step([lv.handle for lv in live], texts)
+                still: list[_Live] = []
+                ended: list[int] = []
+                for lv, comp, res in zip(live, completions, results):
+                    ep = lv.episode
+                    if res.error is not None:  # an env bug or a lost worker: drop the episode, keep the batch
+                        stats.dropped_env_errors += 1
+                        stats.env_error_messages.append(res.error)
+                        continue
+                    ep.turn_rewards.append(float(res.reward))
+                    for k, v in res.info.get("reward_parts", {}).items():
+                        ep.reward_parts[k] = ep.reward_parts.get(k, 0.0) + float(v)
+                    if res.info.get("error"):
+                        ep.errors.append(str(res.info["error"]))
+                    ep.success = bool(res.info.get("success", False))
+                    ep.messages.extend(res.messages)
+                    if res.terminated or res.truncated:
+                        ep.end_reason = "terminated" if res.terminated else "truncated"
+                        finished.append(ep)
+                        ended.append(lv.handle)
+                        continue
+                    cont = chat.continuation_ids(res.messages, comp.token_ids)
+                    ep.token_ids.extend(cont)
+                    ep.loss_mask.extend([0] * len(cont))
+                    ep.logprobs.extend([0.0] * len(cont))
+                    if len(ep.token_ids) + self.sampling.max_new_tokens > self.max_episode_tokens:
+                        ep.end_reason = "token_budget"
+                        finished.append(ep)
+                        ended.append(lv.handle)
+                        continue
+                    still.append(lv)
+                self.pool.release(ended)
+                live = still
+                rounds += 1
+                if on_round is not None:
+                    on_round(rounds, len(live))
+        finally:
+            if live:  # an exception (policy, callback) left episodes open: free their envs
+                self.pool.release([lv.handle for lv in live])
         finished.sort(key=lambda e: e.group)  # stable: members keep their order inside a group
         stats.episodes = len(finished)
+        after = self.pool.stats
+        stats.worker_restarts = after.worker_restarts - pool_before.worker_restarts
+        stats.replayed_episodes = after.replayed_episodes - pool_before.replayed_episodes
+        stats.replay_failures = after.replay_failures - pool_before.replay_failures
         self.last_stats = stats
         return finished

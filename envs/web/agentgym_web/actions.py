@@ -311,23 +311,24 @@ def is_fatal(exc: BaseException) -> bool:
     return any(k in msg for k in _FATAL)
 
 
+#: Playwright's wording of why an action failed -> what the agent is told (first match).
+_REASONS = (
+    (("intercepts pointer events",), "another element covers it"),
+    (("not enabled", "element is disabled"), "it is disabled"),
+    (("not visible",), "it is not visible"),
+    (("not stable",), "it keeps moving"),
+    (("not attached", "detached"), "it left the page"),
+    (("outside of the viewport",), "it is outside the visible page"),
+    (("timeout",), "it did not become ready in time"),
+)
+
+
 def _explain(exc: BaseException, what: str) -> str:
     msg = str(exc)
     low = msg.lower()
-    if "intercepts pointer events" in low:
-        return f"could not {what}: another element covers it"
-    if "not enabled" in low or "element is disabled" in low:
-        return f"could not {what}: it is disabled"
-    if "not visible" in low:
-        return f"could not {what}: it is not visible"
-    if "not stable" in low:
-        return f"could not {what}: it keeps moving"
-    if "not attached" in low or "detached" in low:
-        return f"could not {what}: it left the page"
-    if "outside of the viewport" in low:
-        return f"could not {what}: it is outside the visible page"
-    if "timeout" in low:
-        return f"could not {what}: it did not become ready in time"
+    for needles, reason in _REASONS:
+        if any(n in low for n in needles):
+            return f"could not {what}: {reason}"
     first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
     first = re.sub(r"^\w+\.\w+: ", "", first)
     return f"could not {what}: {first[:160]}"

@@ -13,13 +13,17 @@ What the pool guarantees:
   then Playwright's own installed browser, then a system Chromium (Debian's
   ``/usr/bin/chromium``, ``chromium-browser``, Google Chrome). If none is there,
   :class:`BrowserNotFound` says how to get one.
-- **Network**: every context routes every request that is not ``file:``/``data:``/``blob:``
-  through :meth:`BrowserPool._route`: loopback addresses (the generated sites' server,
-  :mod:`agentgym_web.server`, listens on 127.0.0.1) go through, everything else is
-  aborted and counted (``stats.blocked_requests``). WebSockets are filtered the same way.
-  Chromium also starts with name resolution off for everything but localhost and a dead
-  proxy for non-loopback traffic, so a request that escaped the router (a redirect's
-  second leg is not routed) would still go nowhere.
+- **Network**: "local" means the loopback interface (``127.0.0.0/8``, ``[::1]``,
+  ``localhost``, ``*.localhost``; the generated sites' server, :mod:`agentgym_web.server`,
+  listens on 127.0.0.1), ``data:``/``blob:``/``about:`` URLs, and files under the
+  context's ``file_roots`` (the MiniWoB++ pages' folder); the pool's ``allow_hosts`` are
+  added to it. Every request of every context goes through :meth:`BrowserPool._route`
+  (a pattern lets requests to 127.0.0.1, localhost and the file roots skip the trip
+  through Python): local ones go through, everything else is aborted and counted
+  (``stats.blocked_requests``). WebSockets are filtered the same way. Chromium also
+  starts with name resolution off for everything not local and a dead proxy for
+  non-loopback traffic, so a request that escaped the router (a redirect's second leg
+  is not routed) would still go nowhere: :func:`classify_url` and the browser agree.
 - **Recovery**: a crashed browser (the process died, the connection broke) or a hung one
   (a call ran past its timeout and a health probe fails) is killed if needed and
   relaunched on the next use; ``generation`` counts launches so that many envs failing
@@ -37,23 +41,22 @@ import concurrent.futures
 import glob
 import ipaddress
 import os
+import pathlib
 import re
 import shutil
 import signal
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from agentgym_web.server import HEADER as SITE_HEADER
 from agentgym_web.server import SiteServer
 
 #: Chromium flags: no GPU, no background traffic of its own (updates, sync, metrics,
-#: safe-browsing lists), no name resolution but localhost, and a closed local port as
-#: proxy for anything not on the loopback interface.
+#: safe-browsing lists). :func:`launch_args` adds the network rule's flags.
 LAUNCH_ARGS = (
     "--no-sandbox",
     "--disable-gpu",
@@ -69,10 +72,24 @@ LAUNCH_ARGS = (
     "--metrics-recording-only",
     "--no-first-run",
     "--no-default-browser-check",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-    # Loopback addresses bypass a proxy by default; everything else would go to a closed port.
-    "--proxy-server=http://127.0.0.1:9",
 )
+
+#: Host patterns the browser may resolve (IP literals go through these rules too): the
+#: loopback names and addresses, what :func:`classify_url` calls local. (``127.*`` also
+#: lets a name such as ``127.example.com`` resolve; the router blocks it and, past the
+#: router, the dead proxy: it is not a loopback address.)
+_RESOLVABLE = ("localhost", "*.localhost", "127.*", "::1")
+
+
+def launch_args(allow_hosts: frozenset[str] = frozenset()) -> list[str]:
+    """The network flags: names resolve only for local hosts, and a closed local port is
+    the proxy of everything else (loopback addresses never go through a proxy)."""
+    excluded = ", ".join(f"EXCLUDE {h}" for h in (*_RESOLVABLE, *sorted(allow_hosts)))
+    args = [f"--host-resolver-rules=MAP * ~NOTFOUND, {excluded}", "--proxy-server=http://127.0.0.1:9"]
+    if allow_hosts:
+        args.append("--proxy-bypass-list=" + ";".join(sorted(allow_hosts)))
+    return [*LAUNCH_ARGS, *args]
+
 
 #: System browsers tried after Playwright's own, in order. Debian's /usr/bin/chromium is a
 #: shell wrapper that adds flags and settings of its own; its binary is used directly.
@@ -87,17 +104,13 @@ SYSTEM_BROWSERS = (
 
 INSTALL_HELP = (
     "No Chromium browser was found for the agentgym web environments. Get one of:\n"
+    "  - the project's script (tries each way below): bash envs/web/install-browser.sh\n"
     "  - Playwright's own build:  python -m playwright install chromium\n"
     "    (on a bare Linux machine add its system libraries: python -m playwright install --with-deps chromium)\n"
     "  - Debian/Ubuntu's package: apt-get install -y chromium   (Ubuntu: chromium-browser)\n"
     "  - any Chrome/Chromium binary: export AGENTGYM_CHROMIUM=/path/to/chrome\n"
     "or pass executable_path=... to the env (env.kwargs.executable_path in a run config)."
 )
-
-# Requests go through the router unless they are local files or data, or go to the
-# loopback interface (the site server): those never leave the machine, and sparing them a
-# trip through Python keeps page loads fast. The driver matches this pattern itself.
-_ROUTED = re.compile(r"^(?!(?:file|data|blob|about):|(?:https?|wss?)://(?:127\.0\.0\.1|localhost)(?:[:/]|$))")
 
 
 _STATS_LOCK = threading.Lock()
@@ -201,16 +214,21 @@ def browser_available(executable_path: str | None = None) -> bool:
 
 
 # ----- the network rule ------------------------------------------------------------------
-def classify_url(url: str, allow_hosts: frozenset[str] = frozenset()) -> str:
-    """``local`` (loopback addresses, local files) or ``blocked`` (anything else)."""
+def classify_url(url: str, allow_hosts: frozenset[str] = frozenset(), file_roots: tuple[str, ...] = ()) -> str:
+    """``local`` or ``blocked`` (see the module doc for what local means).
+
+    A ``file:`` URL is local only when its path lies under one of ``file_roots``.
+    """
     try:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         host = (parts.hostname or "").lower().rstrip(".")
     except ValueError:
         return "blocked"
-    if scheme in ("file", "data", "blob", "about"):
+    if scheme in ("data", "blob", "about"):
         return "local"
+    if scheme == "file":
+        return "local" if host in ("", "localhost") and _under(unquote(parts.path), file_roots) else "blocked"
     if scheme not in ("http", "https", "ws", "wss"):
         return "blocked"
     if host == "localhost" or host.endswith(".localhost") or host in allow_hosts:
@@ -221,12 +239,37 @@ def classify_url(url: str, allow_hosts: frozenset[str] = frozenset()) -> str:
         return "blocked"
 
 
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    path = os.path.normpath(path)
+    for root in roots:
+        root = os.path.normpath(os.path.abspath(root))
+        if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+def routed_pattern(file_roots: tuple[str, ...] = ()) -> re.Pattern[str]:
+    """The URLs a context sends through the router: all but data, 127.0.0.1/localhost
+    (the site server) and files under ``file_roots``. Those never leave the machine, and
+    sparing them a trip through Python keeps page loads fast; the driver matches the
+    pattern itself. Anything else, local or not, is judged by :func:`classify_url`."""
+    files = "".join(f"|{re.escape(_file_prefix(r))}" for r in file_roots)
+    return re.compile(r"^(?!(?:data|blob|about):|(?:https?|wss?)://(?:127\.0\.0\.1|localhost)(?::\d+)?(?:[/?#]|$)"
+                      + files + ")")
+
+
+def _file_prefix(root: str) -> str:
+    return pathlib.Path(os.path.abspath(root)).as_uri().rstrip("/") + "/"
+
+
 # ----- the pool --------------------------------------------------------------------------
 class BrowserPool:
     """A Chromium process and its contexts, driven from an event loop in a daemon thread.
 
     Most code uses the process-wide pool from :func:`get_pool`. ``call_timeout`` bounds
     every :meth:`run` call (seconds); a call that runs past it counts as a hang.
+    ``allow_hosts`` (host names or addresses) are reachable besides the local ones: the
+    router lets them through and the browser resolves them and reaches them directly.
     """
 
     def __init__(
@@ -298,7 +341,7 @@ class BrowserPool:
         if self._browser is not None:
             await self._discard_browser()
         how, path = find_browser(self.executable_path)
-        args = list(LAUNCH_ARGS) + list(self.extra_args)
+        args = launch_args(self.allow_hosts) + list(self.extra_args)
         last_error: Exception | None = None
         for _attempt in range(2):
             if self._pw is None:
@@ -318,19 +361,23 @@ class BrowserPool:
                 continue
             break
         else:
-            raise BrowserFailure(f"could not launch Chromium ({how}: {path or 'Playwright default'}): {last_error}")
+            raise BrowserFailure(
+                f"could not launch Chromium ({how}: {path or 'Playwright default'}): {last_error}\n"
+                "If the browser is broken or lacks system libraries, reinstall it:\n" + INSTALL_HELP
+            )
+        self.browser_pid = await _new_browser_pid(before)  # known before anyone sees the browser
         self.generation += 1
-        gen = self.generation
-        browser.on("disconnected", lambda _b: self._on_disconnected(gen))
+        browser.on("disconnected", self._on_disconnected)
         self._browser = browser
         self.browser_source = (how, path)
-        self.browser_pid = _new_browser_pid(before)
         self.stats.launches += 1
-        if gen > 1:
+        if self.generation > 1:
             self.stats.relaunches += 1
 
-    def _on_disconnected(self, gen: int) -> None:
-        if gen == self.generation and not self._closing:
+    def _on_disconnected(self, browser: Any) -> None:
+        # Only the current browser dying unasked is a crash: one that _discard_browser
+        # killed (after a hang) was counted there and is no longer ``self._browser``.
+        if browser is self._browser and not self._closing:
             self.stats.crashes += 1
             # Every context of that browser died with it.
             self.stats.contexts_closed += len(self._live)
@@ -365,13 +412,15 @@ class BrowserPool:
         site_token: str | None = None,
         init_scripts: tuple[str, ...] = (),
         on_blocked: Callable[[str], None] | None = None,
+        file_roots: tuple[str, ...] = (),
         **context_kwargs: Any,
     ) -> tuple[Any, int]:
         """A fresh context (and its generation) with the network rule installed.
 
         ``site_token`` (from ``site_server.register``) makes the context's requests reach
         that handler on the site server. ``on_blocked(url)`` is told of each blocked
-        request (besides the pool's count).
+        request (besides the pool's count). ``file_roots``: the folders whose files the
+        context may load (no ``file:`` URL at all by default).
         """
         browser, gen = await self._get_browser()
         kwargs: dict[str, Any] = {"viewport": {"width": 800, "height": 600}, "locale": "en-US", "timezone_id": "UTC",
@@ -388,9 +437,9 @@ class BrowserPool:
                 await ctx.add_init_script(script)
 
             async def route(r: Any) -> None:
-                await self._route(r, on_blocked)
+                await self._route(r, on_blocked, file_roots)
 
-            await ctx.route(_ROUTED, route)
+            await ctx.route(routed_pattern(file_roots), route)
             if hasattr(ctx, "route_web_socket"):
                 async def ws_route(ws: Any) -> None:
                     await self._route_ws(ws, on_blocked)
@@ -425,9 +474,9 @@ class BrowserPool:
         if on_blocked is not None:
             on_blocked(url)
 
-    async def _route(self, route: Any, on_blocked: Any) -> None:
+    async def _route(self, route: Any, on_blocked: Any, file_roots: tuple[str, ...] = ()) -> None:
         url = route.request.url
-        kind = classify_url(url, self.allow_hosts)
+        kind = classify_url(url, self.allow_hosts, file_roots)
         try:
             if kind == "local":
                 await route.continue_()
@@ -507,12 +556,12 @@ class BrowserPool:
         async def shutdown() -> None:
             for ctx in list(self._live):
                 await self.close_context(ctx)
-            if self._browser is not None:
+            browser, self._browser = self._browser, None  # closing it is no crash
+            if browser is not None:
                 try:
-                    await asyncio.wait_for(self._browser.close(), 10)
+                    await asyncio.wait_for(browser.close(), 10)
                 except Exception:
                     _kill(self.browser_pid)
-            self._browser = None
             await self._stop_playwright()
             await self.site_server.close()
 
@@ -553,12 +602,12 @@ def _browser_pids() -> set[int]:
     return out
 
 
-def _new_browser_pid(before: set[int]) -> int | None:
+async def _new_browser_pid(before: set[int]) -> int | None:
     for _ in range(20):
         new = _browser_pids() - before
         if new:
             return min(new)
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)  # on the loop: never block it
     return None
 
 

@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from agentgym import Feedback, HeldOut, ParamSpace, TextEnv
+from agentgym.env import positive_int
 from agentgym_web.actions import Action, ActionError, execute, format_action, is_fatal, parse_action
 from agentgym_web.browser import BrowserFailure, BrowserHung, BrowserNotFound, BrowserPool, get_pool
 from agentgym_web.page import SNAPSHOT_JS, render_view
@@ -80,10 +81,6 @@ class Outcome:
     reward: float = 0.0
     progress: float = 0.0
     message: str = ""
-
-
-def _close_later(pool: BrowserPool, ctx: Any) -> None:
-    pool.close_context_soon(ctx)
 
 
 class WebEnv(TextEnv):
@@ -144,8 +141,7 @@ class WebEnv(TextEnv):
         render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode)
-        if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-            raise ValueError(f"max_turns must be an integer >= 1, got {max_turns!r}")
+        positive_int("max_turns", max_turns)
         if action_pick not in ("first", "last"):
             raise ValueError(f"action_pick must be 'first' or 'last', got {action_pick!r}")
         if typing not in ("fill", "keys"):
@@ -193,6 +189,10 @@ class WebEnv(TextEnv):
         """Scripts run in every document of the context before the page's own."""
         return ()
 
+    def _file_roots(self) -> tuple[str, ...]:
+        """Folders whose files the pages may load by ``file:`` URL (none by default)."""
+        return ()
+
     def _serve(self, method: str, path: str, query: dict[str, list[str]], form: dict[str, list[str]]) -> Response:
         """Answer a request for this env's pages (envs with ``serves_pages`` override this)."""
         return Response("<h1>Not found</h1>", status=404)
@@ -224,10 +224,7 @@ class WebEnv(TextEnv):
 
     # ----- browser work (on the pool's loop) ----------------------------------------------
     async def _a_start(self) -> dict[str, Any]:
-        old, self._ctx, self._page = self._ctx, None, None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
+        old = self._forget_context()
         if old is not None:
             await self.pool.close_context(old)
         self._next_id = 1
@@ -239,10 +236,12 @@ class WebEnv(TextEnv):
             stats["last_blocked"] = url[:300]
 
         ctx, gen = await self.pool.new_context(
-            site_token=self._site_token, init_scripts=self._init_scripts(), on_blocked=blocked
+            site_token=self._site_token, init_scripts=self._init_scripts(), on_blocked=blocked,
+            file_roots=self._file_roots(),
         )
         self._ctx, self._gen = ctx, gen
-        self._finalizer = weakref.finalize(self, _close_later, self.pool, ctx)
+        # An env dropped without close() still closes its context (the pool holds no env).
+        self._finalizer = weakref.finalize(self, self.pool.close_context_soon, ctx)
         page = await ctx.new_page()
         page.set_default_timeout(max(5000, self.action_timeout * 1000))
         page.set_default_navigation_timeout(max(10_000, self.call_timeout * 500))
@@ -294,23 +293,33 @@ class WebEnv(TextEnv):
         while True:
             gen = self._gen
             try:
+                if runner is not make or make == self._a_start:
+                    # It opens a context: a launch (first use, or after a crash) is timed
+                    # by the pool's own launch limit, not by call_timeout.
+                    self.pool.ensure_started()
                 return self.pool.run(runner(), timeout=self.call_timeout)
             except BrowserNotFound:
                 raise
-            except BrowserHung:
+            except BrowserHung as exc:
                 self.pool.recover(gen, hung=True)
-                why = "hung"
+                why, cause = "hung", exc
             except Exception as exc:
                 # A page load that timed out counts too (a stalled renderer): retry it.
                 if not (isinstance(exc, BrowserFailure) or is_fatal(exc) or type(exc).__name__ == "TimeoutError"):
                     raise
                 self.pool.recover(gen)
                 why = f"failed ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})"
+                cause = exc
             attempt += 1
             if attempt > self.max_retries:
                 self.pool.stats.add("dropped_episodes")
-                self._ctx = self._page = None
-                raise EpisodeDropped(f"the browser {why}; the episode was replayed {attempt - 1} time(s) and is dropped")
+                # The context may still be alive (a page that hangs): close it, or it
+                # leaks (and a spinning page burns a core) until the env is collected.
+                self._close_context()
+                self._done = True  # step() now asks for a reset
+                raise EpisodeDropped(
+                    f"the browser {why}; the episode was replayed {attempt - 1} time(s) and is dropped"
+                ) from cause
             self.pool.stats.add("retried_episodes")
             self.episode_stats["retries"] = self.episode_stats.get("retries", 0) + 1
 
@@ -319,6 +328,15 @@ class WebEnv(TextEnv):
                     return self._a_replay(make)
 
     # ----- the TextEnv hooks ------------------------------------------------------------------
+    def step(self, action: Any) -> tuple[list[dict[str, str]], float, bool, bool, dict[str, Any]]:
+        messages, reward, terminated, truncated, info = super().step(action)
+        if "invalid_action" in info["reward_parts"]:
+            # TextEnv refused it before _step (not text, too long): give it the parts of
+            # every other step, the step penalty included.
+            info["reward_parts"] = self._parts(invalid=True)
+            reward = float(sum(info["reward_parts"].values()))
+        return messages, reward, terminated, truncated, info
+
     def _reset(self, params: dict[str, Any], rng: np.random.Generator) -> list[dict[str, str]]:
         self._prepare(params, rng)
         self.history = []
@@ -408,17 +426,26 @@ class WebEnv(TextEnv):
             return np.asarray(Image.open(io.BytesIO(self.screenshot())).convert("RGB"))
         return super().render()
 
-    def close(self) -> None:
-        """Close this env's browser context (the shared browser stays up)."""
+    def _forget_context(self) -> Any:
+        """Detach this env from its context (returned, or None) without closing it."""
         ctx, self._ctx, self._page = self._ctx, None, None
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
+        return ctx
+
+    def _close_context(self) -> None:
+        """Close this env's context, if any, from the env's thread; never raises."""
+        ctx = self._forget_context()
         if ctx is not None:
             try:
                 self.pool.run(self.pool.close_context(ctx), timeout=15)
-            except Exception:
+            except Exception:  # a dead or closed pool: the context went with it
                 pass
+
+    def close(self) -> None:
+        """Close this env's browser context (the shared browser stays up)."""
+        self._close_context()
         self.pool.site_server.unregister(self._site_token)
         self._done = True
         super().close()
@@ -441,11 +468,11 @@ class PageEnv(WebEnv):
     ``answer`` is given (compared ignoring case and surrounding space).
     """
 
+    serves_pages: ClassVar[bool] = True
+
     def __init__(self, html: str | dict[str, str] | None = None, goal: str = "Click the button.",
                  success_js: str | None = None, answer: str | None = None, **kwargs: Any):
         super().__init__(**kwargs)
-        self.serves_pages = True
-        self._site_token = self.pool.site_server.register(self._serve)
         if html is None:
             html = ('<html><head><title>Demo</title></head><body><p>A demo page.</p>'
                     '<button onclick="window.done = true">Press me</button></body></html>')

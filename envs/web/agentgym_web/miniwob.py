@@ -169,9 +169,14 @@ class MiniWobEnv(WebEnv):
         self.js_seed = int(rng.integers(1, 2**31 - 1))
         self._url = task_url(self.task_name)
         self._oracle_state = {}
+        self.goal = ""  # the page's utterance; never the last episode's
 
     def _init_scripts(self) -> tuple[str, ...]:
         return (_INIT_JS % (self.js_seed, START_TIME_MS),)
+
+    def _file_roots(self) -> tuple[str, ...]:
+        # The task pages load scripts and styles from their siblings (../core, ../common).
+        return (os.path.dirname(miniwob_dir()),)
 
     async def _open(self, page: Any) -> None:
         await page.goto(self._url, wait_until="load")

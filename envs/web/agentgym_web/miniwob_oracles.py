@@ -15,14 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from agentgym_web.actions import format_action
-from agentgym_web.page import Node, parse_view
+from agentgym_web.page import Node, OracleStuck, need, parse_view
 
 Solver = Callable[[str, list[Node], dict[str, Any]], str]
 SOLVERS: dict[str, Solver] = {}
-
-
-class OracleStuck(RuntimeError):
-    """The solver does not know what to do on this page."""
 
 
 def solver(*names: str) -> Callable[[Solver], Solver]:
@@ -68,12 +64,6 @@ def first(nodes: list[Node], kind: str | None = None, name: str | None = None, *
             continue
         return n
     return None
-
-
-def need(n: Node | None, what: str) -> Node:
-    if n is None:
-        raise OracleStuck(f"cannot find {what} on the page")
-    return n
 
 
 def submit(nodes: list[Node], name: str = "Submit") -> str:
@@ -159,14 +149,7 @@ def _click_collapsible(goal: str, nodes: list[Node], state: dict[str, Any]) -> s
 def _click_collapsible_2(goal: str, nodes: list[Node], state: dict[str, Any]) -> str:
     word = quoted(goal)[0]
     hit = first(nodes, None, word, pred=lambda n: n.kind not in ("tab",))
-    if hit is not None:
-        return click(hit)
-    tried = state.setdefault("tried", [])
-    for n in nodes:
-        if n.kind == "tab" and "collapsed" in n.attrs and n.name not in tried:
-            tried.append(n.name)
-            return click(n)
-    raise OracleStuck(f"link {word!r} is in no section")
+    return click(hit) if hit is not None else _open_next(nodes, state, "tab", f"link {word!r} is in no section")
 
 
 @solver("click-dialog")
@@ -196,14 +179,17 @@ def _click_tab(goal: str, nodes: list[Node], state: dict[str, Any]) -> str:
 def _click_tab_2(goal: str, nodes: list[Node], state: dict[str, Any]) -> str:
     word = quoted(goal)[0]
     hit = first(nodes, "span", word)
-    if hit is not None:
-        return click(hit)
-    seen = state.setdefault("seen", [])
+    return click(hit) if hit is not None else _open_next(nodes, state, "link", f"link {word!r} is on no tab")
+
+
+def _open_next(nodes: list[Node], state: dict[str, Any], kind: str, stuck: str) -> str:
+    """Click the next collapsed section header (of ``kind``) not opened yet."""
+    opened = state.setdefault("opened", [])
     for n in nodes:
-        if n.kind == "link" and "collapsed" in n.attrs and n.name not in seen:
-            seen.append(n.name)
+        if n.kind == kind and "collapsed" in n.attrs and n.name not in opened:
+            opened.append(n.name)
             return click(n)
-    raise OracleStuck(f"link {word!r} is on no tab")
+    raise OracleStuck(stuck)
 
 
 @solver("click-widget")

@@ -15,7 +15,7 @@ compact. A line reads::
 Leading spaces give the nesting (one per level of listed ancestors). Before reading, the
 script lets the page finish what the last action started (jQuery animations, a page the
 generated sites are fetching), for up to 1.5 s. Ids are kept in a
-``WeakMap`` inside the page, not in the DOM, so the page's own scripts never see them;
+``WeakMap`` inside the page, not in the DOM, so the page's own DOM code never meets them;
 an element keeps its id for as long as it lives, new elements get new numbers, and
 after a navigation numbering continues from the highest id of the episode, so an id
 from an old page never names an element of the new one.
@@ -126,7 +126,7 @@ async (opts) => {
     return clean(el.title || '');
   };
   const lines = [];
-  let count = 0, hiddenCount = 0;
+  let count = 0;
   const vw = W.innerWidth, vh = W.innerHeight;
   const active = document.activeElement;
   const NATIVE = new Set(['A', 'BUTTON', 'INPUT', 'SELECT', 'TEXTAREA']);
@@ -214,8 +214,6 @@ async (opts) => {
                  (el.title ? ' title=' + q(el.title, 60) : '');
         }
       }
-    } else if (kind || ownText(el)) {
-      hiddenCount += 1;
     }
     let next = depth;
     if (line !== null) {
@@ -412,8 +410,23 @@ def parse_view(text: str) -> list[Node]:
         if not m:
             continue
         indent, ident, kind, name, rest = m.groups()
-        nodes.append(Node(int(ident), kind, json.loads(name), len(indent), _parse_attrs(rest)))
+        try:
+            name = json.loads(name)
+        except ValueError:  # not a line the view wrote (text that only looks like one)
+            continue
+        nodes.append(Node(int(ident), kind, name, len(indent), _parse_attrs(rest)))
     return nodes
+
+
+class OracleStuck(RuntimeError):
+    """A scripted solver (an env's ``oracle()``) does not know what to do on this page."""
+
+
+def need(n: Node | None, what: str) -> Node:
+    """``n``, or :class:`OracleStuck` naming ``what`` the solver looked for in the view."""
+    if n is None:
+        raise OracleStuck(f"cannot find {what} on the page")
+    return n
 
 
 def render_view(snap: dict[str, Any], max_chars: int) -> str:

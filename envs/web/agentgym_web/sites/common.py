@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from agentgym_web.env import Outcome
-from agentgym_web.page import Node
+from agentgym_web.page import Node, OracleStuck, need  # noqa: F401 (re-exported for the sites)
 from agentgym_web.server import Response
 
 
@@ -168,12 +168,3 @@ def find_node(nodes: list[Node], kind: str | tuple[str, ...] | None = None, name
         return n
     return None
 
-
-class OracleStuck(RuntimeError):
-    """The scripted solver does not know what to do on this page."""
-
-
-def need(n: Node | None, what: str) -> Node:
-    if n is None:
-        raise OracleStuck(f"cannot find {what} on the page")
-    return n

@@ -1,0 +1,289 @@
+"""The multi-agent bases, runner and per-seat GRPO advantages, on two toy games."""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+import pytest
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
+
+import agentgym
+from agentgym import Categorical, Integer, ParamSpace
+from agentgym.env import TaskSpec
+from agentgym.grpo.advantages import group_advantages, seat_groups, split_moves
+from agentgym.multiagent import POLICY, Outcome, TextAECEnv, TextParallelEnv
+from agentgym.policies.base import SamplingParams
+from agentgym.policies.scripted import ScriptedPolicy
+from agentgym.rollout.episode import Episode
+from agentgym.rollout.multi import MultiAgentRunner
+
+
+class ToyNim(TextAECEnv):
+    """One heap; take 1-3; whoever takes the last object wins (+1, the other -1)."""
+
+    param_space = ParamSpace([Integer("heap", 1, 9), Categorical("opponent", ("self", "ones")),
+                              Integer("seat", 0, 1)])
+    scripted_kinds = ("ones", "random")
+
+    def _reset(self, params, rng):
+        self.heap, self.cur = params["heap"], 0
+        return {a: [{"role": "system", "content": f"You are {a}."},
+                    {"role": "user", "content": f"Nim: heap {self.heap}. Take 1, 2 or 3."}] for a in self.possible_agents}
+
+    def _next_agent(self):
+        return self.possible_agents[self.cur]
+
+    def _play(self, agent, text):
+        t = text.strip()
+        if t not in ("1", "2", "3") or int(t) > self.heap:
+            return Outcome(errors={agent: f"take 1 to {min(3, self.heap)}"})
+        self.heap -= int(t)
+        other = self.possible_agents[1 - self.cur]
+        if self.heap == 0:
+            return Outcome(done=True, rewards={agent: {"win": 1.0}, other: {"win": -1.0}}, success={agent: True},
+                           messages={other: [{"role": "user", "content": f"Other took {t}, the last one. You lose."}]})
+        self.cur = 1 - self.cur
+        return Outcome(messages={other: [{"role": "user", "content": f"Other took {t}; heap {self.heap}."}]})
+
+    def scripted_action(self, agent, kind, rng):
+        return "1" if kind == "ones" else str(int(rng.integers(1, 4)))
+
+
+class ToyGuess(TextParallelEnv):
+    """Both guess a hidden digit at once each round; a right guess scores 1."""
+
+    param_space = ParamSpace([Integer("n", 1, 5)])
+    scripted_kinds = ("low",)
+
+    def _reset(self, params, rng):
+        self.secret = int(rng.integers(1, params["n"] + 1))
+        self.tried = 0
+        return {a: [{"role": "user", "content": f"Guess my digit in 1..{params['n']}."}] for a in self.possible_agents}
+
+    def _play_round(self, actions):
+        self.tried += 1
+        hit = {a: t.strip() == str(self.secret) for a, t in actions.items()}
+        return Outcome(done=any(hit.values()), rewards={a: {"hit": float(h)} for a, h in hit.items()}, success=hit,
+                       messages={a: [{"role": "user", "content": "Wrong." if not h else "Right."}] for a, h in hit.items()})
+
+    def scripted_action(self, agent, kind, rng):
+        return str(self.tried + 1)
+
+
+agentgym.register("test/ma-nim-v0", ToyNim, gymnasium_id=False)
+agentgym.register("test/ma-guess-v0", ToyGuess, gymnasium_id=False)
+
+
+def nim_task(heap, opponent="self", seat=0, seed=1):
+    return TaskSpec({"heap": heap, "opponent": opponent, "seat": seat}, seed)
+
+
+def test_pettingzoo_api_and_seed_tests_pass_for_both_bases():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # text observations are not numpy arrays: warnings only
+        api_test(ToyNim(), num_cycles=100)
+        seed_test(ToyNim)
+        parallel_api_test(ToyGuess(), num_cycles=100)
+        parallel_seed_test(ToyGuess)
+
+
+def test_registry_makes_games_and_not_gymnasium_ids():
+    import gymnasium
+
+    env = agentgym.make("test/ma-nim-v0", max_turns=5)
+    assert isinstance(env, ToyNim) and env.max_turns == 5 and env.env_id == "test/ma-nim-v0"
+    assert "test/ma-nim-v0" not in gymnasium.registry
+
+
+@pytest.mark.parametrize("bad", [None, b"1", 3, "x" * 5000, "", "4", "take two"])
+def test_unusable_actions_get_an_error_and_the_penalty(bad):
+    env = ToyNim(invalid_action_penalty=-0.25)
+    env.reset(options={"task": nim_task(5)})
+    env.step(bad)
+    info = env.infos["player_0"]
+    assert info["error"] and info["reward_parts"] == {"invalid_action": -0.25}
+    assert env.rewards == {"player_0": -0.25, "player_1": 0.0}
+    assert env.agent_selection == "player_0"  # the same player moves again
+    assert env.observe("player_0")["messages"][-1]["content"].startswith("Error:")
+
+
+def test_forfeit_after_max_invalid_moves_in_a_row_ends_the_game():
+    env = ToyNim(max_invalid=2, forfeit_penalty=-1.0)
+    env.reset(options={"task": nim_task(5)})
+    env.step("nope")
+    assert not env.terminations["player_0"]
+    env.step("nope")
+    assert all(env.terminations.values())
+    assert env.infos["player_0"]["reward_parts"] == {"invalid_action": -0.1, "forfeit": -1.0}
+
+
+def test_turn_limit_truncates_a_game_that_never_ends():
+    env = ToyGuess(max_turns=3)
+    obs, _ = env.reset(options={"task": TaskSpec({"n": 5}, 0)})
+    for _ in range(3):
+        assert env.agents
+        obs, rew, term, trunc, info = env.step({a: "0" for a in env.agents})
+    assert env.agents == [] and all(trunc.values()) and not any(term.values())
+
+
+def test_same_task_same_game_and_controllers_follow_params():
+    a, b = ToyGuess(), ToyGuess()
+    a.reset(options={"task": TaskSpec({"n": 5}, 7)})
+    b.reset(options={"task": TaskSpec({"n": 5}, 7)})
+    assert a.secret == b.secret
+    env = ToyNim()
+    env.reset(options={"task": nim_task(5, "ones", seat=1)})
+    assert env.controllers() == {"player_0": "ones", "player_1": POLICY}
+    env.reset(options={"task": nim_task(5)})
+    assert env.controllers() == {"player_0": POLICY, "player_1": POLICY}
+
+
+def take_one(chat):
+    return ScriptedPolicy(chat, lambda text: "1")
+
+
+def test_self_play_gives_one_episode_per_seat_with_only_its_own_tokens_trained(chat):
+    runner = MultiAgentRunner(take_one(chat), SamplingParams(max_new_tokens=8))
+    eps = runner.run("test/ma-nim-v0", [nim_task(5), nim_task(4)], group_size=2)
+    assert [(e.group, e.agent) for e in eps] == [(0, "player_0"), (0, "player_1")] * 2 + [(1, "player_0"), (1, "player_1")] * 2
+    for e in eps:
+        # The trained tokens are exactly this seat's own replies, each closed by eos.
+        mine = [t for t, m in zip(e.token_ids, e.loss_mask) if m]
+        n_moves = len(e.turn_rewards)
+        assert chat.decode(mine) == "1" * n_moves
+        # What the other seat did reaches this seat only as env text (mask 0).
+        context = chat.decode([t for t, m in zip(e.token_ids, e.loss_mask) if not m])
+        assert f"You are {e.agent}." in context
+        if e.agent == "player_1":
+            assert "Other took 1; heap 4." in context or "Other took 1; heap 3." in context
+    # Heap 5, everyone takes one: player_0 takes the 1st, 3rd, 5th (last) -> wins.
+    g0 = {e.agent: e for e in eps if e.group == 0}
+    assert g0["player_0"].reward == 1.0 and g0["player_0"].success and len(g0["player_0"].turn_rewards) == 3
+    # player_1's loss arrives on player_0's move and is credited to player_1's last move.
+    assert g0["player_1"].turn_rewards == [0.0, -1.0] and not g0["player_1"].success
+    g1 = {e.agent: e for e in eps if e.group == 1}
+    assert g1["player_1"].reward == 1.0 and g1["player_0"].reward == -1.0
+
+
+def test_scripted_seats_make_no_episodes_and_controllers_override(chat):
+    runner = MultiAgentRunner(take_one(chat), SamplingParams(max_new_tokens=8))
+    eps = runner.run("test/ma-nim-v0", [nim_task(4, "ones", seat=1)], group_size=3)
+    assert [e.agent for e in eps] == ["player_1"] * 3 and all(e.reward == 1.0 for e in eps)
+    eps = runner.run("test/ma-nim-v0", [nim_task(4)], group_size=1, controllers={"player_0": "ones"})
+    assert [e.agent for e in eps] == ["player_1"]
+    with pytest.raises(ValueError, match="no scripted player"):
+        runner.run("test/ma-nim-v0", [nim_task(4)], controllers={"player_0": "optimal"})
+    with pytest.raises(ValueError, match="does not have"):
+        runner.run("test/ma-nim-v0", [nim_task(4)], controllers={"dealer": "ones"})
+
+
+def test_simultaneous_game_batches_all_seats_and_credits_each(chat):
+    runner = MultiAgentRunner(ScriptedPolicy(chat, lambda text: "2"), SamplingParams(max_new_tokens=8))
+    eps = runner.run("test/ma-guess-v0", [TaskSpec({"n": 1}, 0)], group_size=1)
+    # n = 1: the secret is 1; both say 2 every round until the turn limit.
+    assert [e.agent for e in eps] == ["player_0", "player_1"]
+    assert all(e.end_reason == "truncated" and e.reward == 0.0 for e in eps)
+    eps = runner.run("test/ma-guess-v0", [TaskSpec({"n": 3}, 0)], controllers={"player_1": "low"})
+    (e,) = eps
+    assert e.agent == "player_0"
+    env = ToyGuess()
+    env.reset(options={"task": TaskSpec({"n": 3}, 0)})
+    # "low" guesses 1, 2, 3...; the policy always says 2: it scores iff the secret is 2.
+    assert e.success == (env.secret == 2)
+
+
+def test_malformed_replies_are_penalised_and_the_game_still_ends(chat):
+    runner = MultiAgentRunner(ScriptedPolicy(chat, lambda text: "I think I will take some"), SamplingParams(max_new_tokens=16))
+    eps = runner.run("test/ma-nim-v0", [nim_task(6)], group_size=2)
+    # player_0 moves first: three errors in a row and it forfeits, so player_1 never
+    # moves and has no tokens to train on (no episode).
+    assert [e.agent for e in eps] == ["player_0", "player_0"]
+    for e in eps:
+        assert e.end_reason == "terminated" and len(e.errors) == 3
+        assert e.reward_parts["forfeit"] == -1.0 and e.reward_parts["invalid_action"] == pytest.approx(-0.3)
+
+
+def test_token_budget_ends_the_game_cleanly(chat):
+    runner = MultiAgentRunner(take_one(chat), SamplingParams(max_new_tokens=8), max_episode_tokens=40)
+    eps = runner.run("test/ma-nim-v0", [nim_task(9)], group_size=1)
+    assert eps and all(e.end_reason == "token_budget" for e in eps)
+
+
+def test_per_seat_advantages_by_hand():
+    def ep(group, agent, r):
+        return Episode("g", TaskSpec({}, 0), [1, 2], [0, 1], [0.0, -1.0], 1, turn_rewards=[r], group=group, agent=agent)
+
+    eps = [ep(0, "a", 1.0), ep(0, "b", -1.0), ep(0, "a", 0.0), ep(0, "b", 1.0), ep(1, "a", 2.0), ep(1, "a", 2.0)]
+    gids = seat_groups(eps)
+    assert gids == [0, 1, 0, 1, 2, 2]
+    adv = group_advantages([e.reward for e in eps], gids, scale_std=False)
+    # Seat a in task 0: returns 1, 0 -> mean 0.5; seat b: -1, 1 -> mean 0; task 1 all equal.
+    assert adv.tolist() == [0.5, -1.0, -0.5, 1.0, 0.0, 0.0]
+    # Pooling the seats (the wrong way) would compare a's 1.0 with b's -1.0: mean 0.25.
+    pooled = group_advantages([e.reward for e in eps], [e.group for e in eps], scale_std=False)
+    assert pooled[0] == pytest.approx(0.75)
+
+
+def test_split_moves_gives_each_move_its_return_to_go_and_group():
+    # prompt(2) move0(2) env(1) move1(1, no eos) : rewards 0.5 then 1.0
+    e = Episode("g", TaskSpec({}, 0), [5, 6, 7, 0, 8, 9], [0, 0, 1, 1, 0, 1], [0, 0, -0.1, -0.2, 0, -0.3], 2,
+                turn_rewards=[0.5, 1.0], group=3, agent="b")
+    f = Episode("g", TaskSpec({}, 0), [5, 6, 7, 0, 8, 0], [0, 0, 1, 1, 0, 1], [0, 0, -0.1, -0.2, 0, -0.3], 2,
+                turn_rewards=[0.0, 0.0], group=3, agent="b")
+    samples, gids = split_moves([e, f], eos_token_ids={0})
+    assert [s.reward for s in samples] == [1.5, 1.0, 0.0, 0.0]
+    assert samples[0].token_ids == [5, 6, 7, 0] and samples[0].loss_mask == [0, 0, 1, 1]
+    assert samples[1].token_ids == e.token_ids and samples[1].loss_mask == [0, 0, 0, 0, 0, 1]
+    assert [s.hit_length_limit for s in samples] == [False, True, False, False]
+    # Moves are compared with the same move of the same seat: (3, b, 0) and (3, b, 1).
+    assert gids == [0, 1, 0, 1]
+    adv = group_advantages([s.reward for s in samples], gids, scale_std=False)
+    assert adv.tolist() == [0.75, 0.5, -0.75, -0.5]
+
+
+def test_grpo_trains_on_a_game_with_per_seat_metrics_and_game_eval(tmp_path):
+    from agentgym.config import load_config
+    from agentgym.grpo.trainer import GRPOTrainer
+
+    cfg = load_config(None, [
+        f"run_dir={tmp_path / 'run'}", "model.name=tiny", "env.id=test/ma-nim-v0",
+        "env.kwargs={max_turns: 6}", "env.params={opponent: [self]}",
+        "rollout.tasks_per_step=2", "rollout.group_size=2", "rollout.max_new_tokens=4",
+        "rollout.max_episode_tokens=256", "train.steps=1", "train.eval_tasks=2", "train.eval_max_new_tokens=4",
+        "multiagent.advantages=role_turn", "multiagent.eval_opponents=[ones, self]",
+    ])
+    trainer = GRPOTrainer(cfg, quiet=True)
+    record = trainer.train_step()
+    # The tiny model babbles: player_0 forfeits before player_1 ever moves.
+    assert {"reward/seat/player_0", "success/seat/player_0", "loss"} <= set(record)
+    rep = trainer.evaluate()
+    assert set(rep.by_param["opponent"]) == {"ones", "self"}
+    assert set(rep.by_param["seat"]) == {"player_0", "player_1", "all"}
+    # 2 tasks x 2 seats vs "ones", + 2 self-play games where only player_0 moves (it forfeits).
+    assert rep.overall.episodes == 6
+    assert rep.by_param["opponent / seat"]["ones / player_1"].episodes == 2
+
+
+def test_bad_multiagent_config_fails_before_training(tmp_path):
+    from agentgym.config import ConfigError, load_config
+    from agentgym.grpo.trainer import GRPOTrainer
+
+    cfg = load_config(None, [f"run_dir={tmp_path / 'r'}", "model.name=tiny", "env.id=test/ma-nim-v0",
+                             "multiagent.eval_opponents=[optimal]"])
+    with pytest.raises(ConfigError, match="players \\['optimal'\\]"):
+        GRPOTrainer(cfg, quiet=True)
+
+
+def test_random_scripted_games_never_deadlock():
+    rng = np.random.default_rng(0)
+    for seed in range(50):
+        env = ToyNim(max_turns=12)
+        env.reset(options={"task": nim_task(int(rng.integers(1, 10)), seed=seed)})
+        moves = 0
+        while not all(env.terminations[a] or env.truncations[a] for a in env.agents):
+            env.step(env.scripted_action(env.agent_selection, "random", rng))
+            moves += 1
+        assert moves <= 12
+        assert re.fullmatch(r"player_[01]", env.agent_selection)

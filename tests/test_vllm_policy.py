@@ -1,0 +1,182 @@
+"""The vLLM generation backend.
+
+Without vLLM or a CUDA GPU (this project's CI machine): importing works, constructing it
+and choosing it in a config are clear errors, and the glue (prompts as token ids, the
+sampling parameters sent, log-probs read back, weight sync, sleep/wake) is checked
+against a fake engine. The tests that run the real engine skip with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from agentgym import TaskSpec
+from agentgym.config import ConfigError, load_config
+from agentgym.policies import SamplingParams
+from agentgym.policies import vllm_policy as vp
+from agentgym.rollout import RolloutRunner
+
+HINT = "the vllm backend needs a CUDA GPU and `pip install agentgym[vllm]`"
+REASON = vp.vllm_unavailable_reason()
+needs_vllm = pytest.mark.skipif(REASON is not None, reason=f"vLLM cannot run here: {REASON}")
+
+
+def test_the_module_imports_without_vllm():
+    assert vp.VLLMPolicy and vp.INSTALL_HINT == HINT
+    assert REASON is None or REASON.startswith(HINT)
+
+
+@pytest.mark.skipif(REASON is None, reason="vLLM and a GPU are available here")
+def test_constructing_it_without_vllm_or_cuda_is_a_clear_error(tiny):
+    with pytest.raises(vp.VLLMUnavailable, match=re.escape(HINT)):
+        vp.VLLMPolicy("unused", tiny[1])
+
+
+@pytest.mark.skipif(REASON is None, reason="vLLM and a GPU are available here")
+def test_choosing_vllm_on_this_machine_is_a_config_error_before_the_model_loads(tmp_path, monkeypatch):
+    import agentgym.grpo.trainer as trainer_mod
+
+    monkeypatch.setattr(trainer_mod, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    cfg = load_config(None, [f"run_dir={tmp_path}", "model.name=tiny", "model.backend=vllm"])
+    with pytest.raises(ConfigError, match=r"model.backend=vllm: " + re.escape(HINT)):
+        trainer_mod.GRPOTrainer(cfg, quiet=True)
+
+
+def test_vllm_config_is_validated():
+    cfg = load_config(None, ["model.backend=vllm", "model.vllm.gpu_memory_utilization=0.5"])
+    assert cfg.model.backend == "vllm" and cfg.model.vllm.enable_sleep_mode
+    with pytest.raises(ConfigError, match="model.backend"):
+        load_config(None, ["model.backend=sglang"])
+    with pytest.raises(ConfigError, match="gpu_memory_utilization"):
+        load_config(None, ["model.vllm.gpu_memory_utilization=1.5"])
+    with pytest.raises(ConfigError, match="model.lora cannot be combined with model.backend=vllm"):
+        load_config(None, ["model.backend=vllm", "model.lora.r=4"])
+
+
+# ----- the glue, against a fake engine -----------------------------------------------------
+class FakeLLM:
+    """Records what VLLMPolicy asks of vLLM and answers like ``LLM.generate`` does."""
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self.calls: list[tuple] = []
+        self.model = SimpleNamespace(loaded=None, load_weights=lambda weights: setattr(self.model, "loaded", list(weights)))
+
+    def generate(self, prompts, sampling_params=None, use_tqdm=True):
+        self.calls.append(("generate", prompts, sampling_params))
+        outs = []
+        for i, p in enumerate(prompts):
+            ids = [100 + i, 101 + i] + ([2] if i % 2 == 0 else [])  # even prompts end with eos (2)
+            lps = [{t: SimpleNamespace(logprob=-0.5 * (k + 1), rank=1)} for k, t in enumerate(ids)]
+            reason = "stop" if i % 2 == 0 else "length"
+            outs.append(SimpleNamespace(prompt_token_ids=p["prompt_token_ids"],
+                                        outputs=[SimpleNamespace(token_ids=tuple(ids), logprobs=lps, finish_reason=reason)]))
+        return outs
+
+    def apply_model(self, func):
+        self.calls.append(("apply_model",))
+        return [func(self.model)]
+
+    def reset_prefix_cache(self):
+        self.calls.append(("reset_prefix_cache",))
+
+    def sleep(self, level=1):
+        self.calls.append(("sleep", level))
+
+    def wake_up(self, tags=None):
+        self.calls.append(("wake_up", tags))
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    mod = types.ModuleType("vllm")
+    mod.LLM = FakeLLM
+    mod.SamplingParams = lambda **kw: SimpleNamespace(**kw)
+    inputs = types.ModuleType("vllm.inputs")
+    inputs.TokensPrompt = lambda prompt_token_ids: {"prompt_token_ids": prompt_token_ids}
+    mod.inputs = inputs
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    monkeypatch.setitem(sys.modules, "vllm.inputs", inputs)
+    monkeypatch.setattr(vp, "vllm_unavailable_reason", lambda: None)
+    return mod
+
+
+def test_generate_sends_token_ids_and_reads_the_sampled_logprobs(fake_vllm, chat):
+    pol = vp.VLLMPolicy("some/model", chat.tokenizer, seed=7, gpu_memory_utilization=0.4)
+    llm = pol.llm
+    assert llm.kwargs["logprobs_mode"] == "processed_logprobs" and llm.kwargs["enable_sleep_mode"] is True
+    assert llm.kwargs["seed"] == 7 and llm.kwargs["gpu_memory_utilization"] == 0.4
+    comps = pol.generate([[5, 6, 7], [8]], SamplingParams(max_new_tokens=3, temperature=0.7))
+    _, prompts, sp = llm.calls[-1]
+    assert prompts == [{"prompt_token_ids": [5, 6, 7]}, {"prompt_token_ids": [8]}]
+    assert (sp.n, sp.temperature, sp.max_tokens, sp.logprobs) == (1, 0.7, 3, 0)
+    assert sp.stop_token_ids == sorted(chat.eos_token_ids)
+    assert comps[0].token_ids == [100, 101, 2] and comps[0].logprobs == [-0.5, -1.0, -1.5]
+    assert comps[0].finish_reason == "stop" and comps[1].finish_reason == "length"
+    assert pol.generate([], SamplingParams()) == []
+    with pytest.raises(ValueError, match="top_p=1 and top_k=0"):
+        pol.generate([[5]], SamplingParams(top_p=0.9))
+
+
+def test_sync_weights_loads_resets_the_prefix_cache_and_bumps_the_version(fake_vllm, chat):
+    pol = vp.VLLMPolicy("some/model", chat.tokenizer)
+    w = torch.ones(2, 2, requires_grad=True)
+    pol.sync_weights([("model.embed_tokens.weight", w)])
+    loaded = pol.llm.model.loaded
+    assert [n for n, _ in loaded] == ["model.embed_tokens.weight"]
+    assert loaded[0][1].device.type == "cpu" and not loaded[0][1].requires_grad
+    assert [c[0] for c in pol.llm.calls] == ["apply_model", "reset_prefix_cache"] and pol.version == 1
+    # Asleep (the trainer's update): weights wake first, then the KV cache; generate wakes it all.
+    pol.sleep()
+    pol.sync_weights([("x", w)])
+    assert pol.llm.calls[2:] == [("sleep", 1), ("wake_up", ["weights"]), ("apply_model",), ("wake_up", ["kv_cache"]),
+                                 ("reset_prefix_cache",)]
+    assert pol.version == 2 and not pol.sleeping
+    pol.sleep()
+    pol.generate([[5]], SamplingParams(max_new_tokens=2))
+    assert pol.llm.calls[-2] == ("wake_up", None)
+
+
+def test_runner_plays_episodes_with_the_vllm_policy(fake_vllm, chat):
+    pol = vp.VLLMPolicy("some/model", chat.tokenizer)
+    eps = RolloutRunner(pol, SamplingParams(max_new_tokens=3)).run("test/no-e-v0", [TaskSpec({"level": 0}, 1)], group_size=2)
+    assert len(eps) == 2
+    for e in eps:
+        sampled = [t for t, m in zip(e.token_ids, e.loss_mask) if m]
+        assert sampled[:2] in ([100, 101], [101, 102])
+        assert [lp for lp, m in zip(e.logprobs, e.loss_mask) if m][:2] == [-0.5, -1.0]
+
+
+# ----- the real engine (CUDA + vllm only) --------------------------------------------------
+@needs_vllm
+def test_real_vllm_logprobs_match_the_trainer_recomputation(tiny):
+    from agentgym.grpo.batch import collate, policy_logprobs
+
+    model, tok = tiny
+    pol = vp.VLLMPolicy(vp.vllm_model_path("tiny", seed=0), tok, seed=0, dtype="float32", enforce_eager=True)
+    eps = RolloutRunner(pol, SamplingParams(max_new_tokens=8, temperature=0.7)).run(
+        "test/no-e-v0", [TaskSpec({"level": 0}, s) for s in range(4)], group_size=2)
+    batch = collate(eps, [0.0] * len(eps), pol.chat.pad_token_id)
+    with torch.no_grad():
+        logp, _ = policy_logprobs(model, batch, temperature=0.7)
+    m = batch.loss_mask > 0
+    assert torch.allclose(logp[m], batch.sampler_logp[m], atol=2e-2)
+
+
+@needs_vllm
+def test_real_vllm_sync_weights_changes_generation(tiny):
+    model, tok = tiny
+    pol = vp.VLLMPolicy(vp.vllm_model_path("tiny", seed=0), tok, seed=0, dtype="float32", enforce_eager=True)
+    prompt = pol.chat.prompt_ids([{"role": "user", "content": "Say something."}])
+    greedy = SamplingParams(max_new_tokens=5, temperature=0.0)
+    before = pol.generate([prompt], greedy)[0].token_ids
+    changed = {n: p.detach() * 0.5 for n, p in model.state_dict().items()}
+    pol.sleep()
+    pol.sync_weights(changed.items())
+    assert pol.version == 1 and pol.generate([prompt], greedy)[0].token_ids != before

@@ -215,24 +215,23 @@ def eval_cmd(
         raise typer.BadParameter("--k and --tasks must be at least 1")
     sampling = _sampling(max_new_tokens, temperature if temperature is not None else (0.0 if k == 1 else 1.0))
     kwargs = _parse_params(env_kwarg)
-    for env_id in env_ids:  # a bad kwarg fails here, before the model loads
-        try:
-            _check_env(env_id).make(**kwargs).close()
-        except (TypeError, ValueError) as exc:
-            raise typer.BadParameter(f"{env_id}: {exc}", param_hint="--env-kwarg") from None
     from agentgym.multiagent import is_multiagent
 
-    games = {}
-    for env_id in env_ids:
-        probe = _check_env(env_id).make(**kwargs)
-        if is_multiagent(probe):
-            opps = opponents or ["random"]
-            bad = [o for o in opps if o != "self" and o not in probe.scripted_kinds]
-            if bad:
-                raise typer.BadParameter(f"{env_id} has no scripted player {bad}; it has {list(probe.scripted_kinds)} (or 'self')",
-                                         param_hint="--opponent")
-            games[env_id] = (opps, len(probe.possible_agents))
-        probe.close()
+    games = {}  # multi-agent env id -> (opponents, number of seats)
+    for env_id in env_ids:  # a bad kwarg or opponent fails here, before the model loads
+        try:
+            probe = _check_env(env_id).make(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise typer.BadParameter(f"{env_id}: {exc}", param_hint="--env-kwarg") from None
+        try:
+            if is_multiagent(probe):
+                opps = opponents or ["random"]
+                probe.check_players(opponents=opps)
+                games[env_id] = (opps, len(probe.possible_agents))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--opponent") from None
+        finally:
+            probe.close()
     pol = _policy(policy, seed)
     reports = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as prog:

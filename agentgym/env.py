@@ -140,14 +140,55 @@ def _random_text(rng: np.random.Generator, max_len: int) -> str:
     return "".join(rng.choice(_PRINTABLE, size=n))
 
 
-class TextEnv(gymnasium.Env):
-    """Base class of agentgym environments (single agent, multi-turn, text in and out)."""
+class TaskFamily:
+    """What single- and multi-agent envs share about tasks: the declared space, the
+    held-out split, and turning ``options["task"]`` into a validated :class:`TaskSpec`."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
     #: The knobs of this family's tasks; teachers sample points of it.
     param_space: ClassVar[ParamSpace] = ParamSpace([])
     #: Seeds and region that training never samples.
     held_out: ClassVar[HeldOut] = HeldOut()
+
+    @classmethod
+    def sample_train_task(cls, rng: np.random.Generator) -> TaskSpec:
+        """A training task: never in the held-out region nor the held-out seeds."""
+        from agentgym.curriculum.base import TrainingTasks  # it imports this module
+
+        return TrainingTasks(cls.param_space, cls.held_out).spec(rng)
+
+    @classmethod
+    def held_out_tasks(cls, n: int, seed: int = 0) -> list[TaskSpec]:
+        """``n`` evaluation tasks: held-out seeds, params spread over the whole space.
+
+        A fixed share (at least a quarter, when the env has a held-out region) lies
+        inside the region training never sees, so reports can split the two.
+        """
+        rng = np.random.default_rng(seed)
+        seeds = rng.choice(len(cls.held_out.seeds), size=n, replace=False)
+        region = cls.held_out.region
+        tasks = []
+        for i, s in enumerate(seeds):
+            if region is not None and i % 4 == 0:
+                params = _sample_inside(cls.param_space, region, rng)
+            else:
+                params = cls.param_space.sample(rng)
+            tasks.append(TaskSpec(params, int(cls.held_out.seeds[int(s)])))
+        return tasks
+
+    def resolve_task(self, task: Any, rng: np.random.Generator) -> TaskSpec:
+        """``task`` (a TaskSpec or its dict) validated against the space; None draws a
+        training task from ``rng``. Bad params raise a ParamError naming the parameter."""
+        if task is None:
+            task = self.sample_train_task(rng)
+        elif not isinstance(task, TaskSpec):
+            task = TaskSpec.from_dict(task)
+        return TaskSpec(self.param_space.validate(task.params), int(task.seed))
+
+
+class TextEnv(TaskFamily, gymnasium.Env):
+    """Base class of agentgym environments (single agent, multi-turn, text in and out)."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
     #: Actions longer than this are refused with an error message.
     max_action_chars: ClassVar[int] = 65536
     #: Turns before the episode is truncated.
@@ -181,48 +222,15 @@ class TextEnv(gymnasium.Env):
         """A correct action for the current state, for tests and benchmarks (optional)."""
         raise NotImplementedError(f"{type(self).__name__} has no oracle")
 
-    # ----- task sampling -------------------------------------------------------------
-    @classmethod
-    def sample_train_task(cls, rng: np.random.Generator) -> TaskSpec:
-        """A training task: never in the held-out region nor the held-out seeds."""
-        from agentgym.curriculum.base import TrainingTasks  # it imports this module
-
-        return TrainingTasks(cls.param_space, cls.held_out).spec(rng)
-
-    @classmethod
-    def held_out_tasks(cls, n: int, seed: int = 0) -> list[TaskSpec]:
-        """``n`` evaluation tasks: held-out seeds, params spread over the whole space.
-
-        A fixed share (at least a quarter, when the env has a held-out region) lies
-        inside the region training never sees, so reports can split the two.
-        """
-        rng = np.random.default_rng(seed)
-        seeds = rng.choice(len(cls.held_out.seeds), size=n, replace=False)
-        region = cls.held_out.region
-        tasks = []
-        for i, s in enumerate(seeds):
-            if region is not None and i % 4 == 0:
-                params = _sample_inside(cls.param_space, region, rng)
-            else:
-                params = cls.param_space.sample(rng)
-            tasks.append(TaskSpec(params, int(cls.held_out.seeds[int(s)])))
-        return tasks
-
     # ----- gymnasium API -------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[list[Message], dict[str, Any]]:
         super().reset(seed=seed)
-        task = (options or {}).get("task")
-        if task is None:
-            task = self.sample_train_task(self.np_random)
-        elif not isinstance(task, TaskSpec):
-            task = TaskSpec.from_dict(task)
-        params = self.param_space.validate(task.params)
-        self.task = TaskSpec(params, int(task.seed))
+        self.task = self.resolve_task((options or {}).get("task"), self.np_random)
         self.turn = 0
         self._done = False
-        messages = self._reset(params, np.random.default_rng(self.task.seed))
+        messages = self._reset(dict(self.task.params), np.random.default_rng(self.task.seed))
         self._transcript = [dict(m) for m in messages]  # contents are strings: a shallow copy suffices
         info = {"task": self.task.to_dict(), "turn": 0, "success": False, "reward_parts": {}, "error": None}
         return messages, info

@@ -34,8 +34,8 @@ import gymnasium
 import numpy as np
 from pettingzoo import AECEnv, ParallelEnv
 
-from agentgym.env import ChatSpace, Message, TaskSpec, TextEnv, TextSpace, _check_action
-from agentgym.spaces import HeldOut, Params, ParamSpace
+from agentgym.env import ChatSpace, Message, TaskFamily, TaskSpec, TextSpace, _check_action
+from agentgym.spaces import Params
 
 #: The controller name meaning "the policy being trained plays this seat".
 POLICY = "policy"
@@ -58,21 +58,16 @@ class Outcome:
     success: dict[str, bool] = field(default_factory=dict)
 
 
-class _TextGame:
+class _TextGame(TaskFamily):
     """What both bases share: spaces, task handling, bookkeeping of messages and infos."""
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "name": "agentgym_text_game", "is_parallelizable": False}
     #: Agent names, in seat order (seat 0 first).
     agent_names: ClassVar[tuple[str, ...]] = ("player_0", "player_1")
-    param_space: ClassVar[ParamSpace] = ParamSpace([])
-    held_out: ClassVar[HeldOut] = HeldOut()
     max_action_chars: ClassVar[int] = 4096
     #: Scripted players this game offers for opponents and evaluation.
     scripted_kinds: ClassVar[tuple[str, ...]] = ("random",)
     env_id: str | None = None
-
-    sample_train_task = classmethod(TextEnv.sample_train_task.__func__)  # type: ignore[attr-defined]
-    held_out_tasks = classmethod(TextEnv.held_out_tasks.__func__)  # type: ignore[attr-defined]
 
     def __init__(
         self,
@@ -109,8 +104,8 @@ class _TextGame:
         """Build the game for ``params`` from ``rng``; the opening messages of each agent."""
         raise NotImplementedError
 
-    def scripted_action(self, agent: str, kind: str, rng: np.random.Generator) -> str:
-        """The text a scripted player of ``kind`` (see :attr:`scripted_kinds`) would say now."""
+    def _scripted(self, agent: str, kind: str, rng: np.random.Generator) -> str:
+        """The text a scripted player of ``kind`` (one of :attr:`scripted_kinds`) says now."""
         raise NotImplementedError(f"{type(self).__name__} has no scripted players")
 
     # ----- shared machinery ----------------------------------------------------------
@@ -143,16 +138,32 @@ class _TextGame:
         seat = int(params.get("seat", 0)) % len(self.possible_agents)
         return {a: (POLICY if i == seat else str(opponent)) for i, a in enumerate(self.possible_agents)}
 
+    def scripted_action(self, agent: str, kind: str, rng: np.random.Generator) -> str:
+        """What the scripted player ``kind`` says in ``agent``'s seat now (an unknown kind
+        is a ValueError naming the ones this game has)."""
+        self.check_players(opponents=[kind])
+        return self._scripted(agent, kind, rng)
+
+    def check_players(self, controllers: dict[str, str] | None = None, opponents: list[str] | tuple[str, ...] = ()) -> None:
+        """Raise a ValueError naming the seats and players this game has when
+        ``controllers`` (seat -> "policy" or a scripted kind) or ``opponents`` (scripted
+        kinds or "self") name anything else."""
+        controllers = controllers or {}
+        seats = sorted(set(controllers) - set(self.possible_agents))
+        kinds = {k for k in controllers.values() if k != POLICY} | {o for o in opponents if o != "self"}
+        players = sorted(kinds - set(self.scripted_kinds))
+        name = self.env_id or type(self).__name__
+        problems = ([f"{name} has no seat {seats} (its seats: {self.possible_agents})"] if seats else []) + (
+            [f"{name} has no scripted player {players} (it has {list(self.scripted_kinds)}, and 'self' as an opponent)"]
+            if players else [])
+        if problems:
+            raise ValueError("; ".join(problems))
+
     def _start(self, seed: int | None, options: dict[str, Any] | None) -> None:
         if seed is not None:
             self.np_random = np.random.default_rng(seed)
-        task = (options or {}).get("task")
-        if task is None:
-            task = self.sample_train_task(self.np_random)
-        elif not isinstance(task, TaskSpec):
-            task = TaskSpec.from_dict(task)
-        params = self.param_space.validate(task.params)
-        self.task = TaskSpec(params, int(task.seed))
+        self.task = self.resolve_task((options or {}).get("task"), self.np_random)
+        params = dict(self.task.params)
         self.turn = 0
         self.agents = list(self.possible_agents)
         self._invalid_run = {a: 0 for a in self.possible_agents}

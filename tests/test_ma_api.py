@@ -10,6 +10,7 @@ pytest.importorskip("agentgym_multiagent")
 
 import gymnasium
 import numpy as np
+from agentgym_multiagent.registration import GAME_IDS
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
 
 import agentgym
@@ -19,15 +20,7 @@ from agentgym.env import TextSpace
 from agentgym.multiagent import POLICY, TextAECEnv, TextParallelEnv, is_multiagent
 from agentgym.spaces import TRAIN_SEED_LIMIT, ParamError
 
-IDS = [
-    "multiagent/kuhn-poker-v0",
-    "multiagent/nim-v0",
-    "multiagent/negotiation-v0",
-    "multiagent/pioneer-observer-v0",
-    "multiagent/pioneer-observer-word-v0",
-    "multiagent/solver-critic-v0",
-    "multiagent/solver-critic-word-v0",
-]
+IDS = list(GAME_IDS)
 
 
 class MixedMoves(TextSpace):

@@ -10,18 +10,11 @@ pytest.importorskip("agentgym_multiagent")
 
 from agentgym_multiagent.__main__ import main
 from agentgym_multiagent.play import play_games
+from agentgym_multiagent.registration import GAME_IDS
 
 import agentgym
 
-IDS = [
-    "multiagent/kuhn-poker-v0",
-    "multiagent/nim-v0",
-    "multiagent/negotiation-v0",
-    "multiagent/pioneer-observer-v0",
-    "multiagent/pioneer-observer-word-v0",
-    "multiagent/solver-critic-v0",
-    "multiagent/solver-critic-word-v0",
-]
+IDS = list(GAME_IDS)
 ZERO_SUM = {"multiagent/kuhn-poker-v0", "multiagent/nim-v0"}
 
 

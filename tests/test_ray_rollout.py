@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,15 @@ def kill_and_wait(ray, actor):
     from ray.exceptions import RayActorError
 
     ray.kill(actor)
-    with pytest.raises(RayActorError):
-        ray.get(actor.ready.remote(), timeout=60)
+    # The kill is asynchronous: a call may still be served just after it. Ask until the
+    # actor answers as dead (at most 100 calls).
+    for _ in range(100):
+        try:
+            ray.get(actor.ready.remote(), timeout=60)
+        except RayActorError:
+            return
+        time.sleep(0.1)
+    pytest.fail("the killed actor kept answering")
 
 
 def dicts(episodes):

@@ -40,12 +40,9 @@ def evaluate_games(
     sampling = sampling or SamplingParams(max_new_tokens=64, temperature=0.0)
     env_cls = env_spec(env_id).load_class()
     probe = make(env_id, **(env_kwargs or {}))
+    probe.check_players(opponents=opponents)
     seats = list(probe.possible_agents)
-    kinds = set(probe.scripted_kinds)
     probe.close()
-    bad = [o for o in opponents if o != "self" and o not in kinds]
-    if bad:
-        raise ValueError(f"{env_id!r} has no scripted player {bad}; choose from {sorted(kinds)} or 'self'")
     if tasks is None:
         tasks = env_cls.held_out_tasks(n_tasks, seed=seed)
     runner = MultiAgentRunner(policy, sampling, env_kwargs=env_kwargs, seed=seed)

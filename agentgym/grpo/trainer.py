@@ -86,12 +86,12 @@ class GRPOTrainer:
         #: A multi-agent game: one shared policy plays every seat it controls.
         self.multi = is_multiagent(probe)
         if self.multi:
-            bad = {k for k in cfg.multiagent.controllers.values() if k != "policy"} - set(probe.scripted_kinds)
-            bad |= {o for o in cfg.multiagent.eval_opponents if o != "self"} - set(probe.scripted_kinds)
-            unknown = set(cfg.multiagent.controllers) - set(probe.possible_agents)
-            if bad or unknown:
-                raise ConfigError(f"multiagent: {cfg.env.id!r} has seats {probe.possible_agents} and scripted players "
-                                  f"{list(probe.scripted_kinds)}; got unknown seats {sorted(unknown)} / players {sorted(bad)}")
+            try:
+                probe.check_players(cfg.multiagent.controllers, cfg.multiagent.eval_opponents)
+            except ValueError as exc:
+                raise ConfigError(f"multiagent: {exc}") from None
+            if cfg.rollout.backend != "inprocess":
+                raise ConfigError("multiagent games run in-process for now: set rollout.backend: inprocess")
         probe.close()
         if not resume:
             if (self.run_dir / "metrics.jsonl").exists():

@@ -37,6 +37,7 @@ class _Seat:
     last_completion: list[int] = field(default_factory=list)
     #: Reward that arrived before the seat's first move.
     early_reward: float = 0.0
+    #: Summed reward parts; the seat's Episode shares this dict once it exists.
     parts: dict[str, float] = field(default_factory=dict)
 
 
@@ -44,7 +45,6 @@ class _Seat:
 class _Game:
     env: Any
     group: int
-    member: int
     controllers: dict[str, str]
     seats: dict[str, _Seat]
     rng: np.random.Generator
@@ -106,19 +106,11 @@ class MultiAgentRunner:
                 else:
                     env.reset(options={"task": task})
                     obs = {}
-                ctl = dict(env.controllers())
-                if controllers:
-                    unknown = set(controllers) - set(env.possible_agents)
-                    if unknown:
-                        raise ValueError(f"controllers name seats {sorted(unknown)} that {env_id!r} does not have "
-                                         f"(its seats: {env.possible_agents})")
-                    ctl.update(controllers)
-                for kind in set(ctl.values()) - {POLICY}:
-                    if kind not in env.scripted_kinds:
-                        raise ValueError(f"{env_id!r} has no scripted player {kind!r}; it has {list(env.scripted_kinds)}")
+                ctl = {**env.controllers(), **(controllers or {})}
+                env.check_players(ctl)
                 seats = {a: _Seat(a) for a in env.possible_agents if ctl[a] == POLICY}
                 rng = np.random.default_rng([self.seed, int(env.task.seed) % (2**32), gi, m])
-                games.append(_Game(env, gi, m, ctl, seats, rng, obs={a: o["messages"] for a, o in obs.items()}))
+                games.append(_Game(env, gi, ctl, seats, rng, obs={a: o["messages"] for a, o in obs.items()}))
         rounds = 0
         live = list(games)
         while live:
@@ -205,7 +197,7 @@ class MultiAgentRunner:
             seat.episode = Episode(
                 env_id=g.env.env_id or "", task=g.env.task, token_ids=list(ids), loss_mask=[0] * len(ids),
                 logprobs=[0.0] * len(ids), prompt_len=len(ids), messages=list(new),
-                policy_version=self.policy.version, group=g.group, agent=agent,
+                policy_version=self.policy.version, group=g.group, agent=agent, reward_parts=seat.parts,
             )
         else:
             ep = seat.episode
@@ -272,7 +264,6 @@ class MultiAgentRunner:
         for k, v in info.get("reward_parts", {}).items():
             seat.parts[k] = seat.parts.get(k, 0.0) + float(v)
         if ep is not None:
-            ep.reward_parts = dict(seat.parts)
             ep.success = bool(info.get("success", ep.success))
             if info.get("error"):
                 ep.errors.append(str(info["error"]))

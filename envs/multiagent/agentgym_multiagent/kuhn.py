@@ -288,10 +288,8 @@ class KuhnPokerEnv(TextAECEnv):
             out.success[name] = mine > 0
         return out
 
-    def scripted_action(self, agent: str, kind: str, rng: np.random.Generator) -> str:
+    def _scripted(self, agent: str, kind: str, rng: np.random.Generator) -> str:
         """The move of a scripted player: ``"random"`` or ``"optimal"`` (a Nash strategy)."""
-        if kind not in self.scripted_kinds:
-            raise ValueError(f"Kuhn poker has no scripted player {kind!r}; it has {list(self.scripted_kinds)}")
         if self.history in TERMINALS:
             return "check"  # the hand is over: any word (a dead step ignores it)
         passive, aggressive = legal_actions(self.history)

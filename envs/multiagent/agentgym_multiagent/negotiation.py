@@ -207,10 +207,8 @@ class NegotiationEnv(TextParallelEnv):
         out.done = last
         return out
 
-    def scripted_action(self, agent: str, kind: str, rng: np.random.Generator) -> str:
+    def _scripted(self, agent: str, kind: str, rng: np.random.Generator) -> str:
         """A scripted request (it uses only the agent's own values and the other's last request)."""
-        if kind not in self.scripted_kinds:
-            raise ValueError(f"negotiation has no scripted player {kind!r}; it has {list(self.scripted_kinds)}")
         values = self.values.get(agent, tuple(1 for _ in self.counts))
         if kind == "random":
             take = tuple(int(rng.integers(0, c + 1)) for c in self.counts)

@@ -157,10 +157,8 @@ class NimEnv(TextAECEnv):
         out.success = {PLAYERS[me]: True, PLAYERS[other]: False}
         return out
 
-    def scripted_action(self, agent: str, kind: str, rng: np.random.Generator) -> str:
+    def _scripted(self, agent: str, kind: str, rng: np.random.Generator) -> str:
         """``"optimal"``: move to a zero nim-sum when possible; ``"random"``: any legal move."""
-        if kind not in self.scripted_kinds:
-            raise ValueError(f"Nim has no scripted player {kind!r}; it has {list(self.scripted_kinds)}")
         if not any(self.heaps):
             return say(1, 0)  # the game is over: a dead step ignores it
         take, heap = optimal_move(self.heaps, rng) if kind == "optimal" else random_move(self.heaps, rng)

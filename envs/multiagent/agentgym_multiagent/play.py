@@ -104,11 +104,7 @@ def play_games(env_id: str, kinds: Mapping[str, str] | list[str], games: int, *,
     if not isinstance(kinds, Mapping):
         kinds = dict(zip(env.possible_agents, kinds))
     kinds = dict(kinds)
-    for agent, kind in kinds.items():
-        if agent not in env.possible_agents:
-            raise ValueError(f"{env_id!r} has no seat {agent!r}; its seats are {env.possible_agents}")
-        if kind not in env.scripted_kinds:
-            raise ValueError(f"{env_id!r} has no scripted player {kind!r}; it has {list(env.scripted_kinds)}")
+    env.check_players(kinds)  # every seat named exists and every kind is one of its scripted players
     if set(kinds) != set(env.possible_agents):
         raise ValueError(f"give a scripted kind for every seat of {env_id!r}: {env.possible_agents}")
     rng = np.random.default_rng(seed)

@@ -24,6 +24,9 @@ _GAMES = (
      "Solver answers a math word problem, critic judges it, solver may revise once."),
 )
 
+#: Every id this package registers.
+GAME_IDS = tuple(f"multiagent/{name}" for name, _, _ in _GAMES)
+
 
 def register() -> None:
     """Register ``multiagent/<game>-v0`` for every game of this package."""

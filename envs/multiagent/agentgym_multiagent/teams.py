@@ -125,10 +125,6 @@ class TeamGame(TextAECEnv):
         shift = int(rng.integers(1, 10)) * (1 if rng.random() < 0.5 else -1)
         return self.gold[: m.start()] + str(int(m.group()) + shift) + self.gold[m.end():]
 
-    def _check_kind(self, kind: str) -> None:
-        if kind not in self.scripted_kinds:
-            raise ValueError(f"{type(self).__name__} has no scripted player {kind!r}; it has {list(self.scripted_kinds)}")
-
 
 class PioneerObserverEnv(TeamGame):
     """The pioneer answers first; the observer sees its answer and gives the final answer.
@@ -185,8 +181,7 @@ class PioneerObserverEnv(TeamGame):
             success={"pioneer": ok, "observer": ok},
         )
 
-    def scripted_action(self, agent: str, kind: str, rng: np.random.Generator) -> str:
-        self._check_kind(kind)
+    def _scripted(self, agent: str, kind: str, rng: np.random.Generator) -> str:
         if kind == "echo" and agent == "observer" and self.pioneer_answer:
             return self.pioneer_answer
         return self._scripted_answer("random" if kind == "echo" else kind, rng)
@@ -272,8 +267,7 @@ class SolverCriticEnv(TeamGame):
         return Outcome(done=True, rewards={"solver": {"correct": delta}}, success={"solver": ok},
                        messages={"solver": [{"role": "user", "content": end}], "critic": [{"role": "user", "content": critic_end}]})
 
-    def scripted_action(self, agent: str, kind: str, rng: np.random.Generator) -> str:
-        self._check_kind(kind)
+    def _scripted(self, agent: str, kind: str, rng: np.random.Generator) -> str:
         if agent == "critic":
             if kind == "oracle":
                 right = self.first_correct

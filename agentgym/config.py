@@ -100,6 +100,11 @@ class RolloutConfig(_Section):
     #: the trainer either way; Episodes are the same).
     backend: Literal["inprocess", "ray"] = "inprocess"
     ray: RayOptions = RayOptions()
+    #: Staleness bound of the sampler, in updates. 0: on-policy (generate, then update).
+    #: 1: one-step off-policy: the episodes of step n+1 are generated while step n's update
+    #: runs, by a copy of the weights one update old; truncated importance weights
+    #: (grpo.is_cap) correct for the lag. Only 0 and 1 are supported.
+    off_policy_steps: int = Field(0, ge=0, le=1)
 
 
 class GRPOConfig(_Section):

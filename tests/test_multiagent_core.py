@@ -178,6 +178,24 @@ def test_scripted_seats_make_no_episodes_and_controllers_override(chat):
         runner.run("test/ma-nim-v0", [nim_task(4)], controllers={"dealer": "ones"})
 
 
+def test_a_seat_that_never_moved_counts_in_evaluation_only(chat):
+    """Heap 1, the scripted first player takes it: player_1 loses without a move. Training
+    gets no Episode (nothing to train on); evaluation counts the loss."""
+    from agentgym.eval.games import evaluate_games
+
+    runner = MultiAgentRunner(take_one(chat), SamplingParams(max_new_tokens=8))
+    task = nim_task(1, "ones", seat=1)
+    assert runner.run("test/ma-nim-v0", [task], group_size=2) == []
+    idle = runner.run("test/ma-nim-v0", [task], group_size=2, idle_seats=True)
+    assert [(e.agent, e.reward, e.success, e.num_policy_tokens) for e in idle] == [("player_1", -1.0, False, 0)] * 2
+    assert "Nim: heap 1." in chat.decode(idle[0].token_ids)
+    rep = evaluate_games(take_one(chat), "test/ma-nim-v0", opponents=["ones"], tasks=[task, nim_task(2, seed=2)])
+    # player_0 wins heap 1 and loses heap 2 (taking one each); player_1 the reverse; all 4 count.
+    seat = rep.by_param["seat"]
+    assert seat["player_0"].tasks == seat["player_1"].tasks == 2
+    assert seat["player_0"].success == seat["player_1"].success == 0.5
+
+
 def test_simultaneous_game_batches_all_seats_and_credits_each(chat):
     runner = MultiAgentRunner(ScriptedPolicy(chat, lambda text: "2"), SamplingParams(max_new_tokens=8))
     eps = runner.run("test/ma-guess-v0", [TaskSpec({"n": 1}, 0)], group_size=1)
@@ -260,8 +278,9 @@ def test_grpo_trains_on_a_game_with_per_seat_metrics_and_game_eval(tmp_path):
     rep = trainer.evaluate()
     assert set(rep.by_param["opponent"]) == {"ones", "self"}
     assert set(rep.by_param["seat"]) == {"player_0", "player_1", "all"}
-    # 2 tasks x 2 seats vs "ones", + 2 self-play games where only player_0 moves (it forfeits).
-    assert rep.overall.episodes == 6
+    # 2 tasks x 2 seats vs "ones", + 2 self-play games x 2 seats: player_0 forfeits, and
+    # player_1, which never moved, still counts in evaluation.
+    assert rep.overall.episodes == 8
     assert rep.by_param["opponent / seat"]["ones / player_1"].episodes == 2
 
 

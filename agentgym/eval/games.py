@@ -4,7 +4,9 @@ For every opponent kind (a scripted player of the game, or ``"self"`` for the po
 every seat) and every seat, the policy plays each held-out task once in that seat. A
 row's ``success`` is the learner seat's success (a win, a correct final answer), its
 ``mean_reward`` the seat's mean return; ``by_param["opponent"]`` and ``["seat"]`` split
-them, ``overall`` pools every game. Under ``"self"`` every seat's episode counts.
+them, ``overall`` pools every game. Under ``"self"`` every seat's episode counts. A game
+that ends before the learner's seat moves (the opponent takes the last object) still
+counts, with the seat's return.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def evaluate_games(
         plays = [("all", {a: POLICY for a in seats})] if opp == "self" else [
             (seat, {a: (POLICY if a == seat else opp) for a in seats}) for seat in seats]
         for seat, ctl in plays:
-            eps = runner.run(env_id, tasks, group_size=1, controllers=ctl)
+            eps = runner.run(env_id, tasks, group_size=1, controllers=ctl, idle_seats=True)
             rows.append((opp, seat, eps))
             if progress is not None:
                 progress(len(tasks))

@@ -9,6 +9,14 @@ is no weight sync to forget; with ``vllm`` a vLLM engine samples and receives th
 after every step (it sleeps while the trainer updates). Envs run in this process or in
 Ray workers (``rollout.backend``); either way the Episodes are the same.
 
+With ``rollout.off_policy_steps: 1`` the episodes of step n+1 are generated in a
+background thread while step n's update runs. The sampler is then a copy of the weights
+(or the vLLM engine, which stays awake) synced at the start of every step, so each batch
+is exactly one update old (the first batch, and the first after a resume, are fresh); the
+truncated importance weight min(pi_trainer / pi_sampler, is_cap) is always applied then.
+The teacher is updated with step n's results before step n+1's tasks are drawn, so it
+does not lag and a seeded run is reproducible.
+
 Run folder: ``config.yaml``, ``metrics.jsonl`` (one JSON line per step, plus eval
 lines), ``teacher.jsonl`` (the tasks played each step and their success), ``tb/`` (TensorBoard), ``checkpoints/``, ``evals/``, ``plots/``, ``final/``
 (a loadable model), ``summary.json``.
@@ -16,11 +24,14 @@ lines), ``teacher.jsonl`` (the tasks played each step and their success), ``tb/`
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
 import signal
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +153,15 @@ class GRPOTrainer:
                                      max_model_len=vo.max_model_len, tensor_parallel_size=vo.tensor_parallel_size)
         else:
             self.policy = TransformersPolicy(self.model, tok, seed=cfg.seed)
+        #: Off-policy mode: a sampler generates the next batch during the update. With
+        #: transformers it is a frozen copy of the model; a vLLM engine is its own copy.
+        self.off_policy = cfg.rollout.off_policy_steps > 0
+        self.sampler = self.policy
+        if self.off_policy and cfg.model.backend == "transformers":
+            sampler_model = copy.deepcopy(self.model).requires_grad_(False)
+            self.sampler = TransformersPolicy(sampler_model, tok, seed=cfg.seed)
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
         self.device = next(self.model.parameters()).device
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.grpo.lr, betas=tuple(cfg.grpo.betas), weight_decay=cfg.grpo.weight_decay)
@@ -149,12 +169,12 @@ class GRPOTrainer:
         ro = cfg.rollout
         self.pool = make_pool(ro.backend, num_workers=ro.ray.num_workers, address=ro.ray.address,
                               num_cpus_per_worker=ro.ray.num_cpus_per_worker)
-        self.runner = RolloutRunner(self.policy, self.sampling, max_episode_tokens=cfg.rollout.max_episode_tokens,
+        self.runner = RolloutRunner(self.sampler, self.sampling, max_episode_tokens=cfg.rollout.max_episode_tokens,
                                     env_kwargs=cfg.env.kwargs, pool=self.pool)
         if self.multi:
             from agentgym.rollout.multi import MultiAgentRunner
 
-            self.game_runner = MultiAgentRunner(self.policy, self.sampling, env_kwargs=cfg.env.kwargs, seed=cfg.seed,
+            self.game_runner = MultiAgentRunner(self.sampler, self.sampling, env_kwargs=cfg.env.kwargs, seed=cfg.seed,
                                                 max_episode_tokens=cfg.rollout.max_episode_tokens)
         self.eval_tasks = self.tasks.held_out_specs(cfg.train.eval_tasks, seed=EVAL_SEED)
         self.step = 0
@@ -170,6 +190,8 @@ class GRPOTrainer:
             state = load_checkpoint(ck, self.model, self.optimizer)
             self.step = int(state["step"])
             self.policy.load_state_dict(state["policy"])
+            if self.sampler is not self.policy and "sampler" in state:
+                self.sampler.load_state_dict(state["sampler"])
             if hasattr(self.policy, "sync_weights"):  # a separate engine: give it the restored weights
                 version = self.policy.version
                 self.policy.sync_weights(self.model.state_dict().items())
@@ -188,7 +210,10 @@ class GRPOTrainer:
             print(f"resuming {self.run_dir} from {where}")
 
     def _save(self) -> None:
+        self._wait_pending()  # the sampler's generator and the teacher are not read mid-rollout
         state = {"policy": self.policy.state_dict(), "teacher": self.teacher.state_dict(), "evals": self.evals}
+        if self.sampler is not self.policy:
+            state["sampler"] = self.sampler.state_dict()
         save_checkpoint(self.run_dir / "checkpoints", self.step, self.model, self.optimizer, state,
                         keep=self.cfg.train.keep_checkpoints)
 
@@ -204,6 +229,9 @@ class GRPOTrainer:
 
     # ----- evaluation ----------------------------------------------------------------
     def evaluate(self) -> EnvReport:
+        self._wait_pending()  # the env pool is not shared with a rollout in flight
+        if self.off_policy and self.sampler is self.policy:
+            self._sync_sampler()  # a vLLM engine evaluates the weights just trained
         sp = SamplingParams(max_new_tokens=self.cfg.train.eval_max_new_tokens, temperature=0.0)
         if self.multi:
             from agentgym.eval.games import evaluate_games
@@ -268,19 +296,59 @@ class GRPOTrainer:
                                    "rollout/env_errors": float(env_errors), "rollout/worker_restarts": float(restarts),
                                    "rollout/replayed_episodes": float(replayed)}
 
+    # ----- off-policy overlap ---------------------------------------------------------
+    def _sync_sampler(self) -> None:
+        """Give the sampler the trainer's current weights; its version becomes the step."""
+        if self.sampler is self.policy and not hasattr(self.sampler, "sync_weights"):
+            return  # on-policy transformers: the sampler is the trained model itself
+        if hasattr(self.sampler, "sync_weights"):
+            self.sampler.sync_weights(self.model.state_dict().items())
+        else:
+            self.sampler.model.load_state_dict(self.model.state_dict())
+        self.sampler.version = self.step
+
+    def _wait_pending(self) -> None:
+        """Block until the rollout in flight (if any) is done; its result is kept."""
+        if self._pending is not None:
+            wait_futures([self._pending])
+
+    def _next_batch(self) -> tuple[list[Episode], list[GroupResult], dict[str, float]]:
+        """This step's episodes: the batch generated during the last update, else fresh ones."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            return pending.result()  # an exception in the rollout thread is raised here
+        if self.off_policy:
+            self._sync_sampler()
+        return self._rollouts()
+
+    def _start_next_batch(self) -> None:
+        """Generate step n+1's episodes in the background with the weights of step n."""
+        self._sync_sampler()
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentgym-rollout")
+        self._pending = self._executor.submit(self._rollouts)
+
     def train_step(self) -> dict[str, Any]:
         cfg, g = self.cfg, self.cfg.grpo
         t0 = time.perf_counter()
-        episodes, results, roll_stats = self._rollouts()
-        if hasattr(self.policy, "sleep"):  # a vLLM engine frees the GPU for the update
-            self.policy.sleep()
+        episodes, results, roll_stats = self._next_batch()
         t_gen = time.perf_counter() - t0
+        staleness = [self.step - e.policy_version for e in episodes]
+        if staleness and max(staleness) > cfg.rollout.off_policy_steps:
+            raise RuntimeError(f"episodes {max(staleness)} updates old exceed rollout.off_policy_steps="
+                               f"{cfg.rollout.off_policy_steps} (a sampler sync was missed)")
         self.teacher.update(results)
+        teacher_metrics = self.teacher.metrics()
+        if self.off_policy and self.step + 1 < cfg.train.steps:
+            self._start_next_batch()  # overlaps the update below
+        elif hasattr(self.policy, "sleep"):  # a vLLM engine frees the GPU for the update
+            self.policy.sleep()
         # What the teacher chose and how it went, for the curriculum plots.
         self._pending_groups = [{"params": r.task.params, "success": r.success_rate,
                                  "reward": float(np.mean(r.rewards)) if r.rewards else 0.0,
                                  "abs_adv": r.mean_abs_advantage} for r in results]
         record: dict[str, Any] = {"step": self.step + 1, "kind": "train", **roll_stats}
+        record["rollout/staleness"] = float(max(staleness)) if staleness else 0.0
         # Every group played counts here, the ones dynamic sampling dropped included.
         rewards = [x for r in results for x in r.rewards]
         record["reward/mean"] = float(np.mean(rewards)) if rewards else 0.0
@@ -308,7 +376,9 @@ class GRPOTrainer:
         else:
             record["train/skipped"] = 1.0
         self.step += 1
-        if hasattr(self.policy, "sync_weights"):
+        if self.off_policy:
+            self.policy.version = self.step  # the sampler follows at the next sync
+        elif hasattr(self.policy, "sync_weights"):
             self.policy.sync_weights(self.model.state_dict().items())  # bumps the version
         else:
             self.policy.version += 1
@@ -316,7 +386,7 @@ class GRPOTrainer:
         record["time/generate_s"] = t_gen
         record["time/train_s"] = time.perf_counter() - t1
         record["time/step_s"] = time.perf_counter() - t0
-        record.update(self.teacher.metrics())
+        record.update(teacher_metrics)
         return record
 
     def _optimize(self, batch, norm: Normalizer) -> dict[str, float]:
@@ -332,7 +402,7 @@ class GRPOTrainer:
             logp, entropy = policy_logprobs(self.model, mb, self.cfg.rollout.temperature, with_entropy=True)
             old = logp.detach()  # one optimizer pass per batch: rho = 1, the gradient is not 0
             tl, clipped = clipped_token_loss(logp, old, mb.advantages, g.eps_low, g.eps_high)
-            if g.importance_weights:
+            if g.importance_weights or self.off_policy:
                 tl = tl * truncated_importance_weight(old, mb.sampler_logp, g.is_cap)
             if self.ref_model is not None:
                 with torch.no_grad():
@@ -414,7 +484,13 @@ class GRPOTrainer:
         return TrainResult(self.run_dir, self.step, dict(self.evals), interrupted, time.perf_counter() - t_start)
 
     def close(self) -> None:
-        """Close the env pool (Ray workers are killed); safe to call twice."""
+        """Finish the rollout in flight, close the env pool (Ray workers are killed); safe to call twice."""
+        if self._executor is not None:
+            if self._pending is not None and not self._pending.done() and not self.quiet:
+                print("waiting for the rollout in flight to finish")
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+            self._pending = None
         self.pool.close()
 
     def _finish(self) -> None:

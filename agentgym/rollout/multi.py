@@ -39,6 +39,8 @@ class _Seat:
     early_reward: float = 0.0
     #: Summed reward parts; the seat's Episode shares this dict once it exists.
     parts: dict[str, float] = field(default_factory=dict)
+    #: The seat's success as the env last reported it.
+    success: bool = False
 
 
 @dataclass
@@ -60,6 +62,9 @@ class MultiAgentRunner:
     ``controllers`` (seat -> :data:`~agentgym.multiagent.POLICY` or a scripted kind)
     overrides each game's own :meth:`controllers` (which reads ``opponent``/``seat``
     params, so a teacher can choose opponents); scripted seats produce no Episode.
+    A policy seat the game ended before it could move has no tokens to train on and
+    produces no Episode either, unless ``run(..., idle_seats=True)`` (evaluation: a hand
+    lost before the learner acted still counts as lost).
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class MultiAgentRunner:
         group_size: int = 1,
         controllers: dict[str, str] | None = None,
         on_round: Callable[[int, int], None] | None = None,
+        idle_seats: bool = False,
     ) -> list[Episode]:
         stats = RolloutStats()
         games: list[_Game] = []
@@ -161,6 +167,8 @@ class MultiAgentRunner:
                 continue
             for agent in g.env.possible_agents:
                 seat = g.seats.get(agent)
+                if seat is not None and seat.episode is None and idle_seats:
+                    seat.episode = self._idle_episode(g, seat)
                 if seat is not None and seat.episode is not None:
                     seat.episode.end_reason = g.end_reason
                     out.append(seat.episode)
@@ -210,6 +218,16 @@ class MultiAgentRunner:
             self._finish(g, "token_budget")
             return None
         return seat.episode.token_ids
+
+    def _idle_episode(self, g: _Game, seat: _Seat) -> Episode:
+        """The record of a policy seat that never moved: what it saw, its return, no tokens to train."""
+        env = g.env
+        msgs = env.observe(seat.agent)["messages"] if isinstance(env, TextAECEnv) else g.obs.get(seat.agent, [])
+        ids = self.policy.chat.prompt_ids(msgs) if msgs else []
+        return Episode(env_id=env.env_id or "", task=env.task, token_ids=list(ids), loss_mask=[0] * len(ids),
+                       logprobs=[0.0] * len(ids), prompt_len=len(ids), turn_rewards=[seat.early_reward],
+                       success=seat.success, reward_parts=seat.parts, messages=list(msgs),
+                       policy_version=self.policy.version, group=g.group, agent=seat.agent)
 
     def _apply(self, g: _Game, policy_moves: dict[str, str]) -> None:
         env = g.env
@@ -263,6 +281,7 @@ class MultiAgentRunner:
             seat.early_reward = 0.0
         for k, v in info.get("reward_parts", {}).items():
             seat.parts[k] = seat.parts.get(k, 0.0) + float(v)
+        seat.success = bool(info.get("success", seat.success))
         if ep is not None:
             ep.success = bool(info.get("success", ep.success))
             if info.get("error"):

@@ -236,3 +236,38 @@ def test_move_parser_refuses_with_legal_moves(text, legal, says):
     word, error = choose_word(text, legal, kuhn.VOCABULARY)
     assert word is None and says in error
     assert f"{legal[0]} or {legal[1]}" in error
+
+
+# ----- a language model's strategy, read from its log-probs -----------------------------------
+def test_model_strategy_is_the_normalised_probability_of_the_move_replies(tiny):
+    import torch
+
+    model, tok = tiny
+    from agentgym.policies.base import ChatFormat
+
+    chat = ChatFormat(tok)
+    ms = kuhn.model_strategy(model, chat)
+    assert set(ms.strategy) == set(kuhn.INFOSETS) == set(ms.legal_mass)
+    assert all(0.0 <= p <= 1.0 for p in ms.strategy.values())
+    assert all(0.0 < m < 1.0 for m in ms.legal_mass.values())
+    assert ms.exploitability == pytest.approx(exploitability(ms.strategy))
+    # One infoset by hand: a plain forward pass over prompt + reply + eos for every form.
+    info = kuhn.INFOSETS["Qcb"]
+    prompt = chat.prompt_ids(list(info.messages))
+    eos = min(chat.eos_token_ids)
+
+    def prob(text):
+        ids = prompt + chat.encode(text) + [eos]
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0].float()
+        lsm = torch.log_softmax(logits[:-1], -1)
+        return math.exp(sum(lsm[t - 1, ids[t]].item() for t in range(len(prompt), len(ids))))
+
+    fold = sum(prob(t) for t in ("fold", "Fold", "fold.", "Fold."))
+    call = sum(prob(t) for t in ("call", "Call", "call.", "Call."))
+    assert ms.legal_mass["Qcb"] == pytest.approx(fold + call, rel=1e-3)
+    assert ms.strategy["Qcb"] == pytest.approx(call / (fold + call), rel=1e-3)
+    # The value against a strategy is the seat average of the exact expected values.
+    u = kuhn.uniform_strategy()
+    want = (kuhn.expected_value(ms.strategy, u) - kuhn.expected_value(u, ms.strategy)) / 2
+    assert ms.value_against(u) == pytest.approx(want)

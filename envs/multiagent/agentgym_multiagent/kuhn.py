@@ -226,6 +226,68 @@ def exploitability(strategy: Strategy) -> float:
     return nash_conv(strategy) / 2.0
 
 
+#: The replies that count as each move when a model's strategy is read from its
+#: log-probs: the bare word, capitalised, and either with a full stop (then end of turn).
+MOVE_FORMS = ("{w}", "{W}", "{w}.", "{W}.")
+
+
+@dataclass(frozen=True)
+class ModelStrategy:
+    """A language model's Kuhn strategy, read from its probabilities at the 12 infosets.
+
+    ``strategy[key]`` is the probability of the aggressive move (bet/call) given that the
+    reply is one of the two moves (:data:`MOVE_FORMS`); ``legal_mass[key]`` is how much of
+    the model's probability those replies hold at all (the rest is text that is no move).
+    """
+
+    strategy: dict[str, float]
+    legal_mass: dict[str, float]
+
+    @property
+    def exploitability(self) -> float:
+        return exploitability(self.strategy)
+
+    def value_against(self, other: Strategy) -> float:
+        """Mean chips per hand over both seats against ``other`` (e.g. :func:`uniform_strategy`)."""
+        return (expected_value(self.strategy, other) - expected_value(other, self.strategy)) / 2.0
+
+
+def model_strategy(model: Any, chat: Any, *, temperature: float = 1.0) -> ModelStrategy:
+    """Read a causal LM's behavioural strategy from its log-probs of each move's replies.
+
+    ``model`` is a transformers causal LM (the trainer's), ``chat`` its
+    :class:`~agentgym.policies.base.ChatFormat`. Each infoset's prompt is exactly what the
+    env shows that agent there; each candidate reply is scored as the ids the policy would
+    sample (the text, then an end-of-turn token) at ``temperature``.
+    """
+    import torch
+
+    from agentgym.grpo.batch import collate, policy_logprobs
+    from agentgym.rollout.episode import Episode
+
+    eos = min(chat.eos_token_ids)
+    rows: list[tuple[str, int, Episode]] = []  # (infoset, 0 passive / 1 aggressive, scored ids)
+    for key, info in INFOSETS.items():
+        prompt = chat.prompt_ids(list(info.messages))
+        for side, word in enumerate(info.actions):
+            for form in MOVE_FORMS:
+                reply = chat.encode(form.format(w=word, W=word.capitalize())) + [eos]
+                ids = prompt + reply
+                mask = [0] * len(prompt) + [1] * len(reply)
+                rows.append((key, side, Episode("kuhn", None, ids, mask, [0.0] * len(ids), len(prompt))))  # type: ignore[arg-type]
+    mass: dict[str, list[float]] = {k: [0.0, 0.0] for k in INFOSETS}
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        for start in range(0, len(rows), 16):
+            part = rows[start:start + 16]
+            batch = collate([r[2] for r in part], [0.0] * len(part), chat.pad_token_id).to(device)
+            logp, _ = policy_logprobs(model, batch, temperature)
+            for (key, side, _), total in zip(part, logp.sum(-1).tolist()):
+                mass[key][side] += math.exp(total)
+    strategy = {k: (m[1] / (m[0] + m[1]) if m[0] + m[1] > 0 else 0.5) for k, m in mass.items()}
+    return ModelStrategy(strategy, {k: m[0] + m[1] for k, m in mass.items()})
+
+
 # ----- the text game ---------------------------------------------------------------------
 class KuhnPokerEnv(TextAECEnv):
     """One hand of Kuhn poker between ``player_0`` (acts first) and ``player_1``.

@@ -145,6 +145,10 @@ class MultiAgentConfig(_Section):
     controllers: dict[str, str] = {}
     #: Scripted opponents the held-out evaluation plays the policy against, in every seat.
     eval_opponents: list[str] = ["random"]
+    #: "shared": one policy plays every seat (role-conditioned by each seat's prompt).
+    #: "per_role": one LoRA adapter per seat over the shared base model (needs model.lora);
+    #: each seat is played, and trained, by its own adapter.
+    adapters: Literal["shared", "per_role"] = "shared"
 
 
 class TrainConfig(_Section):
@@ -177,6 +181,12 @@ class RunConfig(_Section):
         if self.model.backend == "vllm" and self.model.lora is not None:
             raise ValueError("model.lora cannot be combined with model.backend=vllm yet (vLLM receives full weights); "
                              "use full fine-tuning or model.backend=transformers")
+        if self.multiagent.adapters == "per_role":
+            if self.model.lora is None:
+                raise ValueError("multiagent.adapters=per_role needs model.lora (one LoRA adapter per role), "
+                                 "e.g. model.lora.r=16")
+            if self.rollout.off_policy_steps:
+                raise ValueError("multiagent.adapters=per_role cannot be combined with rollout.off_policy_steps yet")
         return self
 
 

@@ -60,3 +60,14 @@ def test_restricted_training_tasks_never_hold_out():
     evals = tt.held_out_specs(200, seed=0)
     assert all(s.seed in cls.held_out.seeds for s in evals)
     assert any(cls.held_out.region.contains(s.params) for s in evals)  # the unseen region is evaluated
+
+
+def test_multiagent_snippet_plays_a_whole_game():
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", README, re.DOTALL) if "multiagent/nim-v0" in b]
+    printed = []
+    ns = {"print": lambda *a: printed.append(a)}
+    exec(compile(snippet, "README", "exec"), ns)
+    # The scripted players moved in turn until the last object was taken.
+    assert [a for a, _ in printed[:3]] == ["player_0", "player_1", "player_0"]
+    assert "You move first." in printed[0][1] and "Your move." in printed[-1][1]
+    assert not ns["env"].agents

@@ -96,6 +96,12 @@ class GRPOTrainer:
 
         #: A multi-agent game: one shared policy plays every seat it controls.
         self.multi = is_multiagent(probe)
+        #: Seats with their own LoRA adapter (multiagent.adapters: per_role), else ().
+        self.roles: tuple[str, ...] = ()
+        if cfg.multiagent.adapters == "per_role":
+            if not self.multi:
+                raise ConfigError(f"multiagent.adapters=per_role needs a multi-agent game; {cfg.env.id} has one agent")
+            self.roles = tuple(probe.possible_agents)
         if self.multi:
             try:
                 probe.check_players(cfg.multiagent.controllers, cfg.multiagent.eval_opponents)
@@ -128,12 +134,20 @@ class GRPOTrainer:
         np.random.seed(cfg.seed)
         model, tok = load_model(cfg.model.name, seed=cfg.seed)
         self.tokenizer = tok
+        self.adapters = None
         if cfg.model.lora is not None:
             from peft import LoraConfig, get_peft_model
 
             lc = cfg.model.lora
-            model = get_peft_model(model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                                                     target_modules=lc.target_modules, task_type="CAUSAL_LM"))
+            lora = LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                              target_modules=lc.target_modules, task_type="CAUSAL_LM")
+            if self.roles:
+                from agentgym.policies.roles import RoleAdapters
+
+                self.adapters = RoleAdapters(model, self.roles, lora)
+                model = self.adapters.model
+            else:
+                model = get_peft_model(model, lora)
         self.model = model
         self.model.eval()  # no dropout: trainer log-probs must equal the sampler's
         self.ref_model = None
@@ -153,6 +167,10 @@ class GRPOTrainer:
                                      max_model_len=vo.max_model_len, tensor_parallel_size=vo.tensor_parallel_size)
         else:
             self.policy = TransformersPolicy(self.model, tok, seed=cfg.seed)
+        if self.adapters is not None:
+            from agentgym.policies.roles import RolePolicy
+
+            self.policy = RolePolicy(self.policy, self.adapters)
         #: Off-policy mode: a sampler generates the next batch during the update. With
         #: transformers it is a frozen copy of the model; a vLLM engine is its own copy.
         self.off_policy = cfg.rollout.off_policy_steps > 0
@@ -367,7 +385,7 @@ class GRPOTrainer:
             adv = group_advantages([e.reward for e in samples], gids, scale_std=g.scale_std)
             batch = collate(samples, adv.tolist(), self.policy.chat.pad_token_id, drop_truncated=g.mask_truncated)
             norm = Normalizer(int(batch.loss_mask.sum().item()), len(batch), cfg.rollout.max_new_tokens * self.max_turns)
-            stats = self._optimize(batch, norm)
+            stats = self._optimize(batch, norm, [e.agent for e in samples])
             record.update(stats)
             record["adv/abs_mean"] = float(np.abs(adv).mean())
             record["response/tokens_mean"] = float(np.mean([e.num_policy_tokens for e in episodes]))
@@ -389,7 +407,7 @@ class GRPOTrainer:
         record.update(teacher_metrics)
         return record
 
-    def _optimize(self, batch, norm: Normalizer) -> dict[str, float]:
+    def _optimize(self, batch, norm: Normalizer, agents: list[str] | None = None) -> dict[str, float]:
         g = self.cfg.grpo
         self.model.eval()
         self.optimizer.zero_grad(set_to_none=True)
@@ -397,8 +415,20 @@ class GRPOTrainer:
         n_mb = 0
         # The normalizer was fixed on the whole batch; rows with no loss tokens add 0.
         rows = batch.trainable_rows()
-        for start in range(0, len(rows), g.micro_batch_size):
-            mb = batch.select(rows[start:start + g.micro_batch_size]).to(self.device)
+        chunks = [rows[i:i + g.micro_batch_size] for i in range(0, len(rows), g.micro_batch_size)]
+        roles: list[str | None] = [None] * len(chunks)
+        if self.adapters is not None and agents is not None:
+            # Each role's rows in their own micro-batches, run through that role's adapter.
+            chunks, roles = [], []
+            for role in self.roles:
+                mine = [r for r in rows if agents[r] == role]
+                for i in range(0, len(mine), g.micro_batch_size):
+                    chunks.append(mine[i:i + g.micro_batch_size])
+                    roles.append(role)
+        for chunk, role in zip(chunks, roles):
+            if role is not None:
+                self.adapters.activate(role)
+            mb = batch.select(chunk).to(self.device)
             logp, entropy = policy_logprobs(self.model, mb, self.cfg.rollout.temperature, with_entropy=True)
             old = logp.detach()  # one optimizer pass per batch: rho = 1, the gradient is not 0
             tl, clipped = clipped_token_loss(logp, old, mb.advantages, g.eps_low, g.eps_high)
@@ -510,7 +540,18 @@ class GRPOTrainer:
         _atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=1))
 
     def export(self, path: Path) -> Path:
-        """Write a checkpoint folder that ``--policy PATH`` (and transformers) can load."""
+        """Write a checkpoint folder that ``--policy PATH`` (and transformers) can load.
+
+        With an adapter per role: ``PATH/<role>/`` holds the base with that role's adapter
+        merged (one loadable model per role) and ``PATH/adapters/`` the PEFT adapters.
+        """
+        if self.adapters is not None:
+            path.mkdir(parents=True, exist_ok=True)
+            self.model.save_pretrained(str(path / "adapters"), safe_serialization=True)
+            for role in self.roles:
+                self.adapters.merged(role).save_pretrained(str(path / role), safe_serialization=True)
+                self.tokenizer.save_pretrained(str(path / role))
+            return path
         model = self.model
         if hasattr(model, "merge_and_unload"):
             import copy

@@ -134,8 +134,7 @@ class MultiAgentRunner:
                     requests.append((g, agent, ids))
             requests = [r for r in requests if not r[0].done]
             if requests:
-                completions = self.policy.generate([ids for _, _, ids in requests], self.sampling)
-                stats.generate_calls += 1
+                completions = self._generate(requests, stats)
                 moves: dict[int, dict[str, str]] = {}
                 for (g, agent, _), comp in zip(requests, completions):
                     ep = g.seats[agent].episode
@@ -175,6 +174,21 @@ class MultiAgentRunner:
             self._pool.setdefault(env_id, []).append(g.env)
         stats.episodes = len(out)
         self.last_stats = stats
+        return out
+
+    def _generate(self, requests: list[tuple[_Game, str, list[int]]], stats: RolloutStats) -> list[Any]:
+        """One batched call for the round; a policy with an adapter per role
+        (:class:`~agentgym.policies.roles.RolePolicy`) gets one call per role instead."""
+        generate_as = getattr(self.policy, "generate_as", None)
+        if generate_as is None:
+            stats.generate_calls += 1
+            return self.policy.generate([ids for _, _, ids in requests], self.sampling)
+        out: list[Any] = [None] * len(requests)
+        for role in dict.fromkeys(agent for _, agent, _ in requests):
+            idx = [i for i, (_, agent, _) in enumerate(requests) if agent == role]
+            for i, comp in zip(idx, generate_as(role, [requests[i][2] for i in idx], self.sampling)):
+                out[i] = comp
+            stats.generate_calls += 1
         return out
 
     # ----- one game ------------------------------------------------------------------

@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--tasks", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--params", default=json.dumps(QUICKSTART_PARAMS), help="task restriction, JSON")
+    ap.add_argument("--setups", nargs="+", default=["pioneer-observer", "solver-critic"],
+                    choices=["pioneer-observer", "solver-critic"], help="team games to compare with the single agent")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "team_vs_single.json"))
     args = ap.parse_args(argv)
 
@@ -51,7 +53,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from agentgym.env import TaskSpec
     from agentgym.eval.heldout import evaluate_env
     from agentgym.grpo.trainer import EVAL_SEED
-    from agentgym.multiagent import POLICY
     from agentgym.policies import SamplingParams, make_policy
     from agentgym.registry import spec
     from agentgym.rollout.multi import MultiAgentRunner
@@ -70,6 +71,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     single_ok = [bool(r["successes"][0]) for r in single.tasks]
 
     runner = MultiAgentRunner(policy, sp, seed=0)
+    if "pioneer-observer" in args.setups:
+        _pioneer_observer(runner, team_tasks, single_ok, rows)
+    if "solver-critic" in args.setups:
+        _solver_critic(runner, team_tasks, rows)
+
+    report = {"policy": args.policy, "tasks": len(tasks), "params": params, "eval_seed": EVAL_SEED,
+              "max_new_tokens": args.max_new_tokens, "machine": platform.platform(), "rows": rows,
+              "per_task": {"single": single_ok, **{k: v.pop("per_task") for k, v in rows.items() if "per_task" in v}}}
+    _print(report)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {out}")
+    return report
+
+
+def _pioneer_observer(runner: Any, team_tasks: list, single_ok: list[bool], rows: dict[str, Any]) -> None:
+    from agentgym.multiagent import POLICY
+
     t0 = time.perf_counter()
     eps = runner.run("multiagent/pioneer-observer-v0", team_tasks, controllers={"pioneer": POLICY, "observer": POLICY},
                      idle_seats=True)
@@ -82,8 +102,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "observer_broke": sum(p and not f for p, f in zip(pioneer_ok, final_ok)),
         "team_only": sum(f and not s for s, f in zip(single_ok, final_ok)),
         "single_only": sum(s and not f for s, f in zip(single_ok, final_ok)),
-        "seconds": time.perf_counter() - t0,
+        "seconds": time.perf_counter() - t0, "per_task": final_ok,
     }
+
+
+def _solver_critic(runner: Any, team_tasks: list, rows: dict[str, Any]) -> None:
+    from agentgym.multiagent import POLICY
 
     t0 = time.perf_counter()
     eps = runner.run("multiagent/solver-critic-v0", team_tasks, controllers={"solver": POLICY, "critic": POLICY},
@@ -96,16 +120,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "critic_forfeits": sum(bool(g["critic"].reward_parts.get("forfeit")) for g in games),
         "seconds": time.perf_counter() - t0,
     }
-
-    report = {"policy": args.policy, "tasks": len(tasks), "params": params, "eval_seed": EVAL_SEED,
-              "max_new_tokens": args.max_new_tokens, "machine": platform.platform(), "rows": rows,
-              "per_task": {"single": single_ok, "pioneer/observer": final_ok}}
-    _print(report)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
-    return report
 
 
 def _by_game(eps: list) -> list[dict[str, Any]]:

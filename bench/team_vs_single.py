@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     single = evaluate_env(policy, "math/arithmetic-v0", tasks=tasks, k=1, sampling=sp)
     rows["single"] = {"success": single.overall.success, "seconds": time.perf_counter() - t0}
-    single_ok = [bool(r["successes"][0]) for r in single.tasks]
+    # Keyed by task, so a task dropped on one side (an env error) cannot shift the rest.
+    single_by_task = {_key(r["task"]["params"], r["task"]["seed"]): bool(r["successes"][0]) for r in single.tasks}
+    single_ok = [single_by_task.get(_key(t.params, t.seed), False) for t in tasks]
 
     runner = MultiAgentRunner(policy, sp, seed=0)
     if "pioneer-observer" in args.setups:
@@ -93,9 +95,9 @@ def _pioneer_observer(runner: Any, team_tasks: list, single_ok: list[bool], rows
     t0 = time.perf_counter()
     eps = runner.run("multiagent/pioneer-observer-v0", team_tasks, controllers={"pioneer": POLICY, "observer": POLICY},
                      idle_seats=True)
-    games = _by_game(eps)
-    pioneer_ok = [g["pioneer"].reward_parts.get("individual", 0.0) > 0 for g in games]
-    final_ok = [g["observer"].success for g in games]
+    games = _by_game(eps, len(team_tasks))
+    pioneer_ok = [bool(g) and g["pioneer"].reward_parts.get("individual", 0.0) > 0 for g in games]
+    final_ok = [bool(g) and g["observer"].success for g in games]
     rows["pioneer/observer"] = {
         "success": _mean(final_ok), "pioneer_alone": _mean(pioneer_ok),
         "observer_fixed": sum(f and not p for p, f in zip(pioneer_ok, final_ok)),
@@ -112,21 +114,27 @@ def _solver_critic(runner: Any, team_tasks: list, rows: dict[str, Any]) -> None:
     t0 = time.perf_counter()
     eps = runner.run("multiagent/solver-critic-v0", team_tasks, controllers={"solver": POLICY, "critic": POLICY},
                      idle_seats=True)
-    games = _by_game(eps)
+    games = _by_game(eps, len(team_tasks))
+    games = [g for g in games if g]  # (a game dropped on an env error counts as lost below)
     first_ok = [_first_answer_right(g["solver"]) for g in games]
     rows["solver/critic"] = {
-        "success": _mean([g["solver"].success for g in games]), "solver_first_answer": _mean(first_ok),
+        "success": sum(g["solver"].success for g in games) / len(team_tasks), "solver_first_answer": _mean(first_ok),
         "critic_right": _mean([g["critic"].success for g in games if g["critic"].num_policy_tokens]),
         "critic_forfeits": sum(bool(g["critic"].reward_parts.get("forfeit")) for g in games),
         "seconds": time.perf_counter() - t0,
     }
 
 
-def _by_game(eps: list) -> list[dict[str, Any]]:
+def _key(params: dict[str, Any], seed: int) -> str:
+    return json.dumps([{k: v for k, v in params.items() if k not in ("opponent", "seat")}, int(seed)], sort_keys=True)
+
+
+def _by_game(eps: list, n_tasks: int) -> list[dict[str, Any]]:
+    """The seats of each task's game, in task order (a game dropped on an env error: empty)."""
     games: dict[int, dict[str, Any]] = {}
     for e in eps:
         games.setdefault(e.group, {})[e.agent] = e
-    return [games[k] for k in sorted(games)]
+    return [games.get(k, {}) for k in range(n_tasks)]
 
 
 def _first_answer_right(solver_ep: Any) -> bool:

@@ -177,3 +177,32 @@ def test_staleness_bound_is_validated():
         load_config(None, ["rollout.off_policy_steps=2"])
     with pytest.raises(ConfigError, match="off_policy_steps"):
         load_config(None, ["rollout.off_policy_steps=-1"])
+
+
+def test_close_stops_the_rollout_in_flight_at_its_next_round(tmp_path):
+    import threading
+
+    from agentgym.grpo.trainer import RolloutCancelled
+
+    tr = GRPOTrainer(_cfg(tmp_path, "close", 1), quiet=True)
+    run = tr.runner.run
+    started, rounds, calls = threading.Event(), [], []
+
+    def endless(env_id, tasks, group_size=1, on_round=None):
+        calls.append(1)
+        if len(calls) == 1:  # step 1's batch, played for real
+            return run(env_id, tasks, group_size=group_size, on_round=on_round)
+        started.set()
+        for i in range(10**6):  # a rollout that would take forever
+            rounds.append(i)
+            threading.Event().wait(0.001)
+            on_round(i + 1, 1)
+        return []
+
+    tr.runner.run = endless
+    tr.train_step()  # starts step 2's batch in the background
+    assert started.wait(30)
+    pending = tr._pending
+    tr.close()
+    assert isinstance(pending.exception(), RolloutCancelled)
+    assert len(rounds) < 10**6

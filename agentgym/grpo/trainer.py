@@ -29,6 +29,7 @@ import json
 import math
 import os
 import signal
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -180,6 +181,7 @@ class GRPOTrainer:
             self.sampler = TransformersPolicy(sampler_model, tok, seed=cfg.seed)
         self._executor: ThreadPoolExecutor | None = None
         self._pending: Future | None = None
+        self._stop = threading.Event()  # set by close(): a rollout in flight stops at its next round
         self.device = next(self.model.parameters()).device
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.grpo.lr, betas=tuple(cfg.grpo.betas), weight_decay=cfg.grpo.weight_decay)
@@ -278,9 +280,9 @@ class GRPOTrainer:
             tasks = self.teacher.sample(want - len(kept))
             if self.multi:
                 eps = self.game_runner.run(cfg.env.id, tasks, group_size=cfg.rollout.group_size,
-                                           controllers=cfg.multiagent.controllers or None)
+                                           controllers=cfg.multiagent.controllers or None, on_round=self._check_stop)
             else:
-                eps = self.runner.run(cfg.env.id, tasks, group_size=cfg.rollout.group_size)
+                eps = self.runner.run(cfg.env.id, tasks, group_size=cfg.rollout.group_size, on_round=self._check_stop)
                 st = self.runner.last_stats
                 env_errors += st.dropped_env_errors
                 restarts += st.worker_restarts
@@ -325,6 +327,10 @@ class GRPOTrainer:
             self.sampler.model.load_state_dict(self.model.state_dict())
         self.sampler.version = self.step
 
+    def _check_stop(self, rounds: int, live: int) -> None:
+        if self._stop.is_set():
+            raise RolloutCancelled("the trainer is closing")
+
     def _wait_pending(self) -> None:
         """Block until the rollout in flight (if any) is done; its result is kept."""
         if self._pending is not None:
@@ -333,8 +339,9 @@ class GRPOTrainer:
     def _next_batch(self) -> tuple[list[Episode], list[GroupResult], dict[str, float]]:
         """This step's episodes: the batch generated during the last update, else fresh ones."""
         if self._pending is not None:
-            pending, self._pending = self._pending, None
-            return pending.result()  # an exception in the rollout thread is raised here
+            result = self._pending.result()  # an exception in the rollout thread is raised here
+            self._pending = None  # only now: a Ctrl-C while waiting leaves it for _save to wait on
+            return result
         if self.off_policy:
             self._sync_sampler()
         return self._rollouts()
@@ -395,12 +402,13 @@ class GRPOTrainer:
             record["train/skipped"] = 1.0
         self.step += 1
         if self.off_policy:
-            self.policy.version = self.step  # the sampler follows at the next sync
+            if self.sampler is not self.policy:  # (a vLLM sampler is the policy: it is versioned at each sync)
+                self.policy.version = self.step
         elif hasattr(self.policy, "sync_weights"):
             self.policy.sync_weights(self.model.state_dict().items())  # bumps the version
         else:
             self.policy.version += 1
-        record["policy_version"] = self.policy.version
+        record["policy_version"] = self.step
         record["time/generate_s"] = t_gen
         record["time/train_s"] = time.perf_counter() - t1
         record["time/step_s"] = time.perf_counter() - t0
@@ -515,13 +523,14 @@ class GRPOTrainer:
 
     def close(self) -> None:
         """Finish the rollout in flight, close the env pool (Ray workers are killed); safe to call twice."""
-        if self._executor is not None:
-            if self._pending is not None and not self._pending.done() and not self.quiet:
-                print("waiting for the rollout in flight to finish")
-            self._executor.shutdown(wait=True, cancel_futures=True)
-            self._executor = None
-            self._pending = None
-        self.pool.close()
+        try:
+            if self._executor is not None:
+                self._stop.set()  # the rollout in flight stops at the end of its current round
+                self._executor.shutdown(wait=True, cancel_futures=True)
+                self._executor = None
+                self._pending = None
+        finally:
+            self.pool.close()
 
     def _finish(self) -> None:
         from agentgym.eval.curriculum_plots import plot_teacher
@@ -560,6 +569,10 @@ class GRPOTrainer:
         model.save_pretrained(str(path), safe_serialization=True)
         self.tokenizer.save_pretrained(str(path))
         return path
+
+
+class RolloutCancelled(RuntimeError):
+    """A background rollout stopped because the trainer closed."""
 
 
 def _line_step(line: str) -> int:

@@ -200,6 +200,7 @@ def eval_cmd(
     out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("results/eval.json"),
     env_kwarg: Annotated[list[str] | None, typer.Option("--env-kwarg", "-e", help="Env constructor argument NAME=VALUE, e.g. max_turns=4 (repeatable).")] = None,
     opponents: Annotated[list[str] | None, typer.Option("--opponent", help="Multi-agent games: a scripted opponent (e.g. random, optimal) or 'self'; the policy plays it in every seat (repeatable; default random).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Draw held-out tasks only where NAME takes these values, as a config's env.params: NAME=[v1,v2] or NAME=v (repeatable). With --seed 1234 these are the trainer's own eval tasks.")] = None,
 ) -> None:
     """Evaluate a policy on held-out tasks: success, mean reward, pass@k, by region.
 
@@ -215,6 +216,17 @@ def eval_cmd(
         raise typer.BadParameter("--k and --tasks must be at least 1")
     sampling = _sampling(max_new_tokens, temperature if temperature is not None else (0.0 if k == 1 else 1.0))
     kwargs = _parse_params(env_kwarg)
+    restrict = {k: v if isinstance(v, list) else [v] for k, v in _parse_params(param).items()}
+    task_lists: dict[str, Any] = {}
+    if restrict:
+        from agentgym.curriculum import TrainingTasks
+
+        for env_id in env_ids:
+            cls = _check_env(env_id).load_class()
+            try:
+                task_lists[env_id] = TrainingTasks(cls.param_space, cls.held_out, restrict).held_out_specs(tasks, seed=seed)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise typer.BadParameter(f"{env_id}: {exc}", param_hint="--param") from None
     from agentgym.multiagent import is_multiagent
 
     games = {}  # multi-agent env id -> (opponents, number of seats)
@@ -241,17 +253,19 @@ def eval_cmd(
 
                 opps, n_seats = games[env_id]
                 bar = prog.add_task(env_id, total=tasks * sum(1 if o == "self" else n_seats for o in opps))
-                reports.append(evaluate_games(pol, env_id, opponents=opps, n_tasks=tasks, sampling=sampling, seed=seed,
-                                              env_kwargs=kwargs, progress=lambda n, bar=bar: prog.advance(bar, n)))
+                reports.append(evaluate_games(pol, env_id, opponents=opps, n_tasks=tasks, tasks=task_lists.get(env_id),
+                                              sampling=sampling, seed=seed, env_kwargs=kwargs,
+                                              progress=lambda n, bar=bar: prog.advance(bar, n)))
                 continue
             bar = prog.add_task(env_id, total=tasks)
-            reports.append(evaluate_env(pol, env_id, n_tasks=tasks, k=k, sampling=sampling, seed=seed, env_kwargs=kwargs,
-                                        progress=lambda n, bar=bar: prog.advance(bar, n)))
+            reports.append(evaluate_env(pol, env_id, n_tasks=tasks, tasks=task_lists.get(env_id), k=k, sampling=sampling,
+                                        seed=seed, env_kwargs=kwargs, progress=lambda n, bar=bar: prog.advance(bar, n)))
     by = list(by or [])
     if games:
         by += [b for b in ("opponent", "opponent / seat") if b not in by]
     print_reports(reports, by=by)
     path = write_json(reports, out, meta={"policy": policy, "k": k, "seed": seed, "sampling": sampling.__dict__, "env_kwargs": kwargs,
+                                          "params": restrict,
                                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
     console.print(f"wrote {path}")
 

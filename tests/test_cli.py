@@ -68,3 +68,22 @@ def test_eval_passes_env_kwargs_and_checks_them_first(tmp_path):
     assert res.exit_code == 2 and "max_turns must be an integer >= 1" in message(res)
     res = runner.invoke(app, ["eval", "math/arithmetic-v0", "--policy", "tiny", "-e", "no_such_kwarg=1"])
     assert res.exit_code == 2 and "no_such_kwarg" in message(res)
+
+
+def test_eval_param_restriction_draws_the_trainer_s_own_eval_tasks(tmp_path):
+    import agentgym
+    from agentgym.curriculum import TrainingTasks
+    from agentgym.grpo.trainer import EVAL_SEED
+
+    out = tmp_path / "eval.json"
+    res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "--tasks", "5", "--max-new-tokens", "4",
+                              "-p", "high=[3, 4]", "-p", "hint=false", "--seed", str(EVAL_SEED), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    data = json.loads(out.read_text())
+    got = [(t["task"]["params"], t["task"]["seed"]) for t in data["envs"][0]["tasks"]]
+    cls = agentgym.spec("test/guess-v0").load_class()
+    want = TrainingTasks(cls.param_space, cls.held_out, {"high": [3, 4], "hint": [False]}).held_out_specs(5, seed=EVAL_SEED)
+    assert got == [(t.params, t.seed) for t in want]
+    assert {p["high"] for p, _ in got} <= {3, 4} and data["meta"]["params"] == {"high": [3, 4], "hint": [False]}
+    res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "-p", "nope=[1]"])
+    assert res.exit_code == 2 and "unknown parameter" in " ".join(res.output.replace("│", " ").split())

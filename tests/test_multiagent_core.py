@@ -282,6 +282,15 @@ def test_grpo_trains_on_a_game_with_per_seat_metrics_and_game_eval(tmp_path):
     # player_1, which never moved, still counts in evaluation.
     assert rep.overall.episodes == 8
     assert rep.by_param["opponent / seat"]["ones / player_1"].episodes == 2
+    # The eval line carries each opponent's success, and the training plot draws them.
+    import json
+
+    from agentgym.eval.plots import plot_training
+
+    line = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert line["eval/opponent/ones"] == rep.by_param["opponent"]["ones"].success
+    assert set(k for k in line if k.startswith("eval/opponent/")) == {"eval/opponent/ones", "eval/opponent/self"}
+    assert plot_training(tmp_path / "run" / "metrics.jsonl", tmp_path / "plots").stat().st_size > 0
 
 
 def test_bad_multiagent_config_fails_before_training(tmp_path):

@@ -13,6 +13,8 @@ PANELS = [
     ("time/step_s", "seconds per step"),
     ("success/mean", "training success"),
 ]
+#: Series drawn beside a panel's main one when present: per seat and per opponent in games.
+EXTRA = {"reward/mean": "reward/seat/", "eval/success": "eval/opponent/", "success/mean": "success/seat/"}
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -40,7 +42,16 @@ def plot_training(metrics_path: str | Path, out_dir: str | Path) -> Path:
         pts = [(r["step"], r[key]) for r in rows if key in r]
         if pts:
             xs, ys = zip(*pts)
-            ax.plot(xs, ys, marker="o" if key.startswith("eval/") or len(xs) < 30 else None, ms=4)
+            marker = "o" if key.startswith("eval/") or len(xs) < 30 else None
+            ax.plot(xs, ys, marker=marker, ms=4, label="all")
+            prefix = EXTRA.get(key)
+            extras = sorted({k for r in rows for k in r if prefix and k.startswith(prefix)})
+            for extra in extras:
+                e_pts = [(r["step"], r[extra]) for r in rows if extra in r]
+                ex, ey = zip(*e_pts)
+                ax.plot(ex, ey, marker=marker, ms=3, lw=1, alpha=0.8, label=extra[len(prefix):])
+            if extras:
+                ax.legend(fontsize=7)
             if key.startswith("eval/") or "success" in key:
                 ax.set_ylim(-0.02, 1.02)
         else:

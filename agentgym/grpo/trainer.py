@@ -266,6 +266,8 @@ class GRPOTrainer:
         self._log({"step": self.step, "kind": "eval", "eval/success": rep.overall.success,
                    "eval/mean_reward": rep.overall.mean_reward, "eval/no_answer": rep.overall.format_errors,
                    **{f"eval/success[{k}]": r.success for k, r in rep.by_region.items()},
+                   **({f"eval/opponent/{o}": r.success for o, r in rep.by_param.get("opponent", {}).items()}
+                      if self.multi else {}),
                    **{f"eval/reward/{k}": v for k, v in rep.overall.reward_parts.items()}})
         return rep
 

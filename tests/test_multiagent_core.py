@@ -316,3 +316,31 @@ def test_random_scripted_games_never_deadlock():
         # It ended for a reason: the heap was emptied, someone forfeited, or the move limit.
         forfeit = any("forfeit" in env.infos[a]["reward_parts"] for a in env.agents)
         assert env.heap == 0 or forfeit or (moves == 12 and all(env.truncations.values()))
+
+
+def test_a_teacher_chooses_the_opponent_like_any_other_parameter(tmp_path):
+    from agentgym.config import load_config
+    from agentgym.grpo.trainer import GRPOTrainer
+
+    cfg = load_config(None, [
+        f"run_dir={tmp_path / 'run'}", "model.name=tiny", "env.id=test/ma-nim-v0", "env.kwargs={max_turns: 6}",
+        "env.params={opponent: [self, ones]}", "teacher.name=bandit", "teacher.options={arm_dims: [opponent]}",
+        "rollout.tasks_per_step=4", "rollout.group_size=2", "rollout.max_new_tokens=4",
+        "rollout.max_episode_tokens=256", "train.eval_tasks=2", "train.eval_max_new_tokens=4",
+    ])
+    trainer = GRPOTrainer(cfg, quiet=True)
+    played = []
+    run = trainer.game_runner.run
+
+    def recording(env_id, tasks, **kwargs):
+        played.extend(t.params["opponent"] for t in tasks)
+        return run(env_id, tasks, **kwargs)
+
+    trainer.game_runner.run = recording
+    try:
+        recs = [trainer.train_step() for _ in range(3)]
+    finally:
+        trainer.close()
+    assert set(played) == {"self", "ones"}
+    assert {"teacher/arm[opponent=self]/n", "teacher/arm[opponent=ones]/n"} <= set(recs[-1])
+    assert recs[-1]["teacher/arm[opponent=self]/n"] + recs[-1]["teacher/arm[opponent=ones]/n"] == 12

@@ -149,6 +149,9 @@ class MultiAgentConfig(_Section):
     #: "per_role": one LoRA adapter per seat over the shared base model (needs model.lora);
     #: each seat is played, and trained, by its own adapter.
     adapters: Literal["shared", "per_role"] = "shared"
+    #: With per-role adapters: every this many steps, rotate which adapter plays which
+    #: seat (CORY's role exchange), so each adapter learns every role. 0: never.
+    swap_every: int = Field(0, ge=0)
 
 
 class TrainConfig(_Section):
@@ -187,6 +190,8 @@ class RunConfig(_Section):
                                  "e.g. model.lora.r=16")
             if self.rollout.off_policy_steps:
                 raise ValueError("multiagent.adapters=per_role cannot be combined with rollout.off_policy_steps yet")
+        elif self.multiagent.swap_every:
+            raise ValueError("multiagent.swap_every rotates per-role adapters: set multiagent.adapters=per_role")
         return self
 
 

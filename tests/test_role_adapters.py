@@ -139,11 +139,31 @@ def test_checkpoint_holds_every_adapter_and_resume_restores_them(tmp_path):
     assert resume_run(tmp_path / "run", quiet=True).steps_done == 1
 
 
+def test_role_exchange_rotates_which_adapter_plays_and_learns_a_seat(tmp_path):
+    from agentgym.grpo.trainer import GRPOTrainer
+
+    # Only seat "second" has episodes; swap_every=1 hands it to the other adapter each step.
+    tr = GRPOTrainer(_cfg(tmp_path, "multiagent.controllers={first: plain}", "multiagent.swap_every=1"), quiet=True)
+    try:
+        changed = []
+        for _ in range(2):
+            before = {r: _adapter(tr, r) for r in tr.roles}
+            rec = tr.train_step()
+            assert rec["grad_norm"] > 0
+            changed.append((rec["multiagent/rotation"], {r for r in tr.roles if _changed(before[r], _adapter(tr, r))}))
+        assert changed == [(0.0, {"second"}), (1.0, {"first"})]
+        assert tr.adapters.assignment == {"first": "second", "second": "first"}
+    finally:
+        tr.close()
+
+
 def test_per_role_config_errors_are_clear(tmp_path):
     from agentgym.grpo.trainer import GRPOTrainer
 
     with pytest.raises(ConfigError, match="needs model.lora"):
         load_config(None, ["multiagent.adapters=per_role"])
+    with pytest.raises(ConfigError, match="swap_every rotates per-role adapters"):
+        load_config(None, ["multiagent.swap_every=2"])
     with pytest.raises(ConfigError, match="off_policy_steps"):
         load_config(None, ["multiagent.adapters=per_role", "model.lora.r=4", "rollout.off_policy_steps=1"])
     cfg = load_config(None, [f"run_dir={tmp_path / 'x'}", "model.name=tiny", "env.id=test/no-e-v0",

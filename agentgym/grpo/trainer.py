@@ -355,8 +355,16 @@ class GRPOTrainer:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentgym-rollout")
         self._pending = self._executor.submit(self._rollouts)
 
+    def _rotate_roles(self) -> int:
+        """Role exchange (multiagent.swap_every): which adapters play which seats this step."""
+        k = (self.step // self.cfg.multiagent.swap_every) % len(self.roles) if self.cfg.multiagent.swap_every else 0
+        if self.adapters is not None:
+            self.adapters.rotate(k)
+        return k
+
     def train_step(self) -> dict[str, Any]:
         cfg, g = self.cfg, self.cfg.grpo
+        rotation = self._rotate_roles()
         t0 = time.perf_counter()
         episodes, results, roll_stats = self._next_batch()
         t_gen = time.perf_counter() - t0
@@ -376,6 +384,8 @@ class GRPOTrainer:
                                  "abs_adv": r.mean_abs_advantage} for r in results]
         record: dict[str, Any] = {"step": self.step + 1, "kind": "train", **roll_stats}
         record["rollout/staleness"] = float(max(staleness)) if staleness else 0.0
+        if self.adapters is not None:
+            record["multiagent/rotation"] = float(rotation)
         # Every group played counts here, the ones dynamic sampling dropped included.
         rewards = [x for r in results for x in r.rewards]
         record["reward/mean"] = float(np.mean(rewards)) if rewards else 0.0
@@ -437,7 +447,7 @@ class GRPOTrainer:
                     roles.append(role)
         for chunk, role in zip(chunks, roles):
             if role is not None:
-                self.adapters.activate(role)
+                self.adapters.activate_seat(role)
             mb = batch.select(chunk).to(self.device)
             logp, entropy = policy_logprobs(self.model, mb, self.cfg.rollout.temperature, with_entropy=True)
             old = logp.detach()  # one optimizer pass per batch: rho = 1, the gradient is not 0

@@ -7,7 +7,8 @@ as the identity: LoRA's B is zero) and switches the active one. :class:`RolePoli
 that role's adapter, and :class:`~agentgym.rollout.multi.MultiAgentRunner` calls it once
 per role each round, so every seat is played by its own adapter. The trainer activates a
 role's adapter for the micro-batches of that role's episodes, so each adapter is trained
-only on its own seat's tokens.
+only on its own seat's tokens. :meth:`RoleAdapters.rotate` exchanges roles: seat i is
+then played (and trained) by adapter i + k, so over a run each adapter learns every role.
 """
 
 from __future__ import annotations
@@ -32,7 +33,20 @@ class RoleAdapters:
         for role in roles[1:]:
             self.model.add_adapter(role, lora_config)
         self.active = ""
+        #: Seat -> the adapter that plays it (the identity until :meth:`rotate`).
+        self.assignment = {r: r for r in roles}
         self.activate(roles[0])
+
+    def rotate(self, k: int) -> None:
+        """Seat i is played by adapter i + k (mod the number of roles): role exchange."""
+        n = len(self.roles)
+        self.assignment = {seat: self.roles[(i + k) % n] for i, seat in enumerate(self.roles)}
+
+    def activate_seat(self, seat: str) -> None:
+        """Activate the adapter that currently plays ``seat``."""
+        if seat not in self.assignment:
+            raise KeyError(f"no seat {seat!r}; seats: {list(self.roles)}")
+        self.activate(self.assignment[seat])
 
     def activate(self, role: str) -> None:
         """Make ``role``'s adapter the one forward passes use. Every adapter stays trainable
@@ -85,7 +99,7 @@ class RolePolicy:
         self.inner.version = value
 
     def generate_as(self, role: str, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
-        self.adapters.activate(role)
+        self.adapters.activate_seat(role)
         return self.inner.generate(prompts, sampling)
 
     def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:

@@ -320,9 +320,7 @@ class GRPOTrainer:
 
     # ----- off-policy overlap ---------------------------------------------------------
     def _sync_sampler(self) -> None:
-        """Give the sampler the trainer's current weights; its version becomes the step."""
-        if self.sampler is self.policy and not hasattr(self.sampler, "sync_weights"):
-            return  # on-policy transformers: the sampler is the trained model itself
+        """Give the sampler (off-policy only) the trainer's current weights; its version becomes the step."""
         if hasattr(self.sampler, "sync_weights"):
             self.sampler.sync_weights(self.model.state_dict().items())
         else:
@@ -434,18 +432,13 @@ class GRPOTrainer:
         total_loss = clip_sum = ent_sum = mismatch_sum = 0.0
         n_mb = 0
         # The normalizer was fixed on the whole batch; rows with no loss tokens add 0.
-        rows = batch.trainable_rows()
-        chunks = [rows[i:i + g.micro_batch_size] for i in range(0, len(rows), g.micro_batch_size)]
-        roles: list[str | None] = [None] * len(chunks)
-        if self.adapters is not None and agents is not None:
-            # Each role's rows in their own micro-batches, run through that role's adapter.
-            chunks, roles = [], []
-            for role in self.roles:
-                mine = [r for r in rows if agents[r] == role]
-                for i in range(0, len(mine), g.micro_batch_size):
-                    chunks.append(mine[i:i + g.micro_batch_size])
-                    roles.append(role)
-        for chunk, role in zip(chunks, roles):
+        # With an adapter per role, each role's rows go in their own micro-batches, run
+        # through that role's adapter; otherwise all rows form one group.
+        groups: dict[str | None, list[int]] = {}
+        for r in batch.trainable_rows():
+            groups.setdefault(agents[r] if self.adapters is not None and agents else None, []).append(r)
+        mbs = g.micro_batch_size
+        for role, chunk in ((role, rs[i:i + mbs]) for role, rs in groups.items() for i in range(0, len(rs), mbs)):
             if role is not None:
                 self.adapters.activate_seat(role)
             mb = batch.select(chunk).to(self.device)

@@ -33,6 +33,7 @@ class RoleAdapters:
         for role in roles[1:]:
             self.model.add_adapter(role, lora_config)
         self.active = ""
+        self._lora_params = [p for n, p in self.model.named_parameters() if "lora_" in n]
         #: Seat -> the adapter that plays it (the identity until :meth:`rotate`).
         self.assignment = {r: r for r in roles}
         self.activate(roles[0])
@@ -54,12 +55,12 @@ class RoleAdapters:
         just gets no gradient), so one optimizer and one checkpoint hold them all."""
         if role not in self.roles:
             raise KeyError(f"no adapter for role {role!r}; roles: {list(self.roles)}")
-        if role != self.active:
-            self.model.set_adapter(role)
-            self.active = role
-        for name, p in self.model.named_parameters():
-            if "lora_" in name and not p.requires_grad:
-                p.requires_grad_(True)
+        if role == self.active:
+            return
+        self.model.set_adapter(role)
+        self.active = role
+        for p in self._lora_params:
+            p.requires_grad_(True)
 
     def adapter_parameters(self, role: str) -> dict[str, Any]:
         """``role``'s LoRA parameters by name."""

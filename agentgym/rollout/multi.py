@@ -170,6 +170,7 @@ class MultiAgentRunner:
                     seat.episode = self._idle_episode(g, seat)
                 if seat is not None and seat.episode is not None:
                     seat.episode.end_reason = g.end_reason
+                    seat.episode.success = seat.success
                     out.append(seat.episode)
             self._pool.setdefault(env_id, []).append(g.env)
         stats.episodes = len(out)
@@ -240,7 +241,7 @@ class MultiAgentRunner:
         ids = self.policy.chat.prompt_ids(msgs) if msgs else []
         return Episode(env_id=env.env_id or "", task=env.task, token_ids=list(ids), loss_mask=[0] * len(ids),
                        logprobs=[0.0] * len(ids), prompt_len=len(ids), turn_rewards=[seat.early_reward],
-                       success=seat.success, reward_parts=seat.parts, messages=list(msgs),
+                       reward_parts=seat.parts, messages=list(msgs),
                        policy_version=self.policy.version, group=g.group, agent=seat.agent)
 
     def _apply(self, g: _Game, policy_moves: dict[str, str]) -> None:
@@ -297,7 +298,6 @@ class MultiAgentRunner:
             seat.parts[k] = seat.parts.get(k, 0.0) + float(v)
         seat.success = bool(info.get("success", seat.success))
         if ep is not None:
-            ep.success = bool(info.get("success", ep.success))
             if info.get("error"):
                 ep.errors.append(str(info["error"]))
 

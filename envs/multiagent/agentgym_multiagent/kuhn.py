@@ -262,6 +262,7 @@ def model_strategy(model: Any, chat: Any, *, temperature: float = 1.0) -> ModelS
     """
     import torch
 
+    from agentgym.env import TaskSpec
     from agentgym.grpo.batch import collate, policy_logprobs
     from agentgym.rollout.episode import Episode
 
@@ -274,7 +275,7 @@ def model_strategy(model: Any, chat: Any, *, temperature: float = 1.0) -> ModelS
                 reply = chat.encode(form.format(w=word, W=word.capitalize())) + [eos]
                 ids = prompt + reply
                 mask = [0] * len(prompt) + [1] * len(reply)
-                rows.append((key, side, Episode("kuhn", None, ids, mask, [0.0] * len(ids), len(prompt))))  # type: ignore[arg-type]
+                rows.append((key, side, Episode("kuhn", TaskSpec({}, 0), ids, mask, [0.0] * len(ids), len(prompt))))
     mass: dict[str, list[float]] = {k: [0.0, 0.0] for k in INFOSETS}
     device = next(model.parameters()).device
     with torch.no_grad():

@@ -27,6 +27,8 @@ class _Section(BaseModel):
 class LoraConfig(_Section):
     r: int = Field(16, ge=1)
     alpha: float = Field(32.0, gt=0)
+    #: LoRA dropout. Above 0 the update's forward passes run in train mode so it acts
+    #: (the sampler and the PPO ratio's old log-probs stay dropout-free).
     dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -121,8 +123,10 @@ class GRPOConfig(_Section):
     kl_estimator: Literal["k1", "k2", "k3"] = "k3"
     #: Cap of the truncated importance weight for tokens sampled by another engine.
     is_cap: float = Field(3.0, gt=0)
-    #: Apply the importance weight (needed when the sampler is not the trained model).
-    importance_weights: bool = False
+    #: Apply the truncated importance weight min(pi_old / pi_sampler, is_cap). null (the
+    #: default): on whenever another engine samples (model.backend: vllm, or
+    #: rollout.off_policy_steps: 1), off when the trained model samples itself.
+    importance_weights: bool | None = None
     #: Drop groups whose rewards are all equal and sample more tasks (DAPO).
     dynamic_sampling: bool = False
     #: Extra rollout rounds the filters (dynamic sampling, pass-rate band) may spend to refill.
@@ -131,6 +135,11 @@ class GRPOConfig(_Section):
     mask_truncated: bool = True
     #: Sequences per forward/backward pass (gradient accumulation over the step).
     micro_batch_size: int = Field(8, ge=1)
+    #: Passes over each generated batch (PPO epochs; TRL num_iterations, veRL ppo_epochs).
+    #: Above 1 the ratio to the batch's starting log-probs moves and clipping acts.
+    updates_per_batch: int = Field(1, ge=1, le=64)
+    #: Optimizer steps per pass: the batch's rows are split into this many mini-batches.
+    mini_batches: int = Field(1, ge=1, le=1024)
 
 
 class MultiAgentConfig(_Section):

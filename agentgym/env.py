@@ -21,7 +21,6 @@ checking and info bookkeeping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -29,30 +28,11 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces as gym_spaces
 
-from agentgym.spaces import Continuous, HeldOut, Params, ParamSpace
+from agentgym.spaces import HeldOut, Params, ParamSpace
+from agentgym.tasks import TaskSpec, TrainingTasks
 
 Message = dict[str, str]
 ROLES = ("system", "user", "assistant", "tool")
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """One task: a point of an env's parameter space plus a seed.
-
-    Given the same spec, an environment produces the same task.
-    """
-
-    params: Mapping[str, Any]
-    seed: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"params": dict(self.params), "seed": int(self.seed)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> TaskSpec:
-        if not isinstance(d, Mapping) or "params" not in d or "seed" not in d:
-            raise ValueError(f"a task must be a TaskSpec or a dict with 'params' and 'seed', got {d!r}")
-        return cls(params=dict(d["params"]), seed=int(d["seed"]))
 
 
 @dataclass
@@ -152,28 +132,13 @@ class TaskFamily:
     @classmethod
     def sample_train_task(cls, rng: np.random.Generator) -> TaskSpec:
         """A training task: never in the held-out region nor the held-out seeds."""
-        from agentgym.curriculum.base import TrainingTasks  # it imports this module
-
         return TrainingTasks(cls.param_space, cls.held_out).spec(rng)
 
     @classmethod
     def held_out_tasks(cls, n: int, seed: int = 0) -> list[TaskSpec]:
-        """``n`` evaluation tasks: held-out seeds, params spread over the whole space.
-
-        A fixed share (at least a quarter, when the env has a held-out region) lies
-        inside the region training never sees, so reports can split the two.
-        """
-        rng = np.random.default_rng(seed)
-        seeds = rng.choice(len(cls.held_out.seeds), size=n, replace=False)
-        region = cls.held_out.region
-        tasks = []
-        for i, s in enumerate(seeds):
-            if region is not None and i % 4 == 0:
-                params = _sample_inside(cls.param_space, region, rng)
-            else:
-                params = cls.param_space.sample(rng)
-            tasks.append(TaskSpec(params, int(cls.held_out.seeds[int(s)])))
-        return tasks
+        """``n`` evaluation tasks over the whole space (see :meth:`TrainingTasks.held_out_specs`):
+        held-out seeds, every fourth task inside the held-out region when there is one."""
+        return TrainingTasks(cls.param_space, cls.held_out).held_out_specs(n, seed=seed)
 
     def resolve_task(self, task: Any, rng: np.random.Generator) -> TaskSpec:
         """``task`` (a TaskSpec or its dict) validated against the space; None draws a
@@ -289,15 +254,3 @@ def _check_action(action: Any, limit: int) -> str | None:
     if len(action) > limit:
         return f"the action is too long ({len(action)} characters; the limit is {limit})"
     return None
-
-
-def _sample_inside(space: ParamSpace, region: Any, rng: np.random.Generator) -> Params:
-    """A uniform point of ``region`` (drawn dim by dim, so small regions cost nothing)."""
-    params = space.sample(rng)
-    for name, allowed in region.constraints.items():
-        if isinstance(allowed, tuple) and len(allowed) == 2 and isinstance(space[name], Continuous):
-            params[name] = float(rng.uniform(allowed[0], allowed[1]))
-        else:
-            allowed = list(allowed)
-            params[name] = allowed[int(rng.integers(len(allowed)))]
-    return space.validate(params)

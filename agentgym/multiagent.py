@@ -341,3 +341,18 @@ class TextParallelEnv(_TextGame, ParallelEnv):
 def is_multiagent(env: Any) -> bool:
     """True for the multi-agent text games of this module."""
     return isinstance(env, _TextGame)
+
+
+def is_multiagent_id(env_id: str) -> bool:
+    """True when registered env ``env_id`` is a multi-agent game (no env is built when
+    its entry point is a class)."""
+    from agentgym.registry import spec
+
+    entry = spec(env_id).load_class()
+    if isinstance(entry, type):
+        return issubclass(entry, _TextGame)
+    env = entry()
+    try:
+        return is_multiagent(env)
+    finally:
+        env.close()

@@ -260,7 +260,7 @@ def test_teacher_state_is_checkpointed_and_restored(tmp_path):
 
 
 def test_wrong_teacher_option_is_a_config_error_before_the_model_loads(tmp_path, monkeypatch):
-    import agentgym.grpo.trainer as trainer_mod
+    import agentgym.grpo.setup as trainer_mod
 
     monkeypatch.setattr(trainer_mod, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     with pytest.raises(ConfigError, match="has no option 'sec_alhpa'"):

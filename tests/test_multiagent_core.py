@@ -330,17 +330,22 @@ def test_a_teacher_chooses_the_opponent_like_any_other_parameter(tmp_path):
     ])
     trainer = GRPOTrainer(cfg, quiet=True)
     played = []
-    run = trainer.game_runner.run
+    run = trainer.runner.run
 
     def recording(env_id, tasks, **kwargs):
         played.extend(t.params["opponent"] for t in tasks)
         return run(env_id, tasks, **kwargs)
 
-    trainer.game_runner.run = recording
+    trainer.runner.run = recording
+    heard = []
+    update = trainer.teacher.update
+    trainer.teacher.update = lambda results: (heard.extend(results), update(results))
     try:
         recs = [trainer.train_step() for _ in range(3)]
     finally:
         trainer.close()
-    assert set(played) == {"self", "ones"}
+    assert set(played) == {"self", "ones"} and len(played) == 12
     assert {"teacher/arm[opponent=self]/n", "teacher/arm[opponent=ones]/n"} <= set(recs[-1])
-    assert recs[-1]["teacher/arm[opponent=self]/n"] + recs[-1]["teacher/arm[opponent=ones]/n"] == 12
+    # The teacher hears one group per (task, seat) the policy played: in self-play both seats.
+    assert recs[-1]["teacher/arm[opponent=self]/n"] + recs[-1]["teacher/arm[opponent=ones]/n"] == len(heard)
+    assert all(r.agent for r in heard) and len({(id(r.task), r.agent) for r in heard}) == len(heard)

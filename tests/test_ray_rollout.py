@@ -251,11 +251,12 @@ def test_ray_backend_config_is_validated(tmp_path, monkeypatch):
 
     import importlib.util
 
+    import agentgym.grpo.setup as setup_mod
     import agentgym.grpo.trainer as trainer_mod
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
-    monkeypatch.setattr(trainer_mod, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(setup_mod, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     with pytest.raises(ConfigError, match=r"pip install agentgym\[ray\]"):
         check_backends(cfg)
     with pytest.raises(ConfigError, match=r"rollout.backend=ray needs Ray.*pip install agentgym\[ray\]"):

@@ -73,7 +73,7 @@ def test_each_seat_is_played_by_its_own_adapter(tmp_path):
 
     tr.policy.generate_as = spy
     try:
-        eps = tr.game_runner.run("test/ma-two-says-v0", tr.teacher.sample(2), group_size=3)
+        eps = tr.runner.run("test/ma-two-says-v0", tr.teacher.sample(2), group_size=3)
     finally:
         tr.close()
     # One call per role each round, with that role's adapter active, for its 6 games.
@@ -87,7 +87,7 @@ def test_a_seat_s_update_reaches_only_its_own_adapter(tmp_path):
     # "first" is scripted: only "second" has episodes, so only its adapter may change.
     tr = GRPOTrainer(_cfg(tmp_path, "multiagent.controllers={first: plain}"), quiet=True)
     try:
-        before = {r: _adapter(tr, r) for r in tr.roles}
+        before = {r: _adapter(tr, r) for r in tr.adapters.roles}
         base = {n: p.detach().clone() for n, p in tr.model.named_parameters() if "lora_" not in n}
         rec = tr.train_step()
         assert rec["grad_norm"] > 0 and "reward/seat/second" in rec and "reward/seat/first" not in rec
@@ -104,10 +104,10 @@ def test_self_play_trains_both_adapters_apart_and_exports_one_model_per_role(tmp
     from agentgym.grpo.trainer import GRPOTrainer
 
     tr = GRPOTrainer(_cfg(tmp_path, "train.steps=2", "train.save_every=1"), quiet=True)
-    before = {r: _adapter(tr, r) for r in tr.roles}
+    before = {r: _adapter(tr, r) for r in tr.adapters.roles}
     res = tr.train()
     assert res.steps_done == 2
-    after = {r: _adapter(tr, r) for r in tr.roles}
+    after = {r: _adapter(tr, r) for r in tr.adapters.roles}
     assert _changed(before["first"], after["first"]) and _changed(before["second"], after["second"])
     # Same init (LoRA B = 0), different data: the two adapters are now different.
     a, b = after["first"], after["second"]
@@ -126,10 +126,10 @@ def test_checkpoint_holds_every_adapter_and_resume_restores_them(tmp_path):
 
     cfg = _cfg(tmp_path, "train.steps=1", "train.save_every=1")
     tr = GRPOTrainer(cfg, quiet=True)
-    initial = {r: _adapter(tr, r) for r in tr.roles}
+    initial = {r: _adapter(tr, r) for r in tr.adapters.roles}
     tr.train()
-    saved = {r: _adapter(tr, r) for r in tr.roles}
-    assert all(_changed(initial[r], saved[r]) for r in tr.roles)  # so a restore is not a no-op
+    saved = {r: _adapter(tr, r) for r in tr.adapters.roles}
+    assert all(_changed(initial[r], saved[r]) for r in tr.adapters.roles)  # so a restore is not a no-op
     again = GRPOTrainer(cfg, resume=True, quiet=True)  # a fresh model, then the checkpoint
     try:
         assert again.step == 1
@@ -148,10 +148,10 @@ def test_role_exchange_rotates_which_adapter_plays_and_learns_a_seat(tmp_path):
     try:
         changed = []
         for _ in range(2):
-            before = {r: _adapter(tr, r) for r in tr.roles}
+            before = {r: _adapter(tr, r) for r in tr.adapters.roles}
             rec = tr.train_step()
             assert rec["grad_norm"] > 0
-            changed.append((rec["multiagent/rotation"], {r for r in tr.roles if _changed(before[r], _adapter(tr, r))}))
+            changed.append((rec["multiagent/rotation"], {r for r in tr.adapters.roles if _changed(before[r], _adapter(tr, r))}))
         assert changed == [(0.0, {"second"}), (1.0, {"first"})]
         assert tr.adapters.assignment == {"first": "second", "second": "first"}
     finally:

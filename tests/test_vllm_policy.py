@@ -40,9 +40,10 @@ def test_constructing_it_without_vllm_or_cuda_is_a_clear_error(tiny):
 
 @pytest.mark.skipif(REASON is None, reason="vLLM and a GPU are available here")
 def test_choosing_vllm_on_this_machine_is_a_config_error_before_the_model_loads(tmp_path, monkeypatch):
+    import agentgym.grpo.setup as setup_mod
     import agentgym.grpo.trainer as trainer_mod
 
-    monkeypatch.setattr(trainer_mod, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    monkeypatch.setattr(setup_mod, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     cfg = load_config(None, [f"run_dir={tmp_path}", "model.name=tiny", "model.backend=vllm"])
     with pytest.raises(ConfigError, match=r"model.backend=vllm: " + re.escape(HINT)):
         trainer_mod.GRPOTrainer(cfg, quiet=True)

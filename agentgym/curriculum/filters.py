@@ -80,13 +80,15 @@ class FilterStats:
 
 
 class FilteredSampling:
-    """Fill a batch of ``target`` groups that pass every filter, refilling up to ``max_rounds``.
+    """Fill a batch of ``target`` tasks whose groups pass every filter, refilling up to ``max_rounds``.
 
-    Each round samples ``target - kept`` tasks from the teacher, plays them with
-    ``play(specs) -> [GroupResult]``, updates the teacher with *every* played group of
-    the round (dropped ones too), and keeps those that pass all filters. It stops when
-    ``target`` groups are kept or after ``max_rounds`` rounds (the batch may then be
-    short). ``total`` accumulates the stats of every call.
+    Each round samples ``target - kept`` tasks from the teacher and plays them with
+    ``play(specs)``, which returns, for each spec in order, its GroupResult or a list of
+    them (a game gives one group per seat). The teacher hears about *every* played group
+    of the round (dropped ones too); a group is kept when it passes all filters, and a
+    task when one of its groups is. It stops when ``target`` tasks are kept or after
+    ``max_rounds`` rounds (the batch may then be short). ``total`` accumulates the stats
+    of every call. This is the loop the trainer runs.
     """
 
     def __init__(self, teacher: Teacher, filters: Filter | Sequence[Filter] = (), max_rounds: int = 4):
@@ -100,26 +102,33 @@ class FilteredSampling:
     def passes(self, result: GroupResult) -> bool:
         return all(f.keep(result) for f in self.filters)
 
-    def __call__(self, play: Callable[[list[TaskSpec]], list[GroupResult]], target: int) -> tuple[list[GroupResult], FilterStats]:
-        kept: list[GroupResult] = []
+    def __call__(
+        self, play: Callable[[list[TaskSpec]], Sequence[GroupResult | Sequence[GroupResult]]], target: int
+    ) -> tuple[list[GroupResult], FilterStats]:
+        kept: list[list[GroupResult]] = []
         stats = FilterStats()
         while len(kept) < target and stats.rounds < self.max_rounds:
-            played = list(play(self.teacher.sample(target - len(kept))))
+            specs = self.teacher.sample(target - len(kept))
+            per_task = [[r] if isinstance(r, GroupResult) else list(r) for r in play(specs)]
             stats.rounds += 1
-            self.teacher.update(played)
-            for res in played:
-                n = len(res.rewards)
-                stats.groups_played += 1
-                stats.rollouts_spent += n
-                if self.passes(res):
-                    kept.append(res)
-                    stats.groups_kept += 1
-                    stats.rollouts_kept += n
-                else:
-                    stats.groups_dropped += 1
-                    stats.rollouts_dropped += n
+            self.teacher.update([r for groups in per_task for r in groups])
+            for groups in per_task:
+                passing = []
+                for res in groups:
+                    n = len(res.rewards)
+                    stats.groups_played += 1
+                    stats.rollouts_spent += n
+                    if self.passes(res):
+                        passing.append(res)
+                        stats.groups_kept += 1
+                        stats.rollouts_kept += n
+                    else:
+                        stats.groups_dropped += 1
+                        stats.rollouts_dropped += n
+                if passing:
+                    kept.append(passing)
         self.total.add(stats)
-        return kept, stats
+        return [r for groups in kept for r in groups], stats
 
     def metrics(self) -> dict[str, float]:
         return {f"filter/{k}": float(v) for k, v in self.total.as_dict().items()}

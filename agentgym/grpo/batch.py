@@ -26,6 +26,11 @@ class TokenBatch:
     loss_mask: torch.Tensor  # (B, L) float, 1 where the token was sampled by the policy
     sampler_logp: torch.Tensor  # (B, L) float, the sampler's log-probs (0 elsewhere)
     advantages: torch.Tensor  # (B, 1) float
+    #: (B,) float: the most policy tokens each row could hold (Dr. GRPO's constant normalizer).
+    token_budget: torch.Tensor | None = None
+    #: (B, L) float: the trainer's log-probs before the first update pass (the PPO ratio's
+    #: denominator); None when each batch gets one optimizer step (then old = current).
+    old_logp: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -37,13 +42,16 @@ class TokenBatch:
         return TokenBatch(
             self.input_ids[idx, :width], self.attention_mask[idx, :width], self.loss_mask[idx, :width],
             self.sampler_logp[idx, :width], self.advantages[idx],
+            None if self.token_budget is None else self.token_budget[idx],
+            None if self.old_logp is None else self.old_logp[idx, :width],
         )
 
     def to(self, device: torch.device | str) -> TokenBatch:
         """The same batch on ``device`` (itself when it is already there)."""
         if self.input_ids.device == torch.device(device):
             return self
-        return TokenBatch(**{f.name: getattr(self, f.name).to(device) for f in dataclasses.fields(self)})
+        moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return TokenBatch(**{k: None if v is None else v.to(device) for k, v in moved.items()})
 
     def trainable_rows(self) -> list[int]:
         """Rows with at least one policy token in the loss, longest first.
@@ -58,11 +66,20 @@ class TokenBatch:
         return sorted(rows, key=lambda i: -int(lengths[i]))
 
 
-def collate(episodes: Sequence[Episode], advantages: Sequence[float], pad_id: int, drop_truncated: bool = False) -> TokenBatch:
+def collate(
+    episodes: Sequence[Episode],
+    advantages: Sequence[float],
+    pad_id: int,
+    drop_truncated: bool = False,
+    budgets: Sequence[int] | None = None,
+) -> TokenBatch:
     """Pad episodes into a :class:`TokenBatch`; ``drop_truncated`` zeroes the mask of
-    episodes that hit the token limit (they are kept so counts stay honest)."""
+    episodes that hit the token limit (they are kept so counts stay honest). ``budgets``
+    is each episode's token budget (default: its own policy-token count)."""
     if len(episodes) != len(advantages):
         raise ValueError("one advantage per episode is needed")
+    if budgets is not None and len(budgets) != len(episodes):
+        raise ValueError("one token budget per episode is needed")
     width = max((len(e.token_ids) for e in episodes), default=0)
     n = len(episodes)
     ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -79,7 +96,9 @@ def collate(episodes: Sequence[Episode], advantages: Sequence[float], pad_id: in
     if n and bool(mask[:, 0].any()):
         raise ValueError("the first token of an episode cannot be a policy token (nothing predicts it)")
     adv = torch.as_tensor(list(advantages), dtype=torch.float32).reshape(n, 1)
-    return TokenBatch(ids, attn, mask, slp, adv)
+    own = [e.num_policy_tokens for e in episodes]
+    budget = torch.as_tensor(list(budgets) if budgets is not None else own, dtype=torch.float32).reshape(n)
+    return TokenBatch(ids, attn, mask, slp, adv, budget)
 
 
 def _decoder_and_head(model):

@@ -44,7 +44,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
-def save_checkpoint(root: Path, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], keep: int = 2) -> Path:
+def save_checkpoint(
+    root: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: dict[str, Any],
+    keep: int = 2,
+    files: dict[str, str] | None = None,
+) -> Path:
+    """Write ``root/step_<step>`` atomically; ``files`` are extra text files (name -> text) in it."""
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:06d}.", dir=root))
@@ -52,6 +61,8 @@ def save_checkpoint(root: Path, step: int, model: torch.nn.Module, optimizer: to
         save_file(trainable_state(model), str(tmp / "weights.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save({**state, "step": step, "rng": rng_state()}, tmp / "state.pt")
+        for name, text in (files or {}).items():
+            (tmp / name).write_text(text)
         (tmp / COMPLETE).write_text(f"{step}\n")
         _fsync_dir(tmp)
         if final.exists():

@@ -69,15 +69,37 @@ def truncated_importance_weight(old_logp: torch.Tensor, sampler_logp: torch.Tens
 
 @dataclass(frozen=True)
 class Normalizer:
-    """Step-wide counts that fix the aggregation's denominator across micro-batches."""
+    """Counts over one optimizer step's rows that fix the denominator across micro-batches.
+
+    ``total_sequences`` counts rows with at least one loss token (a fully masked row
+    takes no part in the mean). Dr. GRPO divides by ``token_budget`` when it is given (the
+    sum of each row's most possible policy tokens: ``max_new_tokens`` for one move,
+    ``max_new_tokens * max_turns`` for a whole multi-turn episode), else by
+    ``total_sequences * max_tokens``.
+    """
 
     total_tokens: int
     total_sequences: int
     max_tokens: int = 1
+    token_budget: float | None = None
 
     def __post_init__(self) -> None:
-        if self.total_sequences < 0 or self.total_tokens < 0:
+        if self.total_sequences < 0 or self.total_tokens < 0 or (self.token_budget or 0) < 0:
             raise ValueError("counts must be non-negative")
+
+    @classmethod
+    def of_rows(cls, loss_mask: torch.Tensor, token_budget: torch.Tensor | None = None) -> Normalizer:
+        """The counts of these rows: ``loss_mask`` (R, L), ``token_budget`` (R,)."""
+        per_row = loss_mask.sum(-1)
+        live = per_row > 0
+        budget = None if token_budget is None else float(token_budget[live].sum())
+        return cls(int(per_row.sum().item()), int(live.sum().item()), token_budget=budget)
+
+    @property
+    def dr_grpo_denominator(self) -> float:
+        if self.token_budget is not None:
+            return self.token_budget
+        return float(self.total_sequences * self.max_tokens)
 
 
 def micro_batch_loss(
@@ -99,5 +121,5 @@ def micro_batch_loss(
         per_seq = masked.sum(-1) / mask.sum(-1).clamp(min=1.0)
         return per_seq.sum() / max(norm.total_sequences, 1)
     if agg == "dr_grpo":
-        return masked.sum() / max(norm.total_sequences * norm.max_tokens, 1)
+        return masked.sum() / max(norm.dr_grpo_denominator, 1.0)
     raise ValueError(f"unknown loss aggregation {agg!r}; use token_mean, seq_mean_token_mean or dr_grpo")

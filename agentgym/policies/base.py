@@ -7,7 +7,7 @@ trained on are exactly the ids sampled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -61,6 +61,41 @@ class Policy(Protocol):
     def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
         """Sample one completion for each prompt (a list of token ids)."""
         ...
+
+    def sync_weights(self, weights: Iterable[tuple[str, Any]], version: int | None = None) -> None:
+        """Take the trainer's weights (name, tensor) and the version they are; a policy that
+        generates with the trained model itself has nothing to copy."""
+        ...
+
+    def sleep(self) -> None:
+        """Free what generation holds (GPU memory) while the trainer updates."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class PolicyBase:
+    """The optional parts of :class:`Policy` with their do-nothing defaults, so callers never
+    ask ``hasattr``: a policy without its own weights ignores syncs and has nothing to free."""
+
+    version: int = 0
+
+    def sync_weights(self, weights: Iterable[tuple[str, Any]], version: int | None = None) -> None:
+        self.version = self.version + 1 if version is None else int(version)
+
+    def sleep(self) -> None:
+        return None
+
+    def wake_up(self) -> None:
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"version": self.version}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.version = int(state["version"])
 
 
 class ChatFormat:

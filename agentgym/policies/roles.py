@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agentgym.policies.base import Completion, SamplingParams
+from agentgym.policies.base import Completion, PolicyBase, SamplingParams
 
 
 class RoleAdapters:
@@ -75,7 +75,7 @@ class RoleAdapters:
         return m.merge_and_unload(adapter_names=[role])
 
 
-class RolePolicy:
+class RolePolicy(PolicyBase):
     """A Policy whose seats are played by their own adapters (see module doc)."""
 
     def __init__(self, inner: Any, adapters: RoleAdapters):
@@ -106,6 +106,12 @@ class RolePolicy:
     def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
         """Generate with whichever adapter is active (runners call :meth:`generate_as`)."""
         return self.inner.generate(prompts, sampling)
+
+    def sync_weights(self, weights: Any, version: int | None = None) -> None:
+        self.inner.sync_weights(weights, version)
+
+    def sleep(self) -> None:
+        self.inner.sleep()
 
     def state_dict(self) -> dict[str, Any]:
         return self.inner.state_dict()

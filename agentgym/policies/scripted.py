@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from agentgym.policies.base import ChatFormat, Completion, SamplingParams
+from agentgym.policies.base import ChatFormat, Completion, PolicyBase, SamplingParams
 
 
-class ScriptedPolicy:
+class ScriptedPolicy(PolicyBase):
     """Answers with ``respond(conversation_text) -> reply_text``.
 
     The conversation so far is decoded from the prompt ids (special tokens kept), so a
@@ -35,7 +35,7 @@ class ScriptedPolicy:
         return out
 
 
-class RandomPolicy:
+class RandomPolicy(PolicyBase):
     """Uniformly random token ids (eos included), a floor for any learned policy."""
 
     def __init__(self, chat: ChatFormat, seed: int = 0):

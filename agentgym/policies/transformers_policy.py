@@ -8,15 +8,15 @@ and drops finished rows from the batch as they end.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 
-from agentgym.policies.base import ChatFormat, Completion, SamplingParams
+from agentgym.policies.base import ChatFormat, Completion, PolicyBase, SamplingParams
 
 
-class TransformersPolicy:
+class TransformersPolicy(PolicyBase):
     """A :class:`~agentgym.policies.base.Policy` backed by a transformers model."""
 
     def __init__(self, model: Any, tokenizer: Any, *, seed: int = 0, max_batch_size: int = 64):
@@ -120,6 +120,17 @@ class TransformersPolicy:
         probs = torch.softmax(weights, -1).cpu()
         tok = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1).to(logits.device)
         return tok, logp.gather(-1, tok[:, None]).squeeze(-1)
+
+    @torch.no_grad()
+    def sync_weights(self, weights: Iterable[tuple[str, Any]], version: int | None = None) -> None:
+        """Copy the trainer's weights into this policy's model; tensors the model already
+        shares (the policy generates with the trained model) are left alone."""
+        own = self.model.state_dict()
+        for name, tensor in weights:
+            mine = own[name]
+            if mine.data_ptr() != tensor.data_ptr():
+                mine.copy_(tensor)
+        super().sync_weights((), version)
 
     def state_dict(self) -> dict[str, Any]:
         return {"version": self.version, "generator": self.generator.get_state()}

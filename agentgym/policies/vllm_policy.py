@@ -41,7 +41,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agentgym.policies.base import ChatFormat, Completion, SamplingParams
+from agentgym.policies.base import ChatFormat, Completion, PolicyBase, SamplingParams
 
 INSTALL_HINT = "the vllm backend needs a CUDA GPU and `pip install agentgym[vllm]`"
 
@@ -88,7 +88,7 @@ def vllm_model_path(name: str, *, seed: int = 0) -> str:
     return str(Path(name)) if Path(name).exists() else name
 
 
-class VLLMPolicy:
+class VLLMPolicy(PolicyBase):
     """A :class:`~agentgym.policies.base.Policy` backed by a vLLM engine (see module doc).
 
     ``top_p``/``top_k`` must stay off: vLLM's processed log-probs are renormalised over
@@ -143,8 +143,9 @@ class VLLMPolicy:
         return [_completion(out.outputs[0]) for out in outputs]
 
     # ----- weights and memory -----------------------------------------------------------
-    def sync_weights(self, weights: Iterable[tuple[str, Any]]) -> None:
-        """Load the trainer's weights (Hugging Face names), reset the prefix cache, bump ``version``.
+    def sync_weights(self, weights: Iterable[tuple[str, Any]], version: int | None = None) -> None:
+        """Load the trainer's weights (Hugging Face names), reset the prefix cache; ``version``
+        becomes the given one (else it is bumped).
 
         Tensors are copied to the CPU first: ``apply_model`` ships the function (and what
         it holds) to vLLM's worker processes.
@@ -164,7 +165,7 @@ class VLLMPolicy:
             self.llm.wake_up(tags=["kv_cache"])
             self.sleeping = False
         self.llm.reset_prefix_cache()
-        self.version += 1
+        self.version = self.version + 1 if version is None else int(version)
 
     def sleep(self) -> None:
         """Free the GPU memory vLLM holds while the trainer updates (weights go to CPU memory)."""
@@ -176,12 +177,6 @@ class VLLMPolicy:
         if self.sleeping:
             self.llm.wake_up()
             self.sleeping = False
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"version": self.version}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.version = int(state["version"])
 
 
 def _completion(out: Any) -> Completion:

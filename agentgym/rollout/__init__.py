@@ -1,7 +1,88 @@
-"""Episodes, the multi-turn batched rollout runner and its env pools (in-process, Ray)."""
+"""Episodes, the rollout runners (single agent, multi-agent games) and their env pools.
+
+Both runners follow one protocol, :class:`Runner`, so the trainer, evaluation and the
+CLI play any registered env the same way; :func:`make_runner` picks the right one for an
+env id and :func:`make_pool` the env pool of a config's ``rollout.backend``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from agentgym.rollout.episode import Episode
 from agentgym.rollout.pool import EnvPool, InProcessPool, PoolStats
 from agentgym.rollout.runner import RolloutRunner, RolloutStats
 
-__all__ = ["EnvPool", "Episode", "InProcessPool", "PoolStats", "RolloutRunner", "RolloutStats"]
+__all__ = [
+    "EnvPool",
+    "Episode",
+    "InProcessPool",
+    "PoolStats",
+    "RolloutRunner",
+    "RolloutStats",
+    "Runner",
+    "make_pool",
+    "make_runner",
+]
+
+
+class Runner(Protocol):
+    """Plays tasks with a policy: ``group_size`` episodes per task, grouped in task order.
+
+    ``on_round(rounds, live)`` is called after every generation round (a trainer stops a
+    rollout through it). ``last_stats`` counts what the last :meth:`run` dropped and spent.
+    """
+
+    last_stats: RolloutStats
+
+    def run(
+        self,
+        env_id: str,
+        tasks: Sequence[Any],
+        group_size: int = 1,
+        on_round: Callable[[int, int], None] | None = None,
+    ) -> list[Episode]: ...
+
+    def close(self) -> None: ...
+
+
+def make_pool(
+    backend: str = "inprocess", *, num_workers: int = 2, address: str | None = None, num_cpus_per_worker: float = 1.0
+) -> EnvPool:
+    """The pool of a config's ``rollout.backend`` (``inprocess`` or ``ray``)."""
+    if backend == "inprocess":
+        return InProcessPool()
+    if backend == "ray":
+        from agentgym.rollout.ray_pool import RayPool
+
+        return RayPool(num_workers, address=address, num_cpus_per_worker=num_cpus_per_worker)
+    raise ValueError(f"unknown rollout backend {backend!r}; use 'inprocess' or 'ray'")
+
+
+def make_runner(
+    env_id: str,
+    policy: Any,
+    sampling: Any,
+    *,
+    max_episode_tokens: int = 4096,
+    env_kwargs: dict[str, Any] | None = None,
+    pool: EnvPool | None = None,
+    controllers: dict[str, str] | None = None,
+    seed: int = 0,
+) -> Runner:
+    """The runner for ``env_id``: a :class:`RolloutRunner` for a single-agent env, a
+    :class:`~agentgym.rollout.multi.MultiAgentRunner` for a game (``controllers`` picks who
+    plays each seat; games run in this process, so ``pool`` must be in-process)."""
+    from agentgym.multiagent import is_multiagent_id
+
+    if is_multiagent_id(env_id):
+        from agentgym.rollout.multi import MultiAgentRunner
+
+        if pool is not None and not isinstance(pool, InProcessPool):
+            raise ValueError("multi-agent games run in-process: use the in-process pool (rollout.backend: inprocess)")
+        return MultiAgentRunner(
+            policy, sampling, max_episode_tokens=max_episode_tokens, env_kwargs=env_kwargs, seed=seed,
+            controllers=controllers,
+        )
+    return RolloutRunner(policy, sampling, max_episode_tokens=max_episode_tokens, env_kwargs=env_kwargs, pool=pool)

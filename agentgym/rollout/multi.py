@@ -75,14 +75,24 @@ class MultiAgentRunner:
         max_episode_tokens: int = 4096,
         env_kwargs: dict[str, Any] | None = None,
         seed: int = 0,
+        controllers: dict[str, str] | None = None,
     ):
         self.policy = policy
+        #: Seat -> controller for every game this runner plays (None: each game's own choice).
+        self.controllers = dict(controllers) if controllers else None
         self.sampling = sampling
         self.max_episode_tokens = max_episode_tokens
         self.env_kwargs = dict(env_kwargs or {})
         self.seed = seed
         self._pool: dict[str, list[Any]] = {}
         self.last_stats = RolloutStats()
+
+    def close(self) -> None:
+        """Close the games this runner keeps for reuse."""
+        for envs in self._pool.values():
+            for env in envs:
+                env.close()
+        self._pool.clear()
 
     def _env(self, env_id: str) -> Any:
         free = self._pool.setdefault(env_id, [])
@@ -112,7 +122,7 @@ class MultiAgentRunner:
                 else:
                     env.reset(options={"task": task})
                     obs = {}
-                ctl = {**env.controllers(), **(controllers or {})}
+                ctl = {**env.controllers(), **(controllers or self.controllers or {})}
                 env.check_players(ctl)
                 seats = {a: _Seat(a) for a in env.possible_agents if ctl[a] == POLICY}
                 rng = np.random.default_rng([self.seed, int(env.task.seed) % (2**32), gi, m])
@@ -166,9 +176,13 @@ class MultiAgentRunner:
                 continue
             for agent in g.env.possible_agents:
                 seat = g.seats.get(agent)
-                if seat is not None and seat.episode is None and idle_seats:
+                if seat is None:
+                    continue
+                if seat.episode is not None and not seat.episode.turn_rewards:
+                    seat.episode = None  # opened, but the game ended before its first move
+                if seat.episode is None and idle_seats:
                     seat.episode = self._idle_episode(g, seat)
-                if seat is not None and seat.episode is not None:
+                if seat.episode is not None:
                     seat.episode.end_reason = g.end_reason
                     seat.episode.success = seat.success
                     out.append(seat.episode)
@@ -217,6 +231,9 @@ class MultiAgentRunner:
         new = g.env.observe(agent)["messages"] if isinstance(g.env, TextAECEnv) else g.obs.get(agent, [])
         if seat.episode is None:
             ids = chat.prompt_ids(new)
+            if len(ids) + self.sampling.max_new_tokens > self.max_episode_tokens:
+                self._finish(g, "token_budget")  # the seat never moves: no Episode for it
+                return None
             seat.episode = Episode(
                 env_id=g.env.env_id or "", task=g.env.task, token_ids=list(ids), loss_mask=[0] * len(ids),
                 logprobs=[0.0] * len(ids), prompt_len=len(ids), messages=list(new),

@@ -177,15 +177,3 @@ def _close_quietly(env: TextEnv) -> None:
         env.close()
     except Exception:  # closing a broken env must not hide the error that broke it
         pass
-
-
-def make_pool(backend: str = "inprocess", *, num_workers: int = 2, address: str | None = None,
-              num_cpus_per_worker: float = 1.0) -> EnvPool:
-    """The pool of a config's ``rollout.backend`` (``inprocess`` or ``ray``)."""
-    if backend == "inprocess":
-        return InProcessPool()
-    if backend == "ray":
-        from agentgym.rollout.ray_pool import RayPool
-
-        return RayPool(num_workers, address=address, num_cpus_per_worker=num_cpus_per_worker)
-    raise ValueError(f"unknown rollout backend {backend!r}; use 'inprocess' or 'ray'")

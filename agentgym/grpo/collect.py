@@ -1,0 +1,178 @@
+"""Collecting a step's episodes: teacher -> runner -> filters (refill) -> Episodes.
+
+One loop, :class:`~agentgym.curriculum.filters.FilteredSampling`, draws tasks, plays them,
+tells the teacher about every group and keeps the groups that pass the filters. A group
+is one task's G episodes of one seat: in a game each seat the policy played is judged
+(and its advantages computed) on its own, as GRPO compares it.
+
+With ``rollout.off_policy_steps: 1`` the next step's batch is collected in a background
+thread (:meth:`Collector.start`) while the trainer updates. A finished batch that has not
+been trained on yet is part of the run's state: :meth:`Collector.pending_state` gives it
+to the checkpoint and :meth:`Collector.restore_pending` puts it back on resume.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agentgym.curriculum import FilteredSampling, GroupResult, Teacher
+from agentgym.grpo.advantages import group_advantages, group_ids
+from agentgym.rollout import Episode, Runner
+from agentgym.tasks import TaskSpec
+
+
+class RolloutCancelled(RuntimeError):
+    """A background rollout stopped because the trainer closed."""
+
+
+@dataclass
+class Collected:
+    """One step's batch: the kept episodes (grouped per task), every group played, counters."""
+
+    episodes: list[Episode]
+    results: list[GroupResult]
+    stats: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "episodes": [e.to_dict() for e in self.episodes],
+            "results": [
+                {"task": r.task.to_dict(), "rewards": r.rewards, "successes": r.successes,
+                 "mean_abs_advantage": r.mean_abs_advantage, "agent": r.agent}
+                for r in self.results
+            ],
+            "stats": self.stats,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Collected:
+        results = [GroupResult(TaskSpec.from_dict(r["task"]), list(r["rewards"]), list(r["successes"]),
+                               float(r["mean_abs_advantage"]), r.get("agent", "")) for r in d["results"]]
+        return cls([Episode.from_dict(e) for e in d["episodes"]], results, dict(d["stats"]))
+
+
+class Collector:
+    """Fills each step's batch of ``tasks_per_step`` tasks (see module doc)."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        teacher: Teacher,
+        filters: list[Any],
+        *,
+        env_id: str,
+        tasks_per_step: int,
+        group_size: int,
+        max_refill_rounds: int,
+        scale_std: bool = True,
+    ):
+        self.runner = runner
+        self.env_id = env_id
+        self.tasks_per_step = tasks_per_step
+        self.group_size = group_size
+        self.scale_std = scale_std
+        # With no filter every group is kept, so the batch fills in one round.
+        self.sampling = FilteredSampling(teacher, filters, max_rounds=max_refill_rounds + 1)
+        self._stop = threading.Event()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    # ----- one batch ---------------------------------------------------------------
+    def collect(self) -> Collected:
+        played: list[GroupResult] = []
+        counts = {"env_errors": 0, "worker_restarts": 0, "replayed_episodes": 0}
+        serial = [0]  # tasks played so far this step: each task's episodes get a unique group
+
+        def play(specs: list[TaskSpec]) -> list[list[GroupResult]]:
+            eps = self.runner.run(self.env_id, specs, group_size=self.group_size, on_round=self._check_stop)
+            st = self.runner.last_stats
+            counts["env_errors"] += st.dropped_env_errors
+            counts["worker_restarts"] += st.worker_restarts
+            counts["replayed_episodes"] += st.replayed_episodes
+            per_task = []
+            for i in range(len(specs)):
+                mine = [e for e in eps if e.group == i]
+                for e in mine:
+                    e.group = serial[0] + i
+                per_task.append(self._groups(mine))
+            serial[0] += len(specs)
+            played.extend(r for groups in per_task for r in groups)
+            return per_task
+
+        kept, fs = self.sampling(play, self.tasks_per_step)
+        episodes = [e for res in kept for e in res.episodes]
+        renumber = group_ids([e.group for e in episodes])
+        for e, g in zip(episodes, renumber):
+            e.group = g  # 0, 1, ... per kept task; the seats of one task share it
+        stats = {"rollout/spent": float(fs.rollouts_spent), "rollout/dropped": float(fs.rollouts_dropped),
+                 "rollout/rounds": float(fs.rounds), **{f"rollout/{k}": float(v) for k, v in counts.items()}}
+        return Collected(episodes, played, stats)
+
+    def _groups(self, eps: list[Episode]) -> list[GroupResult]:
+        """One GroupResult per seat of one task's episodes (one for a single-agent env)."""
+        by_seat: dict[str, list[Episode]] = {}
+        for e in eps:
+            by_seat.setdefault(e.agent, []).append(e)
+        out = []
+        for agent, members in by_seat.items():
+            rewards = [e.reward for e in members]
+            adv = group_advantages(rewards, [0] * len(rewards), scale_std=self.scale_std)
+            out.append(GroupResult(members[0].task, rewards, [e.success for e in members],
+                                   float(np.mean(np.abs(adv))), agent, members))
+        return out
+
+    def _check_stop(self, rounds: int, live: int) -> None:
+        if self._stop.is_set():
+            raise RolloutCancelled("the trainer is closing")
+
+    # ----- in the background (off-policy) --------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """A batch is being collected, or waits to be taken."""
+        return self._pending is not None
+
+    def start(self) -> None:
+        """Collect the next batch in a background thread."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentgym-rollout")
+        self._pending = self._executor.submit(self.collect)
+
+    def take(self) -> Collected:
+        """The batch collected in the background (its exception is raised here), else a fresh one."""
+        if self._pending is None:
+            return self.collect()
+        result = self._pending.result()
+        self._pending = None  # only now: an interruption while waiting leaves it pending
+        return result
+
+    def wait(self) -> None:
+        """Block until the batch in flight (if any) is collected; it stays pending."""
+        if self._pending is not None:
+            wait_futures([self._pending])
+
+    def pending_state(self) -> dict[str, Any] | None:
+        """The collected batch not yet trained on, as plain data (None when there is none)."""
+        if self._pending is None:
+            return None
+        return self._pending.result().to_dict()
+
+    def restore_pending(self, state: dict[str, Any]) -> None:
+        done: Future = Future()
+        done.set_result(Collected.from_dict(state))
+        self._pending = done
+
+    def close(self) -> None:
+        """Stop the batch in flight at its next round; safe to call twice."""
+        if self._executor is not None:
+            self._stop.set()
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self._pending = None
+        self.runner.close()
+

@@ -1,0 +1,180 @@
+"""Building a training run from its config: every check first, then the model and its parts.
+
+:func:`build` checks what can be checked without a model (env id, teacher options,
+multi-agent settings, backends) and only then loads the model, so a broken config fails
+in a second. It returns :class:`Parts`, which the trainer only wires together.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from agentgym.config import ConfigError, RunConfig, check_backends
+from agentgym.curriculum import DynamicSampling, PassRateBand, Teacher, make_teacher
+from agentgym.grpo.collect import Collector
+from agentgym.grpo.update import UpdateSettings
+from agentgym.multiagent import is_multiagent
+from agentgym.policies.base import SamplingParams
+from agentgym.policies.models import load_model
+from agentgym.policies.transformers_policy import TransformersPolicy
+from agentgym.registry import make
+from agentgym.registry import spec as env_spec
+from agentgym.rollout import make_pool, make_runner
+from agentgym.tasks import TaskSpec, TrainingTasks
+
+#: Seed of the held-out tasks a run evaluates on (``agentgym eval --seed 1234`` gives the same).
+EVAL_SEED = 1234
+
+
+@dataclass
+class EnvFacts:
+    """What the trainer needs to know about the env, read off one probe instance."""
+
+    max_turns: int
+    #: Seats of a multi-agent game (empty for a single-agent env).
+    seats: tuple[str, ...]
+
+
+@dataclass
+class Parts:
+    """A run's components. ``policy`` generates with the trained weights (evaluation);
+    ``sampler`` generates training batches: the same object on-policy, a one-update-old
+    copy off-policy (a vLLM engine is both)."""
+
+    tasks: TrainingTasks
+    teacher: Teacher
+    model: Any
+    tokenizer: Any
+    ref_model: Any
+    adapters: Any
+    policy: Any
+    sampler: Any
+    optimizer: torch.optim.Optimizer
+    pool: Any
+    collector: Collector
+    update: UpdateSettings
+    env: EnvFacts
+    eval_tasks: list[TaskSpec]
+
+
+def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
+    """Everything that can fail without a model, as :class:`ConfigError`."""
+    env_cls = env_spec(cfg.env.id).load_class()  # a wrong env id fails before the model loads
+    tasks = TrainingTasks(env_cls.param_space, env_cls.held_out, cfg.env.params)
+    probe = make(cfg.env.id, **cfg.env.kwargs)
+    try:
+        seats = tuple(probe.possible_agents) if is_multiagent(probe) else ()
+        if seats:
+            try:
+                probe.check_players(cfg.multiagent.controllers, cfg.multiagent.eval_opponents)
+            except ValueError as exc:
+                raise ConfigError(f"multiagent: {exc}") from None
+            if cfg.rollout.backend != "inprocess":
+                raise ConfigError("multiagent games run in-process for now: set rollout.backend: inprocess")
+        elif cfg.multiagent.adapters == "per_role":
+            raise ConfigError(f"multiagent.adapters=per_role needs a multi-agent game; {cfg.env.id} has one agent")
+        facts = EnvFacts(int(getattr(probe, "max_turns", 1)), seats)
+    finally:
+        probe.close()
+    options = dict(cfg.teacher.options)
+    if cfg.teacher.name == "schedule":
+        options.setdefault("total_steps", cfg.train.steps)
+    try:  # a wrong teacher option fails before the model loads
+        teacher = make_teacher(cfg.teacher.name, tasks, seed=cfg.seed, **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"teacher: {exc}") from None
+    check_backends(cfg)  # a missing Ray, vLLM or GPU is named before the model loads
+    return tasks, teacher, facts
+
+
+def build(cfg: RunConfig) -> Parts:
+    tasks, teacher, facts = check_config(cfg)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    model, tok = load_model(cfg.model.name, seed=cfg.seed)
+    model, adapters = _with_lora(cfg, model, facts.seats)
+    model.eval()  # dropout only where LoRA dropout is asked for (UpdateSettings.train_mode)
+    ref_model = None
+    if cfg.grpo.beta > 0:
+        ref_model, _ = load_model(cfg.model.name, seed=cfg.seed)
+        ref_model.requires_grad_(False)
+    policy = _policy(cfg, model, ref_model, tok)
+    if adapters is not None:
+        from agentgym.policies.roles import RolePolicy
+
+        policy = RolePolicy(policy, adapters)
+    off_policy = cfg.rollout.off_policy_steps > 0
+    sampler = policy
+    if off_policy and cfg.model.backend == "transformers":
+        sampler = TransformersPolicy(copy.deepcopy(model).requires_grad_(False), tok, seed=cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    g = cfg.grpo
+    optimizer = torch.optim.AdamW(params, lr=g.lr, betas=tuple(g.betas), weight_decay=g.weight_decay)
+    ro = cfg.rollout
+    pool = make_pool(ro.backend, num_workers=ro.ray.num_workers, address=ro.ray.address,
+                     num_cpus_per_worker=ro.ray.num_cpus_per_worker)
+    sampling = SamplingParams(max_new_tokens=ro.max_new_tokens, temperature=ro.temperature)
+    runner = make_runner(cfg.env.id, sampler, sampling, max_episode_tokens=ro.max_episode_tokens,
+                         env_kwargs=cfg.env.kwargs, pool=pool, controllers=cfg.multiagent.controllers or None,
+                         seed=cfg.seed)
+    filters: list[Any] = []
+    if g.dynamic_sampling:
+        filters.append(DynamicSampling())
+    if cfg.teacher.pass_rate_band is not None:
+        filters.append(PassRateBand(*cfg.teacher.pass_rate_band))
+    collector = Collector(runner, teacher, filters, env_id=cfg.env.id, tasks_per_step=ro.tasks_per_step,
+                          group_size=ro.group_size, max_refill_rounds=g.max_refill_rounds, scale_std=g.scale_std)
+    lora = cfg.model.lora
+    update = UpdateSettings(
+        loss_agg=g.loss_agg, eps_low=g.eps_low, eps_high=g.eps_high, temperature=ro.temperature,
+        micro_batch_size=g.micro_batch_size, max_grad_norm=g.max_grad_norm, importance_weights=importance_weights_on(cfg),
+        is_cap=g.is_cap, beta=g.beta, kl_estimator=g.kl_estimator, updates_per_batch=g.updates_per_batch,
+        mini_batches=g.mini_batches, train_mode=lora is not None and lora.dropout > 0,
+    )
+    eval_tasks = tasks.held_out_specs(cfg.train.eval_tasks, seed=EVAL_SEED)
+    return Parts(tasks, teacher, model, tok, ref_model, adapters, policy, sampler, optimizer, pool, collector,
+                 update, facts, eval_tasks)
+
+
+def importance_weights_on(cfg: RunConfig) -> bool:
+    """Whether the update applies truncated importance weights: as configured, and by
+    default whenever another engine samples (vLLM, or a one-update-old copy off-policy)."""
+    if cfg.grpo.importance_weights is not None:
+        return cfg.grpo.importance_weights
+    return cfg.rollout.off_policy_steps > 0 or cfg.model.backend == "vllm"
+
+
+def _with_lora(cfg: RunConfig, model: Any, seats: tuple[str, ...]) -> tuple[Any, Any]:
+    """The model with LoRA adapters when asked (one per seat with ``adapters: per_role``)."""
+    lc = cfg.model.lora
+    if lc is None:
+        return model, None
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules,
+                      task_type="CAUSAL_LM")
+    if cfg.multiagent.adapters == "per_role":
+        from agentgym.policies.roles import RoleAdapters
+
+        adapters = RoleAdapters(model, seats, lora)
+        return adapters.model, adapters
+    return get_peft_model(model, lora), None
+
+
+def _policy(cfg: RunConfig, model: Any, ref_model: Any, tok: Any) -> Any:
+    if cfg.model.backend != "vllm":
+        return TransformersPolicy(model, tok, seed=cfg.seed)
+    from agentgym.policies.vllm_policy import VLLMPolicy, vllm_model_path
+
+    model.to("cuda")
+    if ref_model is not None:
+        ref_model.to("cuda")
+    vo = cfg.model.vllm
+    return VLLMPolicy(vllm_model_path(cfg.model.name, seed=cfg.seed), tok, seed=cfg.seed,
+                      gpu_memory_utilization=vo.gpu_memory_utilization, enable_sleep_mode=vo.enable_sleep_mode,
+                      dtype=vo.dtype, max_model_len=vo.max_model_len, tensor_parallel_size=vo.tensor_parallel_size)

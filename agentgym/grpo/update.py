@@ -1,0 +1,195 @@
+"""The update pass: from a batch of scored episodes to new weights.
+
+One generated batch is used for ``updates_per_batch`` passes (PPO epochs); each pass
+splits the batch into ``mini_batches`` optimizer steps, and each optimizer step
+accumulates gradients over micro-batches of ``micro_batch_size`` rows. The loss of
+:mod:`agentgym.grpo.loss` is normalized over each optimizer step's rows, so how the rows
+are cut into micro-batches never changes the gradient.
+
+The PPO ratio's denominator ``old`` is the trainer's log-prob before the first pass,
+computed once (without gradients) when the batch gets more than one optimizer step.
+With one pass and one mini-batch (the defaults) ``old = logp.detach()``: the ratio is
+exactly 1, clipping cannot act, and no extra forward pass is spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from agentgym.grpo.batch import TokenBatch, policy_logprobs
+from agentgym.grpo.loss import (
+    KLEstimator,
+    LossAgg,
+    Normalizer,
+    clipped_token_loss,
+    kl_estimate,
+    micro_batch_loss,
+    truncated_importance_weight,
+)
+
+
+@dataclass(frozen=True)
+class UpdateSettings:
+    """Everything the update pass needs from a run config (``grpo.*``, ``rollout.temperature``)."""
+
+    loss_agg: LossAgg = "token_mean"
+    eps_low: float = 0.2
+    eps_high: float = 0.28
+    temperature: float = 1.0
+    micro_batch_size: int = 8
+    max_grad_norm: float = 1.0
+    #: Multiply by min(pi_old / pi_sampler, is_cap): on when another engine sampled.
+    importance_weights: bool = False
+    is_cap: float = 3.0
+    beta: float = 0.0
+    kl_estimator: KLEstimator = "k3"
+    updates_per_batch: int = 1
+    mini_batches: int = 1
+    #: Forward passes with gradients in train mode (LoRA dropout acts); else eval mode.
+    train_mode: bool = False
+
+    @property
+    def optimizer_steps(self) -> int:
+        return self.updates_per_batch * self.mini_batches
+
+
+def update_policy(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: TokenBatch,
+    s: UpdateSettings,
+    *,
+    ref_model: torch.nn.Module | None = None,
+    roles: Sequence[str] | None = None,
+    activate: Callable[[str], None] | None = None,
+) -> dict[str, float]:
+    """Train on ``batch``; returns the step's statistics (loss, grad norm, clip fraction, ...).
+
+    With ``roles`` (one per row) and ``activate``, each micro-batch holds one role's rows
+    and ``activate(role)`` runs before its forward pass (a LoRA adapter per role).
+    """
+    device = next(model.parameters()).device
+    rows = batch.trainable_rows()
+    stats = _Stats()
+    if not rows:
+        return stats.result(s, Normalizer(0, 0), 0)
+    plan = _Plan(rows, roles, s.micro_batch_size)
+    if s.optimizer_steps > 1 and batch.old_logp is None:
+        batch.old_logp = _logprobs_without_grad(model, batch, plan.micro_batches(rows), s.temperature, activate)
+    step_norm = Normalizer.of_rows(batch.loss_mask[rows], _budget(batch, rows))
+    n_steps = 0
+    for epoch in range(s.updates_per_batch):
+        for part in plan.mini_batches(s.mini_batches):
+            norm = Normalizer.of_rows(batch.loss_mask[part], _budget(batch, part))
+            optimizer.zero_grad(set_to_none=True)
+            for role, chunk in plan.micro_batches(part):
+                if role is not None and activate is not None:
+                    activate(role)
+                mb = batch.select(chunk).to(device)
+                stats.add(_micro_batch(model, mb, norm, s, ref_model), mb.loss_mask, first_pass=epoch == 0)
+            params = [p for p in model.parameters() if p.requires_grad]
+            stats.grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)))
+            optimizer.step()
+            n_steps += 1
+    optimizer.zero_grad(set_to_none=True)
+    return stats.result(s, step_norm, n_steps)
+
+
+@dataclass
+class _MicroResult:
+    loss: torch.Tensor
+    clipped: torch.Tensor
+    old: torch.Tensor
+    sampler: torch.Tensor
+    entropy: torch.Tensor | None
+
+
+def _micro_batch(model, mb: TokenBatch, norm: Normalizer, s: UpdateSettings, ref_model) -> _MicroResult:
+    """Forward, loss and backward of one micro-batch (its share of the step loss)."""
+    model.train(s.train_mode)
+    logp, entropy = policy_logprobs(model, mb, s.temperature, with_entropy=True)
+    model.eval()
+    old = mb.old_logp if mb.old_logp is not None else logp.detach()
+    # l_t = -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A) [* w_t] [+ beta KL_t]
+    token_loss, clipped = clipped_token_loss(logp, old, mb.advantages, s.eps_low, s.eps_high)
+    if s.importance_weights:
+        token_loss = token_loss * truncated_importance_weight(old, mb.sampler_logp, s.is_cap)
+    if ref_model is not None and s.beta > 0:
+        with torch.no_grad():
+            ref, _ = policy_logprobs(ref_model, mb, s.temperature)
+        token_loss = token_loss + s.beta * kl_estimate(logp, ref, s.kl_estimator)
+    loss = micro_batch_loss(token_loss, mb.loss_mask, s.loss_agg, norm)
+    loss.backward()
+    return _MicroResult(loss.detach(), clipped, old, mb.sampler_logp, entropy)
+
+
+@torch.no_grad()
+def _logprobs_without_grad(model, batch: TokenBatch, chunks, temperature: float, activate) -> torch.Tensor:
+    """The trainer's log-probs of every trainable row before any update (PPO's pi_old)."""
+    device = next(model.parameters()).device
+    out = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
+    model.eval()
+    for role, chunk in chunks:
+        if role is not None and activate is not None:
+            activate(role)
+        mb = batch.select(chunk).to(device)
+        logp, _ = policy_logprobs(model, mb, temperature)
+        out[torch.as_tensor(chunk), : logp.shape[1]] = logp.cpu()
+    return out
+
+
+def _budget(batch: TokenBatch, rows: Sequence[int]) -> torch.Tensor | None:
+    return None if batch.token_budget is None else batch.token_budget[list(rows)]
+
+
+class _Plan:
+    """How rows are cut: mini-batches (optimizer steps), then per-role micro-batches."""
+
+    def __init__(self, rows: list[int], roles: Sequence[str] | None, size: int):
+        self.rows, self.roles, self.size = rows, roles, size
+
+    def mini_batches(self, n: int) -> list[list[int]]:
+        # Every n-th row of the length-sorted list: each part gets long and short rows alike.
+        n = max(1, min(n, len(self.rows)))
+        return [self.rows[k::n] for k in range(n)]
+
+    def micro_batches(self, rows: list[int]) -> list[tuple[str | None, list[int]]]:
+        by_role: dict[str | None, list[int]] = {}
+        for r in rows:
+            by_role.setdefault(self.roles[r] if self.roles is not None else None, []).append(r)
+        return [(role, rs[i : i + self.size]) for role, rs in by_role.items() for i in range(0, len(rs), self.size)]
+
+
+class _Stats:
+    """Sums over micro-batches; token-weighted means come out of :meth:`result`."""
+
+    def __init__(self) -> None:
+        self.loss = self.clip = self.clip_tokens = self.entropy = self.mismatch = 0.0
+        self.micro = 0
+        self.grad_norms: list[float] = []
+
+    def add(self, r: _MicroResult, mask: torch.Tensor, first_pass: bool) -> None:
+        self.loss += float(r.loss)
+        self.clip += float((r.clipped * mask).sum())
+        self.clip_tokens += float(mask.sum())
+        self.micro += 1
+        if first_pass:  # what the sampled batch looked like to the trainer before it changed
+            self.mismatch += float(((r.old - r.sampler).abs() * mask).sum())
+            self.entropy += float(r.entropy) * float(mask.sum()) if r.entropy is not None else 0.0
+
+    def result(self, s: UpdateSettings, norm: Normalizer, n_steps: int) -> dict[str, float]:
+        tokens = max(norm.total_tokens, 1)
+        return {
+            # The mean of the optimizer steps' losses (one step: exactly the step loss).
+            "loss": self.loss / max(n_steps, 1),
+            "grad_norm": sum(self.grad_norms) / max(len(self.grad_norms), 1),
+            "entropy": self.entropy / tokens,
+            "clip_frac": self.clip / max(self.clip_tokens, 1.0),
+            "logp_mismatch": self.mismatch / tokens,
+            "train/tokens": float(norm.total_tokens),
+            "train/micro_batches": float(self.micro),
+            "train/optimizer_steps": float(n_steps),
+        }

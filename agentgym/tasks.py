@@ -1,0 +1,176 @@
+"""Tasks: a point of an env's parameter space plus a seed, and the one place they are drawn.
+
+:class:`TaskSpec` names one task. :class:`TrainingTasks` is an env's space seen from
+training: narrowed by a config's restriction, with the held-out split removed. It is the
+only code that makes task specs, for training (:meth:`TrainingTasks.spec`, which refuses
+the held-out region and seeds) and for evaluation (:meth:`TrainingTasks.held_out_specs`,
+used by the trainer and ``agentgym eval`` alike).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agentgym.spaces import (
+    TRAIN_SEED_LIMIT,
+    Categorical,
+    Continuous,
+    HeldOut,
+    Integer,
+    ParamError,
+    Params,
+    ParamSpace,
+    Region,
+)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: a point of an env's parameter space plus a seed.
+
+    Given the same spec, an environment produces the same task.
+    """
+
+    params: Mapping[str, Any]
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": dict(self.params), "seed": int(self.seed)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TaskSpec:
+        if not isinstance(d, Mapping) or "params" not in d or "seed" not in d:
+            raise ValueError(f"a task must be a TaskSpec or a dict with 'params' and 'seed', got {d!r}")
+        return cls(params=dict(d["params"]), seed=int(d["seed"]))
+
+
+class TrainingTasks:
+    """The training side of an env's task space: what every teacher samples from.
+
+    ``space`` is the env's ParamSpace narrowed by an optional restriction (a config's
+    ``env.params``: allowed values per discrete dim, an interval per continuous one), so
+    a teacher works over exactly the dims and values it may choose. :meth:`spec` is the
+    only way a teacher turns params into a TaskSpec: it refuses params in the held-out
+    region and draws the seed from the training range, so no held-out spec can be made.
+    """
+
+    def __init__(self, space: ParamSpace, held_out: HeldOut, restrict: Mapping[str, Any] | None = None):
+        self.full_space = space
+        self.held_out = held_out
+        unknown = set(restrict or {}) - set(space.names)
+        if unknown:
+            raise ParamError(
+                f"unknown parameter(s) {sorted(unknown)} in the training restriction; this space has {space.names}"
+            )
+        self.space = ParamSpace([_narrow(d, (restrict or {}).get(d.name)) for d in space])
+
+    def is_allowed(self, params: Mapping[str, Any]) -> bool:
+        """True when ``params`` may be trained on (not in the held-out region)."""
+        return self.held_out.region is None or not self.held_out.region.contains(params)
+
+    def params(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Uniform training params (rejection of the held-out region)."""
+        for _ in range(10_000):
+            p = self.space.sample(rng)
+            if self.is_allowed(p):
+                return p
+        raise ParamError("the training restriction lies inside the held-out region: nothing can be sampled")
+
+    def held_out_specs(self, n: int, seed: int = 0) -> list[TaskSpec]:
+        """``n`` evaluation specs: held-out seeds, params from the (restricted) space.
+
+        Every fourth task (the first included) lies inside the held-out region, where that
+        region meets the restricted space, so reports can split new seeds of trained
+        params from params training never saw. Without such an overlap every task is a
+        new seed of the restricted space.
+        """
+        rng = np.random.default_rng(seed)
+        picks = rng.choice(len(self.held_out.seeds), size=n, replace=False)
+        region = _region_within(self.held_out.region, self.space)
+        tasks = []
+        for i, pick in enumerate(picks):
+            if region is not None and i % 4 == 0:
+                params = _sample_inside(self.space, region, rng)
+            else:
+                params = self.space.sample(rng)
+            tasks.append(TaskSpec(params, int(self.held_out.seeds[int(pick)])))
+        return tasks
+
+    def seed(self, rng: np.random.Generator) -> int:
+        while True:
+            s = int(rng.integers(0, TRAIN_SEED_LIMIT))
+            if s not in self.held_out.seeds:
+                return s
+
+    def spec(self, rng: np.random.Generator, params: Mapping[str, Any] | None = None) -> TaskSpec:
+        """A training TaskSpec; given ``params`` must be valid and allowed (else ParamError)."""
+        if params is None:
+            return TaskSpec(self.params(rng), self.seed(rng))
+        clean = self.space.validate(params)
+        if not self.is_allowed(clean):
+            raise ParamError(
+                f"{clean} lies in the held-out region {self.held_out.region.name!r}: a teacher may not sample it"
+            )
+        return TaskSpec(clean, self.seed(rng))
+
+
+def _narrow(dim: Any, allowed: Any) -> Any:
+    """``dim`` restricted to ``allowed`` (None: unchanged)."""
+    if allowed is None:
+        return dim
+    if isinstance(dim, Continuous):
+        if not (isinstance(allowed, (list, tuple)) and len(allowed) == 2):
+            raise ParamError(f"restriction of {dim.name!r} must be [low, high]")
+        lo, hi = (dim.validate(v) for v in allowed)
+        return Continuous(dim.name, lo, hi, log=dim.log, description=dim.description)
+    values = list(allowed) if isinstance(allowed, (list, tuple, set)) else [allowed]
+    if not values:
+        raise ParamError(f"restriction of {dim.name!r} allows no value")
+    values = [dim.validate(v) for v in values]
+    if isinstance(dim, Integer):
+        values = sorted(set(values))
+        if values == list(range(values[0], values[-1] + 1)):
+            return Integer(dim.name, values[0], values[-1], description=dim.description)
+    # Keep the declared order of the values (it is the easy-to-hard order for schedules).
+    ordered = [v for v in dim.values if any(_same_value(v, w) for w in values)]
+    return Categorical(dim.name, tuple(ordered), description=dim.description)
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _region_within(region: Region | None, space: ParamSpace) -> Region | None:
+    """The part of ``region`` inside ``space`` (a narrowed space), or None when they do not meet."""
+    if region is None:
+        return None
+    inside: dict[str, Any] = {}
+    for name, allowed in region.constraints.items():
+        dim = space[name]
+        if isinstance(dim, Continuous):
+            lo, hi = max(allowed[0], dim.low), min(allowed[1], dim.high)
+            if lo > hi:
+                return None
+            inside[name] = (lo, hi)
+        else:
+            values = [v for v in allowed if any(_same_value(v, w) for w in dim.values)]
+            if not values:
+                return None
+            inside[name] = values
+    return Region(inside, name=region.name)
+
+
+def _sample_inside(space: ParamSpace, region: Region, rng: np.random.Generator) -> Params:
+    """A uniform point of ``region`` (drawn dim by dim, so small regions cost nothing)."""
+    params = space.sample(rng)
+    for name, allowed in region.constraints.items():
+        if isinstance(allowed, tuple) and len(allowed) == 2 and isinstance(space[name], Continuous):
+            params[name] = float(rng.uniform(allowed[0], allowed[1]))
+        else:
+            allowed = list(allowed)
+            params[name] = allowed[int(rng.integers(len(allowed)))]
+    return space.validate(params)

@@ -25,15 +25,13 @@ second, with the BabyAI bot acting through the text interface).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import add_out, write_report  # noqa: E402  (bench/ is on sys.path when run)
 
 import agentgym
 from agentgym import Feedback, TaskSpec, TextEnv
@@ -323,15 +321,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=["math", "tools", "minigrid"],
     )
     parser.add_argument("--seconds", type=float, default=2.0, help="timing per row (default 2)")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/env_throughput.json"))
+    add_out(parser, "env_throughput")
     args = parser.parse_args(argv)
 
     report: dict[str, Any] = {
         "benchmark": "env_throughput",
         "seconds_per_row": args.seconds,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
     }
     ok = True
     if "math" in args.suites:
@@ -369,9 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             "target_steps_per_s": mg.TARGET,
             "results": rows,
         }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0 if ok else 1
 
 

@@ -18,8 +18,6 @@ Prints a table and writes ``bench/results/grpo_step.json``.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import add_out, write_report  # noqa: E402  (bench/ is on sys.path when run)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -175,7 +174,7 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--only", choices=["agentgym", "trl", "floor"], action="append")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "grpo_step.json"))
+    add_out(ap, "grpo_step")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
 
@@ -192,7 +191,7 @@ def main() -> None:
                          "step_s_all": times, **extra}
         print(f"  {name}: {results[name]['step_s']} s/step ({[round(t, 1) for t in times]})", flush=True)
         # Written after each engine, so a slow or killed engine loses only its own numbers.
-        out.write_text(json.dumps({"args": vars(args), "machine": platform.platform(), "results": results}, indent=1))
+        write_report(out, {"args": vars(args), "results": results})
 
     floor = (results.get("floor") or {}).get("step_s")
     print(f"\nGRPO step, {args.tasks} prompts x {args.group} completions x {args.max_new_tokens} tokens, "

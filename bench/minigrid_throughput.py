@@ -19,15 +19,12 @@ The target is 2,000 env steps per second (``reset`` included).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import add_out, write_report  # noqa: E402  (bench/ is on sys.path when run)
 
 import agentgym
 
@@ -99,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per family and bot (default 3)")
     parser.add_argument("--families", nargs="*", default=list(FAMILIES))
-    parser.add_argument("--out", type=Path, default=Path("bench/results/minigrid_throughput.json"))
+    add_out(parser, "minigrid_throughput")
     args = parser.parse_args(argv)
 
     rows = [bench_family(f, mode, args.seconds) for f in args.families for mode in ("oracle", "text bot")]
@@ -112,13 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         "target_env_steps_per_s": TARGET,
         "seconds_per_row": args.seconds,
         "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
         "total_steps": total_steps,
         "results": rows,
     }
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_report(args.out, report)
     return 0 if all(r["meets_target"] for r in rows) else 1
 
 

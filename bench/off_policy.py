@@ -20,14 +20,14 @@ a GPU with vLLM generating while the trainer updates, or on a CPU with cores to 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from common import add_out, write_report  # noqa: E402  (bench/ is on sys.path when run)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "off_policy.json"))
+    add_out(ap, "off_policy")
     args = ap.parse_args(argv)
     if args.steps < 2:
         ap.error("--steps must be at least 2 (the first step cannot overlap)")
@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "reward_mean": [r["reward/mean"] for r in recs],
             }
     on, off = rows["on-policy"], rows["off-policy (1 step)"]
-    report = {"model": args.model, "steps": args.steps, "threads": args.threads or None, "cpus": os.cpu_count(),
-              "machine": platform.platform(), "rows": rows, "speedup": on["s_per_step"] / off["s_per_step"]}
+    report = {"model": args.model, "steps": args.steps, "threads": args.threads or None, 
+              "rows": rows, "speedup": on["s_per_step"] / off["s_per_step"]}
     print(f"\n{args.model}, quickstart settings, steps 2..{args.steps}, {os.cpu_count()} CPUs")
     print(f"{'mode':<22} {'s/step':>7} {'wait s':>7} {'update s':>9} {'|dlogp|':>9}  staleness")
     for name, r in rows.items():
@@ -82,9 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{r['staleness']}")
     print(f"off-policy speed-up: {report['speedup']:.2f}x")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
+    write_report(out, report)
     return report
 
 

@@ -30,15 +30,14 @@ machine's cores in every row.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import add_out, write_report  # noqa: E402  (bench/ is on sys.path when run)
 
 import agentgym
 from agentgym import TaskSpec, TextEnv
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--web-episodes", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--workloads", nargs="+", default=["math", "web"], choices=["math", "web"])
-    ap.add_argument("--out", default="bench/results/rollout_scaling.json")
+    add_out(ap, "rollout_scaling")
     args = ap.parse_args(argv)
 
     import ray
@@ -217,13 +216,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "what": "episodes per second through RolloutRunner.run with a scripted policy and env oracles; "
                 "envs in-process vs in N Ray workers; overhead = (t_ray - t_inprocess) / episodes",
         "rows": rows, "skipped": skipped, "repeats": args.repeats,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_average_end": os.getloadavg(), "ray": ray.__version__},
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_report(out, result)
     return result
 
 

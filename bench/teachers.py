@@ -58,9 +58,7 @@ hundredths: 0.02).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -71,6 +69,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from common import add_out, write_report  # noqa: E402  (bench/ is on sys.path when run)
 
 from agentgym.curriculum import (  # noqa: E402
     DynamicSampling,
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--only", choices=["grid", "grpo"], default=None)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "teachers.json"))
+    add_out(ap, "teachers")
     args = ap.parse_args(argv)
     seeds = list(range(2 if args.quick else args.seeds))
     episodes = 2_000 if args.quick else 20_000
@@ -373,8 +373,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         results.setdefault(setting, {}).setdefault(label, []).append(out)
 
     report: dict[str, Any] = {"meta": {"seeds": seeds, "grid_episodes": episodes, "grpo_steps": steps,
-                                       "quick": args.quick, "python": platform.python_version(),
-                                       "machine": platform.machine(), "cpus": os.cpu_count(),
+                                       "quick": args.quick, 
                                        "wall_seconds": None}, "settings": {}}
     for setting, rows in results.items():
         src = (grid_rows(2 if "irrelevant" in setting else 0, episodes // 50, args.quick) if setting.startswith("grid")
@@ -392,9 +391,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print_table(f"{setting} ({len(seeds)} seeds; {budget})", summary, unit)
     report["meta"]["wall_seconds"] = time.perf_counter() - t0
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"\nwrote {out} ({report['meta']['wall_seconds']:.0f} s)")
+    print(f"\n{report['meta']['wall_seconds']:.0f} s in all")
+    write_report(out, report)
     return report
 
 

@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from common import add_out, write_report  # noqa: E402  (bench/ is on sys.path when run)
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICKSTART_PARAMS = {"digits": [1], "n_operands": [2], "operators": ["+", "+-"], "negatives": [False]}
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--params", default=json.dumps(QUICKSTART_PARAMS), help="task restriction, JSON")
     ap.add_argument("--setups", nargs="+", default=["pioneer-observer", "solver-critic"],
                     choices=["pioneer-observer", "solver-critic"], help="team games to compare with the single agent")
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "team_vs_single.json"))
+    add_out(ap, "team_vs_single")
     args = ap.parse_args(argv)
 
     import agentgym_multiagent  # noqa: F401  (registers the games)
@@ -79,13 +80,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         _solver_critic(runner, team_tasks, rows)
 
     report = {"policy": args.policy, "tasks": len(tasks), "params": params, "eval_seed": EVAL_SEED,
-              "max_new_tokens": args.max_new_tokens, "machine": platform.platform(), "rows": rows,
+              "max_new_tokens": args.max_new_tokens, "rows": rows,
               "per_task": {"single": single_ok, **{k: v.pop("per_task") for k, v in rows.items() if "per_task" in v}}}
     _print(report)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"wrote {out}")
+    write_report(out, report)
     return report
 
 

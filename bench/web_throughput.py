@@ -24,15 +24,14 @@ generated page, give the cost per context.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import add_out, write_report  # noqa: E402  (bench/ is on sys.path when run)
 
 import agentgym
 from agentgym import TaskSpec
@@ -174,7 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--episodes", type=int, default=32, help="episodes per row (at least 2x the concurrency)")
     ap.add_argument("--workloads", nargs="+", default=["sites", "miniwob"], choices=["sites", "miniwob"])
-    ap.add_argument("--out", default="bench/results/web_throughput.json")
+    add_out(ap, "web_throughput")
     args = ap.parse_args(argv)
 
     from agentgym_web.browser import get_pool
@@ -208,15 +207,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
           f"{mem['loaded']['pss_mib']:.0f} MiB with {mem['contexts']} contexts in {mem['loaded']['processes']}")
     result = {
         "rows": rows, "memory": mem, "target_steps_per_s_at_16": TARGET,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "load_average_end": os.getloadavg()},
         "browser": {"source": pool.browser_source, "version": pool._browser.version if pool._browser else None},
         "pool_stats": pool.stats.as_dict(),
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str))
-    print(f"wrote {out}")
+    write_report(out, result)
     return result
 
 

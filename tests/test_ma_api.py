@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 pytest.importorskip("agentgym_multiagent")
@@ -11,56 +9,17 @@ pytest.importorskip("agentgym_multiagent")
 import gymnasium
 import numpy as np
 from agentgym_multiagent.registration import GAME_IDS
-from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
 
 import agentgym
 from agentgym import TaskSpec
 from agentgym.curriculum.base import TrainingTasks
-from agentgym.env import TextSpace
-from agentgym.multiagent import POLICY, TextAECEnv, TextParallelEnv, is_multiagent
+from agentgym.multiagent import POLICY, TextParallelEnv, is_multiagent
 from agentgym.spaces import TRAIN_SEED_LIMIT, ParamError
 
 IDS = list(GAME_IDS)
 
 
-class MixedMoves(TextSpace):
-    """A text space whose samples are mostly a scripted legal move (so PettingZoo's tests
-    play whole games to the end), sometimes garbage; seeded like any space."""
-
-    def __init__(self, env, agent: str):
-        super().__init__(env.max_action_chars)
-        self.env, self.agent = env, agent
-
-    def sample(self, mask=None, probability=None) -> str:
-        if self.np_random.random() < 0.15 or not self.env.agents:
-            return super().sample()
-        env = self.env
-        mover = env.agent_selection if isinstance(env, TextAECEnv) else self.agent
-        return env.scripted_action(mover, env.scripted_kinds[-1], self.np_random)
-
-
-def _mixed(env_id: str):
-    env = agentgym.make(env_id)
-    for agent in env.possible_agents:
-        env.action_spaces[agent] = MixedMoves(env, agent)
-    return env
-
-
-@pytest.mark.parametrize("env_id", IDS)
-@pytest.mark.parametrize("moves", ["random_text", "mostly_legal"])
-def test_pettingzoo_api_and_seed_tests(env_id, moves):
-    make = (lambda: agentgym.make(env_id)) if moves == "random_text" else (lambda: _mixed(env_id))
-    # PettingZoo warns that text observations are not NumPy arrays; its asserts still run.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        env = make()
-        if isinstance(env, TextParallelEnv):
-            parallel_api_test(env, num_cycles=60)
-            parallel_seed_test(make, num_cycles=60)
-        else:
-            assert isinstance(env, TextAECEnv)
-            api_test(env, num_cycles=60)
-            seed_test(make, num_cycles=60)
+# (PettingZoo's api and seed tests on every game: tests/test_conformance.py)
 
 
 def test_ids_are_registered_for_agentgym_only():

@@ -133,7 +133,7 @@ def test_checkpoint_holds_every_adapter_and_resume_restores_them(tmp_path):
     again = GRPOTrainer(cfg, resume=True, quiet=True)  # a fresh model, then the checkpoint
     try:
         assert again.step == 1
-        for r in again.roles:
+        for r in again.adapters.roles:
             assert not _changed(saved[r], _adapter(again, r))
     finally:
         again.close()

@@ -97,12 +97,14 @@ class GRPOTrainer:
     # ----- one step --------------------------------------------------------------------
     def train_step(self) -> dict[str, Any]:
         cfg = self.cfg
-        self._rotate_roles()
+        rotation = self._rotate_roles()
         t0 = time.perf_counter()
         batch = self._collect()
         t_gen = time.perf_counter() - t0
         self._check_staleness(batch)
         record: dict[str, Any] = {"step": self.step + 1, "kind": "train", **batch.stats}
+        if rotation is not None:
+            record["multiagent/rotation"] = float(rotation)
         record.update(rollout_metrics(batch.episodes, batch.results, self.step))
         teacher_metrics = self.teacher.metrics()
         self.last_groups = teacher_groups(batch.results)
@@ -156,11 +158,14 @@ class GRPOTrainer:
             raise RuntimeError(f"episodes {stale} updates old exceed rollout.off_policy_steps="
                                f"{self.cfg.rollout.off_policy_steps} (a sampler sync was missed)")
 
-    def _rotate_roles(self) -> None:
-        """Role exchange (multiagent.swap_every): which adapters play which seats this step."""
+    def _rotate_roles(self) -> int | None:
+        """Role exchange (multiagent.swap_every): seat i is played by adapter i + k this step."""
+        if self.adapters is None:
+            return None
         every = self.cfg.multiagent.swap_every
-        if self.adapters is not None and every:
-            self.adapters.rotate((self.step // every) % len(self.adapters.roles))
+        k = (self.step // every) % len(self.adapters.roles) if every else 0
+        self.adapters.rotate(k)
+        return k
 
     # ----- evaluation --------------------------------------------------------------------
     def evaluate(self) -> EnvReport:

@@ -75,9 +75,16 @@ def envs(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instea
         rows = []
         for s in specs:
             space, held = meta(s)
-            rows.append({"id": s.id, "description": s.description, "source": s.source, "kwargs": s.kwargs,
-                         "params": space.to_dict(),
-                         "held_out_region": held.region.to_dict() if held.region else None})
+            rows.append(
+                {
+                    "id": s.id,
+                    "description": s.description,
+                    "source": s.source,
+                    "kwargs": s.kwargs,
+                    "params": space.to_dict(),
+                    "held_out_region": held.region.to_dict() if held.region else None,
+                }
+            )
         print(json.dumps(rows, indent=1, default=str))
         return
     table = Table(title=f"{len(specs)} environments")
@@ -87,7 +94,8 @@ def envs(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instea
         space, held = meta(s)
         region = held.region
         table.add_row(
-            s.id, s.description,
+            s.id,
+            s.description,
             "\n".join(f"{d.name} {d.describe()}" for d in space),
             ", ".join(f"{k}∈{list(v)}" for k, v in region.constraints.items()) if region else "-",
             s.source,
@@ -99,7 +107,9 @@ def envs(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instea
 def play(
     env_id: Annotated[str, typer.Argument(help="Environment id, e.g. math/arithmetic-v0.")],
     seed: Annotated[int, typer.Option(help="Task seed.")] = 0,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Task parameter NAME=VALUE (repeatable).")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="Task parameter NAME=VALUE (repeatable).")
+    ] = None,
 ) -> None:
     """Play an environment yourself in the terminal (type your reply; an empty line sends it; /quit leaves)."""
     from agentgym import make
@@ -164,7 +174,9 @@ def _policy(name: str, seed: int):
 @app.command()
 def rollout(
     env_id: Annotated[str, typer.Argument(help="Environment id.")],
-    policy: Annotated[str, typer.Option(help="smollm2-135m (default model), tiny, random, or a checkpoint folder.")] = "smollm2-135m",
+    policy: Annotated[
+        str, typer.Option(help="smollm2-135m (default model), tiny, random, or a checkpoint folder.")
+    ] = "smollm2-135m",
     n: Annotated[int, typer.Option(help="Number of episodes.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed for tasks and sampling.")] = 0,
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Task parameter NAME=VALUE.")] = None,
@@ -184,13 +196,18 @@ def rollout(
         console.rule(f"episode {i}  task {json.dumps(ep.task.to_dict())}")
         for m in ep.messages:
             _say(m)
-        console.print(f"reward {ep.reward:g}  success {ep.success}  turns {ep.num_turns}  policy tokens {ep.num_policy_tokens}  end {ep.end_reason}")
+        console.print(
+            f"reward {ep.reward:g}  success {ep.success}  turns {ep.num_turns}  policy tokens {ep.num_policy_tokens} "
+            f" end {ep.end_reason}"
+        )
 
 
 @app.command("eval")
 def eval_cmd(
     env_ids: Annotated[list[str], typer.Argument(help="One or more environment ids.")],
-    policy: Annotated[str, typer.Option(help="smollm2-135m (default model), tiny, random, or a checkpoint folder.")] = "smollm2-135m",
+    policy: Annotated[
+        str, typer.Option(help="smollm2-135m (default model), tiny, random, or a checkpoint folder.")
+    ] = "smollm2-135m",
     tasks: Annotated[int, typer.Option(help="Held-out tasks per environment.")] = 100,
     k: Annotated[int, typer.Option(help="Samples per task (pass@k); k=1 samples greedily.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the held-out task draw and sampling.")] = 0,
@@ -198,9 +215,27 @@ def eval_cmd(
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (default 0 for k=1, else 1).")] = None,
     by: Annotated[list[str] | None, typer.Option(help="Also break results down by these parameters.")] = None,
     out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("results/eval.json"),
-    env_kwarg: Annotated[list[str] | None, typer.Option("--env-kwarg", "-e", help="Env constructor argument NAME=VALUE, e.g. max_turns=4 (repeatable).")] = None,
-    opponents: Annotated[list[str] | None, typer.Option("--opponent", help="Multi-agent games: a scripted opponent (e.g. random, optimal) or 'self'; the policy plays it in every seat (repeatable; default random).")] = None,
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Draw held-out tasks only where NAME takes these values, as a config's env.params: NAME=[v1,v2] or NAME=v (repeatable). With --seed 1234 these are the trainer's own eval tasks.")] = None,
+    env_kwarg: Annotated[
+        list[str] | None,
+        typer.Option("--env-kwarg", "-e", help="Env constructor argument NAME=VALUE, e.g. max_turns=4 (repeatable)."),
+    ] = None,
+    opponents: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--opponent",
+            help="Multi-agent games: a scripted opponent (e.g. random, optimal) or 'self'; the policy plays it in "
+            "every seat (repeatable; default random).",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="Draw held-out tasks only where NAME takes these values, as a config's env.params: NAME=[v1,v2] or "
+            "NAME=v (repeatable). With --seed 1234 these are the trainer's own eval tasks.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a policy on held-out tasks: success, mean reward, pass@k, by region.
 
@@ -224,7 +259,9 @@ def eval_cmd(
         for env_id in env_ids:
             cls = _check_env(env_id).load_class()
             try:
-                task_lists[env_id] = TrainingTasks(cls.param_space, cls.held_out, restrict).held_out_specs(tasks, seed=seed)
+                task_lists[env_id] = TrainingTasks(cls.param_space, cls.held_out, restrict).held_out_specs(
+                    tasks, seed=seed
+                )
             except (ValueError, KeyError, TypeError) as exc:
                 raise typer.BadParameter(f"{env_id}: {exc}", param_hint="--param") from None
     from agentgym.multiagent import is_multiagent
@@ -246,35 +283,72 @@ def eval_cmd(
             probe.close()
     pol = _policy(policy, seed)
     reports = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as prog:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as prog:
         for env_id in env_ids:
             if env_id in games:
                 from agentgym.eval.games import evaluate_games
 
                 opps, n_seats = games[env_id]
                 bar = prog.add_task(env_id, total=tasks * sum(1 if o == "self" else n_seats for o in opps))
-                reports.append(evaluate_games(pol, env_id, opponents=opps, n_tasks=tasks, tasks=task_lists.get(env_id),
-                                              sampling=sampling, seed=seed, env_kwargs=kwargs,
-                                              progress=lambda n, bar=bar: prog.advance(bar, n)))
+                reports.append(
+                    evaluate_games(
+                        pol,
+                        env_id,
+                        opponents=opps,
+                        n_tasks=tasks,
+                        tasks=task_lists.get(env_id),
+                        sampling=sampling,
+                        seed=seed,
+                        env_kwargs=kwargs,
+                        progress=lambda n, bar=bar: prog.advance(bar, n),
+                    )
+                )
                 continue
             bar = prog.add_task(env_id, total=tasks)
-            reports.append(evaluate_env(pol, env_id, n_tasks=tasks, tasks=task_lists.get(env_id), k=k, sampling=sampling,
-                                        seed=seed, env_kwargs=kwargs, progress=lambda n, bar=bar: prog.advance(bar, n)))
+            reports.append(
+                evaluate_env(
+                    pol,
+                    env_id,
+                    n_tasks=tasks,
+                    tasks=task_lists.get(env_id),
+                    k=k,
+                    sampling=sampling,
+                    seed=seed,
+                    env_kwargs=kwargs,
+                    progress=lambda n, bar=bar: prog.advance(bar, n),
+                )
+            )
     by = list(by or [])
     if games:
         by += [b for b in ("opponent", "opponent / seat") if b not in by]
     print_reports(reports, by=by)
-    path = write_json(reports, out, meta={"policy": policy, "k": k, "seed": seed, "sampling": sampling.__dict__, "env_kwargs": kwargs,
-                                          "params": restrict,
-                                          "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    path = write_json(
+        reports,
+        out,
+        meta={
+            "policy": policy,
+            "k": k,
+            "seed": seed,
+            "sampling": sampling.__dict__,
+            "env_kwargs": kwargs,
+            "params": restrict,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
     console.print(f"wrote {path}")
 
 
 @app.command(context_settings={"allow_extra_args": False})
 def train(
     config: Annotated[str | None, typer.Argument(help="YAML run config (e.g. configs/quickstart.yaml).")] = None,
-    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. grpo.lr=1e-5 train.steps=10.")] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder exactly where it stopped.")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Dotted overrides, e.g. grpo.lr=1e-5 train.steps=10.")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run in this folder exactly where it stopped.")
+    ] = None,
 ) -> None:
     """Train a policy with GRPO from a config; ends with held-out success before and after."""
     from agentgym.config import ConfigError
@@ -305,8 +379,10 @@ def train(
     table.add_row("after", str(last), f"{result.evals[last]:.1%}")
     table.add_row("change", "", f"{(result.evals[last] - result.evals[first]) * 100:+.1f} points")
     console.print(table)
-    console.print(f"{result.steps_done} steps in {result.seconds / 60:.1f} min; plots in {result.run_dir / 'plots'}, "
-                  f"model in {result.run_dir / 'final'}")
+    console.print(
+        f"{result.steps_done} steps in {result.seconds / 60:.1f} min; plots in {result.run_dir / 'plots'}, "
+        f"model in {result.run_dir / 'final'}"
+    )
 
 
 def print_reports(reports, by: list[str] | None = None) -> None:
@@ -320,8 +396,16 @@ def print_reports(reports, by: list[str] | None = None) -> None:
         table.add_column(p, justify="right")
 
     def row(env: str, split: str, r) -> None:
-        table.add_row(env, split, str(r.tasks), f"{r.success:.1%}", f"{r.mean_reward:.3f}", f"{r.pass_at_k:.1%}",
-                      f"{r.format_errors:.1%}", *(f"{r.reward_parts.get(p, 0.0):.3f}" for p in parts))
+        table.add_row(
+            env,
+            split,
+            str(r.tasks),
+            f"{r.success:.1%}",
+            f"{r.mean_reward:.3f}",
+            f"{r.pass_at_k:.1%}",
+            f"{r.format_errors:.1%}",
+            *(f"{r.reward_parts.get(p, 0.0):.3f}" for p in parts),
+        )
 
     for rep in reports:
         row(rep.env_id, "all", rep.overall)

@@ -191,12 +191,15 @@ class RunConfig(_Section):
         if self.rollout.max_new_tokens >= self.rollout.max_episode_tokens:
             raise ValueError("rollout.max_new_tokens must be smaller than rollout.max_episode_tokens")
         if self.model.backend == "vllm" and self.model.lora is not None:
-            raise ValueError("model.lora cannot be combined with model.backend=vllm yet (vLLM receives full weights); "
-                             "use full fine-tuning or model.backend=transformers")
+            raise ValueError(
+                "model.lora cannot be combined with model.backend=vllm yet (vLLM receives full weights); "
+                "use full fine-tuning or model.backend=transformers"
+            )
         if self.multiagent.adapters == "per_role":
             if self.model.lora is None:
-                raise ValueError("multiagent.adapters=per_role needs model.lora (one LoRA adapter per role), "
-                                 "e.g. model.lora.r=16")
+                raise ValueError(
+                    "multiagent.adapters=per_role needs model.lora (one LoRA adapter per role), e.g. model.lora.r=16"
+                )
             if self.rollout.off_policy_steps:
                 raise ValueError("multiagent.adapters=per_role cannot be combined with rollout.off_policy_steps yet")
         elif self.multiagent.swap_every:
@@ -213,8 +216,10 @@ def check_backends(cfg: RunConfig) -> None:
     import importlib.util
 
     if cfg.rollout.backend == "ray" and importlib.util.find_spec("ray") is None:
-        raise ConfigError("rollout.backend=ray needs Ray, which is not installed: pip install agentgym[ray] "
-                          "(or set rollout.backend=inprocess)")
+        raise ConfigError(
+            "rollout.backend=ray needs Ray, which is not installed: pip install agentgym[ray] "
+            "(or set rollout.backend=inprocess)"
+        )
     if cfg.model.backend == "vllm":
         from agentgym.policies.vllm_policy import vllm_unavailable_reason
 
@@ -240,7 +245,10 @@ def apply_override(data: dict[str, Any], dotted: str) -> None:
         fields = getattr(model, "model_fields", None)
         if fields is not None and key not in fields:
             where = ".".join(keys[:i]) or "the top level"
-            raise ConfigError(f"unknown config key {path!r}: {key!r} is not in {where}; valid: {sorted(fields)}{_suggest(key, list(fields))}")
+            raise ConfigError(
+                f"unknown config key {path!r}: {key!r} is not in {where}; valid: "
+                f"{sorted(fields)}{_suggest(key, list(fields))}"
+            )
         if i == len(keys) - 1:
             node[key] = yaml.safe_load(raw) if raw.strip() else None
             return

@@ -61,7 +61,11 @@ class Outcome:
 class _TextGame(TaskFamily):
     """What both bases share: spaces, task handling, bookkeeping of messages and infos."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "name": "agentgym_text_game", "is_parallelizable": False}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["ansi"],
+        "name": "agentgym_text_game",
+        "is_parallelizable": False,
+    }
     #: Agent names, in seat order (seat 0 first).
     agent_names: ClassVar[tuple[str, ...]] = ("player_0", "player_1")
     max_action_chars: ClassVar[int] = 4096
@@ -144,7 +148,9 @@ class _TextGame(TaskFamily):
         self.check_players(opponents=[kind])
         return self._scripted(agent, kind, rng)
 
-    def check_players(self, controllers: dict[str, str] | None = None, opponents: list[str] | tuple[str, ...] = ()) -> None:
+    def check_players(
+        self, controllers: dict[str, str] | None = None, opponents: list[str] | tuple[str, ...] = ()
+    ) -> None:
         """Raise a ValueError naming the seats and players this game has when
         ``controllers`` (seat -> "policy" or a scripted kind) or ``opponents`` (scripted
         kinds or "self") name anything else."""
@@ -155,7 +161,9 @@ class _TextGame(TaskFamily):
         name = self.env_id or type(self).__name__
         problems = ([f"{name} has no seat {seats} (its seats: {self.possible_agents})"] if seats else []) + (
             [f"{name} has no scripted player {players} (it has {list(self.scripted_kinds)}, and 'self' as an opponent)"]
-            if players else [])
+            if players
+            else []
+        )
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -172,10 +180,17 @@ class _TextGame(TaskFamily):
         self._transcript = [(a, dict(m)) for a in self.possible_agents for m in opening.get(a, [])]
 
     def _info(self, agent: str, parts: dict[str, float], error: str | None, success: bool) -> dict[str, Any]:
-        return {"task": self.task.to_dict() if self.task else None, "turn": self.turn, "success": bool(success),
-                "reward_parts": dict(parts), "error": error}
+        return {
+            "task": self.task.to_dict() if self.task else None,
+            "turn": self.turn,
+            "success": bool(success),
+            "reward_parts": dict(parts),
+            "error": error,
+        }
 
-    def _apply_actions(self, actions: dict[str, Any], judge, *, judge_empty: bool = False) -> tuple[Outcome, dict[str, str | None]]:
+    def _apply_actions(
+        self, actions: dict[str, Any], judge, *, judge_empty: bool = False
+    ) -> tuple[Outcome, dict[str, str | None]]:
         """Check each action, let ``judge`` play the usable ones, add penalties and forfeits.
 
         ``judge_empty``: call ``judge`` even when no action is usable (a simultaneous
@@ -277,8 +292,9 @@ class TextAECEnv(_TextGame, AECEnv):
             for a in self.agents:
                 self._pending[a].append({"role": "user", "content": note})
         self.rewards = {a: float(sum(out.rewards.get(a, {}).values())) for a in self.agents}
-        self.infos = {a: self._info(a, out.rewards.get(a, {}), errors.get(a), self._success.get(a, False))
-                      for a in self.agents}
+        self.infos = {
+            a: self._info(a, out.rewards.get(a, {}), errors.get(a), self._success.get(a, False)) for a in self.agents
+        }
         if out.done or truncated:
             for a in self.agents:
                 self.terminations[a] = out.done
@@ -343,16 +359,6 @@ def is_multiagent(env: Any) -> bool:
     return isinstance(env, _TextGame)
 
 
-def is_multiagent_id(env_id: str) -> bool:
-    """True when registered env ``env_id`` is a multi-agent game (no env is built when
-    its entry point is a class)."""
-    from agentgym.registry import spec
-
-    entry = spec(env_id).load_class()
-    if isinstance(entry, type):
-        return issubclass(entry, _TextGame)
-    env = entry()
-    try:
-        return is_multiagent(env)
-    finally:
-        env.close()
+def is_multiagent_class(cls: type) -> bool:
+    """True for a class of multi-agent text game (a subclass of the bases of this module)."""
+    return issubclass(cls, _TextGame)

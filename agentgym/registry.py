@@ -56,8 +56,10 @@ class EnvSpec:
             from agentgym.multiagent import is_multiagent
 
             if not is_multiagent(env):
-                raise TypeError(f"{self.id!r} built a {type(env).__name__}, which is neither an agentgym TextEnv "
-                                "nor a multi-agent TextAECEnv/TextParallelEnv")
+                raise TypeError(
+                    f"{self.id!r} built a {type(env).__name__}, which is neither an agentgym TextEnv "
+                    "nor a multi-agent TextAECEnv/TextParallelEnv"
+                )
         return env
 
 
@@ -161,3 +163,18 @@ def list_envs() -> list[EnvSpec]:
     """All registered environments, sorted by id."""
     discover()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def is_multiagent_id(env_id: str) -> bool:
+    """True when registered env ``env_id`` is a multi-agent game (no env is built when its
+    entry point is a class)."""
+    from agentgym.multiagent import is_multiagent, is_multiagent_class
+
+    entry = spec(env_id).load_class()
+    if isinstance(entry, type):
+        return is_multiagent_class(entry)
+    env = entry()
+    try:
+        return is_multiagent(env)
+    finally:
+        env.close()

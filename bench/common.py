@@ -22,8 +22,12 @@ def add_out(parser: argparse.ArgumentParser, name: str) -> None:
 
 def machine() -> dict[str, Any]:
     """The machine and software a number was measured on (a benchmark means nothing without it)."""
-    info: dict[str, Any] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                            "platform": platform.platform(), "arch": platform.machine()}
+    info: dict[str, Any] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "arch": platform.machine(),
+    }
     try:
         info["load_average_1min"] = os.getloadavg()[0]
     except OSError:

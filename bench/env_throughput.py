@@ -68,9 +68,7 @@ class _NullEnv(TextEnv):
         return [dict(m) for m in self._messages]
 
     def _step(self, action):
-        return Feedback(
-            messages=[], reward_parts={"correct": 1.0, "format": 0.1}, terminated=True, success=True
-        )
+        return Feedback(messages=[], reward_parts={"correct": 1.0, "format": 0.1}, terminated=True, success=True)
 
 
 def bench_family(family: str, seconds: float) -> list[dict[str, Any]]:
@@ -93,9 +91,7 @@ def bench_family(family: str, seconds: float) -> list[dict[str, Any]]:
         oracles.append((env.oracle(), env.problem.answer))
     verify_rate = _rate(lambda o: check(extract_answer(o[0]), o[1]), oracles, seconds / 4)
     null = _NullEnv(type(env))
-    base_rate = _rate(
-        lambda s: (null.reset(options={"task": s}), null.step("x")), specs, seconds / 4
-    )
+    base_rate = _rate(lambda s: (null.reset(options={"task": s}), null.step("x")), specs, seconds / 4)
 
     for variant in ("v0", "retry-v0"):
         env_id = f"math/{family}-{variant}"
@@ -122,9 +118,7 @@ def bench_family(family: str, seconds: float) -> list[dict[str, Any]]:
     return rows
 
 
-TOOLS_TARGET = (
-    1000.0  # steps/s for the in-process worlds; the Python world is bound by process start-up
-)
+TOOLS_TARGET = 1000.0  # steps/s for the in-process worlds; the Python world is bound by process start-up
 
 
 def bench_tools(seconds: float) -> list[dict[str, Any]]:
@@ -173,7 +167,8 @@ def bench_tools(seconds: float) -> list[dict[str, Any]]:
 
 SANDBOX_CODE = {
     "print": "print(42)",
-    "primes below 3000": "n = 3000\nsieve = [True] * n\nfor i in range(2, n):\n    if sieve[i]:\n        for j in range(i * i, n, i):\n            sieve[j] = False\nprint(sum(sieve[2:]))",
+    "primes below 3000": "n = 3000\nsieve = [True] * n\nfor i in range(2, n):\n    if sieve[i]:\n        for j in "
+    "range(i * i, n, i):\n            sieve[j] = False\nprint(sum(sieve[2:]))",
     "import json, math": "import json, math\nprint(json.dumps([math.pi]))",
 }
 
@@ -249,9 +244,7 @@ def print_tools(rows: list[dict[str, Any]], sandbox_rows: list[dict[str, Any]]) 
                 f"{r['steps_per_s']:,.0f}",
                 f"{r['episodes_per_s']:,.0f}",
                 f"{r['steps_per_episode']:.2f}",
-                "n/a"
-                if r["env_id"] == "tools/python-v0"
-                else ("yes" if r["meets_target"] else "NO"),
+                "n/a" if r["env_id"] == "tools/python-v0" else ("yes" if r["meets_target"] else "NO"),
             ]
             for r in rows
         ],
@@ -353,11 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(Path(__file__).parent))
         import minigrid_throughput as mg
 
-        rows = [
-            mg.bench_family(f, mode, args.seconds)
-            for f in mg.FAMILIES
-            for mode in ("oracle", "text bot")
-        ]
+        rows = [mg.bench_family(f, mode, args.seconds) for f in mg.FAMILIES for mode in ("oracle", "text bot")]
         mg.print_table(rows)
         report["minigrid"] = {
             "what": "env steps per second with the BabyAI bot",

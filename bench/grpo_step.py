@@ -70,13 +70,23 @@ def bench_agentgym(args, times: list[float]) -> dict:
     from agentgym.grpo.trainer import GRPOTrainer
 
     with tempfile.TemporaryDirectory() as d:
-        cfg = load_config(None, [
-            f"run_dir={d}/run", "model.name=smollm2-135m", "env.id=math/arithmetic-v0",
-            "env.params={digits: [1], n_operands: [2]}", f"rollout.tasks_per_step={args.tasks}",
-            f"rollout.group_size={args.group}", f"rollout.max_new_tokens={args.max_new_tokens}",
-            "rollout.temperature=1.0", "grpo.lr=1e-6", "grpo.mask_truncated=false",
-            f"grpo.micro_batch_size={args.tasks * args.group}", "train.eval_tasks=1",
-        ])
+        cfg = load_config(
+            None,
+            [
+                f"run_dir={d}/run",
+                "model.name=smollm2-135m",
+                "env.id=math/arithmetic-v0",
+                "env.params={digits: [1], n_operands: [2]}",
+                f"rollout.tasks_per_step={args.tasks}",
+                f"rollout.group_size={args.group}",
+                f"rollout.max_new_tokens={args.max_new_tokens}",
+                "rollout.temperature=1.0",
+                "grpo.lr=1e-6",
+                "grpo.mask_truncated=false",
+                f"grpo.micro_batch_size={args.tasks * args.group}",
+                "train.eval_tasks=1",
+            ],
+        )
         tr = GRPOTrainer(cfg, quiet=True)
         tr.policy.chat.eos_token_ids = {-1}  # never stop early: fixed-length completions
         gen, train, tokens = [], [], []
@@ -115,22 +125,40 @@ def bench_trl(args, times: list[float]) -> dict:
 
     with tempfile.TemporaryDirectory() as d:
         conf = GRPOConfig(
-            output_dir=d, use_cpu=True, per_device_train_batch_size=args.tasks * args.group,
-            num_generations=args.group, max_completion_length=args.max_new_tokens,
-            generation_kwargs={"min_new_tokens": args.max_new_tokens}, temperature=1.0, learning_rate=1e-6,
-            beta=0.0, loss_type="dapo", max_steps=args.warmup + args.steps, logging_steps=1, report_to="none",
-            save_strategy="no", seed=0, gradient_accumulation_steps=1, disable_tqdm=True,
+            output_dir=d,
+            use_cpu=True,
+            per_device_train_batch_size=args.tasks * args.group,
+            num_generations=args.group,
+            max_completion_length=args.max_new_tokens,
+            generation_kwargs={"min_new_tokens": args.max_new_tokens},
+            temperature=1.0,
+            learning_rate=1e-6,
+            beta=0.0,
+            loss_type="dapo",
+            max_steps=args.warmup + args.steps,
+            logging_steps=1,
+            report_to="none",
+            save_strategy="no",
+            seed=0,
+            gradient_accumulation_steps=1,
+            disable_tqdm=True,
             # Memory is not the constraint here: give TRL its fastest setting, as agentgym has.
             gradient_checkpointing=False,
         )
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(path)
         tok.padding_side = "left"
-        trainer = GRPOTrainer(model=model, reward_funcs=math_reward(tasks), args=conf, train_dataset=ds,
-                              processing_class=tok, callbacks=[Clock()])
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=math_reward(tasks),
+            args=conf,
+            train_dataset=ds,
+            processing_class=tok,
+            callbacks=[Clock()],
+        )
         trainer.train()
     steps = [stamps[i + 1] - stamps[i] for i in range(0, len(stamps) - 1, 2)]
-    times.extend(steps[args.warmup:])
+    times.extend(steps[args.warmup :])
     return {}
 
 
@@ -141,20 +169,35 @@ def bench_floor(args, times: list[float]) -> dict:
     _, prompts = make_prompts(args.tasks)
     texts = [tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
     tok.padding_side = "left"
-    enc = tok([t for t in texts for _ in range(args.group)], return_tensors="pt", add_special_tokens=False, padding=True)
+    enc = tok(
+        [t for t in texts for _ in range(args.group)], return_tensors="pt", add_special_tokens=False, padding=True
+    )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
     gen, train = [], []
     for i in range(args.warmup + args.steps):
         t0 = time.perf_counter()
         model.eval()
         with torch.no_grad():
-            out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
-                                 max_new_tokens=args.max_new_tokens, min_new_tokens=args.max_new_tokens,
-                                 pad_token_id=tok.pad_token_id)
+            out = model.generate(
+                **enc,
+                do_sample=True,
+                temperature=1.0,
+                top_k=0,
+                top_p=1.0,
+                max_new_tokens=args.max_new_tokens,
+                min_new_tokens=args.max_new_tokens,
+                pad_token_id=tok.pad_token_id,
+            )
         t1 = time.perf_counter()
-        attn = torch.cat([enc["attention_mask"], torch.ones(out.shape[0], out.shape[1] - enc["input_ids"].shape[1], dtype=torch.long)], 1)
-        logits = model(input_ids=out, attention_mask=attn).logits[:, enc["input_ids"].shape[1] - 1:-1].float()
-        logp = torch.log_softmax(logits, -1).gather(-1, out[:, enc["input_ids"].shape[1]:, None]).squeeze(-1)
+        attn = torch.cat(
+            [
+                enc["attention_mask"],
+                torch.ones(out.shape[0], out.shape[1] - enc["input_ids"].shape[1], dtype=torch.long),
+            ],
+            1,
+        )
+        logits = model(input_ids=out, attention_mask=attn).logits[:, enc["input_ids"].shape[1] - 1 : -1].float()
+        logp = torch.log_softmax(logits, -1).gather(-1, out[:, enc["input_ids"].shape[1] :, None]).squeeze(-1)
         (-logp.mean()).backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -187,15 +230,16 @@ def main() -> None:
         times: list[float] = []
         print(f"running {name} ...", flush=True)
         extra = fn(args, times)
-        results[name] = {"step_s": statistics.mean(times) if times else None,
-                         "step_s_all": times, **extra}
+        results[name] = {"step_s": statistics.mean(times) if times else None, "step_s_all": times, **extra}
         print(f"  {name}: {results[name]['step_s']} s/step ({[round(t, 1) for t in times]})", flush=True)
         # Written after each engine, so a slow or killed engine loses only its own numbers.
         write_report(out, {"args": vars(args), "results": results})
 
     floor = (results.get("floor") or {}).get("step_s")
-    print(f"\nGRPO step, {args.tasks} prompts x {args.group} completions x {args.max_new_tokens} tokens, "
-          f"torch threads {torch.get_num_threads()}")
+    print(
+        f"\nGRPO step, {args.tasks} prompts x {args.group} completions x {args.max_new_tokens} tokens, "
+        f"torch threads {torch.get_num_threads()}"
+    )
     print(f"{'engine':<10} {'s/step':>8} {'generate s':>11} {'train s':>9} {'vs floor':>9} {'vs agentgym':>12}")
     ours = (results.get("agentgym") or {}).get("step_s")
     for name, r in results.items():

@@ -77,13 +77,31 @@ def bench_family(family: str, mode: str, seconds: float, seed: int = 0) -> dict[
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    headers = ["family", "bot", "episodes", "success", "env steps/s", "step() only/s", "with bot steps/s",
-               "reset us", "bot us/step", f">= {TARGET:g}/s"]
+    headers = [
+        "family",
+        "bot",
+        "episodes",
+        "success",
+        "env steps/s",
+        "step() only/s",
+        "with bot steps/s",
+        "reset us",
+        "bot us/step",
+        f">= {TARGET:g}/s",
+    ]
     cells = [
-        [r["family"], r["bot"], str(r["episodes"]), f"{100 * r['success_rate']:.1f}%",
-         f"{r['env_steps_per_s']:,.0f}", f"{r['step_only_steps_per_s']:,.0f}",
-         f"{r['with_bot_steps_per_s']:,.0f}", f"{r['reset_us']:.0f}", f"{r['bot_us_per_step']:.0f}",
-         "yes" if r["meets_target"] else "NO"]
+        [
+            r["family"],
+            r["bot"],
+            str(r["episodes"]),
+            f"{100 * r['success_rate']:.1f}%",
+            f"{r['env_steps_per_s']:,.0f}",
+            f"{r['step_only_steps_per_s']:,.0f}",
+            f"{r['with_bot_steps_per_s']:,.0f}",
+            f"{r['reset_us']:.0f}",
+            f"{r['bot_us_per_step']:.0f}",
+            "yes" if r["meets_target"] else "NO",
+        ]
         for r in rows
     ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]

@@ -36,10 +36,16 @@ def run_mode(model: str, steps: int, off: int, threads: int, run_dir: Path) -> l
     from agentgym.config import load_config
     from agentgym.grpo.trainer import GRPOTrainer
 
-    cfg = load_config(str(ROOT / "configs" / "quickstart.yaml"), [
-        f"run_dir={run_dir}", f"model.name={model}", f"train.steps={steps}", f"rollout.off_policy_steps={off}",
-        f"model.threads={threads}",
-    ])
+    cfg = load_config(
+        str(ROOT / "configs" / "quickstart.yaml"),
+        [
+            f"run_dir={run_dir}",
+            f"model.name={model}",
+            f"train.steps={steps}",
+            f"rollout.off_policy_steps={off}",
+            f"model.threads={threads}",
+        ],
+    )
     tr = GRPOTrainer(cfg, quiet=True)
     records = []
     try:
@@ -73,13 +79,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "reward_mean": [r["reward/mean"] for r in recs],
             }
     on, off = rows["on-policy"], rows["off-policy (1 step)"]
-    report = {"model": args.model, "steps": args.steps, "threads": args.threads or None, 
-              "rows": rows, "speedup": on["s_per_step"] / off["s_per_step"]}
+    report = {
+        "model": args.model,
+        "steps": args.steps,
+        "threads": args.threads or None,
+        "rows": rows,
+        "speedup": on["s_per_step"] / off["s_per_step"],
+    }
     print(f"\n{args.model}, quickstart settings, steps 2..{args.steps}, {os.cpu_count()} CPUs")
     print(f"{'mode':<22} {'s/step':>7} {'wait s':>7} {'update s':>9} {'|dlogp|':>9}  staleness")
     for name, r in rows.items():
-        print(f"{name:<22} {r['s_per_step']:>7.1f} {r['wait_s']:>7.1f} {r['train_s']:>9.1f} {r['logp_mismatch']:>9.2e}  "
-              f"{r['staleness']}")
+        print(
+            f"{name:<22} {r['s_per_step']:>7.1f} {r['wait_s']:>7.1f} {r['train_s']:>9.1f} {r['logp_mismatch']:>9.2e}  "
+            f"{r['staleness']}"
+        )
     print(f"off-policy speed-up: {report['speedup']:.2f}x")
     out = Path(args.out)
     write_report(out, report)

@@ -115,8 +115,16 @@ class _TimedPool:
         self.pool.close()
 
 
-def bench_row(workload: str, env_id: str, env_kwargs: dict[str, Any], tasks: list[TaskSpec], backend: str,
-              workers: int, repeats: int, chat: Any) -> dict[str, Any]:
+def bench_row(
+    workload: str,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    tasks: list[TaskSpec],
+    backend: str,
+    workers: int,
+    repeats: int,
+    chat: Any,
+) -> dict[str, Any]:
     from agentgym.policies import SamplingParams, ScriptedPolicy
     from agentgym.rollout import InProcessPool, RolloutRunner
 
@@ -127,8 +135,13 @@ def bench_row(workload: str, env_id: str, env_kwargs: dict[str, Any], tasks: lis
     else:
         pool = InProcessPool()
     pool = _TimedPool(pool)
-    runner = RolloutRunner(ScriptedPolicy(chat, lambda text: "ok"), SamplingParams(max_new_tokens=4),
-                           env_kwargs={"inner": env_id, **env_kwargs}, max_episode_tokens=1 << 20, pool=pool)
+    runner = RolloutRunner(
+        ScriptedPolicy(chat, lambda text: "ok"),
+        SamplingParams(max_new_tokens=4),
+        env_kwargs={"inner": env_id, **env_kwargs},
+        max_episode_tokens=1 << 20,
+        pool=pool,
+    )
     try:
         runner.run("bench/oracle-v0", tasks[: max(2 * max(workers, 1), len(tasks) // 8)])  # warm-up: envs built
         best = None
@@ -144,11 +157,19 @@ def bench_row(workload: str, env_id: str, env_kwargs: dict[str, Any], tasks: lis
     dt, env_s, eps, st = best
     steps = sum(e.num_turns for e in eps)
     return {
-        "workload": workload, "env": env_id, "backend": backend, "workers": workers if backend == "ray" else 0,
-        "episodes": len(eps), "steps": steps, "seconds": dt, "env_seconds": env_s,
-        "episodes_per_s": len(eps) / dt, "steps_per_s": steps / dt,
+        "workload": workload,
+        "env": env_id,
+        "backend": backend,
+        "workers": workers if backend == "ray" else 0,
+        "episodes": len(eps),
+        "steps": steps,
+        "seconds": dt,
+        "env_seconds": env_s,
+        "episodes_per_s": len(eps) / dt,
+        "steps_per_s": steps / dt,
         "success": float(np.mean([e.success for e in eps])) if eps else 0.0,
-        "dropped": st.dropped_env_errors, "worker_restarts": st.worker_restarts,
+        "dropped": st.dropped_env_errors,
+        "worker_restarts": st.worker_restarts,
     }
 
 
@@ -191,31 +212,46 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for n in args.workers:
                 row = bench_row(workload, env_id, kw, tasks, "ray", n, args.repeats, chat)
                 row["overhead_ms_per_episode"] = 1000 * (row["seconds"] - base["seconds"]) / max(row["episodes"], 1)
-                row["env_overhead_ms_per_episode"] = 1000 * (row["env_seconds"] - base["env_seconds"]) / max(row["episodes"], 1)
+                row["env_overhead_ms_per_episode"] = (
+                    1000 * (row["env_seconds"] - base["env_seconds"]) / max(row["episodes"], 1)
+                )
                 rows.append(row)
-                print(f"  {workload:5s} ray x{n}      {row['episodes_per_s']:8.1f} episodes/s", file=sys.stderr, flush=True)
+                print(
+                    f"  {workload:5s} ray x{n}      {row['episodes_per_s']:8.1f} episodes/s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         ray.shutdown()
 
-    print(f"\nRollout scaling: envs in-process vs Ray workers (scripted policy, env oracles; "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)")
-    head = (f"{'workload':9s} {'backend':12s} {'episodes':>8s} {'steps':>6s} {'seconds':>8s} {'env s':>7s} "
-            f"{'episodes/s':>10s} {'steps/s':>8s} {'overhead/ep':>11s} {'env overhead/ep':>15s} {'ok':>5s}")
+    print(
+        f"\nRollout scaling: envs in-process vs Ray workers (scripted policy, env oracles; "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)"
+    )
+    head = (
+        f"{'workload':9s} {'backend':12s} {'episodes':>8s} {'steps':>6s} {'seconds':>8s} {'env s':>7s} "
+        f"{'episodes/s':>10s} {'steps/s':>8s} {'overhead/ep':>11s} {'env overhead/ep':>15s} {'ok':>5s}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
         name = "in-process" if r["backend"] == "inprocess" else f"ray x{r['workers']}"
         over = "" if r["backend"] == "inprocess" else f"{r['overhead_ms_per_episode']:+9.2f}ms"
         env_over = "" if r["backend"] == "inprocess" else f"{r['env_overhead_ms_per_episode']:+9.2f}ms"
-        print(f"{r['workload']:9s} {name:12s} {r['episodes']:8d} {r['steps']:6d} {r['seconds']:8.2f} {r['env_seconds']:7.2f} "
-              f"{r['episodes_per_s']:10.1f} {r['steps_per_s']:8.1f} {over:>11s} {env_over:>15s} {r['success']:5.0%}")
+        print(
+            f"{r['workload']:9s} {name:12s} {r['episodes']:8d} {r['steps']:6d} {r['seconds']:8.2f} "
+            f"{r['env_seconds']:7.2f} "
+            f"{r['episodes_per_s']:10.1f} {r['steps_per_s']:8.1f} {over:>11s} {env_over:>15s} {r['success']:5.0%}"
+        )
     for w, why in skipped.items():
         print(f"{w}: skipped ({why})")
     result = {
         "benchmark": "rollout_scaling",
         "what": "episodes per second through RolloutRunner.run with a scripted policy and env oracles; "
-                "envs in-process vs in N Ray workers; overhead = (t_ray - t_inprocess) / episodes",
-        "rows": rows, "skipped": skipped, "repeats": args.repeats,
+        "envs in-process vs in N Ray workers; overhead = (t_ray - t_inprocess) / episodes",
+        "rows": rows,
+        "skipped": skipped,
+        "repeats": args.repeats,
     }
     out = Path(args.out)
     write_report(out, result)

@@ -91,8 +91,15 @@ MASTERY = 0.75
 class GridStudent:
     """Per-cell competence with reach-limited learning and neighbour transfer (see top)."""
 
-    def __init__(self, rng: np.random.Generator, lr: float = 0.01, transfer: float = 0.3,
-                 unlock: float = 0.5, noise: float = 0.02, dead_from: float = 0.6):
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        lr: float = 0.01,
+        transfer: float = 0.3,
+        unlock: float = 0.5,
+        noise: float = 0.02,
+        dead_from: float = 0.6,
+    ):
         self.rng = rng
         self.c = np.zeros((GRID, GRID))
         self.lr, self.transfer, self.unlock, self.noise = lr, transfer, unlock, noise
@@ -136,7 +143,9 @@ def grid_space(extra: int) -> ParamSpace:
     return ParamSpace(dims)
 
 
-def run_grid(name: str, opts: dict[str, Any], seed: int, episodes: int, extra: int, batch: int = 50) -> dict[str, float]:
+def run_grid(
+    name: str, opts: dict[str, Any], seed: int, episodes: int, extra: int, batch: int = 50
+) -> dict[str, float]:
     tasks = TrainingTasks(grid_space(extra), HeldOut())
     teacher = make_teacher(name, tasks, seed=seed, **opts)
     student = GridStudent(np.random.default_rng(10_000 + seed))
@@ -162,8 +171,15 @@ CATS = tuple(f"c{k:02d}" for k in range(K))
 class GRPOStudent:
     """Logistic per-category skill; learns from group-normalized |advantage| (see top)."""
 
-    def __init__(self, rng: np.random.Generator, transfer: bool, lr: float = 0.1,
-                 d0: float = -4.0, spacing: float = 1.0, kernel: tuple[float, ...] = (0.7, 0.4, 0.2)):
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        transfer: bool,
+        lr: float = 0.1,
+        d0: float = -4.0,
+        spacing: float = 1.0,
+        kernel: tuple[float, ...] = (0.7, 0.4, 0.2),
+    ):
         self.rng = rng
         self.skill = np.zeros(K)
         self.diff = d0 + spacing * np.arange(K)
@@ -203,8 +219,9 @@ class GRPOStudent:
         return float(self.p().mean())
 
 
-def run_grpo(name: str, opts: dict[str, Any], seed: int, steps: int, transfer: bool,
-             filt: str | None = None, per_step: int = 4) -> dict[str, float]:
+def run_grpo(
+    name: str, opts: dict[str, Any], seed: int, steps: int, transfer: bool, filt: str | None = None, per_step: int = 4
+) -> dict[str, float]:
     tasks = TrainingTasks(ParamSpace([Categorical("category", CATS)]), HeldOut())
     teacher = make_teacher(name, tasks, seed=seed, **opts)
     student = GRPOStudent(np.random.default_rng(20_000 + seed), transfer)
@@ -226,8 +243,12 @@ def run_grpo(name: str, opts: dict[str, Any], seed: int, steps: int, transfer: b
             dropped += st.rollouts_dropped
             student.learn(kept)
             done_steps += 1
-    return {"score": student.score(), "steps": float(done_steps), "rollouts": float(spent),
-            "dropped_frac": dropped / max(spent, 1)}
+    return {
+        "score": student.score(),
+        "steps": float(done_steps),
+        "rollouts": float(spent),
+        "dropped_frac": dropped / max(spent, 1),
+    }
 
 
 # ----- the rows ------------------------------------------------------------------------
@@ -245,8 +266,11 @@ def label_of(name: str, opts: dict[str, Any], filt: str | None = None, hide: tup
 GRID_BANDIT = {"outcome": "reward"}
 #: SEC temperatures scaled to each signal's range (|A| ~ 1, p(1-p) <= 0.25, reward EMA-LP ~ 0.01-0.05),
 #: with alpha 0.5 as in the SEC paper's runs. The defaults (alpha 0.1, tau 1.0) get their own rows.
-SEC_TUNED = {"abs_adv": {"sec_alpha": 0.5, "sec_tau": 0.2}, "p1p": {"sec_alpha": 0.5, "sec_tau": 0.05},
-             "ema_lp": {"sec_alpha": 0.5, "sec_tau": 0.02}}
+SEC_TUNED = {
+    "abs_adv": {"sec_alpha": 0.5, "sec_tau": 0.2},
+    "p1p": {"sec_alpha": 0.5, "sec_tau": 0.05},
+    "ema_lp": {"sec_alpha": 0.5, "sec_tau": 0.02},
+}
 
 
 def grid_rows(extra: int, rounds: int = 400, quick: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
@@ -267,8 +291,19 @@ def grid_rows(extra: int, rounds: int = 400, quick: bool = False) -> list[tuple[
             ("bandit", {**base, "sampler": "proportional"}),
         ]
     if extra:  # the teacher is told which dims matter
-        rows.append(("bandit", {**GRID_BANDIT, "signal": "p1p", "bins": 10, "sampler": "sec", **SEC_TUNED["p1p"],
-                                "arm_dims": ["x", "y"]}))
+        rows.append(
+            (
+                "bandit",
+                {
+                    **GRID_BANDIT,
+                    "signal": "p1p",
+                    "bins": 10,
+                    "sampler": "sec",
+                    **SEC_TUNED["p1p"],
+                    "arm_dims": ["x", "y"],
+                },
+            )
+        )
     else:  # coarser bins than the test grid
         rows.append(("bandit", {**GRID_BANDIT, "signal": "p1p", "bins": 5, "sampler": "sec", **SEC_TUNED["p1p"]}))
     return [(label_of(n, o, hide=("outcome",)), n, o) for n, o in rows]
@@ -353,13 +388,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for extra, setting in ((0, "grid 2-D"), (2, "grid 2-D + 2 irrelevant dims")):
             for label, name, opts in grid_rows(extra, episodes // 50, args.quick):
                 for s in seeds:
-                    jobs.append(("grid", label, name, opts, s, {"setting": setting, "episodes": episodes, "extra": extra}))
+                    jobs.append(
+                        ("grid", label, name, opts, s, {"setting": setting, "episodes": episodes, "extra": extra})
+                    )
     if args.only in (None, "grpo"):
         for transfer, setting in ((True, "grpo with transfer"), (False, "grpo without transfer")):
             for label, name, opts, filt in grpo_rows(steps, args.quick):
                 for s in seeds:
-                    jobs.append(("grpo", label, name, opts, s, {"setting": setting, "steps": steps, "transfer": transfer,
-                                                                "filter": filt}))
+                    jobs.append(
+                        (
+                            "grpo",
+                            label,
+                            name,
+                            opts,
+                            s,
+                            {"setting": setting, "steps": steps, "transfer": transfer, "filter": filt},
+                        )
+                    )
     jobs.sort(key=lambda j: j[2] != "alp_gmm")  # the slow ones first, for an even finish
     t0 = time.perf_counter()
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
@@ -372,18 +417,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for _, setting, label, _seed, out in sorted(done, key=lambda d: d[3]):  # per-seed lists in seed order
         results.setdefault(setting, {}).setdefault(label, []).append(out)
 
-    report: dict[str, Any] = {"meta": {"seeds": seeds, "grid_episodes": episodes, "grpo_steps": steps,
-                                       "quick": args.quick, 
-                                       "wall_seconds": None}, "settings": {}}
+    report: dict[str, Any] = {
+        "meta": {
+            "seeds": seeds,
+            "grid_episodes": episodes,
+            "grpo_steps": steps,
+            "quick": args.quick,
+            "wall_seconds": None,
+        },
+        "settings": {},
+    }
     for setting, rows in results.items():
-        src = (grid_rows(2 if "irrelevant" in setting else 0, episodes // 50, args.quick) if setting.startswith("grid")
-               else grpo_rows(steps, args.quick))
+        src = (
+            grid_rows(2 if "irrelevant" in setting else 0, episodes // 50, args.quick)
+            if setting.startswith("grid")
+            else grpo_rows(steps, args.quick)
+        )
         order = [row[0] for row in src]
         summary = {label: summarize(rows[label]) for label in order}
         report["settings"][setting] = {
-            row[0]: {**summary[row[0]], "teacher": row[1], "options": row[2],
-                     **({"filter": row[3]} if len(row) > 3 else {}),
-                     "per_seed": [r["score"] for r in rows[row[0]]]}
+            row[0]: {
+                **summary[row[0]],
+                "teacher": row[1],
+                "options": row[2],
+                **({"filter": row[3]} if len(row) > 3 else {}),
+                "per_seed": [r["score"] for r in rows[row[0]]],
+            }
             for row in src
         }
         unit = "% mastered" if setting.startswith("grid") else "mean success"

@@ -43,8 +43,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--tasks", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--params", default=json.dumps(QUICKSTART_PARAMS), help="task restriction, JSON")
-    ap.add_argument("--setups", nargs="+", default=["pioneer-observer", "solver-critic"],
-                    choices=["pioneer-observer", "solver-critic"], help="team games to compare with the single agent")
+    ap.add_argument(
+        "--setups",
+        nargs="+",
+        default=["pioneer-observer", "solver-critic"],
+        choices=["pioneer-observer", "solver-critic"],
+        help="team games to compare with the single agent",
+    )
     add_out(ap, "team_vs_single")
     args = ap.parse_args(argv)
 
@@ -79,9 +84,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "solver-critic" in args.setups:
         _solver_critic(runner, team_tasks, rows)
 
-    report = {"policy": args.policy, "tasks": len(tasks), "params": params, "eval_seed": EVAL_SEED,
-              "max_new_tokens": args.max_new_tokens, "rows": rows,
-              "per_task": {"single": single_ok, **{k: v.pop("per_task") for k, v in rows.items() if "per_task" in v}}}
+    report = {
+        "policy": args.policy,
+        "tasks": len(tasks),
+        "params": params,
+        "eval_seed": EVAL_SEED,
+        "max_new_tokens": args.max_new_tokens,
+        "rows": rows,
+        "per_task": {"single": single_ok, **{k: v.pop("per_task") for k, v in rows.items() if "per_task" in v}},
+    }
     _print(report)
     out = Path(args.out)
     write_report(out, report)
@@ -92,18 +103,24 @@ def _pioneer_observer(runner: Any, team_tasks: list, single_ok: list[bool], rows
     from agentgym.multiagent import POLICY
 
     t0 = time.perf_counter()
-    eps = runner.run("multiagent/pioneer-observer-v0", team_tasks, controllers={"pioneer": POLICY, "observer": POLICY},
-                     idle_seats=True)
+    eps = runner.run(
+        "multiagent/pioneer-observer-v0",
+        team_tasks,
+        controllers={"pioneer": POLICY, "observer": POLICY},
+        idle_seats=True,
+    )
     games = _by_game(eps, len(team_tasks))
     pioneer_ok = [bool(g) and g["pioneer"].reward_parts.get("individual", 0.0) > 0 for g in games]
     final_ok = [bool(g) and g["observer"].success for g in games]
     rows["pioneer/observer"] = {
-        "success": _mean(final_ok), "pioneer_alone": _mean(pioneer_ok),
+        "success": _mean(final_ok),
+        "pioneer_alone": _mean(pioneer_ok),
         "observer_fixed": sum(f and not p for p, f in zip(pioneer_ok, final_ok)),
         "observer_broke": sum(p and not f for p, f in zip(pioneer_ok, final_ok)),
         "team_only": sum(f and not s for s, f in zip(single_ok, final_ok)),
         "single_only": sum(s and not f for s, f in zip(single_ok, final_ok)),
-        "seconds": time.perf_counter() - t0, "per_task": final_ok,
+        "seconds": time.perf_counter() - t0,
+        "per_task": final_ok,
     }
 
 
@@ -111,13 +128,15 @@ def _solver_critic(runner: Any, team_tasks: list, rows: dict[str, Any]) -> None:
     from agentgym.multiagent import POLICY
 
     t0 = time.perf_counter()
-    eps = runner.run("multiagent/solver-critic-v0", team_tasks, controllers={"solver": POLICY, "critic": POLICY},
-                     idle_seats=True)
+    eps = runner.run(
+        "multiagent/solver-critic-v0", team_tasks, controllers={"solver": POLICY, "critic": POLICY}, idle_seats=True
+    )
     games = _by_game(eps, len(team_tasks))
     games = [g for g in games if g]  # (a game dropped on an env error counts as lost below)
     first_ok = [_first_answer_right(g["solver"]) for g in games]
     rows["solver/critic"] = {
-        "success": sum(g["solver"].success for g in games) / len(team_tasks), "solver_first_answer": _mean(first_ok),
+        "success": sum(g["solver"].success for g in games) / len(team_tasks),
+        "solver_first_answer": _mean(first_ok),
         "critic_right": _mean([g["critic"].success for g in games if g["critic"].num_policy_tokens]),
         "critic_forfeits": sum(bool(g["critic"].reward_parts.get("forfeit")) for g in games),
         "seconds": time.perf_counter() - t0,
@@ -146,11 +165,17 @@ def _mean(xs: list[bool]) -> float:
 
 
 def _print(report: dict[str, Any]) -> None:
-    print(f"\npolicy {report['policy']}, {report['tasks']} held-out tasks, greedy, {report['max_new_tokens']} tokens a move")
+    print(
+        f"\npolicy {report['policy']}, {report['tasks']} held-out tasks, greedy, {report['max_new_tokens']} tokens a "
+        "move"
+    )
     print(f"{'setup':<18} {'success':>8}  details")
     for name, row in report["rows"].items():
-        extra = ", ".join(f"{k} {v:.1%}" if isinstance(v, float) and k != "seconds" else f"{k} {v}"
-                          for k, v in row.items() if k not in ("success", "seconds"))
+        extra = ", ".join(
+            f"{k} {v:.1%}" if isinstance(v, float) and k != "seconds" else f"{k} {v}"
+            for k, v in row.items()
+            if k not in ("success", "seconds")
+        )
         print(f"{name:<18} {row['success']:>8.1%}  {extra} ({row['seconds']:.0f} s)")
 
 

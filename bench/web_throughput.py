@@ -100,13 +100,17 @@ def bench(env_id: str, tasks: list[TaskSpec], concurrency: int) -> dict[str, Any
     for e in envs:
         e.close()
     return {
-        "env": env_id, "concurrency": concurrency, "episodes": episodes, "steps": steps,
+        "env": env_id,
+        "concurrency": concurrency,
+        "episodes": episodes,
+        "steps": steps,
         "steps_per_s": steps / step_time if step_time else 0.0,
         "steps_per_s_with_resets": steps / total if total else 0.0,
         "step_ms_p50": 1000 * float(np.percentile(step_lat, 50)) if step_lat else None,
         "step_ms_p95": 1000 * float(np.percentile(step_lat, 95)) if step_lat else None,
         "reset_ms": 1000 * float(np.mean(reset_lat)) if reset_lat else None,
-        "success": successes / max(1, episodes), "seconds": total,
+        "success": successes / max(1, episodes),
+        "seconds": total,
     }
 
 
@@ -162,7 +166,9 @@ def memory_per_context(n: int = 16) -> dict[str, Any]:
     for e in envs:
         e.close()
     return {
-        "contexts": n, "base": base, "loaded": loaded,
+        "contexts": n,
+        "base": base,
+        "loaded": loaded,
         "pss_mib_per_context": (loaded["pss_mib"] - base["pss_mib"]) / n,
         "rss_mib_per_context": (loaded["rss_mib"] - base["rss_mib"]) / n,
     }
@@ -190,23 +196,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"  {w:8s} x{c:<3d} {row['steps_per_s']:6.1f} steps/s", file=sys.stderr, flush=True)
     mem = memory_per_context(16)
 
-    print(f"\nWeb env throughput (scripted oracles; Chromium {pool._browser.version if pool._browser else '?'}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)")
-    head = f"{'workload':9s} {'conc':>4s} {'steps/s':>8s} {'w/ resets':>9s} {'step p50':>9s} {'step p95':>9s} {'reset':>8s} {'ok':>5s}"
+    print(
+        f"\nWeb env throughput (scripted oracles; Chromium {pool._browser.version if pool._browser else '?'}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)"
+    )
+    head = (
+        f"{'workload':9s} {'conc':>4s} {'steps/s':>8s} {'w/ resets':>9s} {'step p50':>9s} {'step p95':>9s} "
+        f"{'reset':>8s} {'ok':>5s}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{r['workload']:9s} {r['concurrency']:4d} {r['steps_per_s']:8.1f} {r['steps_per_s_with_resets']:9.1f} "
-              f"{r['step_ms_p50']:7.0f}ms {r['step_ms_p95']:7.0f}ms {r['reset_ms']:6.0f}ms {r['success']:5.0%}")
+        print(
+            f"{r['workload']:9s} {r['concurrency']:4d} {r['steps_per_s']:8.1f} {r['steps_per_s_with_resets']:9.1f} "
+            f"{r['step_ms_p50']:7.0f}ms {r['step_ms_p95']:7.0f}ms {r['reset_ms']:6.0f}ms {r['success']:5.0%}"
+        )
     at16 = [r["steps_per_s"] for r in rows if r["concurrency"] == 16]
     if at16:
-        print(f"target: {TARGET:.0f} steps/s at 16 concurrent episodes -> "
-              + ", ".join(f"{r['workload']} {r['steps_per_s']:.1f}" for r in rows if r["concurrency"] == 16))
-    print(f"memory: {mem['pss_mib_per_context']:.1f} MiB PSS per context ({mem['rss_mib_per_context']:.1f} MiB RSS); "
-          f"browser alone {mem['base']['pss_mib']:.0f} MiB PSS in {mem['base']['processes']} processes, "
-          f"{mem['loaded']['pss_mib']:.0f} MiB with {mem['contexts']} contexts in {mem['loaded']['processes']}")
+        print(
+            f"target: {TARGET:.0f} steps/s at 16 concurrent episodes -> "
+            + ", ".join(f"{r['workload']} {r['steps_per_s']:.1f}" for r in rows if r["concurrency"] == 16)
+        )
+    print(
+        f"memory: {mem['pss_mib_per_context']:.1f} MiB PSS per context ({mem['rss_mib_per_context']:.1f} MiB RSS); "
+        f"browser alone {mem['base']['pss_mib']:.0f} MiB PSS in {mem['base']['processes']} processes, "
+        f"{mem['loaded']['pss_mib']:.0f} MiB with {mem['contexts']} contexts in {mem['loaded']['processes']}"
+    )
     result = {
-        "rows": rows, "memory": mem, "target_steps_per_s_at_16": TARGET,
+        "rows": rows,
+        "memory": mem,
+        "target_steps_per_s_at_16": TARGET,
         "browser": {"source": pool.browser_source, "version": pool._browser.version if pool._browser else None},
         "pool_stats": pool.stats.as_dict(),
     }

@@ -29,12 +29,16 @@ class GuessEnv(TextEnv):
     def _reset(self, params, rng):
         self.secret = int(rng.integers(1, params["high"] + 1))
         hint = f" It is {'even' if self.secret % 2 == 0 else 'odd'}." if params["hint"] else ""
-        return [{"role": "user", "content": f"Guess my number between 1 and {params['high']}.{hint} Reply with a number."}]
+        return [
+            {"role": "user", "content": f"Guess my number between 1 and {params['high']}.{hint} Reply with a number."}
+        ]
 
     def _step(self, action):
         m = re.search(r"-?\d+", action)
         if m is None:
-            return Feedback([{"role": "user", "content": "Reply with a number."}], {"correct": 0.0}, error="no number in the reply")
+            return Feedback(
+                [{"role": "user", "content": "Reply with a number."}], {"correct": 0.0}, error="no number in the reply"
+            )
         guess = int(m.group())
         if guess == self.secret:
             return Feedback([], {"correct": 1.0}, terminated=True, success=True)
@@ -99,5 +103,10 @@ def run_isolated(code: str, path):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(path), "PATH": ""},
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": str(path), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

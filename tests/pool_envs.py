@@ -27,11 +27,15 @@ class GuessLite(TextEnv):
     def _step(self, action):
         m = re.search(r"-?\d+", action)
         if m is None:
-            return Feedback([{"role": "user", "content": "Reply with a number."}], {"correct": 0.0}, error="no number in the reply")
+            return Feedback(
+                [{"role": "user", "content": "Reply with a number."}], {"correct": 0.0}, error="no number in the reply"
+            )
         guess = int(m.group())
         if guess == self.secret:
             return Feedback([], {"correct": 1.0}, terminated=True, success=True)
-        return Feedback([{"role": "user", "content": f"No, {'higher' if guess < self.secret else 'lower'}."}], {"correct": 0.0})
+        return Feedback(
+            [{"role": "user", "content": f"No, {'higher' if guess < self.secret else 'lower'}."}], {"correct": 0.0}
+        )
 
 
 class CrashOnceEnv(GuessLite):

@@ -45,8 +45,23 @@ def test_rollout_and_eval_with_the_tiny_model(tmp_path):
     assert res.exit_code == 0, res.output
     assert "reward" in res.output and "policy tokens" in res.output
     out = tmp_path / "eval.json"
-    res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "--tasks", "4", "--max-new-tokens", "4",
-                              "--out", str(out), "--by", "hint"])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "test/guess-v0",
+            "--policy",
+            "tiny",
+            "--tasks",
+            "4",
+            "--max-new-tokens",
+            "4",
+            "--out",
+            str(out),
+            "--by",
+            "hint",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "held-out evaluation" in res.output and "hint=" in res.output
     data = json.loads(out.read_text())
@@ -55,8 +70,23 @@ def test_rollout_and_eval_with_the_tiny_model(tmp_path):
 
 def test_eval_passes_env_kwargs_and_checks_them_first(tmp_path):
     out = tmp_path / "eval.json"
-    res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "--tasks", "2", "--max-new-tokens", "4",
-                              "-e", "max_turns=1", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "test/guess-v0",
+            "--policy",
+            "tiny",
+            "--tasks",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "-e",
+            "max_turns=1",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     assert data["meta"]["env_kwargs"] == {"max_turns": 1}
@@ -76,13 +106,34 @@ def test_eval_param_restriction_draws_the_trainer_s_own_eval_tasks(tmp_path):
     from agentgym.grpo.trainer import EVAL_SEED
 
     out = tmp_path / "eval.json"
-    res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "--tasks", "5", "--max-new-tokens", "4",
-                              "-p", "high=[3, 4]", "-p", "hint=false", "--seed", str(EVAL_SEED), "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "eval",
+            "test/guess-v0",
+            "--policy",
+            "tiny",
+            "--tasks",
+            "5",
+            "--max-new-tokens",
+            "4",
+            "-p",
+            "high=[3, 4]",
+            "-p",
+            "hint=false",
+            "--seed",
+            str(EVAL_SEED),
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     got = [(t["task"]["params"], t["task"]["seed"]) for t in data["envs"][0]["tasks"]]
     cls = agentgym.spec("test/guess-v0").load_class()
-    want = TrainingTasks(cls.param_space, cls.held_out, {"high": [3, 4], "hint": [False]}).held_out_specs(5, seed=EVAL_SEED)
+    want = TrainingTasks(cls.param_space, cls.held_out, {"high": [3, 4], "hint": [False]}).held_out_specs(
+        5, seed=EVAL_SEED
+    )
     assert got == [(t.params, t.seed) for t in want]
     assert {p["high"] for p, _ in got} <= {3, 4} and data["meta"]["params"] == {"high": [3, 4], "hint": [False]}
     res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "-p", "nope=[1]"])

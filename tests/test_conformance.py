@@ -54,8 +54,18 @@ def test_every_family_registers_its_envs_through_its_entry_point():
 
 
 def test_listing_the_envs_imports_no_family_code():
-    heavy = ("sympy", "math_verify", "minigrid", "pygame", "playwright", "agentgym_math.env", "agentgym_tools.env",
-             "agentgym_minigrid.env", "agentgym_web.env", "agentgym_multiagent.nim")
+    heavy = (
+        "sympy",
+        "math_verify",
+        "minigrid",
+        "pygame",
+        "playwright",
+        "agentgym_math.env",
+        "agentgym_tools.env",
+        "agentgym_minigrid.env",
+        "agentgym_web.env",
+        "agentgym_multiagent.nim",
+    )
     code = f"import sys, agentgym; agentgym.list_envs(); print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -35,8 +35,9 @@ def _secret_from(text):
 
 def test_held_out_eval_splits_regions_and_counts_success(chat, tmp_path):
     pol = ScriptedPolicy(chat, lambda text: str(_secret_from(text)))
-    rep = evaluate_env(pol, "test/guess-v0", n_tasks=24, k=2, sampling=SamplingParams(max_new_tokens=8),
-                       env_kwargs={"max_turns": 6})
+    rep = evaluate_env(
+        pol, "test/guess-v0", n_tasks=24, k=2, sampling=SamplingParams(max_new_tokens=8), env_kwargs={"max_turns": 6}
+    )
     assert rep.overall.tasks == 24 and rep.overall.episodes == 48
     # Binary search finds any number up to 50 within 6 guesses.
     assert rep.overall.success == 1.0 and rep.overall.pass_at_k == 1.0

@@ -131,7 +131,7 @@ def test_micro_batch_split_gives_the_full_batch_loss_and_gradient(agg):
     lengths = [1, 8, 3, 5, 2, 7]  # very different sequence lengths
     mask = torch.zeros(B, L)
     for i, n in enumerate(lengths):
-        mask[i, 1:1 + n] = 1
+        mask[i, 1 : 1 + n] = 1
     adv = torch.randn(B, 1, generator=g)
     norm = Normalizer(int(mask.sum()), B, max_tokens=8)
 
@@ -213,8 +213,13 @@ def test_skipping_rows_without_loss_tokens_changes_nothing():
     mask[0, 2:6] = 1
     mask[2, 1:3] = 1
     mask[4, 3:7] = 1  # rows 1 and 3 were truncated and masked out
-    batch = TokenBatch(torch.randint(0, 50, (B, L), generator=g), torch.ones(B, L, dtype=torch.long), mask,
-                       torch.zeros(B, L), torch.randn(B, 1, generator=g))
+    batch = TokenBatch(
+        torch.randint(0, 50, (B, L), generator=g),
+        torch.ones(B, L, dtype=torch.long),
+        mask,
+        torch.zeros(B, L),
+        torch.randn(B, 1, generator=g),
+    )
     assert batch.trainable_rows() == [0, 2, 4]
     base = -torch.rand(B, L, generator=g)
     for agg in ("token_mean", "seq_mean_token_mean", "dr_grpo"):

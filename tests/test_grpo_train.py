@@ -20,13 +20,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def tiny_cfg(tmp_path, *extra):
-    return load_config(None, [
-        f"run_dir={tmp_path / 'run'}", "model.name=tiny", "env.id=test/no-e-v0",
-        "rollout.tasks_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=6",
-        "rollout.max_episode_tokens=128", "grpo.lr=1e-3", "grpo.micro_batch_size=3",
-        "grpo.mask_truncated=false",  # the random tiny model never ends a reply with eos
-        "train.steps=2", "train.eval_tasks=4", "train.eval_max_new_tokens=6", *extra,
-    ])
+    return load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'run'}",
+            "model.name=tiny",
+            "env.id=test/no-e-v0",
+            "rollout.tasks_per_step=2",
+            "rollout.group_size=4",
+            "rollout.max_new_tokens=6",
+            "rollout.max_episode_tokens=128",
+            "grpo.lr=1e-3",
+            "grpo.micro_batch_size=3",
+            "grpo.mask_truncated=false",  # the random tiny model never ends a reply with eos
+            "train.steps=2",
+            "train.eval_tasks=4",
+            "train.eval_max_new_tokens=6",
+            *extra,
+        ],
+    )
 
 
 def test_trainer_logprobs_equal_sampler_logprobs_on_the_sampled_ids(tiny):
@@ -51,7 +63,9 @@ def test_trainer_logprobs_equal_sampler_logprobs_on_the_sampled_ids(tiny):
 def test_truncated_episodes_leave_the_loss_and_all_masked_backward_works(tiny):
     model, tok = tiny
     pol = TransformersPolicy(model, tok, seed=0)
-    eps = RolloutRunner(pol, SamplingParams(max_new_tokens=3)).run("test/no-e-v0", [TaskSpec({"level": 0}, 1)], group_size=3)
+    eps = RolloutRunner(pol, SamplingParams(max_new_tokens=3)).run(
+        "test/no-e-v0", [TaskSpec({"level": 0}, 1)], group_size=3
+    )
     assert all(e.hit_length_limit for e in eps)  # 3 random tokens never end with eos
     kept = collate(eps, [1.0, -1.0, 0.0], pol.chat.pad_token_id)
     dropped = collate(eps, [1.0, -1.0, 0.0], pol.chat.pad_token_id, drop_truncated=True)
@@ -66,8 +80,16 @@ def test_truncated_episodes_leave_the_loss_and_all_masked_backward_works(tiny):
 
 @pytest.mark.parametrize("agg", ["token_mean", "seq_mean_token_mean", "dr_grpo"])
 def test_every_loss_option_changes_the_weights(tmp_path, agg):
-    tr = GRPOTrainer(tiny_cfg(tmp_path, f"grpo.loss_agg={agg}", "rollout.max_new_tokens=3", "rollout.group_size=8",
-                              "rollout.tasks_per_step=4"), quiet=True)
+    tr = GRPOTrainer(
+        tiny_cfg(
+            tmp_path,
+            f"grpo.loss_agg={agg}",
+            "rollout.max_new_tokens=3",
+            "rollout.group_size=8",
+            "rollout.tasks_per_step=4",
+        ),
+        quiet=True,
+    )
     before = {n: p.detach().clone() for n, p in tr.model.named_parameters()}
     rec = tr.train_step()
     assert rec["adv/abs_mean"] > 0 and rec["train/tokens"] > 0
@@ -92,15 +114,22 @@ def test_generation_after_an_update_uses_the_updated_weights(tmp_path):
     with torch.no_grad():
         for _ in range(5):
             ids.append(int(tr.model(input_ids=torch.tensor([ids])).logits[0, -1].argmax()))
-    assert after == ids[len(prompt):]
+    assert after == ids[len(prompt) :]
     assert after != first
 
 
 def test_tiny_model_learns_a_trivially_learnable_reward(tmp_path):
     """Reward 1 for a reply without the letter e: rare at first (about 1 in 10 replies),
     then learned: the last 5 steps average above 0.9 within 25 steps."""
-    cfg = tiny_cfg(tmp_path, "rollout.tasks_per_step=4", "rollout.group_size=8", "rollout.max_new_tokens=3",
-                   "grpo.lr=3e-3", "grpo.micro_batch_size=32", "train.steps=25")
+    cfg = tiny_cfg(
+        tmp_path,
+        "rollout.tasks_per_step=4",
+        "rollout.group_size=8",
+        "rollout.max_new_tokens=3",
+        "grpo.lr=3e-3",
+        "grpo.micro_batch_size=32",
+        "train.steps=25",
+    )
     tr = GRPOTrainer(cfg, quiet=True)
     rewards = [tr.train_step()["reward/mean"] for _ in range(25)]
     start, end = sum(rewards[:3]) / 3, sum(rewards[-5:]) / 5
@@ -136,8 +165,16 @@ def test_train_refuses_to_overwrite_a_run(tmp_path):
 
 
 def test_lora_trains_only_the_adapter_and_exports_a_merged_model(tmp_path):
-    cfg = tiny_cfg(tmp_path, "model.lora.r=4", "grpo.lr=1e-2", "rollout.max_new_tokens=3", "rollout.group_size=8",
-                   "rollout.tasks_per_step=4", "train.steps=1", "train.save_every=1")
+    cfg = tiny_cfg(
+        tmp_path,
+        "model.lora.r=4",
+        "grpo.lr=1e-2",
+        "rollout.max_new_tokens=3",
+        "rollout.group_size=8",
+        "rollout.tasks_per_step=4",
+        "train.steps=1",
+        "train.save_every=1",
+    )
     tr = GRPOTrainer(cfg, quiet=True)
     frozen = {n: p.detach().clone() for n, p in tr.model.named_parameters() if not p.requires_grad}
     trained = {n: p.detach().clone() for n, p in tr.model.named_parameters() if p.requires_grad}
@@ -155,8 +192,16 @@ def test_lora_trains_only_the_adapter_and_exports_a_merged_model(tmp_path):
 
 def test_kl_penalty_loads_a_reference_only_when_asked(tmp_path):
     assert GRPOTrainer(tiny_cfg(tmp_path / "a"), quiet=True).ref_model is None
-    tr = GRPOTrainer(tiny_cfg(tmp_path / "b", "grpo.beta=0.5", "rollout.max_new_tokens=3", "rollout.group_size=8",
-                              "rollout.tasks_per_step=4"), quiet=True)
+    tr = GRPOTrainer(
+        tiny_cfg(
+            tmp_path / "b",
+            "grpo.beta=0.5",
+            "rollout.max_new_tokens=3",
+            "rollout.group_size=8",
+            "rollout.tasks_per_step=4",
+        ),
+        quiet=True,
+    )
     assert tr.ref_model is not None and not any(p.requires_grad for p in tr.ref_model.parameters())
     rec = tr.train_step()
     assert rec["train/tokens"] > 0 and torch.isfinite(torch.tensor(rec["loss"]))
@@ -164,8 +209,16 @@ def test_kl_penalty_loads_a_reference_only_when_asked(tmp_path):
 
 def test_dynamic_sampling_drops_all_equal_groups_and_counts_them(tmp_path):
     # The random tiny model never guesses right: every group is all zeros.
-    tr = GRPOTrainer(tiny_cfg(tmp_path, "env.id=test/guess-v0", "env.kwargs={max_turns: 1}", "grpo.dynamic_sampling=true",
-                              "grpo.max_refill_rounds=2"), quiet=True)
+    tr = GRPOTrainer(
+        tiny_cfg(
+            tmp_path,
+            "env.id=test/guess-v0",
+            "env.kwargs={max_turns: 1}",
+            "grpo.dynamic_sampling=true",
+            "grpo.max_refill_rounds=2",
+        ),
+        quiet=True,
+    )
     rec = tr.train_step()
     assert rec["rollout/rounds"] == 3 and rec["rollout/dropped"] == rec["rollout/spent"] == 3 * 2 * 4
     assert rec["train/skipped"] == 1.0 and tr.policy.version == 1
@@ -173,11 +226,22 @@ def test_dynamic_sampling_drops_all_equal_groups_and_counts_them(tmp_path):
 
 
 def test_teacher_state_is_checkpointed_and_restored(tmp_path):
-    cfg = tiny_cfg(tmp_path, "env.id=test/guess-v0", "env.kwargs={max_turns: 1}", "teacher.name=bandit",
-                   "teacher.options={sec_alpha: 0.5}", "train.steps=2", "train.save_every=1", "train.eval_tasks=2")
+    cfg = tiny_cfg(
+        tmp_path,
+        "env.id=test/guess-v0",
+        "env.kwargs={max_turns: 1}",
+        "teacher.name=bandit",
+        "teacher.options={sec_alpha: 0.5}",
+        "train.steps=2",
+        "train.save_every=1",
+        "train.eval_tasks=2",
+    )
     tr = GRPOTrainer(cfg, quiet=True)
     tr.train()
-    assert any(k.startswith("teacher/arm[") for k in json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[1]))
+    assert any(
+        k.startswith("teacher/arm[")
+        for k in json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[1])
+    )
     again = GRPOTrainer(load_config(tmp_path / "run" / "config.yaml"), resume=True, quiet=True)
     assert again.step == 2
     assert [t.to_dict() for t in again.teacher.sample(20)] == [t.to_dict() for t in tr.teacher.sample(20)]

@@ -99,7 +99,9 @@ def test_gradient_equals_the_objective_of_each_loss_aggregation(tiny, agg):
 def test_the_three_aggregations_give_three_different_gradients(tiny):
     model, _ = tiny
     batch = _batch(model)
-    deltas = [_sgd_delta(model, batch, _settings(loss_agg=a))[0] for a in ("token_mean", "seq_mean_token_mean", "dr_grpo")]
+    deltas = [
+        _sgd_delta(model, batch, _settings(loss_agg=a))[0] for a in ("token_mean", "seq_mean_token_mean", "dr_grpo")
+    ]
     name = next(iter(deltas[0]))
     for i in range(3):
         for j in range(i + 1, 3):
@@ -124,6 +126,7 @@ def test_kl_term_pulls_the_policy_toward_the_reference_with_the_right_sign(tiny)
 
     delta, _ = _sgd_delta(model, batch, _settings(beta=beta, kl_estimator="k3"), ref_model=ref)
     _close(delta, _grad_of(model, objective))
+
     # A small step along the update lowers the KL estimate (removing the term: no step;
     # flipping its sign: the KL rises).
     def kl_after(scale):

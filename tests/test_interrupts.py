@@ -25,21 +25,35 @@ ROOT = Path(__file__).resolve().parent.parent
 # Reward 1 for a reply without the letter e: about one reply in ten from the random tiny
 # model, so groups differ and every step moves the weights (a run whose weights never
 # change would make "the same weights" mean nothing).
-CLI_OVER = ["model.name=tiny", "env.id=test/no-e-v0", "teacher.name=bandit", "teacher.options={arm_dims: [level]}",
-            "rollout.tasks_per_step=2", "rollout.group_size=8", "rollout.max_new_tokens=3", "grpo.lr=3e-3",
-            "grpo.mask_truncated=false", "train.steps=5", "train.save_every=2", "train.eval_tasks=2",
-            "train.eval_max_new_tokens=4"]
+CLI_OVER = [
+    "model.name=tiny",
+    "env.id=test/no-e-v0",
+    "teacher.name=bandit",
+    "teacher.options={arm_dims: [level]}",
+    "rollout.tasks_per_step=2",
+    "rollout.group_size=8",
+    "rollout.max_new_tokens=3",
+    "grpo.lr=3e-3",
+    "grpo.mask_truncated=false",
+    "train.steps=5",
+    "train.save_every=2",
+    "train.eval_tasks=2",
+    "train.eval_max_new_tokens=4",
+]
 
 
 def _cli(args: list[str], sigint_at: str | None = None) -> subprocess.Popen:
-    code = ("import sys, tests.conftest, tests.interrupts; from agentgym.cli import main; "
-            f"sys.argv = ['agentgym', *{args!r}]; main()")
+    code = (
+        "import sys, tests.conftest, tests.interrupts; from agentgym.cli import main; "
+        f"sys.argv = ['agentgym', *{args!r}]; main()"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     env.pop("AGENTGYM_TEST_SIGINT", None)
     if sigint_at:
         env["AGENTGYM_TEST_SIGINT"] = sigint_at
-    return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _final_weights(run: Path) -> dict[str, torch.Tensor]:

@@ -39,10 +39,28 @@ def bad_action(env, agent, rng):
     """A bad action for ``agent`` now: ``(action, must_fail)``; some texts may happen to be
     usable (random letters, or any text from an answering seat) and count only if refused."""
     limit = env.max_action_chars
-    always = [lambda: None, lambda: b"bet", lambda: 7, lambda: 3.5, lambda: True, lambda: ["bet"],
-              lambda: {"move": "check"}, lambda: "x" * (limit + 1), lambda: "🃏" * (limit + 1), lambda: "a" * 1_000_000]
-    textual = [lambda: "", lambda: "   ", lambda: _noise(rng, int(rng.integers(1, 60))), lambda: "\x00\x01\x02",
-               lambda: "ｂｅｔ", lambda: "🂡🂢🂣", lambda: "check " + "z" * 400, lambda: _noise(rng, 3000)]
+    always = [
+        lambda: None,
+        lambda: b"bet",
+        lambda: 7,
+        lambda: 3.5,
+        lambda: True,
+        lambda: ["bet"],
+        lambda: {"move": "check"},
+        lambda: "x" * (limit + 1),
+        lambda: "🃏" * (limit + 1),
+        lambda: "a" * 1_000_000,
+    ]
+    textual = [
+        lambda: "",
+        lambda: "   ",
+        lambda: _noise(rng, int(rng.integers(1, 60))),
+        lambda: "\x00\x01\x02",
+        lambda: "ｂｅｔ",
+        lambda: "🂡🂢🂣",
+        lambda: "check " + "z" * 400,
+        lambda: _noise(rng, 3000),
+    ]
     r = rng.random()
     if r < 0.35:
         return always[int(rng.integers(len(always)))](), True
@@ -63,8 +81,12 @@ def _illegal(env, agent):
         wrong = [w for w in ("check", "bet", "call", "fold") if w not in legal_actions(env.history)]
         return wrong + ["check and bet", "I call or fold", "BET CALL"]
     if name == "nim_v0":
-        out = [f"take 1 from heap {len(env.heaps) + 1}", "take 0 from heap 1", "take 1 from heap 0",
-               "take 1 from heap 1 and take 1 from heap 2"]
+        out = [
+            f"take 1 from heap {len(env.heaps) + 1}",
+            "take 0 from heap 1",
+            "take 1 from heap 0",
+            "take 1 from heap 1 and take 1 from heap 2",
+        ]
         if len(env.heaps) > 1:
             out.append("heap 1 take 1")  # with one heap, "take 1" alone is a move
         out += [f"take {h + 1} from heap {i + 1}" for i, h in enumerate(env.heaps)]
@@ -73,9 +95,14 @@ def _illegal(env, agent):
     if name == "negotiation_v0":
         n = len(env.counts)
         names = ("books", "hats", "balls")[:n]
-        return [" ".join(f"{k}={c + 1}" for k, c in zip(names, env.counts)),  # more than the table
-                " ".join(f"{k}=99" for k in names), " ".join(f"{k}=-1" for k in names),
-                f"{names[0]}=0", "cars=1 " + " ".join(f"{k}=0" for k in names), f"{names[0]}=0 {names[0]}=1"]
+        return [
+            " ".join(f"{k}={c + 1}" for k, c in zip(names, env.counts)),  # more than the table
+            " ".join(f"{k}=99" for k in names),
+            " ".join(f"{k}=-1" for k in names),
+            f"{names[0]}=0",
+            "cars=1 " + " ".join(f"{k}=0" for k in names),
+            f"{names[0]}=0 {names[0]}=1",
+        ]
     if agent == "critic":
         return ["yes", "no", "maybe", "correctly?", "I agree with the solver"]
     return []

@@ -96,7 +96,9 @@ def test_strategy_checks():
         best_response_value(uniform_strategy(), 2)
     # A one-player strategy is enough for that player's side.
     p0 = {k: 0.5 for k in kuhn.PLAYER_KEYS[0]}
-    assert expected_value(p0, uniform_strategy()) == pytest.approx(expected_value(uniform_strategy(), uniform_strategy()))
+    assert expected_value(p0, uniform_strategy()) == pytest.approx(
+        expected_value(uniform_strategy(), uniform_strategy())
+    )
 
 
 def test_optimal_vs_random_exact_values():
@@ -174,7 +176,13 @@ def test_env_conversation_equals_infoset_messages():
     env = agentgym.make(ENV_ID)
     seen = set()
     for seed in range(40):
-        for line in (("check", "check"), ("check", "bet", "call"), ("check", "bet", "fold"), ("bet", "call"), ("bet", "fold")):
+        for line in (
+            ("check", "check"),
+            ("check", "bet", "call"),
+            ("check", "bet", "fold"),
+            ("bet", "call"),
+            ("bet", "fold"),
+        ):
             env.reset(options={"task": TaskSpec(SELF_PLAY, seed)})
             convo = {a: [] for a in env.possible_agents}
             for move in line:

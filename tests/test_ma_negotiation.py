@@ -145,7 +145,9 @@ def test_general_sum_a_deal_can_be_good_for_both():
     for _ in range(50):
         env.reset(options={"task": env.sample_train_task(rng)})
         v0, v1 = env.values["player_0"], env.values["player_1"]
-        best = max(worth(t, v0) + worth(tuple(c - x for c, x in zip(env.counts, t)), v1)
-                   for t in np.ndindex(*(c + 1 for c in env.counts)))
+        best = max(
+            worth(t, v0) + worth(tuple(c - x for c, x in zip(env.counts, t)), v1)
+            for t in np.ndindex(*(c + 1 for c in env.counts))
+        )
         both_gain += best > TOTAL_VALUE
     assert both_gain > 25

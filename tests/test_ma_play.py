@@ -49,8 +49,9 @@ def test_strong_players_beat_weak_ones():
 
 
 def test_params_and_errors():
-    report = play_games("multiagent/nim-v0", {"player_0": "optimal", "player_1": "optimal"}, 20, seed=0,
-                        params={"heaps": 1})
+    report = play_games(
+        "multiagent/nim-v0", {"player_0": "optimal", "player_1": "optimal"}, 20, seed=0, params={"heaps": 1}
+    )
     # One heap: the first player takes it all.
     assert report.success_rate("player_0") == 1.0
     with pytest.raises(ValueError, match="no scripted player"):
@@ -93,8 +94,10 @@ def _policy_move(text: str) -> str:
         ("multiagent/kuhn-poker-v0", {"opponent": "optimal", "seat": 1}),
         ("multiagent/nim-v0", {"heaps": 2, "max_heap": 4, "opponent": "random", "seat": 0}),
         ("multiagent/negotiation-v0", {"n_kinds": 3, "max_count": 2, "max_rounds": 3, "opponent": "fair", "seat": 1}),
-        ("multiagent/solver-critic-v0", {"digits": 1, "n_operands": 2, "operators": "+", "negatives": False,
-                                         "opponent": "oracle", "seat": 0}),
+        (
+            "multiagent/solver-critic-v0",
+            {"digits": 1, "n_operands": 2, "operators": "+", "negatives": False, "opponent": "oracle", "seat": 0},
+        ),
     ],
 )
 def test_the_runner_plays_a_policy_against_scripted_opponents(chat, env_id, params):

@@ -65,7 +65,10 @@ def test_pioneer_observer_rewards(pioneer_right, observer_right):
     env.step(env.gold if observer_right else wrong)
     assert all(env.terminations.values())
     assert env.rewards == {"pioneer": 1.0 * observer_right, "observer": 1.25 * observer_right}
-    assert env.infos["observer"]["reward_parts"] == {"shared": 1.0 * observer_right, "individual": 0.25 * observer_right}
+    assert env.infos["observer"]["reward_parts"] == {
+        "shared": 1.0 * observer_right,
+        "individual": 0.25 * observer_right,
+    }
     assert env.infos["pioneer"]["success"] == env.infos["observer"]["success"] == observer_right
 
 

@@ -155,9 +155,7 @@ def test_retry_without_an_answer_explains_the_format():
     assert "Try again" in obs[0]["content"]
 
 
-@pytest.mark.parametrize(
-    "action", [None, b"\\boxed{1}", 7, 3.5, ["\\boxed{1}"], {"a": 1}, "x" * 70_000]
-)
+@pytest.mark.parametrize("action", [None, b"\\boxed{1}", 7, 3.5, ["\\boxed{1}"], {"a": 1}, "x" * 70_000])
 def test_unusable_actions_give_an_error(action):
     env = agentgym.make("math/word-retry-v0")
     env.reset(options={"task": TaskSpec(RICH_PARAMS["word"], 2)})
@@ -201,9 +199,9 @@ ACTIONS = st.one_of(
         ),
         max_size=60,
     ).map("".join),
-    st.lists(
-        st.one_of(st.integers(), st.fractions().map(str), st.text(max_size=6)), max_size=300
-    ).map(lambda xs: "".join(f"\\boxed{{{x}}}" for x in xs)),
+    st.lists(st.one_of(st.integers(), st.fractions().map(str), st.text(max_size=6)), max_size=300).map(
+        lambda xs: "".join(f"\\boxed{{{x}}}" for x in xs)
+    ),
     st.text(min_size=1, max_size=5).map(lambda p: (p * (1_000_000 // len(p) + 1))[:1_000_000]),
     st.integers(1, 60_000).map(lambda n: "\\boxed{" * n),
 )
@@ -233,9 +231,7 @@ def test_fuzz_step_never_raises(fuzz_envs, action, seed, retry):
     assert isinstance(reward, float) and math.isfinite(reward)
     assert isinstance(info["success"], bool)
     assert isinstance(obs, list) and env.observation_space.contains(obs)
-    no_answer = len(action) > env.max_action_chars or (
-        extract_answer(action) is None and last_number(action) is None
-    )
+    no_answer = len(action) > env.max_action_chars or (extract_answer(action) is None and last_number(action) is None)
     if not info["success"] and no_answer:
         assert isinstance(info["error"], str) and info["error"]
     if info["error"] is not None:

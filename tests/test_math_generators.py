@@ -26,9 +26,7 @@ class Inexact(AssertionError):
     """A division in an integer-only expression did not come out whole."""
 
 
-def exact_eval(
-    expr: str, names: dict[str, int] | None = None, *, whole_divisions: bool = False
-) -> Fraction:
+def exact_eval(expr: str, names: dict[str, int] | None = None, *, whole_divisions: bool = False) -> Fraction:
     """Evaluate ``expr`` (integers, names, + - * /, unary minus, parentheses) exactly."""
     names = names or {}
 
@@ -63,9 +61,7 @@ def exact_eval(
 
 def sample_tasks(env_cls, n: int, seed: int) -> list[TaskSpec]:
     rng = np.random.default_rng(seed)
-    return [
-        TaskSpec(env_cls.param_space.sample(rng), int(rng.integers(0, 2**31))) for _ in range(n)
-    ]
+    return [TaskSpec(env_cls.param_space.sample(rng), int(rng.integers(0, 2**31))) for _ in range(n)]
 
 
 def question_expression(text: str) -> str:

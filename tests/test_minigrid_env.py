@@ -182,9 +182,17 @@ class HandGrid(RawMiniGridEnv):
         self.grid = Grid(width, height)
         for y, row in enumerate(self.layout):
             for x, ch in enumerate(row):
-                make = {"#": Wall, "K": lambda: Key("yellow"), "L": lambda: Door("yellow", is_locked=True),
-                        "D": lambda: Door("red"), "E": lambda: Door("blue"), "G": Goal,
-                        "B": lambda: Ball("purple"), "R": lambda: Ball("red"), "X": lambda: Box("blue")}.get(ch)
+                make = {
+                    "#": Wall,
+                    "K": lambda: Key("yellow"),
+                    "L": lambda: Door("yellow", is_locked=True),
+                    "D": lambda: Door("red"),
+                    "E": lambda: Door("blue"),
+                    "G": Goal,
+                    "B": lambda: Ball("purple"),
+                    "R": lambda: Ball("red"),
+                    "X": lambda: Box("blue"),
+                }.get(ch)
                 if make is not None:
                     obj = make()
                     self.put_obj(obj, x, y)
@@ -246,8 +254,11 @@ def test_planner_on_a_hand_built_doorkey():
         ("reach", "goal", "green"),
     ]
     assert [s.describe(env) for s in sgs] == [
-        "go to the yellow key", "pick up the yellow key", "go to the yellow door",
-        "open the yellow door", "step onto the green goal",
+        "go to the yellow key",
+        "pick up the yellow key",
+        "go to the yellow door",
+        "open the yellow door",
+        "step onto the green goal",
     ]
     # The agent is at (1, 3) facing east: the key at (1, 1) is 2 cells to its left.
     assert sgs[0].describe(env, "position") == "cell 2 left"
@@ -259,34 +270,47 @@ def test_planner_on_a_hand_built_doorkey():
 
 
 def test_planner_opens_each_door_of_a_chain():
-    env, sgs = _plan([
-        "#########",
-        "#..#..#.#",
-        "#>.D..E.#",
-        "#..#..#G#",
-        "#########",
-    ])
+    env, sgs = _plan(
+        [
+            "#########",
+            "#..#..#.#",
+            "#>.D..E.#",
+            "#..#..#G#",
+            "#########",
+        ]
+    )
     assert [(s.verb, s.obj.color) for s in sgs] == [
-        ("goto", "red"), ("open", "red"), ("goto", "blue"), ("open", "blue"), ("reach", "green"),
+        ("goto", "red"),
+        ("open", "red"),
+        ("goto", "blue"),
+        ("open", "blue"),
+        ("reach", "green"),
     ]
     _, terminated = _follow_all(env, sgs)
     assert terminated and env.grid.get(*env.agent_pos).type == "goal"
 
 
 def test_planner_fetches_a_key_behind_a_door_and_drops_it_before_the_ball():
-    env, sgs = _plan([
-        "##########",
-        "#..#>.#..#",
-        "#K.D..L.B#",
-        "#..#..#..#",
-        "##########",
-    ], "pick up the purple ball")
+    env, sgs = _plan(
+        [
+            "##########",
+            "#..#>.#..#",
+            "#K.D..L.B#",
+            "#..#..#..#",
+            "##########",
+        ],
+        "pick up the purple ball",
+    )
     assert [(s.verb, s.obj.type, s.obj.color) for s in sgs] == [
-        ("goto", "door", "red"), ("open", "door", "red"),
-        ("goto", "key", "yellow"), ("pickup", "key", "yellow"),
-        ("goto", "door", "yellow"), ("open", "door", "yellow"),
+        ("goto", "door", "red"),
+        ("open", "door", "red"),
+        ("goto", "key", "yellow"),
+        ("pickup", "key", "yellow"),
+        ("goto", "door", "yellow"),
+        ("open", "door", "yellow"),
         ("drop", "key", "yellow"),
-        ("goto", "ball", "purple"), ("pickup", "ball", "purple"),
+        ("goto", "ball", "purple"),
+        ("pickup", "ball", "purple"),
     ]
     reached, _ = _follow_all(env, sgs)
     assert len(reached) == len(sgs)
@@ -295,13 +319,17 @@ def test_planner_fetches_a_key_behind_a_door_and_drops_it_before_the_ball():
 
 def test_planner_puts_one_object_next_to_another():
     instrs = PutNextInstr(ObjDesc("ball", "red"), ObjDesc("box", "blue"))
-    env, sgs = _plan([
-        "#######",
-        "#>.R..#",
-        "#.....#",
-        "#...X.#",
-        "#######",
-    ], "put the red ball next to the blue box", instrs)
+    env, sgs = _plan(
+        [
+            "#######",
+            "#>.R..#",
+            "#.....#",
+            "#...X.#",
+            "#######",
+        ],
+        "put the red ball next to the blue box",
+        instrs,
+    )
     assert [s.verb for s in sgs] == ["goto", "pickup", "goto_next", "put_next"]
     assert sgs[3].describe(env) == "put the red ball next to the blue box"
     reached, _ = _follow_all(env, sgs)
@@ -310,11 +338,13 @@ def test_planner_puts_one_object_next_to_another():
 
 
 def test_open_doors_need_no_subgoal_and_subgoals_reached_early_pay_at_once():
-    env, sgs = _plan([
-        "#######",
-        "#>.D.G#",
-        "#######",
-    ])
+    env, sgs = _plan(
+        [
+            "#######",
+            "#>.D.G#",
+            "#######",
+        ]
+    )
     assert [s.verb for s in sgs] == ["goto", "open", "reach"]
     env.grid.get(3, 1).is_open = True  # opened behind the planner's back
     assert sgs[1].reached(env) and not sgs[0].reached(env)
@@ -396,7 +426,7 @@ def test_invalid_words_give_an_error_the_penalty_and_do_nothing():
         assert obs[0]["content"].startswith("Error:") and "turn left, turn right, go forward" in obs[0]["content"]
         assert "Nothing was done" in obs[0]["content"] and info["error"]
     assert (tuple(env.minigrid.agent_pos), env.minigrid.agent_dir, env.minigrid.step_count) == before
-    obs, reward, *_ , info = env.step(None)  # not even text: the base class answers
+    obs, reward, *_, info = env.step(None)  # not even text: the base class answers
     assert info["error"] and reward == -0.25
 
 
@@ -491,7 +521,9 @@ def test_proposed_subgoals_are_checked_against_the_planner(chat):
     assert "use the key to open the door" in seen_prompts[0]
     assert proposal.exact and proposal.precision == 1.0 and proposal.recall == 1.0
 
-    partial = check_proposal("First pick up the yellow key.\nThen fly.\nstep onto the green goal\nopen the red door", env.subgoals)
+    partial = check_proposal(
+        "First pick up the yellow key.\nThen fly.\nstep onto the green goal\nopen the red door", env.subgoals
+    )
     assert partial.proposed == [("pickup", "yellow", "key"), ("reach", "green", "goal"), ("open", "red", "door")]
     assert partial.confirmed == [1, 4] and partial.precision == pytest.approx(2 / 3)
     assert partial.recall == pytest.approx(2 / 5) and not partial.exact
@@ -539,8 +571,9 @@ def test_rollout_runner_plays_minigrid_episodes(chat):
 
     replies = iter(["turn left, go forward", "fly", "go forward x2, turn right"] * 20)
     policy = ScriptedPolicy(chat, lambda conversation: next(replies))
-    runner = RolloutRunner(policy, SamplingParams(max_new_tokens=24), max_episode_tokens=2048,
-                           env_kwargs={"max_turns": 3})
+    runner = RolloutRunner(
+        policy, SamplingParams(max_new_tokens=24), max_episode_tokens=2048, env_kwargs={"max_turns": 3}
+    )
     tasks = [spec("goto", 6, 1, show=True, seed=s) for s in range(2)]
     episodes = runner.run("minigrid/levels-v0", tasks, group_size=2)
     assert len(episodes) == 4

@@ -76,7 +76,9 @@ def test_text_view_holds_the_whole_observation(family):
 
 def test_view_text_format():
     env = agentgym.make("minigrid/levels-v0")
-    msgs, _ = env.reset(options={"task": TaskSpec({"family": "doorkey", "size": 5, "count": 1, "show_subgoals": False}, 0)})
+    msgs, _ = env.reset(
+        options={"task": TaskSpec({"family": "doorkey", "size": 5, "count": 1, "show_subgoals": False}, 0)}
+    )
     lines = msgs[1]["content"].splitlines()
     assert lines[0] == "Mission: use the key to open the door and then get to the goal"
     assert lines[1].startswith("You face ") and "You carry nothing." in lines[1] and "Steps left: 250." in lines[1]
@@ -116,7 +118,9 @@ def test_action_words(text, expected):
     assert parse_actions(text, 8) == (expected, None)
 
 
-@pytest.mark.parametrize("text", ["", "   ", "fly", "go to the key", "turn around", "left 2 cats", "forward 0 times", "...", "jump, left"])
+@pytest.mark.parametrize(
+    "text", ["", "   ", "fly", "go to the key", "turn around", "left 2 cats", "forward 0 times", "...", "jump, left"]
+)
 def test_not_actions(text):
     with pytest.raises(ActionError, match="turn left, turn right, go forward"):
         parse_actions(text, 8)
@@ -130,11 +134,46 @@ def test_action_cap():
 
 
 # ----- fuzzing --------------------------------------------------------------------------
-_words = st.sampled_from([
-    *ACTION_WORDS, "left", "right", "forward", "pick", "open", "the", "red", "key", "door", "x3",
-    "3", "times", "twice", "then", "and", ",", ";", "\n", ".", "Actions:", "1.", "-", "jump",
-    "go", "to", "ball", "9999999999", "0", "-5", "üñí", "\x00", "{", "}", "\\", "'",
-])
+_words = st.sampled_from(
+    [
+        *ACTION_WORDS,
+        "left",
+        "right",
+        "forward",
+        "pick",
+        "open",
+        "the",
+        "red",
+        "key",
+        "door",
+        "x3",
+        "3",
+        "times",
+        "twice",
+        "then",
+        "and",
+        ",",
+        ";",
+        "\n",
+        ".",
+        "Actions:",
+        "1.",
+        "-",
+        "jump",
+        "go",
+        "to",
+        "ball",
+        "9999999999",
+        "0",
+        "-5",
+        "üñí",
+        "\x00",
+        "{",
+        "}",
+        "\\",
+        "'",
+    ]
+)
 _replies = st.one_of(
     st.lists(_words, max_size=30).map(" ".join),
     st.text(max_size=200),
@@ -147,13 +186,21 @@ def fuzz_env():
     return agentgym.make("minigrid/levels-v0", max_turns=40, max_actions=6)
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(reply=_replies, family=st.sampled_from(FAMILIES), seed=st.integers(0, 50), new_episode=st.booleans())
 def test_fuzzed_replies_never_crash(fuzz_env, reply, family, seed, new_episode):
     env = fuzz_env
     if new_episode or env._done or env.task is None:
-        env.reset(options={"task": TaskSpec({"family": family, "size": 5 + seed % 4, "count": 1 + seed % 3,
-                                             "show_subgoals": bool(seed % 2)}, seed)})
+        env.reset(
+            options={
+                "task": TaskSpec(
+                    {"family": family, "size": 5 + seed % 4, "count": 1 + seed % 3, "show_subgoals": bool(seed % 2)},
+                    seed,
+                )
+            }
+        )
     steps_before = env.minigrid.step_count
     obs, reward, terminated, truncated, info = env.step(reply)
     assert isinstance(reward, float) and np.isfinite(reward)

@@ -22,14 +22,18 @@ from agentgym.rollout.multi import MultiAgentRunner
 class ToyNim(TextAECEnv):
     """One heap; take 1-3; whoever takes the last object wins (+1, the other -1)."""
 
-    param_space = ParamSpace([Integer("heap", 1, 9), Categorical("opponent", ("self", "ones")),
-                              Integer("seat", 0, 1)])
+    param_space = ParamSpace([Integer("heap", 1, 9), Categorical("opponent", ("self", "ones")), Integer("seat", 0, 1)])
     scripted_kinds = ("ones", "random")
 
     def _reset(self, params, rng):
         self.heap, self.cur = params["heap"], 0
-        return {a: [{"role": "system", "content": f"You are {a}."},
-                    {"role": "user", "content": f"Nim: heap {self.heap}. Take 1, 2 or 3."}] for a in self.possible_agents}
+        return {
+            a: [
+                {"role": "system", "content": f"You are {a}."},
+                {"role": "user", "content": f"Nim: heap {self.heap}. Take 1, 2 or 3."},
+            ]
+            for a in self.possible_agents
+        }
 
     def _next_agent(self):
         return self.possible_agents[self.cur]
@@ -41,8 +45,12 @@ class ToyNim(TextAECEnv):
         self.heap -= int(t)
         other = self.possible_agents[1 - self.cur]
         if self.heap == 0:
-            return Outcome(done=True, rewards={agent: {"win": 1.0}, other: {"win": -1.0}}, success={agent: True},
-                           messages={other: [{"role": "user", "content": f"Other took {t}, the last one. You lose."}]})
+            return Outcome(
+                done=True,
+                rewards={agent: {"win": 1.0}, other: {"win": -1.0}},
+                success={agent: True},
+                messages={other: [{"role": "user", "content": f"Other took {t}, the last one. You lose."}]},
+            )
         self.cur = 1 - self.cur
         return Outcome(messages={other: [{"role": "user", "content": f"Other took {t}; heap {self.heap}."}]})
 
@@ -64,8 +72,12 @@ class ToyGuess(TextParallelEnv):
     def _play_round(self, actions):
         self.tried += 1
         hit = {a: t.strip() == str(self.secret) for a, t in actions.items()}
-        return Outcome(done=any(hit.values()), rewards={a: {"hit": float(h)} for a, h in hit.items()}, success=hit,
-                       messages={a: [{"role": "user", "content": "Wrong." if not h else "Right."}] for a, h in hit.items()})
+        return Outcome(
+            done=any(hit.values()),
+            rewards={a: {"hit": float(h)} for a, h in hit.items()},
+            success=hit,
+            messages={a: [{"role": "user", "content": "Wrong." if not h else "Right."}] for a, h in hit.items()},
+        )
 
     def _scripted(self, agent, kind, rng):
         return str(self.tried + 1)
@@ -146,7 +158,10 @@ def take_one(chat):
 def test_self_play_gives_one_episode_per_seat_with_only_its_own_tokens_trained(chat):
     runner = MultiAgentRunner(take_one(chat), SamplingParams(max_new_tokens=8))
     eps = runner.run("test/ma-nim-v0", [nim_task(5), nim_task(4)], group_size=2)
-    assert [(e.group, e.agent) for e in eps] == [(0, "player_0"), (0, "player_1")] * 2 + [(1, "player_0"), (1, "player_1")] * 2
+    assert [(e.group, e.agent) for e in eps] == [(0, "player_0"), (0, "player_1")] * 2 + [
+        (1, "player_0"),
+        (1, "player_1"),
+    ] * 2
     for e in eps:
         # The trained tokens are exactly this seat's own replies, each closed by eos.
         mine = [t for t, m in zip(e.token_ids, e.loss_mask) if m]
@@ -212,7 +227,9 @@ def test_simultaneous_game_batches_all_seats_and_credits_each(chat):
 
 
 def test_malformed_replies_are_penalised_and_the_game_still_ends(chat):
-    runner = MultiAgentRunner(ScriptedPolicy(chat, lambda text: "I think I will take some"), SamplingParams(max_new_tokens=16))
+    runner = MultiAgentRunner(
+        ScriptedPolicy(chat, lambda text: "I think I will take some"), SamplingParams(max_new_tokens=16)
+    )
     eps = runner.run("test/ma-nim-v0", [nim_task(6)], group_size=2)
     # player_0 moves first: three errors in a row and it forfeits, so player_1 never
     # moves and has no tokens to train on (no episode).
@@ -247,10 +264,28 @@ def test_per_seat_advantages_by_hand():
 
 def test_split_moves_gives_each_move_its_return_to_go_and_group():
     # prompt(2) move0(2) env(1) move1(1, no eos) : rewards 0.5 then 1.0
-    e = Episode("g", TaskSpec({}, 0), [5, 6, 7, 0, 8, 9], [0, 0, 1, 1, 0, 1], [0, 0, -0.1, -0.2, 0, -0.3], 2,
-                turn_rewards=[0.5, 1.0], group=3, agent="b")
-    f = Episode("g", TaskSpec({}, 0), [5, 6, 7, 0, 8, 0], [0, 0, 1, 1, 0, 1], [0, 0, -0.1, -0.2, 0, -0.3], 2,
-                turn_rewards=[0.0, 0.0], group=3, agent="b")
+    e = Episode(
+        "g",
+        TaskSpec({}, 0),
+        [5, 6, 7, 0, 8, 9],
+        [0, 0, 1, 1, 0, 1],
+        [0, 0, -0.1, -0.2, 0, -0.3],
+        2,
+        turn_rewards=[0.5, 1.0],
+        group=3,
+        agent="b",
+    )
+    f = Episode(
+        "g",
+        TaskSpec({}, 0),
+        [5, 6, 7, 0, 8, 0],
+        [0, 0, 1, 1, 0, 1],
+        [0, 0, -0.1, -0.2, 0, -0.3],
+        2,
+        turn_rewards=[0.0, 0.0],
+        group=3,
+        agent="b",
+    )
     samples, gids = split_moves([e, f], eos_token_ids={0})
     assert [s.reward for s in samples] == [1.5, 1.0, 0.0, 0.0]
     assert samples[0].token_ids == [5, 6, 7, 0] and samples[0].loss_mask == [0, 0, 1, 1]
@@ -266,13 +301,25 @@ def test_grpo_trains_on_a_game_with_per_seat_metrics_and_game_eval(tmp_path):
     from agentgym.config import load_config
     from agentgym.grpo.trainer import GRPOTrainer
 
-    cfg = load_config(None, [
-        f"run_dir={tmp_path / 'run'}", "model.name=tiny", "env.id=test/ma-nim-v0",
-        "env.kwargs={max_turns: 6}", "env.params={opponent: [self]}",
-        "rollout.tasks_per_step=2", "rollout.group_size=2", "rollout.max_new_tokens=4",
-        "rollout.max_episode_tokens=256", "train.steps=1", "train.eval_tasks=2", "train.eval_max_new_tokens=4",
-        "multiagent.advantages=role_turn", "multiagent.eval_opponents=[ones, self]",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'run'}",
+            "model.name=tiny",
+            "env.id=test/ma-nim-v0",
+            "env.kwargs={max_turns: 6}",
+            "env.params={opponent: [self]}",
+            "rollout.tasks_per_step=2",
+            "rollout.group_size=2",
+            "rollout.max_new_tokens=4",
+            "rollout.max_episode_tokens=256",
+            "train.steps=1",
+            "train.eval_tasks=2",
+            "train.eval_max_new_tokens=4",
+            "multiagent.advantages=role_turn",
+            "multiagent.eval_opponents=[ones, self]",
+        ],
+    )
     trainer = GRPOTrainer(cfg, quiet=True)
     record = trainer.train_step()
     # The tiny model babbles: player_0 forfeits before player_1 ever moves.
@@ -299,8 +346,15 @@ def test_bad_multiagent_config_fails_before_training(tmp_path):
     from agentgym.config import ConfigError, load_config
     from agentgym.grpo.trainer import GRPOTrainer
 
-    cfg = load_config(None, [f"run_dir={tmp_path / 'r'}", "model.name=tiny", "env.id=test/ma-nim-v0",
-                             "multiagent.eval_opponents=[optimal]"])
+    cfg = load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'r'}",
+            "model.name=tiny",
+            "env.id=test/ma-nim-v0",
+            "multiagent.eval_opponents=[optimal]",
+        ],
+    )
     with pytest.raises(ConfigError, match="no scripted player \\['optimal'\\]"):
         GRPOTrainer(cfg, quiet=True)
 
@@ -324,12 +378,24 @@ def test_a_teacher_chooses_the_opponent_like_any_other_parameter(tmp_path):
     from agentgym.config import load_config
     from agentgym.grpo.trainer import GRPOTrainer
 
-    cfg = load_config(None, [
-        f"run_dir={tmp_path / 'run'}", "model.name=tiny", "env.id=test/ma-nim-v0", "env.kwargs={max_turns: 6}",
-        "env.params={opponent: [self, ones]}", "teacher.name=bandit", "teacher.options={arm_dims: [opponent]}",
-        "rollout.tasks_per_step=4", "rollout.group_size=2", "rollout.max_new_tokens=4",
-        "rollout.max_episode_tokens=256", "train.eval_tasks=2", "train.eval_max_new_tokens=4",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'run'}",
+            "model.name=tiny",
+            "env.id=test/ma-nim-v0",
+            "env.kwargs={max_turns: 6}",
+            "env.params={opponent: [self, ones]}",
+            "teacher.name=bandit",
+            "teacher.options={arm_dims: [opponent]}",
+            "rollout.tasks_per_step=4",
+            "rollout.group_size=2",
+            "rollout.max_new_tokens=4",
+            "rollout.max_episode_tokens=256",
+            "train.eval_tasks=2",
+            "train.eval_max_new_tokens=4",
+        ],
+    )
     trainer = GRPOTrainer(cfg, quiet=True)
     played = []
     run = trainer.runner.run

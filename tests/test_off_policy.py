@@ -14,13 +14,26 @@ from agentgym.grpo.trainer import GRPOTrainer, resume_run
 
 
 def _cfg(tmp_path, name, off, *extra):
-    return load_config(None, [
-        f"run_dir={tmp_path / name}", "seed=0", "model.name=tiny", "env.id=test/no-e-v0",
-        # reward 1 for a reply without the letter e: about 1 reply in 10 at first
-        "rollout.tasks_per_step=2", "rollout.group_size=8", "rollout.max_new_tokens=3", "grpo.lr=3e-3",
-        "grpo.mask_truncated=false", "train.eval_tasks=4", "train.eval_max_new_tokens=6", "train.steps=3",
-        f"rollout.off_policy_steps={off}", *extra,
-    ])
+    return load_config(
+        None,
+        [
+            f"run_dir={tmp_path / name}",
+            "seed=0",
+            "model.name=tiny",
+            "env.id=test/no-e-v0",
+            # reward 1 for a reply without the letter e: about 1 reply in 10 at first
+            "rollout.tasks_per_step=2",
+            "rollout.group_size=8",
+            "rollout.max_new_tokens=3",
+            "grpo.lr=3e-3",
+            "grpo.mask_truncated=false",
+            "train.eval_tasks=4",
+            "train.eval_max_new_tokens=6",
+            "train.steps=3",
+            f"rollout.off_policy_steps={off}",
+            *extra,
+        ],
+    )
 
 
 def _weights(model):
@@ -67,8 +80,9 @@ def test_batches_are_exactly_one_update_old_and_the_first_matches_on_policy(tmp_
     assert off_rec[0]["kind"] == on_rec[0]["kind"] == "train"
     # (pytest.approx over a dict holding a string fails under pytest 9.2: numbers only.)
     numbers = [k for k, v in on_rec[0].items() if isinstance(v, (int, float)) and k != "logp_mismatch"]
-    assert numbers and [off_rec[0][k] for k in numbers] == pytest.approx([on_rec[0][k] for k in numbers],
-                                                                         rel=1e-4, abs=1e-6)
+    assert numbers and [off_rec[0][k] for k in numbers] == pytest.approx(
+        [on_rec[0][k] for k in numbers], rel=1e-4, abs=1e-6
+    )
     # Then each batch was sampled by the weights of the step before: versions 0, 0, 1.
     assert [{v for _, _, v, _ in eps} for eps in off_eps] == [{0}, {0}, {1}]
     assert [r["rollout/staleness"] for r in off_rec] == [0.0, 1.0, 1.0]
@@ -174,12 +188,24 @@ def test_off_policy_run_trains_saves_and_resumes(tmp_path):
 
 def test_self_play_games_run_off_policy(tmp_path):
     pytest.importorskip("agentgym_multiagent")
-    cfg = load_config(None, [
-        f"run_dir={tmp_path / 'nim'}", "seed=1", "model.name=tiny", "env.id=multiagent/nim-v0",
-        "env.params.heaps=[1]", "env.params.max_heap=[3]", "env.params.opponent=[self]",
-        "rollout.tasks_per_step=2", "rollout.group_size=2", "rollout.max_new_tokens=6",
-        "train.eval_tasks=2", "train.eval_max_new_tokens=6", "rollout.off_policy_steps=1",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'nim'}",
+            "seed=1",
+            "model.name=tiny",
+            "env.id=multiagent/nim-v0",
+            "env.params.heaps=[1]",
+            "env.params.max_heap=[3]",
+            "env.params.opponent=[self]",
+            "rollout.tasks_per_step=2",
+            "rollout.group_size=2",
+            "rollout.max_new_tokens=6",
+            "train.eval_tasks=2",
+            "train.eval_max_new_tokens=6",
+            "rollout.off_policy_steps=1",
+        ],
+    )
     tr = GRPOTrainer(cfg, quiet=True)
     try:
         recs = [tr.train_step() for _ in range(2)]

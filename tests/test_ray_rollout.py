@@ -84,12 +84,25 @@ def test_multi_turn_episodes_are_identical_across_backends(chat, ray_pool):
 def _train(tmp_path, backend, steps=2):
     from agentgym.grpo.trainer import GRPOTrainer
 
-    cfg = load_config(None, [
-        f"run_dir={tmp_path / backend}", "seed=3", "model.name=tiny", "env.id=math/arithmetic-v0",
-        "rollout.tasks_per_step=2", "rollout.group_size=4", "rollout.max_new_tokens=6", "grpo.lr=1e-3",
-        "grpo.micro_batch_size=8", "grpo.mask_truncated=false", "train.eval_tasks=4", "train.eval_max_new_tokens=6",
-        f"rollout.backend={backend}", "rollout.ray.num_workers=2",
-    ])
+    cfg = load_config(
+        None,
+        [
+            f"run_dir={tmp_path / backend}",
+            "seed=3",
+            "model.name=tiny",
+            "env.id=math/arithmetic-v0",
+            "rollout.tasks_per_step=2",
+            "rollout.group_size=4",
+            "rollout.max_new_tokens=6",
+            "grpo.lr=1e-3",
+            "grpo.micro_batch_size=8",
+            "grpo.mask_truncated=false",
+            "train.eval_tasks=4",
+            "train.eval_max_new_tokens=6",
+            f"rollout.backend={backend}",
+            "rollout.ray.num_workers=2",
+        ],
+    )
     tr = GRPOTrainer(cfg, quiet=True)
     played = []
     run = tr.runner.run
@@ -127,7 +140,8 @@ def test_worker_process_exiting_mid_batch_is_replaced_and_episodes_replayed(chat
     marker = tmp_path / "crash"
     kwargs = {"marker": str(marker)}
     ref = RolloutRunner(guesser(chat), SamplingParams(max_new_tokens=8), env_kwargs=kwargs).run(
-        "pool/crash-once-v0", GUESS, group_size=2)
+        "pool/crash-once-v0", GUESS, group_size=2
+    )
     assert sum(e.num_turns >= 2 for e in ref) >= 2  # some episodes reach the crashing step
     marker.write_text("x")
     runner = RolloutRunner(guesser(chat), SamplingParams(max_new_tokens=8), env_kwargs=kwargs, pool=ray_pool(2))
@@ -260,16 +274,28 @@ def test_ray_backend_config_is_validated(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"pip install agentgym\[ray\]"):
         check_backends(cfg)
     with pytest.raises(ConfigError, match=r"rollout.backend=ray needs Ray.*pip install agentgym\[ray\]"):
-        trainer_mod.GRPOTrainer(load_config(None, [f"run_dir={tmp_path}", "model.name=tiny", "rollout.backend=ray"]),
-                                quiet=True)
+        trainer_mod.GRPOTrainer(
+            load_config(None, [f"run_dir={tmp_path}", "model.name=tiny", "rollout.backend=ray"]), quiet=True
+        )
 
 
 def test_trainer_logs_the_pool_counters(tmp_path):
     from agentgym.grpo.trainer import GRPOTrainer
 
-    cfg = load_config(None, [f"run_dir={tmp_path / 'r'}", "model.name=tiny", "env.id=test/no-e-v0",
-                             "rollout.tasks_per_step=1", "rollout.group_size=2", "rollout.max_new_tokens=3",
-                             "grpo.mask_truncated=false", "train.steps=1", "train.eval_tasks=2"])
+    cfg = load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'r'}",
+            "model.name=tiny",
+            "env.id=test/no-e-v0",
+            "rollout.tasks_per_step=1",
+            "rollout.group_size=2",
+            "rollout.max_new_tokens=3",
+            "grpo.mask_truncated=false",
+            "train.steps=1",
+            "train.eval_tasks=2",
+        ],
+    )
     GRPOTrainer(cfg, quiet=True).train()
     rec = [json.loads(x) for x in Path(tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in rec if r["kind"] == "train"][0]
@@ -281,7 +307,9 @@ def test_agentgym_imports_without_ray_or_vllm():
     import subprocess
     import sys
 
-    code = ("import sys, agentgym, agentgym.rollout, agentgym.grpo.trainer, agentgym.policies.vllm_policy; "
-            "assert 'ray' not in sys.modules and 'vllm' not in sys.modules, 'imported eagerly'")
+    code = (
+        "import sys, agentgym, agentgym.rollout, agentgym.grpo.trainer, agentgym.policies.vllm_policy; "
+        "assert 'ray' not in sys.modules and 'vllm' not in sys.modules, 'imported eagerly'"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

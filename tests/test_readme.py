@@ -27,7 +27,7 @@ def test_register_a_new_environment_example_works(tmp_path):
     toml = _block("# pyproject.toml of your package")
     group, line = re.search(r'\[project\.entry-points\."(.+?)"\]\n(.+)', toml).groups()
     fake_installed_dist(tmp_path, "my-envs", f"[{group}]\n{line.replace(chr(34), '')}\n")
-    code = textwrap.dedent('''
+    code = textwrap.dedent("""
         import agentgym, gymnasium
         from gymnasium.utils.env_checker import check_env
         env = agentgym.make("mine/reverse-v0")
@@ -37,7 +37,7 @@ def test_register_a_new_environment_example_works(tmp_path):
         assert r == 1.0 and term and info["success"]
         gymnasium.make("mine/reverse-v0").reset(seed=0)
         print("OK")
-    ''')
+    """)
     res = run_isolated(code, tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("OK")

@@ -44,7 +44,8 @@ def test_third_party_package_registers_through_the_entry_point_group(tmp_path):
     writes) is discovered, and both agentgym.make and gymnasium.make find its env."""
     pkg = tmp_path / "toy_plugin"
     pkg.mkdir()
-    (pkg / "__init__.py").write_text(textwrap.dedent('''
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent("""
         import agentgym
         from agentgym import Feedback, Integer, ParamSpace, TextEnv
 
@@ -59,9 +60,10 @@ def test_third_party_package_registers_through_the_entry_point_group(tmp_path):
 
         def register():
             agentgym.register("toy/echo-v0", "toy_plugin:Echo", description="echo a number")
-    '''))
+    """)
+    )
     fake_installed_dist(tmp_path, "toy-plugin", "[agentgym.envs]\ntoy = toy_plugin:register\n")
-    code = textwrap.dedent('''
+    code = textwrap.dedent("""
         import gymnasium, agentgym
         from gymnasium.utils.env_checker import check_env
         env = agentgym.make("toy/echo-v0")
@@ -72,7 +74,7 @@ def test_third_party_package_registers_through_the_entry_point_group(tmp_path):
         assert [s.source for s in agentgym.list_envs() if s.id == "toy/echo-v0"] == ["toy-plugin"]
         gymnasium.make("toy/echo-v0").reset(seed=0)
         print("OK")
-    ''')
+    """)
     res = run_isolated(code, tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("OK")

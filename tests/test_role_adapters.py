@@ -22,8 +22,10 @@ class TwoSays(TextAECEnv):
 
     def _reset(self, params, rng):
         self.said = 0
-        return {a: [{"role": "system", "content": f"You are {a}."}, {"role": "user", "content": "Say something."}]
-                for a in self.agent_names}
+        return {
+            a: [{"role": "system", "content": f"You are {a}."}, {"role": "user", "content": "Say something."}]
+            for a in self.agent_names
+        }
 
     def _next_agent(self):
         return self.agent_names[self.said]
@@ -43,12 +45,27 @@ agentgym.register("test/ma-two-says-v0", TwoSays, gymnasium_id=False)
 
 
 def _cfg(tmp_path, *extra):
-    return load_config(None, [
-        f"run_dir={tmp_path / 'run'}", "seed=0", "model.name=tiny", "env.id=test/ma-two-says-v0",
-        "model.lora.r=4", "multiagent.adapters=per_role", "multiagent.eval_opponents=[plain]",
-        "rollout.tasks_per_step=2", "rollout.group_size=8", "rollout.max_new_tokens=3", "grpo.lr=1e-2",
-        "grpo.mask_truncated=false", "train.steps=1", "train.eval_tasks=2", "train.eval_max_new_tokens=3", *extra,
-    ])
+    return load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'run'}",
+            "seed=0",
+            "model.name=tiny",
+            "env.id=test/ma-two-says-v0",
+            "model.lora.r=4",
+            "multiagent.adapters=per_role",
+            "multiagent.eval_opponents=[plain]",
+            "rollout.tasks_per_step=2",
+            "rollout.group_size=8",
+            "rollout.max_new_tokens=3",
+            "grpo.lr=1e-2",
+            "grpo.mask_truncated=false",
+            "train.steps=1",
+            "train.eval_tasks=2",
+            "train.eval_max_new_tokens=3",
+            *extra,
+        ],
+    )
 
 
 def _adapter(tr, role):
@@ -151,7 +168,9 @@ def test_role_exchange_rotates_which_adapter_plays_and_learns_a_seat(tmp_path):
             before = {r: _adapter(tr, r) for r in tr.adapters.roles}
             rec = tr.train_step()
             assert rec["grad_norm"] > 0
-            changed.append((rec["multiagent/rotation"], {r for r in tr.adapters.roles if _changed(before[r], _adapter(tr, r))}))
+            changed.append(
+                (rec["multiagent/rotation"], {r for r in tr.adapters.roles if _changed(before[r], _adapter(tr, r))})
+            )
         assert changed == [(0.0, {"second"}), (1.0, {"first"})]
         assert tr.adapters.assignment == {"first": "second", "second": "first"}
     finally:
@@ -167,7 +186,15 @@ def test_per_role_config_errors_are_clear(tmp_path):
         load_config(None, ["multiagent.swap_every=2"])
     with pytest.raises(ConfigError, match="off_policy_steps"):
         load_config(None, ["multiagent.adapters=per_role", "model.lora.r=4", "rollout.off_policy_steps=1"])
-    cfg = load_config(None, [f"run_dir={tmp_path / 'x'}", "model.name=tiny", "env.id=test/no-e-v0",
-                             "model.lora.r=4", "multiagent.adapters=per_role"])
+    cfg = load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'x'}",
+            "model.name=tiny",
+            "env.id=test/no-e-v0",
+            "model.lora.r=4",
+            "multiagent.adapters=per_role",
+        ],
+    )
     with pytest.raises(ConfigError, match="needs a multi-agent game"):
         GRPOTrainer(cfg, quiet=True)

@@ -11,13 +11,15 @@ from agentgym.spaces import (
     Region,
 )
 
-SPACE = ParamSpace([
-    Categorical("op", ("+", "-", "*")),
-    Integer("digits", 1, 4),
-    Continuous("noise", 0.0, 2.0),
-    Continuous("scale", 1.0, 100.0, log=True),
-    Categorical("flag", (False, True)),
-])
+SPACE = ParamSpace(
+    [
+        Categorical("op", ("+", "-", "*")),
+        Integer("digits", 1, 4),
+        Continuous("noise", 0.0, 2.0),
+        Continuous("scale", 1.0, 100.0, log=True),
+        Categorical("flag", (False, True)),
+    ]
+)
 
 
 def test_unit_cube_cells_are_centred():

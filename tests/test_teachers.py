@@ -31,14 +31,20 @@ from agentgym.spaces import Categorical, Continuous, HeldOut, Integer, ParamSpac
 
 # A small space whose held-out corner (level 7-9 with x >= 0.5) is where rewards are high.
 SMALL = ParamSpace([Integer("level", 0, 9), Continuous("x", 0.0, 1.0)])
-SMALL_HELD = HeldOut(seeds=range(1_000_000_000, 1_000_100_000), region=Region({"level": [7, 8, 9], "x": (0.5, 1.0)}, name="corner"))
+SMALL_HELD = HeldOut(
+    seeds=range(1_000_000_000, 1_000_100_000), region=Region({"level": [7, 8, 9], "x": (0.5, 1.0)}, name="corner")
+)
 # A mixed space: categorical + integer + continuous (log), held out: op "*" with noise >= 1.
-MIXED = ParamSpace([
-    Categorical("op", ("+", "-", "*")),
-    Integer("digits", 1, 6),
-    Continuous("noise", 0.1, 10.0, log=True),
-])
-MIXED_HELD = HeldOut(seeds=range(1_000_000_000, 1_000_100_000), region=Region({"op": ["*"], "noise": (1.0, 10.0)}, name="hard"))
+MIXED = ParamSpace(
+    [
+        Categorical("op", ("+", "-", "*")),
+        Integer("digits", 1, 6),
+        Continuous("noise", 0.1, 10.0, log=True),
+    ]
+)
+MIXED_HELD = HeldOut(
+    seeds=range(1_000_000_000, 1_000_100_000), region=Region({"op": ["*"], "noise": (1.0, 10.0)}, name="hard")
+)
 
 
 def small_tasks() -> TrainingTasks:
@@ -274,7 +280,7 @@ def test_alp_tree_matches_brute_force_across_rebuilds():
     rewards = rng.random(2600)
     i = 0
     for size in [1, 1, 700, 3, 900, 1, 994]:
-        t.update([group(p, [0], rewards=[r]) for p, r in zip(params[i:i + size], rewards[i:i + size])])
+        t.update([group(p, [0], rewards=[r]) for p, r in zip(params[i : i + size], rewards[i : i + size])])
         i += size
     pts, r, alp = t.episodes_table()
     np.testing.assert_allclose(alp, ALPGMMTeacher.alp_of(pts, r), atol=1e-12)
@@ -287,7 +293,9 @@ def test_alp_gmm_fits_and_focuses_where_progress_is():
     rng = np.random.default_rng(0)
     for _ in range(10):
         specs = t.sample(50)
-        t.update([group(s.params, [0], rewards=[float(rng.random() < 0.5) if s.params["u"] < 0.25 else 0.0]) for s in specs])
+        t.update(
+            [group(s.params, [0], rewards=[float(rng.random() < 0.5) if s.params["u"] < 0.25 else 0.0]) for s in specs]
+        )
     m = t.metrics()
     assert m["teacher/fits"] == 2 and m["teacher/gmm_components"] >= 2
     u = np.array([s.params["u"] for s in t.sample(2000)])
@@ -455,8 +463,13 @@ def test_filtered_sampling_counts_dropped_rollouts_and_updates_with_every_group(
     assert kept2 == [] and stats2.rounds == 3 and stats2.groups_played == 9 and stats2.rollouts_dropped == 36
     assert fs.metrics()["filter/rollouts_spent"] == 28 + 36
     # The function form, with several filters at once.
-    kept3, d = filtered_sampling(RandomTeacher(small_tasks()), alternating_play(g=10), target=2,
-                                 filters=[DynamicSampling(), PassRateBand(0.1, 0.9)], max_rounds=5)
+    kept3, d = filtered_sampling(
+        RandomTeacher(small_tasks()),
+        alternating_play(g=10),
+        target=2,
+        filters=[DynamicSampling(), PassRateBand(0.1, 0.9)],
+        max_rounds=5,
+    )
     assert len(kept3) == 2 and d["groups_played"] == 3 and d["rollouts_spent"] == 30
 
 

@@ -91,9 +91,7 @@ def test_too_many_calls_runs_none():
     text = call('{"name": "add", "arguments": {"a": 1, "b": 2}}') * 10_000
     p = parse_reply(text, max_calls=16)
     assert p.calls == [] and p.n_blocks == 10_000
-    assert p.errors == [
-        "too many tool calls in one reply (10000); at most 16 are allowed, none was run"
-    ]
+    assert p.errors == ["too many tool calls in one reply (10000); at most 16 are allowed, none was run"]
 
 
 def test_unclosed_answer_tags_are_read_in_linear_time():
@@ -122,9 +120,7 @@ def test_validate_arguments(args, problems):
 
 
 def test_validate_enum_arrays_booleans():
-    assert (
-        validate_arguments(UNIT, {"value": 3, "unit": "km", "tags": [1, 2], "exact": False}) == []
-    )
+    assert validate_arguments(UNIT, {"value": 3, "unit": "km", "tags": [1, 2], "exact": False}) == []
     assert validate_arguments(UNIT, {"value": 3, "unit": "mi"}) == [
         'argument \'unit\' must be one of "m", "km", got "mi"'
     ]

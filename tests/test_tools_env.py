@@ -51,15 +51,12 @@ def test_same_spec_same_world(env_id):
         assert ta == tb and ra == rb and ia == ib
         other = TaskSpec(task.params, task.seed + 1)
         assert (
-            a.reset(options={"task": other})[0] != b.reset(options={"task": task})[0]
-            or env_id == "tools/taskfile-v0"
+            a.reset(options={"task": other})[0] != b.reset(options={"task": task})[0] or env_id == "tools/taskfile-v0"
         )
 
 
 def _grid(worlds):
-    for world, depth, extra, distractors, noise in itertools.product(
-        worlds, (1, 2, 3), (0, 1, 2), (0, 6), (0.0, 0.4)
-    ):
+    for world, depth, extra, distractors, noise in itertools.product(worlds, (1, 2, 3), (0, 1, 2), (0, 6), (0.0, 0.4)):
         yield {
             "world": world,
             "depth": depth,
@@ -107,13 +104,7 @@ def test_noise_makes_a_call_fail_once_then_succeed():
     env = agentgym.make("tools/calculator-v0")
     failures = 0
     for seed in range(30):
-        env.reset(
-            options={
-                "task": TaskSpec(
-                    {"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.4}, seed
-                )
-            }
-        )
+        env.reset(options={"task": TaskSpec({"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.4}, seed)})
         call = env.unwrapped.oracle()
         obs, *_ = env.step(call)
         body = json.loads(obs[0]["content"].split("\n")[1])
@@ -129,11 +120,7 @@ def test_noise_makes_a_call_fail_once_then_succeed():
 def test_reward_parts_for_partial_work():
     """Right tool with one wrong argument, then a wrong answer: parts worked by hand."""
     env = agentgym.make("tools/calculator-v0")
-    env.reset(
-        options={
-            "task": TaskSpec({"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 7)
-        }
-    )
+    env.reset(options={"task": TaskSpec({"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 7)})
     step = env.unwrapped.world.steps[0]
     args = dict(step.args)
     key = sorted(args)[0]
@@ -212,10 +199,7 @@ def test_bad_calls_get_clear_messages_and_the_episode_goes_on(reply, fragment):
     assert info["success"] and info["reward_parts"]["answer"] == 1.0
     tool_level = any(f in fragment for f in ("not a date", "out of range", "no event"))
     if tool_level:  # a well-formed call the tool refused: no format cost
-        assert (
-            info["reward_parts"]["format"] == pytest.approx(0.1)
-            and "invalid" not in info["reward_parts"]
-        )
+        assert info["reward_parts"]["format"] == pytest.approx(0.1) and "invalid" not in info["reward_parts"]
     else:  # the malformed reply scored half a format point; the oracle's replies one each
         n = info["turn"]
         assert info["reward_parts"]["format"] == pytest.approx(0.1 * (n - 0.5) / n)
@@ -223,18 +207,12 @@ def test_bad_calls_get_clear_messages_and_the_episode_goes_on(reply, fragment):
 
 def test_tool_role_and_turn_limit():
     env = agentgym.make("tools/database-v0", tool_role="user", max_turns=2)
-    env.reset(
-        options={
-            "task": TaskSpec({"depth": 3, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 2)
-        }
-    )
+    env.reset(options={"task": TaskSpec({"depth": 3, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 2)})
     obs, *_ = env.step(env.unwrapped.oracle())
     assert obs[0]["role"] == "user"
     obs, reward, term, trunc, info = env.step(env.unwrapped.oracle())
     assert trunc and not term and not info["success"]
-    assert info["reward_parts"]["answer"] == 0.0 and info["reward_parts"]["name"] == pytest.approx(
-        0.2 * 2 / 3
-    )
+    assert info["reward_parts"]["answer"] == 0.0 and info["reward_parts"]["name"] == pytest.approx(0.2 * 2 / 3)
 
 
 @pytest.mark.parametrize(
@@ -287,9 +265,7 @@ _NAMES = st.sampled_from(
 )
 _JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
-    ),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
     max_leaves=8,
 )
 
@@ -331,11 +307,7 @@ def replies(draw):
             parts.append(f"<tool_call>{draw(st.text(max_size=40))}</tool_call>")
         elif kind == 2:
             parts.append(
-                draw(
-                    st.sampled_from(
-                        ["<tool_call>", "</tool_call>", "<answer>", "</answer>", "{", "}", '"name"']
-                    )
-                )
+                draw(st.sampled_from(["<tool_call>", "</tool_call>", "<answer>", "</answer>", "{", "}", '"name"']))
             )
         elif kind == 3:
             parts.append(f"<answer>{draw(st.text(max_size=30))}</answer>")
@@ -387,20 +359,10 @@ _FUZZ_ENV = agentgym.make("tools/mixed-v0", max_turns=4)
 )
 def test_fuzzed_python_calls_never_crash(code):
     env = _PY_ENV
-    env.reset(
-        options={
-            "task": TaskSpec({"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 5)
-        }
-    )
-    reply = (
-        f"<tool_call>{json.dumps({'name': 'run_python', 'arguments': {'code': code}})}</tool_call>"
-    )
+    env.reset(options={"task": TaskSpec({"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 5)})
+    reply = f"<tool_call>{json.dumps({'name': 'run_python', 'arguments': {'code': code}})}</tool_call>"
     obs, reward, term, trunc, info = env.step(reply)
-    assert (
-        obs[0]["role"] == "tool"
-        and "<tool_response>" in obs[0]["content"]
-        and math.isfinite(reward)
-    )
+    assert obs[0]["role"] == "tool" and "<tool_response>" in obs[0]["content"] and math.isfinite(reward)
 
 
 _PY_ENV = agentgym.make("tools/python-v0", sandbox_limits={"cpu_seconds": 1, "wall_seconds": 2.0})
@@ -408,30 +370,20 @@ _PY_ENV = agentgym.make("tools/python-v0", sandbox_limits={"cpu_seconds": 1, "wa
 
 def test_huge_integers_are_argument_errors_not_crashes():
     env = agentgym.make("tools/calculator-v0")
-    env.reset(
-        options={
-            "task": TaskSpec({"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 1)
-        }
-    )
+    env.reset(options={"task": TaskSpec({"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 1)})
     name = env.unwrapped.world.steps[0].name
     big = "1" + "0" * 400
     if name == "convert":
         args = '{"value": BIG, "from_unit": "m", "to_unit": "km"}'.replace("BIG", big)
     else:
         args = '{"a": BIG, "b": 1}'.replace("BIG", big)
-    obs, reward, term, trunc, info = env.step(
-        f'<tool_call>{{"name": "{name}", "arguments": {args}}}</tool_call>'
-    )
+    obs, reward, term, trunc, info = env.step(f'<tool_call>{{"name": "{name}", "arguments": {args}}}</tool_call>')
     assert not term and "must be of type number, got integer" in obs[0]["content"]
 
 
 def test_calls_beside_the_answer_earn_nothing():
     env = agentgym.make("tools/database-v0")
-    env.reset(
-        options={
-            "task": TaskSpec({"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 3)
-        }
-    )
+    env.reset(options={"task": TaskSpec({"depth": 1, "extra_calls": 0, "distractors": 0, "noise": 0.0}, 3)})
     call = env.unwrapped.oracle()  # the right call, but written beside a guessed answer: never run
     *_, term, _, info = env.step(call + "<answer>42</answer>")
     assert term and info["reward_parts"]["name"] == 0.0 and info["reward_parts"]["args"] == 0.0
@@ -451,13 +403,7 @@ def test_calls_beside_the_answer_earn_nothing():
 def test_hedged_answers_never_pass(env_id, reply):
     env = agentgym.make(env_id)
     for seed in range(40):
-        env.reset(
-            options={
-                "task": TaskSpec(
-                    {"depth": 3, "extra_calls": 0, "distractors": 0, "noise": 0.0}, seed
-                )
-            }
-        )
+        env.reset(options={"task": TaskSpec({"depth": 3, "extra_calls": 0, "distractors": 0, "noise": 0.0}, seed)})
         *_, info = env.step(reply)
         assert not info["success"]
 
@@ -467,7 +413,5 @@ def test_importing_the_package_first_keeps_its_ids():
     import sys
 
     code = "import agentgym_tools, agentgym; agentgym.make('tools/calculator-v0'); print('ok')"
-    res = subprocess.run(
-        [sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True
-    )
+    res = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]

@@ -89,9 +89,7 @@ def test_network_is_blocked(sandbox):
     t.join()
     server.close()
     assert r.status == "blocked" and "socket" in r.message() and not accepted
-    r = sandbox.run(
-        "import urllib.request\nurllib.request.urlopen('http://example.com', timeout=1)"
-    )
+    r = sandbox.run("import urllib.request\nurllib.request.urlopen('http://example.com', timeout=1)")
     assert r.status in ("blocked", "error") and "connected" not in r.stdout
 
 
@@ -138,10 +136,7 @@ def test_output_flood_is_cut(sandbox):
 
 
 def test_errors_are_reported_not_raised(sandbox):
-    assert (
-        sandbox.run("1 / 0").message()
-        == "the code raised an error: ZeroDivisionError: division by zero"
-    )
+    assert sandbox.run("1 / 0").message() == "the code raised an error: ZeroDivisionError: division by zero"
     assert sandbox.run("def (").status == "error"
     assert sandbox.run(b"print(1)").status == "error"  # type: ignore[arg-type]
 
@@ -163,18 +158,13 @@ def test_the_env_keeps_working_after_hostile_code():
         "import socket; socket.socket().connect(('10.0.0.1', 80))",
     ]
     calls = "".join(
-        f"<tool_call>{json.dumps({'name': 'run_python', 'arguments': {'code': c}})}</tool_call>"
-        for c in hostile
+        f"<tool_call>{json.dumps({'name': 'run_python', 'arguments': {'code': c}})}</tool_call>" for c in hostile
     )
     obs, reward, term, trunc, info = env.step(calls)
     assert not term and obs[0]["content"].count("<tool_response>") == len(hostile)
     assert obs[0]["content"].count("stopped:") == len(hostile)
     failures = env.unwrapped.sandbox.failures
-    assert (
-        failures.get("blocked", 0) >= 3
-        and failures.get("memory_limit") == 1
-        and failures.get("cpu_limit") == 1
-    )
+    assert failures.get("blocked", 0) >= 3 and failures.get("memory_limit") == 1 and failures.get("cpu_limit") == 1
     while True:
         obs, reward, term, trunc, info = env.step(env.unwrapped.oracle())
         if term or trunc:
@@ -196,9 +186,7 @@ UNDO_HOOK = (
 @pytest.fixture(scope="module")
 def jailed(sandbox):
     if sandbox.mode != "jail":
-        pytest.skip(
-            f"the jail needs root and mount namespaces; this machine gives mode {sandbox.mode!r}"
-        )
+        pytest.skip(f"the jail needs root and mount namespaces; this machine gives mode {sandbox.mode!r}")
     return sandbox
 
 
@@ -214,9 +202,7 @@ def test_undone_hook_still_sees_no_host_files(jailed):
     assert r.status == "ok", r
     lines = r.stdout.splitlines()
     # only /usr, the interpreter's prefix (here under /root/.pyenv) and /work are there
-    assert "'etc'" not in lines[0] and "'home'" not in lines[0] and "'proc'" not in lines[0], lines[
-        0
-    ]
+    assert "'etc'" not in lines[0] and "'home'" not in lines[0] and "'proc'" not in lines[0], lines[0]
     assert all(line.endswith("False") for line in lines[1:7]), lines
     assert lines[7] == "ctypes 65534"  # even with ctypes back, the code is nobody
 
@@ -228,9 +214,7 @@ def test_paths_through_dir_fd_and_fchdir_stay_inside(jailed):
         "print(sorted(os.listdir(up)))\n"
         "try:\n    open(up + 'escaped', 'w')\n    print('wrote')\nexcept OSError as e:\n    print(type(e).__name__)\n"
     )
-    assert (
-        "etc" not in r.stdout and "root" not in r.stdout.split("\n")[0] and "wrote" not in r.stdout
-    )
+    assert "etc" not in r.stdout and "root" not in r.stdout.split("\n")[0] and "wrote" not in r.stdout
     assert not os.path.exists("/escaped")
 
 
@@ -242,12 +226,9 @@ def test_no_signal_reaches_root_processes(jailed):
     victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         r = jailed.run(
-            UNDO_HOOK
-            + f"import os, signal\nsignal.pidfd_send_signal(os.pidfd_open({victim.pid}), signal.SIGKILL)\n"
+            UNDO_HOOK + f"import os, signal\nsignal.pidfd_send_signal(os.pidfd_open({victim.pid}), signal.SIGKILL)\n"
         )
-        assert r.status == "error" and (
-            "Operation not permitted" in r.stderr or "No such process" in r.stderr
-        )
+        assert r.status == "error" and ("Operation not permitted" in r.stderr or "No such process" in r.stderr)
         assert victim.poll() is None  # still alive
     finally:
         victim.send_signal(signal.SIGKILL)
@@ -256,8 +237,6 @@ def test_no_signal_reaches_root_processes(jailed):
 
 def test_capture_files_cannot_be_swapped_and_disk_is_capped(jailed):
     r = jailed.run("import os\nos.mkfifo('.stdout')\nprint('still fine')")
-    assert (
-        r.status == "ok" and r.stdout == "still fine\n"
-    )  # the parent reads its own unlinked files
+    assert r.status == "ok" and r.stdout == "still fine\n"  # the parent reads its own unlinked files
     r = jailed.run("for i in range(200):\n    open(f'f{i}', 'wb').write(b'x' * 1_000_000)")
     assert r.status == "error" and "No space left on device" in r.stderr

@@ -107,15 +107,9 @@ def test_no_call_tasks_want_no_calls(tmp_path):
     env = agentgym.make("tools/taskfile-v0", path=str(path), held_out_fraction=0.0)
     env.reset(options={"task": TaskSpec({"calls": 1}, 0)})
     *_, info = env.step("<answer>Paris</answer>")
-    assert (
-        info["success"]
-        and info["reward_parts"]["name"] == 0.2
-        and info["reward_parts"]["answer"] == 1.0
-    )
+    assert info["success"] and info["reward_parts"]["name"] == 0.2 and info["reward_parts"]["answer"] == 1.0
     env.reset(options={"task": TaskSpec({"calls": 1}, 0)})
-    *_, info = env.step(
-        '<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>'
-    )
+    *_, info = env.step('<tool_call>{"name": "get_weather", "arguments": {"city": "Paris"}}</tool_call>')
     assert not info["success"] and info["reward_parts"]["name"] == 0.0
 
 
@@ -170,9 +164,7 @@ def test_missing_empty_and_duplicate_files(tmp_path):
 
 def test_json_list_files_work_too(tmp_path):
     path = tmp_path / "tasks.json"
-    path.write_text(
-        json.dumps([task(id="a"), task(id="b", messages=[{"role": "user", "content": "hi"}])])
-    )
+    path.write_text(json.dumps([task(id="a"), task(id="b", messages=[{"role": "user", "content": "hi"}])]))
     assert [t.id for t in load_tasks(path)] == ["a", "b"]
 
 
@@ -195,9 +187,7 @@ def test_register_task_file(tmp_path, monkeypatch):
     from agentgym import registry
 
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # leave no ids behind
-    monkeypatch.setattr(
-        gymnasium.envs.registration, "registry", dict(gymnasium.envs.registration.registry)
-    )
+    monkeypatch.setattr(gymnasium.envs.registration, "registry", dict(gymnasium.envs.registration.registry))
     path = write_jsonl(tmp_path, [task(id=str(i)) for i in range(8)])
     register_task_file("mytools/weather-v0", path, max_turns=2)
     env = agentgym.make("mytools/weather-v0")

@@ -32,8 +32,15 @@ def test_dynamic_sampling_judges_each_seat_group_not_the_pooled_task(chat):
     nim = _nim()
     tasks = TrainingTasks(nim.param_space, nim.held_out, {"heap": [2], "opponent": ["self"]})
     runner = MultiAgentRunner(ScriptedPolicy(chat, lambda _: "1"), SamplingParams(max_new_tokens=4))
-    col = Collector(runner, RandomTeacher(tasks, seed=0), [DynamicSampling()], env_id="test/ma-nim-v0",
-                    tasks_per_step=2, group_size=3, max_refill_rounds=0)
+    col = Collector(
+        runner,
+        RandomTeacher(tasks, seed=0),
+        [DynamicSampling()],
+        env_id="test/ma-nim-v0",
+        tasks_per_step=2,
+        group_size=3,
+        max_refill_rounds=0,
+    )
     batch = col.collect()
     assert {r.agent for r in batch.results} == {"player_0", "player_1"}
     assert {tuple(r.rewards) for r in batch.results} == {(-1.0,) * 3, (1.0,) * 3}
@@ -47,8 +54,15 @@ def test_each_seat_group_is_kept_or_dropped_on_its_own_rewards(chat):
     tasks = TrainingTasks(nim.param_space, nim.held_out, {"heap": [2], "opponent": ["self"]})
     rng = np.random.default_rng(0)
     runner = MultiAgentRunner(ScriptedPolicy(chat, lambda _: str(rng.integers(1, 3))), SamplingParams(max_new_tokens=4))
-    col = Collector(runner, RandomTeacher(tasks, seed=0), [DynamicSampling()], env_id="test/ma-nim-v0",
-                    tasks_per_step=3, group_size=4, max_refill_rounds=0)
+    col = Collector(
+        runner,
+        RandomTeacher(tasks, seed=0),
+        [DynamicSampling()],
+        env_id="test/ma-nim-v0",
+        tasks_per_step=3,
+        group_size=4,
+        max_refill_rounds=0,
+    )
     batch = col.collect()
     kept = {(e.task.seed, e.agent) for e in batch.episodes}
     assert kept and len(kept) < len(batch.results)  # some seat groups kept, some dropped
@@ -85,13 +99,28 @@ def test_dr_grpo_budget_is_one_move_for_move_samples(tmp_path, monkeypatch, mode
 
     seen = []
     real = trainer_mod.update_policy
-    monkeypatch.setattr(trainer_mod, "update_policy", lambda m, o, batch, s, **kw: (seen.append(batch), real(m, o, batch, s, **kw))[1])
-    cfg = load_config(None, [
-        f"run_dir={tmp_path / 'run'}", "model.name=tiny", "env.id=test/ma-nim-v0", "env.kwargs={max_turns: 6}",
-        "env.params={opponent: [self], heap: [4]}", f"multiagent.advantages={mode}", "grpo.loss_agg=dr_grpo",
-        "rollout.tasks_per_step=2", "rollout.group_size=2", "rollout.max_new_tokens=4", "grpo.mask_truncated=false",
-        "rollout.max_episode_tokens=512", "train.eval_tasks=2", "train.eval_max_new_tokens=4",
-    ])
+    monkeypatch.setattr(
+        trainer_mod, "update_policy", lambda m, o, batch, s, **kw: (seen.append(batch), real(m, o, batch, s, **kw))[1]
+    )
+    cfg = load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'run'}",
+            "model.name=tiny",
+            "env.id=test/ma-nim-v0",
+            "env.kwargs={max_turns: 6}",
+            "env.params={opponent: [self], heap: [4]}",
+            f"multiagent.advantages={mode}",
+            "grpo.loss_agg=dr_grpo",
+            "rollout.tasks_per_step=2",
+            "rollout.group_size=2",
+            "rollout.max_new_tokens=4",
+            "grpo.mask_truncated=false",
+            "rollout.max_episode_tokens=512",
+            "train.eval_tasks=2",
+            "train.eval_max_new_tokens=4",
+        ],
+    )
     tr = GRPOTrainer(cfg, quiet=True)
     try:
         tr.train_step()
@@ -104,11 +133,22 @@ def test_dr_grpo_budget_is_one_move_for_move_samples(tmp_path, monkeypatch, mode
 # ----- bug 8: LoRA dropout acts -----------------------------------------------------------------
 def test_lora_dropout_acts_in_the_update_and_nowhere_else(tmp_path):
     def mismatch(dropout):
-        cfg = load_config(None, [
-            f"run_dir={tmp_path / str(dropout)}", "model.name=tiny", "env.id=test/no-e-v0", "model.lora.r=4",
-            f"model.lora.dropout={dropout}", "rollout.tasks_per_step=2", "rollout.group_size=4",
-            "rollout.max_new_tokens=4", "grpo.mask_truncated=false", "train.eval_tasks=2", "grpo.lr=1e-2",
-        ])
+        cfg = load_config(
+            None,
+            [
+                f"run_dir={tmp_path / str(dropout)}",
+                "model.name=tiny",
+                "env.id=test/no-e-v0",
+                "model.lora.r=4",
+                f"model.lora.dropout={dropout}",
+                "rollout.tasks_per_step=2",
+                "rollout.group_size=4",
+                "rollout.max_new_tokens=4",
+                "grpo.mask_truncated=false",
+                "train.eval_tasks=2",
+                "grpo.lr=1e-2",
+            ],
+        )
         tr = GRPOTrainer(cfg, quiet=True)
         try:
             assert tr.parts.update.train_mode is (dropout > 0)

@@ -67,7 +67,9 @@ class FakeLLM:
     def __init__(self, **kwargs):
         self.kwargs = kwargs
         self.calls: list[tuple] = []
-        self.model = SimpleNamespace(loaded=None, load_weights=lambda weights: setattr(self.model, "loaded", list(weights)))
+        self.model = SimpleNamespace(
+            loaded=None, load_weights=lambda weights: setattr(self.model, "loaded", list(weights))
+        )
 
     def generate(self, prompts, sampling_params=None, use_tqdm=True):
         self.calls.append(("generate", prompts, sampling_params))
@@ -76,8 +78,12 @@ class FakeLLM:
             ids = [100 + i, 101 + i] + ([2] if i % 2 == 0 else [])  # even prompts end with eos (2)
             lps = [{t: SimpleNamespace(logprob=-0.5 * (k + 1), rank=1)} for k, t in enumerate(ids)]
             reason = "stop" if i % 2 == 0 else "length"
-            outs.append(SimpleNamespace(prompt_token_ids=p["prompt_token_ids"],
-                                        outputs=[SimpleNamespace(token_ids=tuple(ids), logprobs=lps, finish_reason=reason)]))
+            outs.append(
+                SimpleNamespace(
+                    prompt_token_ids=p["prompt_token_ids"],
+                    outputs=[SimpleNamespace(token_ids=tuple(ids), logprobs=lps, finish_reason=reason)],
+                )
+            )
         return outs
 
     def apply_model(self, func):
@@ -136,8 +142,13 @@ def test_sync_weights_loads_resets_the_prefix_cache_and_bumps_the_version(fake_v
     # Asleep (the trainer's update): weights wake first, then the KV cache; generate wakes it all.
     pol.sleep()
     pol.sync_weights([("x", w)])
-    assert pol.llm.calls[2:] == [("sleep", 1), ("wake_up", ["weights"]), ("apply_model",), ("wake_up", ["kv_cache"]),
-                                 ("reset_prefix_cache",)]
+    assert pol.llm.calls[2:] == [
+        ("sleep", 1),
+        ("wake_up", ["weights"]),
+        ("apply_model",),
+        ("wake_up", ["kv_cache"]),
+        ("reset_prefix_cache",),
+    ]
     assert pol.version == 2 and not pol.sleeping
     pol.sleep()
     pol.generate([[5]], SamplingParams(max_new_tokens=2))
@@ -146,7 +157,9 @@ def test_sync_weights_loads_resets_the_prefix_cache_and_bumps_the_version(fake_v
 
 def test_runner_plays_episodes_with_the_vllm_policy(fake_vllm, chat):
     pol = vp.VLLMPolicy("some/model", chat.tokenizer)
-    eps = RolloutRunner(pol, SamplingParams(max_new_tokens=3)).run("test/no-e-v0", [TaskSpec({"level": 0}, 1)], group_size=2)
+    eps = RolloutRunner(pol, SamplingParams(max_new_tokens=3)).run(
+        "test/no-e-v0", [TaskSpec({"level": 0}, 1)], group_size=2
+    )
     assert len(eps) == 2
     for e in eps:
         sampled = [t for t, m in zip(e.token_ids, e.loss_mask) if m]
@@ -162,7 +175,8 @@ def test_real_vllm_logprobs_match_the_trainer_recomputation(tiny):
     model, tok = tiny
     pol = vp.VLLMPolicy(vp.vllm_model_path("tiny", seed=0), tok, seed=0, dtype="float32", enforce_eager=True)
     eps = RolloutRunner(pol, SamplingParams(max_new_tokens=8, temperature=0.7)).run(
-        "test/no-e-v0", [TaskSpec({"level": 0}, s) for s in range(4)], group_size=2)
+        "test/no-e-v0", [TaskSpec({"level": 0}, s) for s in range(4)], group_size=2
+    )
     batch = collate(eps, [0.0] * len(eps), pol.chat.pad_token_id)
     with torch.no_grad():
         logp, _ = policy_logprobs(model, batch, temperature=0.7)

@@ -86,8 +86,15 @@ def test_parse_errors_explain(text, words):
 
 
 def test_format_round_trip():
-    for a in [Action("click", (3,)), Action("type", (4, 'say "hi", then \\ bye')), Action("select", (2, "x", "y")),
-              Action("press", ("Enter",)), Action("scroll", (5, "left")), Action("answer", ("12,408",)), Action("go_back", ())]:
+    for a in [
+        Action("click", (3,)),
+        Action("type", (4, 'say "hi", then \\ bye')),
+        Action("select", (2, "x", "y")),
+        Action("press", ("Enter",)),
+        Action("scroll", (5, "left")),
+        Action("answer", ("12,408",)),
+        Action("go_back", ()),
+    ]:
         assert parse_action(format_action(a.name, *a.args)) == a
         assert parse_action(str(a)) == a
 
@@ -104,14 +111,16 @@ def test_parser_never_raises_anything_else(text):
 
 
 def test_parse_view_round_trip():
-    view = "\n".join([
-        '[1] h1 "Shop"',
-        ' [2] textbox "Name" type=email value="a \\"b\\"" placeholder="you@x" focused',
-        ' [3] select "Size" value="M" options=["S","M","L"] more_options=3 disabled',
-        '  [4] checkbox "Gift" checked',
-        '[5] span "" class="icon star"',
-        "Error: this line is not an element",
-    ])
+    view = "\n".join(
+        [
+            '[1] h1 "Shop"',
+            ' [2] textbox "Name" type=email value="a \\"b\\"" placeholder="you@x" focused',
+            ' [3] select "Size" value="M" options=["S","M","L"] more_options=3 disabled',
+            '  [4] checkbox "Gift" checked',
+            '[5] span "" class="icon star"',
+            "Error: this line is not an element",
+        ]
+    )
     nodes = parse_view(view)
     assert [n.id for n in nodes] == [1, 2, 3, 4, 5]
     assert nodes[1].value == 'a "b"' and nodes[1].attrs["placeholder"] == "you@x" and nodes[1].attrs["focused"] is True
@@ -123,16 +132,31 @@ def test_parse_view_round_trip():
 @pytest.mark.parametrize(
     "url, kind",
     [
-        ("http://127.0.0.1:8000/a", "local"), ("http://localhost/x", "local"), ("https://[::1]:3/", "local"),
-        ("ws://127.0.0.1:9/", "local"), ("http://shop.localhost/", "local"), ("http://127.0.0.2/", "local"),
-        ("data:text/html,hi", "local"), ("http://example.com/", "blocked"), ("https://93.184.216.34/", "blocked"),
-        ("http://10.0.0.5/", "blocked"), ("http://192.168.1.1/", "blocked"), ("wss://example.com/s", "blocked"),
-        ("http://localhost.example.com/", "blocked"), ("http://127.0.0.1.nip.io/", "blocked"),
-        ("http://0.0.0.0:8000/", "blocked"), ("http://[::]/", "blocked"), ("http://[::ffff:127.0.0.1]/", "blocked"),
-        ("http://localhost:80@example.com/", "blocked"), ("http://127.0.0.1@example.com/", "blocked"),
-        ("ftp://example.com/f", "blocked"), ("chrome://settings", "blocked"), ("http://[bad", "blocked"),
+        ("http://127.0.0.1:8000/a", "local"),
+        ("http://localhost/x", "local"),
+        ("https://[::1]:3/", "local"),
+        ("ws://127.0.0.1:9/", "local"),
+        ("http://shop.localhost/", "local"),
+        ("http://127.0.0.2/", "local"),
+        ("data:text/html,hi", "local"),
+        ("http://example.com/", "blocked"),
+        ("https://93.184.216.34/", "blocked"),
+        ("http://10.0.0.5/", "blocked"),
+        ("http://192.168.1.1/", "blocked"),
+        ("wss://example.com/s", "blocked"),
+        ("http://localhost.example.com/", "blocked"),
+        ("http://127.0.0.1.nip.io/", "blocked"),
+        ("http://0.0.0.0:8000/", "blocked"),
+        ("http://[::]/", "blocked"),
+        ("http://[::ffff:127.0.0.1]/", "blocked"),
+        ("http://localhost:80@example.com/", "blocked"),
+        ("http://127.0.0.1@example.com/", "blocked"),
+        ("ftp://example.com/f", "blocked"),
+        ("chrome://settings", "blocked"),
+        ("http://[bad", "blocked"),
         # Files: only under the context's roots (none here).
-        ("file:///tmp/x.html", "blocked"), ("file:///etc/passwd", "blocked"),
+        ("file:///tmp/x.html", "blocked"),
+        ("file:///etc/passwd", "blocked"),
     ],
 )
 def test_network_rule(url, kind):
@@ -144,20 +168,40 @@ def test_files_are_local_only_under_their_roots(tmp_path):
     inside = (tmp_path / "site" / "a b.html").as_uri()
     assert browser.classify_url(inside, file_roots=(root,)) == "local"
     assert browser.classify_url(f"file://{root}/sub/../x.html", file_roots=(root,)) == "local"
-    for url in (f"file://{root}/../secret", f"file://{root}%2F..%2Fsecret", f"file://{root}-other/x",
-                "file:///etc/passwd", f"file://example.com{root}/x.html"):
+    for url in (
+        f"file://{root}/../secret",
+        f"file://{root}%2F..%2Fsecret",
+        f"file://{root}-other/x",
+        "file:///etc/passwd",
+        f"file://example.com{root}/x.html",
+    ):
         assert browser.classify_url(url, file_roots=(root,)) == "blocked", url
 
 
 def test_routed_pattern_spares_only_local_traffic(tmp_path):
     routed = browser.routed_pattern((str(tmp_path),))
-    for url in ("http://127.0.0.1:555/x", "ws://localhost:1/", "http://localhost", "http://127.0.0.1:9?q#f",
-                (tmp_path / "page.html").as_uri(), "data:text/html,x"):
+    for url in (
+        "http://127.0.0.1:555/x",
+        "ws://localhost:1/",
+        "http://localhost",
+        "http://127.0.0.1:9?q#f",
+        (tmp_path / "page.html").as_uri(),
+        "data:text/html,x",
+    ):
         assert not routed.match(url), url
     # Everything else goes to the router (which still lets other loopback forms through).
-    for url in ("http://example.com/", "http://localhost.evil.com/", "http://127.0.0.1.evil.com/", "https://1.2.3.4/",
-                "http://localhost:80@example.com/", "http://127.0.0.1@example.com/", "file:///etc/passwd",
-                f"file://{tmp_path}-other/x.html", "http://[::1]:5/", "http://0.0.0.0:5/"):
+    for url in (
+        "http://example.com/",
+        "http://localhost.evil.com/",
+        "http://127.0.0.1.evil.com/",
+        "https://1.2.3.4/",
+        "http://localhost:80@example.com/",
+        "http://127.0.0.1@example.com/",
+        "file:///etc/passwd",
+        f"file://{tmp_path}-other/x.html",
+        "http://[::1]:5/",
+        "http://0.0.0.0:5/",
+    ):
         assert routed.match(url), url
 
 
@@ -198,8 +242,10 @@ def test_ids_registered_with_their_spaces():
 
 
 def test_registration_imports_nothing_heavy():
-    code = ("import sys, agentgym; agentgym.list_envs(); "
-            "print([m for m in ('playwright', 'agentgym_web.env', 'agentgym_web.browser') if m in sys.modules])")
+    code = (
+        "import sys, agentgym; agentgym.list_envs(); "
+        "print([m for m in ('playwright', 'agentgym_web.env', 'agentgym_web.browser') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

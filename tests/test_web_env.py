@@ -15,8 +15,10 @@ pytest.importorskip("agentgym_web")
 from agentgym_web.browser import browser_available  # noqa: E402
 
 if not browser_available():
-    pytest.skip("no Chromium for Playwright (python -m playwright install chromium, or apt-get install chromium)",
-                allow_module_level=True)
+    pytest.skip(
+        "no Chromium for Playwright (python -m playwright install chromium, or apt-get install chromium)",
+        allow_module_level=True,
+    )
 
 from agentgym_web.batch import play  # noqa: E402
 from agentgym_web.miniwob import TASKS  # noqa: E402
@@ -45,8 +47,13 @@ TWO_HTML = "<html><head><title>Two</title></head><body><p>Page two</p><a href='/
 
 @pytest.fixture(scope="module")
 def form_env():
-    env = agentgym.make("web/page-v0", html={"/": FORM_HTML, "/two": TWO_HTML}, goal="Send the form.", max_turns=50,
-                        success_js="document.getElementById('out').textContent === 'sent Ana'")
+    env = agentgym.make(
+        "web/page-v0",
+        html={"/": FORM_HTML, "/two": TWO_HTML},
+        goal="Send the form.",
+        max_turns=50,
+        success_js="document.getElementById('out').textContent === 'sent Ana'",
+    )
     yield env
     env.close()
 
@@ -58,8 +65,9 @@ def node(env, kind, name):
     raise AssertionError(f"no {kind} {name!r} in\n{env.last_view}")
 
 
-@pytest.mark.parametrize("env_id", ["web/page-v0", "web/miniwob-v0", "web/form-v0", "web/shop-v0", "web/wiki-v0",
-                                    "web/sites-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["web/page-v0", "web/miniwob-v0", "web/form-v0", "web/shop-v0", "web/wiki-v0", "web/sites-v0"]
+)
 def test_opening_and_an_unusable_action(env_id):
     # (check_env: tests/test_conformance.py)
     env = agentgym.make(env_id)

@@ -16,8 +16,10 @@ pytest.importorskip("agentgym_web")
 from agentgym_web.browser import browser_available  # noqa: E402
 
 if not browser_available():
-    pytest.skip("no Chromium for Playwright (python -m playwright install chromium, or apt-get install chromium)",
-                allow_module_level=True)
+    pytest.skip(
+        "no Chromium for Playwright (python -m playwright install chromium, or apt-get install chromium)",
+        allow_module_level=True,
+    )
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -43,8 +45,25 @@ PAGES = {
 <div style="height:900px"></div><p id="frag">bottom</p></body></html>""",
     "/two": "<html><body><p>Two</p><a href='/'>Home</a></body></html>",
 }
-KEYS = ["Enter", "Tab", "Escape", "Backspace", "ArrowDown", "PageDown", "End", "a", "Control+a", "Shift+Tab",
-        "Alt+ArrowLeft", "F5", "Meta+z", "Bogus", "ctrl+", "+", "Space"]
+KEYS = [
+    "Enter",
+    "Tab",
+    "Escape",
+    "Backspace",
+    "ArrowDown",
+    "PageDown",
+    "End",
+    "a",
+    "Control+a",
+    "Shift+Tab",
+    "Alt+ArrowLeft",
+    "F5",
+    "Meta+z",
+    "Bogus",
+    "ctrl+",
+    "+",
+    "Space",
+]
 
 ids = st.integers(min_value=-2, max_value=80)
 # Hypothesis leaves lone surrogates, NUL and very long strings out of st.text: add them.
@@ -73,8 +92,9 @@ garbage = st.one_of(
 
 @pytest.fixture(scope="module")
 def env():
-    e = agentgym.make("web/page-v0", html=PAGES, goal="Anything.", max_turns=100_000, wait_seconds=0.02,
-                      action_timeout=1.0)
+    e = agentgym.make(
+        "web/page-v0", html=PAGES, goal="Anything.", max_turns=100_000, wait_seconds=0.02, action_timeout=1.0
+    )
     e.reset(options={"task": TaskSpec({}, 0)})
     yield e
     e.close()

@@ -20,8 +20,10 @@ pytest.importorskip("agentgym_web")
 from agentgym_web.browser import browser_available  # noqa: E402
 
 if not browser_available():
-    pytest.skip("no Chromium for Playwright (python -m playwright install chromium, or apt-get install chromium)",
-                allow_module_level=True)
+    pytest.skip(
+        "no Chromium for Playwright (python -m playwright install chromium, or apt-get install chromium)",
+        allow_module_level=True,
+    )
 
 from agentgym_web.batch import play, reset_many, step_many  # noqa: E402
 from agentgym_web.browser import BrowserPool, classify_url, get_pool  # noqa: E402
@@ -70,8 +72,9 @@ def _browser_counts(pool):
 def test_outside_requests_are_blocked_and_counted():
     pool = get_pool()
     before = pool.stats.blocked_requests
-    env = agentgym.make("web/page-v0", html=LEAKY_HTML, goal="Press Done.", success_js="window.done === true",
-                         max_turns=30)
+    env = agentgym.make(
+        "web/page-v0", html=LEAKY_HTML, goal="Press Done.", success_js="window.done === true", max_turns=30
+    )
     env.reset(seed=0)
     for _ in range(10):  # let the page's fetch settle (no fixed time: a loaded machine is slow)
         if 'p "fetch failed"' in env.last_view:
@@ -81,8 +84,12 @@ def test_outside_requests_are_blocked_and_counted():
     assert env.episode_stats["blocked_requests"] >= 4
     assert pool.stats.blocked_requests - before == env.episode_stats["blocked_requests"]
     blocked = " ".join(pool.stats.blocked_urls)
-    for url in ("http://example.com/pixel.png", "http://example.com/data", "https://93.184.216.34/",
-                "https://cdn.example.net/lib.js"):
+    for url in (
+        "http://example.com/pixel.png",
+        "http://example.com/data",
+        "https://93.184.216.34/",
+        "https://cdn.example.net/lib.js",
+    ):
         assert url in blocked
     # Following a link out is blocked too; the episode goes on.
     n = env.episode_stats["blocked_requests"]
@@ -142,8 +149,9 @@ def _visit(pool, urls, via_redirect, **context_kwargs):
     blocked: list[str] = []
 
     async def go():
-        ctx, _ = await pool.new_context(site_token=token if via_redirect else None, on_blocked=blocked.append,
-                                        **context_kwargs)
+        ctx, _ = await pool.new_context(
+            site_token=token if via_redirect else None, on_blocked=blocked.append, **context_kwargs
+        )
         try:
             for url in urls:
                 page = await ctx.new_page()
@@ -170,13 +178,21 @@ def test_local_means_the_same_to_the_rule_and_to_the_browser():
     pool = get_pool()
     srv = _Listener()
     p = srv.port
-    local = {"loop": f"http://127.0.0.1:{p}/loop", "loop2": f"http://127.0.0.2:{p}/loop2",
-             "name": f"http://localhost:{p}/name", "sub": f"http://shop.localhost:{p}/sub"}
+    local = {
+        "loop": f"http://127.0.0.1:{p}/loop",
+        "loop2": f"http://127.0.0.2:{p}/loop2",
+        "name": f"http://localhost:{p}/name",
+        "sub": f"http://shop.localhost:{p}/sub",
+    }
     if len(srv.servers) == 2:
         local["v6"] = f"http://[::1]:{p}/v6"
     outside = {"zero": f"http://0.0.0.0:{p}/zero", "userinfo": f"http://localhost:{p}@0.0.0.0:{p}/userinfo"}
-    lan = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
-           if a.family == socket.AF_INET and not a.address.startswith("127.")]
+    lan = [
+        a.address
+        for addrs in psutil.net_if_addrs().values()
+        for a in addrs
+        if a.family == socket.AF_INET and not a.address.startswith("127.")
+    ]
     if lan:
         outside["lan"] = f"http://{lan[0]}:{p}/lan"
     try:
@@ -186,7 +202,9 @@ def test_local_means_the_same_to_the_rule_and_to_the_browser():
             reached = {name for name in [*local, *outside] if f"/{name}" in srv.paths}  # (not /favicon.ico)
             assert reached == set(local), (via_redirect, reached)
             if not via_redirect:  # the router saw these and counted them
-                assert set(blocked) == {u for u in outside.values()} and all(classify_url(u) == "blocked" for u in blocked)
+                assert set(blocked) == {u for u in outside.values()} and all(
+                    classify_url(u) == "blocked" for u in blocked
+                )
     finally:
         srv.close()
 
@@ -209,8 +227,12 @@ def test_files_outside_the_roots_are_blocked(tmp_path):
     (root / "index.html").write_text(f"<p>index</p><iframe src='{(other / 'secret.html').as_uri()}'></iframe>")
     (root / "own.html").write_text("<p>own</p>")
     pool = get_pool()
-    blocked = _visit(pool, [(root / "index.html").as_uri(), (root / "own.html").as_uri(), (other / "secret.html").as_uri()],
-                     via_redirect=False, file_roots=(str(root),))
+    blocked = _visit(
+        pool,
+        [(root / "index.html").as_uri(), (root / "own.html").as_uri(), (other / "secret.html").as_uri()],
+        via_redirect=False,
+        file_roots=(str(root),),
+    )
     secret = (other / "secret.html").as_uri()
     assert set(blocked) == {secret} and len(blocked) >= 2  # the frame, and the page itself
 

@@ -206,8 +206,14 @@ class ALPGMMTeacher:
         self._fits += 1
         if best is None:
             return
-        self._set_gmm({"weights": best.weights_.tolist(), "means": best.means_.tolist(),
-                       "covariances": best.covariances_.tolist(), "aic": best_aic})
+        self._set_gmm(
+            {
+                "weights": best.weights_.tolist(),
+                "means": best.means_.tolist(),
+                "covariances": best.covariances_.tolist(),
+                "aic": best_aic,
+            }
+        )
 
     def _set_gmm(self, gmm: dict[str, Any] | None) -> None:
         self._gmm = gmm
@@ -267,7 +273,9 @@ class ALPGMMTeacher:
                 self._skipped += 1
                 continue
             pts.append(u)
-            rews.append(float(np.mean([normalized_reward(x, self.reward_range) for x in res.rewards])) if res.rewards else 0.0)
+            rews.append(
+                float(np.mean([normalized_reward(x, self.reward_range) for x in res.rewards])) if res.rewards else 0.0
+            )
         if not pts:
             return
         self._add(np.asarray(pts, dtype=np.float64).reshape(len(pts), self.dim), np.asarray(rews))

@@ -85,8 +85,10 @@ def dim_cells(dim: Dim, bins: int | None) -> list[Cell]:
         groups: list[list[int]] = [[] for _ in range(bins)]
         for v in dim.values:
             groups[cell_index(dim, bins, v)].append(v)
-        return [Cell(dim.name, b, f"{g[0]}" if len(g) == 1 else f"{g[0]}..{g[-1]}", values=tuple(g))
-                for b, g in enumerate(groups)]
+        return [
+            Cell(dim.name, b, f"{g[0]}" if len(g) == 1 else f"{g[0]}..{g[-1]}", values=tuple(g))
+            for b, g in enumerate(groups)
+        ]
     out = []
     for b in range(bins):
         lo, hi = b / bins, (b + 1) / bins

@@ -99,8 +99,12 @@ class ScheduleTeacher:
         self._episodes += sum(len(r.rewards) for r in results)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state, "updates": self._updates, "groups": self._groups,
-                "episodes": self._episodes}
+        return {
+            "rng": self.rng.bit_generator.state,
+            "updates": self._updates,
+            "groups": self._groups,
+            "episodes": self._episodes,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]

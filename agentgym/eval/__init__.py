@@ -23,21 +23,25 @@ def evaluate_any(
 ) -> EnvReport:
     """Greedy held-out evaluation of any registered env: a single-agent env plays each task
     once; a game plays each task in every seat against each of ``opponents``."""
-    from agentgym.multiagent import is_multiagent_id
+    from agentgym.registry import is_multiagent_id
 
     if is_multiagent_id(env_id):
         from agentgym.eval.games import evaluate_games
 
-        return evaluate_games(policy, env_id, opponents=opponents, tasks=tasks, sampling=sampling,
-                              env_kwargs=env_kwargs, seed=seed)
+        return evaluate_games(
+            policy, env_id, opponents=opponents, tasks=tasks, sampling=sampling, env_kwargs=env_kwargs, seed=seed
+        )
     return evaluate_env(policy, env_id, tasks=tasks, k=1, sampling=sampling, env_kwargs=env_kwargs, pool=pool)
 
 
 def report_metrics(rep: EnvReport, prefix: str = "eval/") -> dict[str, float]:
     """A report as flat metrics: success, reward, share without a usable answer, per
     held-out split, per opponent (games) and per reward part."""
-    out = {f"{prefix}success": rep.overall.success, f"{prefix}mean_reward": rep.overall.mean_reward,
-           f"{prefix}no_answer": rep.overall.format_errors}
+    out = {
+        f"{prefix}success": rep.overall.success,
+        f"{prefix}mean_reward": rep.overall.mean_reward,
+        f"{prefix}no_answer": rep.overall.format_errors,
+    }
     out.update({f"{prefix}success[{k}]": r.success for k, r in rep.by_region.items()})
     out.update({f"{prefix}opponent/{o}": r.success for o, r in rep.by_param.get("opponent", {}).items()})
     out.update({f"{prefix}reward/{k}": v for k, v in rep.overall.reward_parts.items()})

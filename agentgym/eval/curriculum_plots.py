@@ -81,8 +81,14 @@ def plot_teacher(run_dir: str | Path, dims: list[str] | None = None, columns: in
             counts[row[label(g)], (g["step"] - 1) // width] += 1
         share = counts / np.maximum(counts.sum(0, keepdims=True), 1)
         fig, ax = plt.subplots(figsize=(min(14, 4 + ncol * 0.45), 1.5 + 0.35 * len(labels)), constrained_layout=True)
-        im = ax.imshow(share, aspect="auto", cmap="viridis", vmin=0, interpolation="nearest",
-                       extent=(0.5, last + 0.5, len(labels) - 0.5, -0.5))
+        im = ax.imshow(
+            share,
+            aspect="auto",
+            cmap="viridis",
+            vmin=0,
+            interpolation="nearest",
+            extent=(0.5, last + 0.5, len(labels) - 0.5, -0.5),
+        )
         ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.set_xlabel("training step")
         ax.set_title("what the teacher sampled (share of groups per step window)")

@@ -51,8 +51,11 @@ def evaluate_games(
     t0 = time.perf_counter()
     rows: list[tuple[str, str, list[Episode]]] = []  # (opponent, seat, one group per task)
     for opp in opponents:
-        plays = [("all", {a: POLICY for a in seats})] if opp == "self" else [
-            (seat, {a: (POLICY if a == seat else opp) for a in seats}) for seat in seats]
+        plays = (
+            [("all", {a: POLICY for a in seats})]
+            if opp == "self"
+            else [(seat, {a: (POLICY if a == seat else opp) for a in seats}) for seat in seats]
+        )
         for seat, ctl in plays:
             eps = runner.run(env_id, tasks, group_size=1, controllers=ctl, idle_seats=True)
             rows.append((opp, seat, eps))
@@ -85,9 +88,18 @@ def evaluate_games(
             "seat": {s: _aggregate(gs, 1) for s, gs in by_seat.items()},
             "opponent / seat": {k: _aggregate(gs, 1) for k, gs in by_both.items()},
         },
-        tasks=[{"opponent": opp, "seat": seat, "task": e.task.to_dict(), "agent": e.agent, "success": e.success,
-                "reward": e.reward, "reply": next((m["content"][:300] for m in reversed(e.messages)
-                                                   if m["role"] == "assistant"), "")}
-               for opp, seat, eps in rows for e in eps],
+        tasks=[
+            {
+                "opponent": opp,
+                "seat": seat,
+                "task": e.task.to_dict(),
+                "agent": e.agent,
+                "success": e.success,
+                "reward": e.reward,
+                "reply": next((m["content"][:300] for m in reversed(e.messages) if m["role"] == "assistant"), ""),
+            }
+            for opp, seat, eps in rows
+            for e in eps
+        ],
         seconds=time.perf_counter() - t0,
     )

@@ -100,7 +100,7 @@ def evaluate_env(
     t0 = time.perf_counter()
     groups: list[list[Episode]] = []
     for start in range(0, len(tasks), batch_tasks):
-        chunk = tasks[start:start + batch_tasks]
+        chunk = tasks[start : start + batch_tasks]
         eps = runner.run(env_id, chunk, group_size=k)
         by_group: dict[int, list[Episode]] = defaultdict(list)
         for e in eps:

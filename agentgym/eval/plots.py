@@ -49,7 +49,7 @@ def plot_training(metrics_path: str | Path, out_dir: str | Path) -> Path:
             for extra in extras:
                 e_pts = [(r["step"], r[extra]) for r in rows if extra in r]
                 ex, ey = zip(*e_pts)
-                ax.plot(ex, ey, marker=marker, ms=3, lw=1, alpha=0.8, label=extra[len(prefix):])
+                ax.plot(ex, ey, marker=marker, ms=3, lw=1, alpha=0.8, label=extra[len(prefix) :])
             if extras:
                 ax.legend(fontsize=7)
             if key.startswith("eval/") or "success" in key:

@@ -73,13 +73,25 @@ def split_moves(episodes: Sequence[Episode], eos_token_ids: set[int]) -> tuple[l
         for k, (start, end) in enumerate(runs):
             mask = [0] * end
             mask[start:end] = [1] * (end - start)
-            samples.append(Episode(
-                env_id=e.env_id, task=e.task, token_ids=e.token_ids[:end], loss_mask=mask,
-                logprobs=e.logprobs[:end], prompt_len=start, turn_rewards=[float(sum(e.turn_rewards[k:]))],
-                success=e.success, reward_parts=e.reward_parts, end_reason=e.end_reason,
-                hit_length_limit=e.token_ids[end - 1] not in eos_token_ids, errors=e.errors,
-                policy_version=e.policy_version, group=e.group, agent=e.agent,
-            ))
+            samples.append(
+                Episode(
+                    env_id=e.env_id,
+                    task=e.task,
+                    token_ids=e.token_ids[:end],
+                    loss_mask=mask,
+                    logprobs=e.logprobs[:end],
+                    prompt_len=start,
+                    turn_rewards=[float(sum(e.turn_rewards[k:]))],
+                    success=e.success,
+                    reward_parts=e.reward_parts,
+                    end_reason=e.end_reason,
+                    hit_length_limit=e.token_ids[end - 1] not in eos_token_ids,
+                    errors=e.errors,
+                    policy_version=e.policy_version,
+                    group=e.group,
+                    agent=e.agent,
+                )
+            )
             keys.append((e.group, e.agent, k))
     return samples, group_ids(keys)
 

@@ -40,8 +40,11 @@ class TokenBatch:
         idx = torch.as_tensor(list(rows), dtype=torch.long)
         width = int(self.attention_mask[idx].sum(-1).max().item()) if len(idx) else 0
         return TokenBatch(
-            self.input_ids[idx, :width], self.attention_mask[idx, :width], self.loss_mask[idx, :width],
-            self.sampler_logp[idx, :width], self.advantages[idx],
+            self.input_ids[idx, :width],
+            self.attention_mask[idx, :width],
+            self.loss_mask[idx, :width],
+            self.sampler_logp[idx, :width],
+            self.advantages[idx],
             None if self.token_budget is None else self.token_budget[idx],
             None if self.old_logp is None else self.old_logp[idx, :width],
         )

@@ -43,8 +43,13 @@ class Collected:
         return {
             "episodes": [e.to_dict() for e in self.episodes],
             "results": [
-                {"task": r.task.to_dict(), "rewards": r.rewards, "successes": r.successes,
-                 "mean_abs_advantage": r.mean_abs_advantage, "agent": r.agent}
+                {
+                    "task": r.task.to_dict(),
+                    "rewards": r.rewards,
+                    "successes": r.successes,
+                    "mean_abs_advantage": r.mean_abs_advantage,
+                    "agent": r.agent,
+                }
                 for r in self.results
             ],
             "stats": self.stats,
@@ -52,8 +57,16 @@ class Collected:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Collected:
-        results = [GroupResult(TaskSpec.from_dict(r["task"]), list(r["rewards"]), list(r["successes"]),
-                               float(r["mean_abs_advantage"]), r.get("agent", "")) for r in d["results"]]
+        results = [
+            GroupResult(
+                TaskSpec.from_dict(r["task"]),
+                list(r["rewards"]),
+                list(r["successes"]),
+                float(r["mean_abs_advantage"]),
+                r.get("agent", ""),
+            )
+            for r in d["results"]
+        ]
         return cls([Episode.from_dict(e) for e in d["episodes"]], results, dict(d["stats"]))
 
 
@@ -110,8 +123,12 @@ class Collector:
         renumber = group_ids([e.group for e in episodes])
         for e, g in zip(episodes, renumber):
             e.group = g  # 0, 1, ... per kept task; the seats of one task share it
-        stats = {"rollout/spent": float(fs.rollouts_spent), "rollout/dropped": float(fs.rollouts_dropped),
-                 "rollout/rounds": float(fs.rounds), **{f"rollout/{k}": float(v) for k, v in counts.items()}}
+        stats = {
+            "rollout/spent": float(fs.rollouts_spent),
+            "rollout/dropped": float(fs.rollouts_dropped),
+            "rollout/rounds": float(fs.rounds),
+            **{f"rollout/{k}": float(v) for k, v in counts.items()},
+        }
         return Collected(episodes, played, stats)
 
     def _groups(self, eps: list[Episode]) -> list[GroupResult]:
@@ -123,8 +140,11 @@ class Collector:
         for agent, members in by_seat.items():
             rewards = [e.reward for e in members]
             adv = group_advantages(rewards, [0] * len(rewards), scale_std=self.scale_std)
-            out.append(GroupResult(members[0].task, rewards, [e.success for e in members],
-                                   float(np.mean(np.abs(adv))), agent, members))
+            out.append(
+                GroupResult(
+                    members[0].task, rewards, [e.success for e in members], float(np.mean(np.abs(adv))), agent, members
+                )
+            )
         return out
 
     def _check_stop(self, rounds: int, live: int) -> None:
@@ -175,4 +195,3 @@ class Collector:
             self._executor = None
         self._pending = None
         self.runner.close()
-

@@ -43,8 +43,12 @@ def teacher_groups(results: Sequence[GroupResult]) -> list[dict[str, Any]]:
     """What the teacher chose and how it went, one entry per group, for ``teacher.jsonl``."""
     out = []
     for r in results:
-        row = {"params": r.task.params, "success": r.success_rate,
-               "reward": float(np.mean(r.rewards)) if r.rewards else 0.0, "abs_adv": r.mean_abs_advantage}
+        row = {
+            "params": r.task.params,
+            "success": r.success_rate,
+            "reward": float(np.mean(r.rewards)) if r.rewards else 0.0,
+            "abs_adv": r.mean_abs_advantage,
+        }
         if r.agent:
             row["agent"] = r.agent
         out.append(row)

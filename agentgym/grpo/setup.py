@@ -116,29 +116,71 @@ def build(cfg: RunConfig) -> Parts:
     g = cfg.grpo
     optimizer = torch.optim.AdamW(params, lr=g.lr, betas=tuple(g.betas), weight_decay=g.weight_decay)
     ro = cfg.rollout
-    pool = make_pool(ro.backend, num_workers=ro.ray.num_workers, address=ro.ray.address,
-                     num_cpus_per_worker=ro.ray.num_cpus_per_worker)
+    pool = make_pool(
+        ro.backend,
+        num_workers=ro.ray.num_workers,
+        address=ro.ray.address,
+        num_cpus_per_worker=ro.ray.num_cpus_per_worker,
+    )
     sampling = SamplingParams(max_new_tokens=ro.max_new_tokens, temperature=ro.temperature)
-    runner = make_runner(cfg.env.id, sampler, sampling, max_episode_tokens=ro.max_episode_tokens,
-                         env_kwargs=cfg.env.kwargs, pool=pool, controllers=cfg.multiagent.controllers or None,
-                         seed=cfg.seed)
+    runner = make_runner(
+        cfg.env.id,
+        sampler,
+        sampling,
+        max_episode_tokens=ro.max_episode_tokens,
+        env_kwargs=cfg.env.kwargs,
+        pool=pool,
+        controllers=cfg.multiagent.controllers or None,
+        seed=cfg.seed,
+    )
     filters: list[Any] = []
     if g.dynamic_sampling:
         filters.append(DynamicSampling())
     if cfg.teacher.pass_rate_band is not None:
         filters.append(PassRateBand(*cfg.teacher.pass_rate_band))
-    collector = Collector(runner, teacher, filters, env_id=cfg.env.id, tasks_per_step=ro.tasks_per_step,
-                          group_size=ro.group_size, max_refill_rounds=g.max_refill_rounds, scale_std=g.scale_std)
+    collector = Collector(
+        runner,
+        teacher,
+        filters,
+        env_id=cfg.env.id,
+        tasks_per_step=ro.tasks_per_step,
+        group_size=ro.group_size,
+        max_refill_rounds=g.max_refill_rounds,
+        scale_std=g.scale_std,
+    )
     lora = cfg.model.lora
     update = UpdateSettings(
-        loss_agg=g.loss_agg, eps_low=g.eps_low, eps_high=g.eps_high, temperature=ro.temperature,
-        micro_batch_size=g.micro_batch_size, max_grad_norm=g.max_grad_norm, importance_weights=importance_weights_on(cfg),
-        is_cap=g.is_cap, beta=g.beta, kl_estimator=g.kl_estimator, updates_per_batch=g.updates_per_batch,
-        mini_batches=g.mini_batches, train_mode=lora is not None and lora.dropout > 0,
+        loss_agg=g.loss_agg,
+        eps_low=g.eps_low,
+        eps_high=g.eps_high,
+        temperature=ro.temperature,
+        micro_batch_size=g.micro_batch_size,
+        max_grad_norm=g.max_grad_norm,
+        importance_weights=importance_weights_on(cfg),
+        is_cap=g.is_cap,
+        beta=g.beta,
+        kl_estimator=g.kl_estimator,
+        updates_per_batch=g.updates_per_batch,
+        mini_batches=g.mini_batches,
+        train_mode=lora is not None and lora.dropout > 0,
     )
     eval_tasks = tasks.held_out_specs(cfg.train.eval_tasks, seed=EVAL_SEED)
-    return Parts(tasks, teacher, model, tok, ref_model, adapters, policy, sampler, optimizer, pool, collector,
-                 update, facts, eval_tasks)
+    return Parts(
+        tasks,
+        teacher,
+        model,
+        tok,
+        ref_model,
+        adapters,
+        policy,
+        sampler,
+        optimizer,
+        pool,
+        collector,
+        update,
+        facts,
+        eval_tasks,
+    )
 
 
 def importance_weights_on(cfg: RunConfig) -> bool:
@@ -156,8 +198,9 @@ def _with_lora(cfg: RunConfig, model: Any, seats: tuple[str, ...]) -> tuple[Any,
         return model, None
     from peft import LoraConfig, get_peft_model
 
-    lora = LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules,
-                      task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules, task_type="CAUSAL_LM"
+    )
     if cfg.multiagent.adapters == "per_role":
         from agentgym.policies.roles import RoleAdapters
 
@@ -175,6 +218,13 @@ def _policy(cfg: RunConfig, model: Any, ref_model: Any, tok: Any) -> Any:
     if ref_model is not None:
         ref_model.to("cuda")
     vo = cfg.model.vllm
-    return VLLMPolicy(vllm_model_path(cfg.model.name, seed=cfg.seed), tok, seed=cfg.seed,
-                      gpu_memory_utilization=vo.gpu_memory_utilization, enable_sleep_mode=vo.enable_sleep_mode,
-                      dtype=vo.dtype, max_model_len=vo.max_model_len, tensor_parallel_size=vo.tensor_parallel_size)
+    return VLLMPolicy(
+        vllm_model_path(cfg.model.name, seed=cfg.seed),
+        tok,
+        seed=cfg.seed,
+        gpu_memory_utilization=vo.gpu_memory_utilization,
+        enable_sleep_mode=vo.enable_sleep_mode,
+        dtype=vo.dtype,
+        max_model_len=vo.max_model_len,
+        tensor_parallel_size=vo.tensor_parallel_size,
+    )

@@ -73,8 +73,9 @@ class GRPOTrainer:
         if cfg.model.threads:
             torch.set_num_threads(cfg.model.threads)
         if not resume and (self.run_dir / "metrics.jsonl").exists():
-            raise FileExistsError(f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} "
-                                  "or choose another run_dir")
+            raise FileExistsError(
+                f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} or choose another run_dir"
+            )
         parts = build(cfg)
         self.parts = parts
         self.model, self.tokenizer, self.ref_model = parts.model, parts.tokenizer, parts.ref_model
@@ -121,12 +122,26 @@ class GRPOTrainer:
                 samples, groups = split_moves(batch.episodes, self.policy.chat.eos_token_ids)
             adv = group_advantages([e.reward for e in samples], groups, scale_std=cfg.grpo.scale_std)
             budget = cfg.rollout.max_new_tokens * (1 if per_move else self.parts.env.max_turns)
-            tokens = collate(samples, adv.tolist(), self.policy.chat.pad_token_id, cfg.grpo.mask_truncated,
-                             budgets=[budget] * len(samples))
+            tokens = collate(
+                samples,
+                adv.tolist(),
+                self.policy.chat.pad_token_id,
+                cfg.grpo.mask_truncated,
+                budgets=[budget] * len(samples),
+            )
             roles = [e.agent for e in samples] if self.adapters is not None else None
             activate = self.adapters.activate_seat if self.adapters is not None else None
-            record.update(update_policy(self.model, self.optimizer, tokens, self.parts.update,
-                                        ref_model=self.ref_model, roles=roles, activate=activate))
+            record.update(
+                update_policy(
+                    self.model,
+                    self.optimizer,
+                    tokens,
+                    self.parts.update,
+                    ref_model=self.ref_model,
+                    roles=roles,
+                    activate=activate,
+                )
+            )
             record.update(batch_metrics(batch.episodes, adv))
         else:
             record["train/skipped"] = 1.0
@@ -155,8 +170,10 @@ class GRPOTrainer:
     def _check_staleness(self, batch: Collected) -> None:
         stale = max((self.step - e.policy_version for e in batch.episodes), default=0)
         if stale > self.cfg.rollout.off_policy_steps:
-            raise RuntimeError(f"episodes {stale} updates old exceed rollout.off_policy_steps="
-                               f"{self.cfg.rollout.off_policy_steps} (a sampler sync was missed)")
+            raise RuntimeError(
+                f"episodes {stale} updates old exceed rollout.off_policy_steps="
+                f"{self.cfg.rollout.off_policy_steps} (a sampler sync was missed)"
+            )
 
     def _rotate_roles(self) -> int | None:
         """Role exchange (multiagent.swap_every): seat i is played by adapter i + k this step."""
@@ -172,9 +189,16 @@ class GRPOTrainer:
         self.collector.wait()  # the env pool is not shared with a rollout in flight
         self._sync(self.policy)
         sp = SamplingParams(max_new_tokens=self.cfg.train.eval_max_new_tokens, temperature=0.0)
-        rep = evaluate_any(self.policy, self.cfg.env.id, tasks=self.eval_tasks, sampling=sp,
-                           env_kwargs=self.cfg.env.kwargs, pool=self.parts.pool,
-                           opponents=self.cfg.multiagent.eval_opponents, seed=self.cfg.seed)
+        rep = evaluate_any(
+            self.policy,
+            self.cfg.env.id,
+            tasks=self.eval_tasks,
+            sampling=sp,
+            env_kwargs=self.cfg.env.kwargs,
+            pool=self.parts.pool,
+            opponents=self.cfg.multiagent.eval_opponents,
+            seed=self.cfg.seed,
+        )
         write_json([rep], self.run_dir / "evals" / f"step_{self.step:06d}.json", meta={"step": self.step})
         self.evals[self.step] = rep.overall.success
         self.log.write({"step": self.step, "kind": "eval", **report_metrics(rep)})
@@ -188,8 +212,9 @@ class GRPOTrainer:
         t_start = time.perf_counter()
         self.log.open_tensorboard(self.step)
         previous = self._catch_sigint()
-        bar = tqdm(total=cfg.train.steps, initial=self.step, desc="GRPO", unit="step", disable=self.quiet,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.train.steps, initial=self.step, desc="GRPO", unit="step", disable=self.quiet, dynamic_ncols=True
+        )
         try:
             if self.step == 0 and 0 not in self.evals:
                 self._evaluate_with(bar)
@@ -204,8 +229,11 @@ class GRPOTrainer:
                     self._save()
                 bar.update(1)
                 heldout = self.evals[max(self.evals)] if self.evals else float("nan")
-                bar.set_postfix(reward=f"{record['reward/mean']:.2f}", heldout=f"{heldout:.1%}",
-                                s_step=f"{record['time/step_s']:.1f}")
+                bar.set_postfix(
+                    reward=f"{record['reward/mean']:.2f}",
+                    heldout=f"{heldout:.1%}",
+                    s_step=f"{record['time/step_s']:.1f}",
+                )
         except KeyboardInterrupt:  # a second Ctrl-C: abort now, keep the last checkpoint
             if not self.quiet:
                 print("\naborted: the last checkpoint is kept")
@@ -262,8 +290,15 @@ class GRPOTrainer:
             state["sampler"] = self.sampler.state_dict()
         pending = self.collector.pending_state()
         files = {"pending.json": json.dumps(pending)} if pending is not None else {}
-        save_checkpoint(self.run_dir / "checkpoints", self.step, self.model, self.optimizer, state,
-                        keep=self.cfg.train.keep_checkpoints, files=files)
+        save_checkpoint(
+            self.run_dir / "checkpoints",
+            self.step,
+            self.model,
+            self.optimizer,
+            state,
+            keep=self.cfg.train.keep_checkpoints,
+            files=files,
+        )
 
     def _restore(self) -> None:
         ck = latest_checkpoint(self.run_dir / "checkpoints")
@@ -293,9 +328,13 @@ class GRPOTrainer:
             print(f"warning: plots failed: {exc!r}")
         self.export(self.run_dir / "final")
         first, last = min(self.evals), max(self.evals)
-        summary = {"steps": self.step, "heldout_success_before": self.evals[first],
-                   "heldout_success_after": self.evals[last], "eval_tasks": len(self.eval_tasks),
-                   "evals": {str(k): v for k, v in sorted(self.evals.items())}}
+        summary = {
+            "steps": self.step,
+            "heldout_success_before": self.evals[first],
+            "heldout_success_after": self.evals[last],
+            "eval_tasks": len(self.eval_tasks),
+            "evals": {str(k): v for k, v in sorted(self.evals.items())},
+        }
         atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=1))
 
     def export(self, path: Path) -> Path:

@@ -116,11 +116,13 @@ class ChatFormat:
         self.eos_token_ids: set[int] = {eos} if isinstance(eos, int) else set(eos or [])
         if not self.eos_token_ids:
             raise ValueError("the tokenizer has no eos token: cannot tell when a turn ends")
-        self.pad_token_id: int = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_token_ids)
+        self.pad_token_id: int = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_token_ids)
+        )
         # Text the template puts after an assistant message's content.
         probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": _PLACEHOLDER}]
         rendered = self._render(probe, add_generation_prompt=False)
-        self._turn_close = rendered[rendered.rindex(_PLACEHOLDER) + len(_PLACEHOLDER):]
+        self._turn_close = rendered[rendered.rindex(_PLACEHOLDER) + len(_PLACEHOLDER) :]
 
     @property
     def vocab_size(self) -> int:
@@ -143,10 +145,13 @@ class ChatFormat:
         before = self._render(base, add_generation_prompt=False)
         after = self._render(base + list(messages), add_generation_prompt=True)
         if not after.startswith(before):
-            raise ValueError("the chat template rewrites earlier turns; multi-turn token-in/token-out needs a template that only appends")
+            raise ValueError(
+                "the chat template rewrites earlier turns; multi-turn token-in/token-out needs a template that only "
+                "appends"
+            )
         close = self._turn_close
         if completion and completion[-1] in self.eos_token_ids:
             eos_text = self.tokenizer.decode([completion[-1]])
             if close.startswith(eos_text):
-                close = close[len(eos_text):]
-        return self.encode(close + after[len(before):])
+                close = close[len(eos_text) :]
+        return self.encode(close + after[len(before) :])

@@ -42,7 +42,7 @@ class TransformersPolicy(PolicyBase):
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
         out: list[Completion | None] = [None] * len(prompts)
         for start in range(0, len(order), self.max_batch_size):
-            idx = order[start:start + self.max_batch_size]
+            idx = order[start : start + self.max_batch_size]
             for i, c in zip(idx, self._generate_batch([prompts[i] for i in idx], sampling)):
                 out[i] = c
         return out  # type: ignore[return-value]
@@ -58,8 +58,8 @@ class TransformersPolicy(PolicyBase):
         ids = torch.full((n, width), self.chat.pad_token_id, dtype=torch.long)
         mask = torch.zeros((n, width), dtype=torch.long)
         for r, p in enumerate(prompts):  # left padding
-            ids[r, width - len(p):] = torch.as_tensor(list(p), dtype=torch.long)
-            mask[r, width - len(p):] = 1
+            ids[r, width - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
+            mask[r, width - len(p) :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         eos = torch.tensor(sorted(self.chat.eos_token_ids), device=self.device)
@@ -71,10 +71,18 @@ class TransformersPolicy(PolicyBase):
         from transformers import DynamicCache
 
         cache = DynamicCache()
-        logits = model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-            use_cache=True, logits_to_keep=1,
-        ).logits[:, -1, :].float()
+        logits = (
+            model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            .logits[:, -1, :]
+            .float()
+        )
         last_pos = positions[:, -1:]
         for _ in range(sp.max_new_tokens):
             tok, lp = self._sample(logits, sp)
@@ -93,10 +101,17 @@ class TransformersPolicy(PolicyBase):
                 _select_cache_rows(cache, sel)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=-1)
             last_pos = last_pos + 1
-            logits = model(
-                input_ids=tok[:, None], attention_mask=mask, position_ids=last_pos,
-                past_key_values=cache, use_cache=True,
-            ).logits[:, -1, :].float()
+            logits = (
+                model(
+                    input_ids=tok[:, None],
+                    attention_mask=mask,
+                    position_ids=last_pos,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                .logits[:, -1, :]
+                .float()
+            )
         if was_training:
             model.train()
         return [Completion(tokens[r], logps[r], finish[r]) for r in range(n)]  # type: ignore[arg-type]

@@ -97,17 +97,31 @@ class VLLMPolicy(PolicyBase):
     with log-probs at temperature 1, as in the other backends.
     """
 
-    def __init__(self, model: str, tokenizer: Any, *, seed: int = 0, gpu_memory_utilization: float = 0.3,
-                 enable_sleep_mode: bool = True, dtype: str = "auto", max_model_len: int | None = None,
-                 **llm_kwargs: Any):
+    def __init__(
+        self,
+        model: str,
+        tokenizer: Any,
+        *,
+        seed: int = 0,
+        gpu_memory_utilization: float = 0.3,
+        enable_sleep_mode: bool = True,
+        dtype: str = "auto",
+        max_model_len: int | None = None,
+        **llm_kwargs: Any,
+    ):
         why = vllm_unavailable_reason()
         if why is not None:
             raise VLLMUnavailable(why)
         from vllm import LLM
 
-        kwargs: dict[str, Any] = dict(model=model, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
-                                      enable_sleep_mode=enable_sleep_mode, dtype=dtype,
-                                      logprobs_mode="processed_logprobs")
+        kwargs: dict[str, Any] = dict(
+            model=model,
+            seed=seed,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_sleep_mode=enable_sleep_mode,
+            dtype=dtype,
+            logprobs_mode="processed_logprobs",
+        )
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
         kwargs.update(llm_kwargs)
@@ -115,7 +129,9 @@ class VLLMPolicy(PolicyBase):
             self.llm = LLM(**kwargs)
         except TypeError as exc:
             if "logprobs_mode" in str(exc):
-                raise VLLMUnavailable(f"this vLLM has no logprobs_mode engine argument: {INSTALL_HINT} (vllm>=0.10.2)") from exc
+                raise VLLMUnavailable(
+                    f"this vLLM has no logprobs_mode engine argument: {INSTALL_HINT} (vllm>=0.10.2)"
+                ) from exc
             raise
         self.chat = ChatFormat(tokenizer)
         self.version = 0
@@ -127,8 +143,10 @@ class VLLMPolicy(PolicyBase):
         if not prompts:
             return []
         if sampling.top_p < 1.0 or sampling.top_k > 0:
-            raise ValueError("the vllm backend samples with top_p=1 and top_k=0 only: vLLM's processed log-probs "
-                             "would otherwise not be log_softmax(logits / T), the quantity the trainer recomputes")
+            raise ValueError(
+                "the vllm backend samples with top_p=1 and top_k=0 only: vLLM's processed log-probs "
+                "would otherwise not be log_softmax(logits / T), the quantity the trainer recomputes"
+            )
         if any(len(p) == 0 for p in prompts):
             raise ValueError("cannot generate from an empty prompt")
         from vllm import SamplingParams as VSamplingParams
@@ -136,10 +154,16 @@ class VLLMPolicy(PolicyBase):
 
         if self.sleeping:
             self.wake_up()
-        params = VSamplingParams(n=1, temperature=float(sampling.temperature), max_tokens=int(sampling.max_new_tokens),
-                                 logprobs=0, stop_token_ids=sorted(self.chat.eos_token_ids))
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts],
-                                    sampling_params=params, use_tqdm=False)
+        params = VSamplingParams(
+            n=1,
+            temperature=float(sampling.temperature),
+            max_tokens=int(sampling.max_new_tokens),
+            logprobs=0,
+            stop_token_ids=sorted(self.chat.eos_token_ids),
+        )
+        outputs = self.llm.generate(
+            [TokensPrompt(prompt_token_ids=list(p)) for p in prompts], sampling_params=params, use_tqdm=False
+        )
         return [_completion(out.outputs[0]) for out in outputs]
 
     # ----- weights and memory -----------------------------------------------------------

@@ -74,7 +74,7 @@ def make_runner(
     """The runner for ``env_id``: a :class:`RolloutRunner` for a single-agent env, a
     :class:`~agentgym.rollout.multi.MultiAgentRunner` for a game (``controllers`` picks who
     plays each seat; games run in this process, so ``pool`` must be in-process)."""
-    from agentgym.multiagent import is_multiagent_id
+    from agentgym.registry import is_multiagent_id
 
     if is_multiagent_id(env_id):
         from agentgym.rollout.multi import MultiAgentRunner
@@ -82,7 +82,11 @@ def make_runner(
         if pool is not None and not isinstance(pool, InProcessPool):
             raise ValueError("multi-agent games run in-process: use the in-process pool (rollout.backend: inprocess)")
         return MultiAgentRunner(
-            policy, sampling, max_episode_tokens=max_episode_tokens, env_kwargs=env_kwargs, seed=seed,
+            policy,
+            sampling,
+            max_episode_tokens=max_episode_tokens,
+            env_kwargs=env_kwargs,
+            seed=seed,
             controllers=controllers,
         )
     return RolloutRunner(policy, sampling, max_episode_tokens=max_episode_tokens, env_kwargs=env_kwargs, pool=pool)

@@ -235,9 +235,17 @@ class MultiAgentRunner:
                 self._finish(g, "token_budget")  # the seat never moves: no Episode for it
                 return None
             seat.episode = Episode(
-                env_id=g.env.env_id or "", task=g.env.task, token_ids=list(ids), loss_mask=[0] * len(ids),
-                logprobs=[0.0] * len(ids), prompt_len=len(ids), messages=list(new),
-                policy_version=self.policy.version, group=g.group, agent=agent, reward_parts=seat.parts,
+                env_id=g.env.env_id or "",
+                task=g.env.task,
+                token_ids=list(ids),
+                loss_mask=[0] * len(ids),
+                logprobs=[0.0] * len(ids),
+                prompt_len=len(ids),
+                messages=list(new),
+                policy_version=self.policy.version,
+                group=g.group,
+                agent=agent,
+                reward_parts=seat.parts,
             )
         else:
             ep = seat.episode
@@ -256,15 +264,25 @@ class MultiAgentRunner:
         env = g.env
         msgs = env.observe(seat.agent)["messages"] if isinstance(env, TextAECEnv) else g.obs.get(seat.agent, [])
         ids = self.policy.chat.prompt_ids(msgs) if msgs else []
-        return Episode(env_id=env.env_id or "", task=env.task, token_ids=list(ids), loss_mask=[0] * len(ids),
-                       logprobs=[0.0] * len(ids), prompt_len=len(ids), turn_rewards=[seat.early_reward],
-                       reward_parts=seat.parts, messages=list(msgs),
-                       policy_version=self.policy.version, group=g.group, agent=seat.agent)
+        return Episode(
+            env_id=env.env_id or "",
+            task=env.task,
+            token_ids=list(ids),
+            loss_mask=[0] * len(ids),
+            logprobs=[0.0] * len(ids),
+            prompt_len=len(ids),
+            turn_rewards=[seat.early_reward],
+            reward_parts=seat.parts,
+            messages=list(msgs),
+            policy_version=self.policy.version,
+            group=g.group,
+            agent=seat.agent,
+        )
 
     def _apply(self, g: _Game, policy_moves: dict[str, str]) -> None:
         env = g.env
         if isinstance(env, TextAECEnv):
-            (agent, text), = policy_moves.items()
+            ((agent, text),) = policy_moves.items()
             self._aec_step(g, agent, text)
             self._aec_over(g)
             return

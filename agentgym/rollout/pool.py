@@ -71,7 +71,9 @@ class EnvPool(Protocol):
 
     stats: PoolStats
 
-    def reset(self, env_id: str, tasks: Sequence[TaskSpec], env_kwargs: dict[str, Any] | None = None) -> list[ResetResult]:
+    def reset(
+        self, env_id: str, tasks: Sequence[TaskSpec], env_kwargs: dict[str, Any] | None = None
+    ) -> list[ResetResult]:
         """Open one episode per task. An env whose ``reset`` raises is a bug: it raises here."""
         ...
 
@@ -123,7 +125,9 @@ class InProcessPool:
         self._live[handle] = (key, env)
         return ResetResult(handle, env.task, list(messages), dict(info))
 
-    def reset(self, env_id: str, tasks: Sequence[TaskSpec], env_kwargs: dict[str, Any] | None = None) -> list[ResetResult]:
+    def reset(
+        self, env_id: str, tasks: Sequence[TaskSpec], env_kwargs: dict[str, Any] | None = None
+    ) -> list[ResetResult]:
         kwargs = dict(env_kwargs or {})
         out: list[ResetResult] = []
         try:

@@ -49,8 +49,9 @@ class EnvWorker:
     def ready(self) -> int:
         return os.getpid()
 
-    def reset(self, spec: registry.EnvSpec, env_kwargs: dict[str, Any], tasks: list[TaskSpec],
-              release: list[int]) -> list[ResetResult]:
+    def reset(
+        self, spec: registry.EnvSpec, env_kwargs: dict[str, Any], tasks: list[TaskSpec], release: list[int]
+    ) -> list[ResetResult]:
         self.pool.release(release)
         _ensure_registered(spec)
         out = []
@@ -105,8 +106,14 @@ class RayPool:
     one). :meth:`close` kills the actors, and shuts Ray down if this pool started it.
     """
 
-    def __init__(self, num_workers: int = 2, *, address: str | None = None, num_cpus_per_worker: float = 1.0,
-                 ready_timeout_s: float = 300.0):
+    def __init__(
+        self,
+        num_workers: int = 2,
+        *,
+        address: str | None = None,
+        num_cpus_per_worker: float = 1.0,
+        ready_timeout_s: float = 300.0,
+    ):
         if num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
         if num_cpus_per_worker <= 0:
@@ -119,8 +126,10 @@ class RayPool:
         if num_workers * num_cpus_per_worker > cpus:
             self._shutdown_ray()
             raise RuntimeError(
-                f"{num_workers} Ray env workers x {num_cpus_per_worker:g} CPUs need {num_workers * num_cpus_per_worker:g} "
-                f"CPUs but the Ray cluster has {cpus:g}: lower rollout.ray.num_workers or rollout.ray.num_cpus_per_worker"
+                f"{num_workers} Ray env workers x {num_cpus_per_worker:g} CPUs need "
+                f"{num_workers * num_cpus_per_worker:g} "
+                f"CPUs but the Ray cluster has {cpus:g}: lower rollout.ray.num_workers or "
+                "rollout.ray.num_cpus_per_worker"
             )
         self.num_workers = num_workers
         self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker, max_restarts=0)(EnvWorker)
@@ -143,14 +152,18 @@ class RayPool:
         return list(self._workers)
 
     # ----- the pool API ---------------------------------------------------------------
-    def reset(self, env_id: str, tasks: Sequence[TaskSpec], env_kwargs: dict[str, Any] | None = None) -> list[ResetResult]:
+    def reset(
+        self, env_id: str, tasks: Sequence[TaskSpec], env_kwargs: dict[str, Any] | None = None
+    ) -> list[ResetResult]:
         kwargs = dict(env_kwargs or {})
         spec = registry.spec(env_id)
         dealt: dict[int, list[int]] = defaultdict(list)  # worker -> indices of tasks
         for i in range(len(tasks)):
             dealt[i % self.num_workers].append(i)
-        futures = {w: self._workers[w].reset.remote(spec, kwargs, [tasks[i] for i in idx], self._take_release(w))
-                   for w, idx in dealt.items()}
+        futures = {
+            w: self._workers[w].reset.remote(spec, kwargs, [tasks[i] for i in idx], self._take_release(w))
+            for w, idx in dealt.items()
+        }
         results: list[ResetResult | None] = [None] * len(tasks)
         bugs: list[str] = []
         for w, idx in dealt.items():
@@ -192,8 +205,10 @@ class RayPool:
                 results[i] = StepResult(error=f"no live episode with handle {h} in this pool")
             else:
                 batches[self._records[h].worker].append((i, h, a))
-        futures = {w: self._workers[w].step.remote([(self._records[h].local, a) for _, h, a in items], self._take_release(w))
-                   for w, items in batches.items()}
+        futures = {
+            w: self._workers[w].step.remote([(self._records[h].local, a) for _, h, a in items], self._take_release(w))
+            for w, items in batches.items()
+        }
         for w, items in batches.items():  # every worker is already stepping: this only collects
             try:
                 outs = ray.get(futures[w])
@@ -283,8 +298,11 @@ class RayPool:
                 kinds[env_key(self._records[h].env_id, self._records[h].env_kwargs)].append(h)
             for hs in kinds.values():
                 first = self._records[hs[0]]
-                outs = ray.get(self._workers[w].reset.remote(
-                    registry.spec(first.env_id), first.env_kwargs, [self._records[h].task for h in hs], []))
+                outs = ray.get(
+                    self._workers[w].reset.remote(
+                        registry.spec(first.env_id), first.env_kwargs, [self._records[h].task for h in hs], []
+                    )
+                )
                 for h, out in zip(hs, outs):
                     rec = self._records[h]
                     if out.error is not None:
@@ -307,7 +325,9 @@ class RayPool:
                         batch.append((h, pending[h], None))
                 if not batch:
                     continue
-                outs = ray.get(self._workers[w].step.remote([(self._records[h].local, text) for h, text, _ in batch], []))
+                outs = ray.get(
+                    self._workers[w].step.remote([(self._records[h].local, text) for h, text, _ in batch], [])
+                )
                 for (h, text, expected), out in zip(batch, outs):
                     if expected is None:  # the step that was in flight: its result is the answer
                         done[h] = out

@@ -99,9 +99,15 @@ class RolloutRunner:
                 continue
             ids = chat.prompt_ids(opened.messages)
             ep = Episode(
-                env_id=env_id, task=opened.task, token_ids=list(ids), loss_mask=[0] * len(ids),
-                logprobs=[0.0] * len(ids), prompt_len=len(ids), messages=list(opened.messages),
-                policy_version=self.policy.version, group=gi,
+                env_id=env_id,
+                task=opened.task,
+                token_ids=list(ids),
+                loss_mask=[0] * len(ids),
+                logprobs=[0.0] * len(ids),
+                prompt_len=len(ids),
+                messages=list(opened.messages),
+                policy_version=self.policy.version,
+                group=gi,
             )
             live.append(_Live(opened.handle, ep))
         finished: list[Episode] = []

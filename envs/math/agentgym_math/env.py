@@ -31,9 +31,7 @@ from agentgym_math.generators import arithmetic, linear, rationals, word
 from agentgym_math.problem import Draws, Problem, Rand
 from agentgym_math.verifier import NO_ANSWER_ERROR, check, extract_answer, last_number
 
-SYSTEM_PROMPT = (
-    "Solve the math problem. Think briefly, then give only the final answer in \\boxed{}."
-)
+SYSTEM_PROMPT = "Solve the math problem. Think briefly, then give only the final answer in \\boxed{}."
 RETRY_MESSAGE = "That is not correct. Try again."
 
 
@@ -123,9 +121,7 @@ class ArithmeticEnv(MathEnv):
             Categorical("negatives", (False, True), description="whether operands may be negative"),
         ]
     )
-    held_out = HeldOut(
-        region=Region({"digits": [3], "n_operands": [4]}, name="3-digit, 4 operands")
-    )
+    held_out = HeldOut(region=Region({"digits": [3], "n_operands": [4]}, name="3-digit, 4 operands"))
     generator = staticmethod(arithmetic.generate)
 
 
@@ -144,9 +140,7 @@ class FractionsEnv(MathEnv):
             Categorical("operators", ("+-", "+-*/"), description="operators that may appear"),
         ]
     )
-    held_out = HeldOut(
-        region=Region({"kind": ["mixed"], "n_operands": [3]}, name="mixed numbers, 3 operands")
-    )
+    held_out = HeldOut(region=Region({"kind": ["mixed"], "n_operands": [3]}, name="mixed numbers, 3 operands"))
     generator = staticmethod(rationals.generate)
 
 
@@ -174,9 +168,7 @@ class LinearEnv(MathEnv):
         ]
     )
     held_out = HeldOut(
-        region=Region(
-            {"form": ["a(x+b)=c"], "fractional_solution": [True]}, name="a(x+b)=c, fractional x"
-        )
+        region=Region({"form": ["a(x+b)=c"], "fractional_solution": [True]}, name="a(x+b)=c, fractional x")
     )
     generator = staticmethod(linear.generate)
 
@@ -186,9 +178,7 @@ class WordEnv(MathEnv):
 
     param_space = ParamSpace(
         [
-            Integer(
-                "steps", 1, 4, description="arithmetic steps from the first amount to the answer"
-            ),
+            Integer("steps", 1, 4, description="arithmetic steps from the first amount to the answer"),
             Integer("distractors", 0, 3, description="irrelevant sentences with numbers"),
             Integer(
                 "magnitude",

@@ -57,7 +57,12 @@ def parse_mission(text: str) -> Any:
     if "goal" in t and ("get to" in t or "go to" in t or "reach" in t):
         return GoToInstr(GoalDesc())
     # BabyAI's sequences: "A, then B" and "A after you B" (B first), "A and B".
-    for sep, cls in ((" , then ", BeforeInstr), (" then ", BeforeInstr), (" after you ", AfterInstr), (" and ", AndInstr)):
+    for sep, cls in (
+        (" , then ", BeforeInstr),
+        (" then ", BeforeInstr),
+        (" after you ", AfterInstr),
+        (" and ", AndInstr),
+    ):
         if sep in t:
             a, b = t.split(sep, 1)
             return cls(parse_mission(a.strip(" ,")), parse_mission(b.strip(" ,")))

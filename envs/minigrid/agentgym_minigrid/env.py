@@ -43,8 +43,8 @@ SYSTEM_PROMPT = (
     "You control an agent in a grid world. Each turn you read what the agent sees and reply "
     "with actions: turn left, turn right, go forward, pick up, drop, toggle (open or close the "
     "door in front; a locked door opens only if you carry its key), done. Give up to {cap} "
-    "actions per reply separated by commas, e.g. \"turn left, go forward, go forward\".\n"
-    "Positions are relative to you: \"2 ahead, 1 left\" is 2 cells in the direction you face "
+    'actions per reply separated by commas, e.g. "turn left, go forward, go forward".\n'
+    'Positions are relative to you: "2 ahead, 1 left" is 2 cells in the direction you face '
     "and 1 cell to your left. You see a 7x7 square in front of you (you stand in the middle of "
     "its back row); walls and closed doors hide what is behind them, and cells not mentioned "
     "are empty floor or hidden. To pick up or open something, stand next to it and face it. "
@@ -53,8 +53,14 @@ SYSTEM_PROMPT = (
 
 _FAMILY_DIM_DOC = "level family: " + "; ".join(f"{f}: {d}" for f, d in levels.DESCRIPTIONS.items())
 PARAM_DIMS = (
-    Integer("size", *levels.SIZE_RANGE, description="room (or grid) side in cells, walls included; per family in the README"),
-    Integer("count", *levels.COUNT_RANGE, description="rooms, and with them objects, per family in the README (unused by empty, doorkey)"),
+    Integer(
+        "size", *levels.SIZE_RANGE, description="room (or grid) side in cells, walls included; per family in the README"
+    ),
+    Integer(
+        "count",
+        *levels.COUNT_RANGE,
+        description="rooms, and with them objects, per family in the README (unused by empty, doorkey)",
+    ),
     Categorical("show_subgoals", (False, True), description="show the planner's current subgoal in every observation"),
 )
 HELD_OUT_SEEDS = range(1_000_000_000, 1_000_000_000 + 1_000_000)
@@ -188,8 +194,14 @@ class MiniGridEnv(TextEnv):
             "invalid": self.invalid_penalty if warning else 0.0,
         }
         if terminated or truncated:
-            return Feedback(messages=[], reward_parts=parts, terminated=terminated, truncated=truncated,
-                            success=success, error=warning)
+            return Feedback(
+                messages=[],
+                reward_parts=parts,
+                terminated=terminated,
+                truncated=truncated,
+                success=success,
+                error=warning,
+            )
         lines = [" ".join(said)]
         if warning:
             lines.append(f"Note: {warning}.")
@@ -213,15 +225,18 @@ class MiniGridEnv(TextEnv):
         """The text view of the current state (what the agent sees)."""
         env = self.minigrid
         cells, visible = egocentric(env)
-        return render_view(cells, visible, env.agent_view_size, env.agent_dir, env.carrying,
-                           steps_left=env.max_steps - env.step_count)
+        return render_view(
+            cells, visible, env.agent_view_size, env.agent_dir, env.carrying, steps_left=env.max_steps - env.step_count
+        )
 
     def subgoal_line(self) -> str | None:
         if not self.show_subgoals or self.subgoal_index >= len(self.subgoals):
             return None
         sg = self.subgoals[self.subgoal_index]
-        return (f"Subgoal {self.subgoal_index + 1} of {len(self.subgoals)}: "
-                f"{sg.describe(self.minigrid, self.subgoal_kind)}.")
+        return (
+            f"Subgoal {self.subgoal_index + 1} of {len(self.subgoals)}: "
+            f"{sg.describe(self.minigrid, self.subgoal_kind)}."
+        )
 
     @property
     def current_subgoal(self) -> Subgoal | None:
@@ -275,8 +290,15 @@ def _family_env(family: str) -> type[MiniGridEnv]:
         region=Region({"size": list(region.constraints["size"])}, name=f"{family}, size 7") if own else None,
     )
     name = "".join(p.capitalize() for p in family.split("_")) + "Env"
-    cls = type(name, (MiniGridEnv,), {"param_space": space, "held_out": held_out,
-                                       "__doc__": f"MiniGrid text env, {family} only: {levels.DESCRIPTIONS[family]}."})
+    cls = type(
+        name,
+        (MiniGridEnv,),
+        {
+            "param_space": space,
+            "held_out": held_out,
+            "__doc__": f"MiniGrid text env, {family} only: {levels.DESCRIPTIONS[family]}.",
+        },
+    )
     cls.__module__ = __name__
     return cls
 

@@ -245,7 +245,9 @@ class _Plan:
     _costs: list[int | None] | None = None
     _costs_key: tuple[int, int] = (-1, -1)
 
-    def search(self, targets: set[int] | None, through: int | None = None) -> tuple[dict[int, int], dict[int, int], int | None]:
+    def search(
+        self, targets: set[int] | None, through: int | None = None
+    ) -> tuple[dict[int, int], dict[int, int], int | None]:
         """Dijkstra from the plan's position over flat cell indices.
 
         Stops at the first cell in ``targets`` (``None``: explores everything). ``through``
@@ -300,7 +302,9 @@ class _Plan:
             end = prev[end]
         return path[::-1]
 
-    def go_next_to(self, target: tuple[int, int], adjacent: bool = True, depth: int = 0) -> list[tuple[int, int]] | None:
+    def go_next_to(
+        self, target: tuple[int, int], adjacent: bool = True, depth: int = 0
+    ) -> list[tuple[int, int]] | None:
         """Open every closed door on the way to ``target`` (adding subgoals); the final path."""
         for _ in range(32):
             path = self.route(target, adjacent)
@@ -327,9 +331,12 @@ class _Plan:
     def open_door(self, door: Any, door_pos: tuple[int, int], depth: int) -> bool:
         if depth > 6:
             return False
-        if door.is_locked and not (self.carrying is not None and self.carrying.type == "key" and self.carrying.color == door.color):
+        if door.is_locked and not (
+            self.carrying is not None and self.carrying.type == "key" and self.carrying.color == door.color
+        ):
             keys = [
-                c for c in self.env.grid.grid
+                c
+                for c in self.env.grid.grid
                 if c is not None and c.type == "key" and c.color == door.color and id(c) not in self.removed
             ]
             if not keys:
@@ -471,8 +478,7 @@ def follow(env: Any, sg: Subgoal) -> int:
                 return follow(env, Subgoal("pickup", sg.moving))
         fixed = _positions(env, sg.matches)
         spots = {
-            (fx + dx, fy + dy) for fx, fy in fixed for dx, dy in DIR_VECS
-            if _cell(env, (fx + dx, fy + dy)) is None
+            (fx + dx, fy + dy) for fx, fy in fixed for dx, dy in DIR_VECS if _cell(env, (fx + dx, fy + dy)) is None
         }
         if front_pos in spots:
             return DROP

@@ -39,29 +39,115 @@ ALLOWED_TEXT = ", ".join(ACTION_WORDS)
 
 #: Accepted phrases (lower case, single spaces) and the action each means.
 PHRASES: dict[str, int] = {
-    "turn left": LEFT, "rotate left": LEFT, "left": LEFT, "go left": LEFT,
-    "turn right": RIGHT, "rotate right": RIGHT, "right": RIGHT, "go right": RIGHT,
-    "go forward": FORWARD, "move forward": FORWARD, "step forward": FORWARD,
-    "walk forward": FORWARD, "forward": FORWARD, "go ahead": FORWARD, "move ahead": FORWARD,
-    "go straight": FORWARD, "move": FORWARD,
-    "pick up": PICKUP, "pickup": PICKUP, "pick": PICKUP, "grab": PICKUP, "take": PICKUP,
-    "drop": DROP, "put down": DROP, "release": DROP,
-    "toggle": TOGGLE, "open": TOGGLE, "unlock": TOGGLE, "close": TOGGLE,
-    "done": DONE, "finish": DONE, "stop": DONE, "wait": DONE,
+    "turn left": LEFT,
+    "rotate left": LEFT,
+    "left": LEFT,
+    "go left": LEFT,
+    "turn right": RIGHT,
+    "rotate right": RIGHT,
+    "right": RIGHT,
+    "go right": RIGHT,
+    "go forward": FORWARD,
+    "move forward": FORWARD,
+    "step forward": FORWARD,
+    "walk forward": FORWARD,
+    "forward": FORWARD,
+    "go ahead": FORWARD,
+    "move ahead": FORWARD,
+    "go straight": FORWARD,
+    "move": FORWARD,
+    "pick up": PICKUP,
+    "pickup": PICKUP,
+    "pick": PICKUP,
+    "grab": PICKUP,
+    "take": PICKUP,
+    "drop": DROP,
+    "put down": DROP,
+    "release": DROP,
+    "toggle": TOGGLE,
+    "open": TOGGLE,
+    "unlock": TOGGLE,
+    "close": TOGGLE,
+    "done": DONE,
+    "finish": DONE,
+    "stop": DONE,
+    "wait": DONE,
 }
 _PHRASES_LONGEST_FIRST = sorted(PHRASES, key=len, reverse=True)
 COLOR_WORDS = ("red", "green", "blue", "purple", "yellow", "grey", "gray")
 #: Words allowed after an action phrase ("pick up the yellow key", "go forward 2 steps").
 _FILLER = frozenset(
-    {"the", "a", "an", "it", "this", "that", "up", "door", "key", "ball", "box", "goal",
-     "object", "step", "steps", "cell", "cells", "square", "once", "one", "more", "again",
-     "to", "of", "in", "front", "me", "you", "now", "down", *COLOR_WORDS}
+    {
+        "the",
+        "a",
+        "an",
+        "it",
+        "this",
+        "that",
+        "up",
+        "door",
+        "key",
+        "ball",
+        "box",
+        "goal",
+        "object",
+        "step",
+        "steps",
+        "cell",
+        "cells",
+        "square",
+        "once",
+        "one",
+        "more",
+        "again",
+        "to",
+        "of",
+        "in",
+        "front",
+        "me",
+        "you",
+        "now",
+        "down",
+        *COLOR_WORDS,
+    }
 )
-_LEAD_FILLER = frozenset({"please", "i", "will", "i'll", "ill", "now", "next", "first", "finally",
-                          "lets", "let's", "we", "then", "and", "should", "to", "just", "action",
-                          "actions", "so"})
-_NUMBER_WORDS = {"twice": 2, "thrice": 3, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-                 "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+_LEAD_FILLER = frozenset(
+    {
+        "please",
+        "i",
+        "will",
+        "i'll",
+        "ill",
+        "now",
+        "next",
+        "first",
+        "finally",
+        "lets",
+        "let's",
+        "we",
+        "then",
+        "and",
+        "should",
+        "to",
+        "just",
+        "action",
+        "actions",
+        "so",
+    }
+)
+_NUMBER_WORDS = {
+    "twice": 2,
+    "thrice": 3,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+}
 _SPLIT = re.compile(r"[,;\n]+|\.(?=\s|$)|\bthen\b|\band\b", re.IGNORECASE)
 _MARKER = re.compile(r"(?im)^\s*\**\s*actions?\s*\**\s*:")
 _LIST_LINE = re.compile(r"(?m)^\s*(?:\d+\s*[.)]|[-*\u2022>])\s+")
@@ -80,7 +166,7 @@ def parse_actions(text: str, max_actions: int) -> tuple[list[int], str | None]:
     """
     markers = list(_MARKER.finditer(text))
     if markers:
-        text = text[markers[-1].end():]
+        text = text[markers[-1].end() :]
     text = _LIST_LINE.sub("", text)
     actions: list[int] = []
     for raw in _SPLIT.split(text):
@@ -95,8 +181,7 @@ def parse_actions(text: str, max_actions: int) -> tuple[list[int], str | None]:
         raise ActionError(f"no action found in your reply. Use: {ALLOWED_TEXT}.")
     if len(actions) > max_actions:
         return actions[:max_actions], (
-            f"you gave {len(actions)} actions; only the first {max_actions} were done "
-            f"(at most {max_actions} per turn)"
+            f"you gave {len(actions)} actions; only the first {max_actions} were done (at most {max_actions} per turn)"
         )
     return actions, None
 
@@ -117,7 +202,7 @@ def _read_chunk(chunk: str) -> tuple[int, int]:
         count, chunk = int(lead.group(1)), lead.group(2)
     for phrase in _PHRASES_LONGEST_FIRST:
         if chunk == phrase or chunk.startswith(phrase + " "):
-            rest = chunk[len(phrase):].split()
+            rest = chunk[len(phrase) :].split()
             break
     else:
         raise ActionError(f"{_quote(chunk)} is not an action. Use: {ALLOWED_TEXT}.")
@@ -215,8 +300,9 @@ def _runs(values: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def render_view(cells: list[Any], visible: list[bool], size: int, direction: int,
-                carrying: Any, steps_left: int | None = None) -> str:
+def render_view(
+    cells: list[Any], visible: list[bool], size: int, direction: int, carrying: Any, steps_left: int | None = None
+) -> str:
     """The observation block for one view (see the module docstring)."""
     half = size // 2
     agent_k = (size - 1) * size + half
@@ -244,7 +330,8 @@ def render_view(cells: list[Any], visible: list[bool], size: int, direction: int
     seen.sort()
     objects = (
         "You see: " + "; ".join(f"{n} at {position(a, lat)}" for _, a, lat, n in seen) + "."
-        if seen else "You see no objects."
+        if seen
+        else "You see no objects."
     )
     wall_text = "Walls: " + "; ".join(wall_segments(walls)) + "." if walls else "No walls in view."
     return "\n".join((header, around, objects, wall_text))

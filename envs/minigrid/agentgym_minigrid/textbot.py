@@ -299,7 +299,11 @@ class TextBot:
                 if old.type == "door":
                     old.is_open, old.is_locked = new.is_open, new.is_locked
             else:
-                if dropped is not None and env.carrying is None and (dropped.type, dropped.color) == (new.type, new.color):
+                if (
+                    dropped is not None
+                    and env.carrying is None
+                    and (dropped.type, dropped.color) == (new.type, new.color)
+                ):
                     new, dropped = dropped, None  # the object just put down keeps its identity
                 new.cur_pos = (x, y)
                 env.grid.set(x, y, new)

@@ -121,8 +121,7 @@ def egocentric(env: Any) -> tuple[list[Any], list[bool]]:
     size = env.agent_view_size
     grid = env.grid
     flat = grid.grid
-    idx = _view_indices(int(env.agent_pos[0]), int(env.agent_pos[1]), int(env.agent_dir),
-                        grid.width, grid.height, size)
+    idx = _view_indices(int(env.agent_pos[0]), int(env.agent_pos[1]), int(env.agent_dir), grid.width, grid.height, size)
     cells = [flat[i] if i >= 0 else OUTSIDE for i in idx]
     if env.see_through_walls:
         visible = [True] * (size * size)

@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     play.add_argument("--p1", required=True, help="scripted kind of seat 1 (or 'all')")
     play.add_argument("--games", type=int, default=200)
     play.add_argument("--seed", type=int, default=0)
-    play.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
-                      help="fix a task parameter (repeatable)")
+    play.add_argument(
+        "--param", "-p", action="append", default=[], metavar="NAME=VALUE", help="fix a task parameter (repeatable)"
+    )
     args = parser.parse_args(argv)
 
     import agentgym
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for k0 in firsts:
             for k1 in seconds:
-                report = play_games(args.env_id, {seats[0]: k0, seats[1]: k1}, args.games, seed=args.seed, params=params)
+                report = play_games(
+                    args.env_id, {seats[0]: k0, seats[1]: k1}, args.games, seed=args.seed, params=params
+                )
                 print(report.table())
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -83,8 +83,12 @@ def infoset_key(card: str, history: tuple[str, ...]) -> str:
 # ----- prompts (the env and INFOSETS share them) -----------------------------------------
 def _opening(player: int, card: str) -> list[Message]:
     who = "first" if player == 0 else "second"
-    msgs = [{"role": "system", "content": f"You play Kuhn poker as the {who} player against one opponent. {RULES} "
-                                          f"Your card is {card}."}]
+    msgs = [
+        {
+            "role": "system",
+            "content": f"You play Kuhn poker as the {who} player against one opponent. {RULES} Your card is {card}.",
+        }
+    ]
     if player == 0:
         msgs.append({"role": "user", "content": "You act first. Reply with exactly one word: check or bet."})
     return msgs
@@ -156,8 +160,20 @@ def nash_strategy(alpha: float = 1 / 3) -> dict[str, float]:
     if not 0.0 <= alpha <= 1 / 3 + 1e-12:
         raise ValueError(f"alpha must lie in [0, 1/3], got {alpha}")
     alpha = min(float(alpha), 1 / 3)
-    return {"J": alpha, "Q": 0.0, "K": min(3 * alpha, 1.0), "Jcb": 0.0, "Qcb": alpha + 1 / 3, "Kcb": 1.0,
-            "Jc": 1 / 3, "Qc": 0.0, "Kc": 1.0, "Jb": 0.0, "Qb": 1 / 3, "Kb": 1.0}
+    return {
+        "J": alpha,
+        "Q": 0.0,
+        "K": min(3 * alpha, 1.0),
+        "Jcb": 0.0,
+        "Qcb": alpha + 1 / 3,
+        "Kcb": 1.0,
+        "Jc": 1 / 3,
+        "Qc": 0.0,
+        "Kc": 1.0,
+        "Jb": 0.0,
+        "Qb": 1 / 3,
+        "Kb": 1.0,
+    }
 
 
 def uniform_strategy() -> dict[str, float]:
@@ -280,7 +296,7 @@ def model_strategy(model: Any, chat: Any, *, temperature: float = 1.0) -> ModelS
     device = next(model.parameters()).device
     with torch.no_grad():
         for start in range(0, len(rows), 16):
-            part = rows[start:start + 16]
+            part = rows[start : start + 16]
             batch = collate([r[2] for r in part], [0.0] * len(part), chat.pad_token_id).to(device)
             logp, _ = policy_logprobs(model, batch, temperature)
             for (key, side, _), total in zip(part, logp.sum(-1).tolist()):
@@ -303,15 +319,26 @@ class KuhnPokerEnv(TextAECEnv):
     metadata: ClassVar[dict[str, Any]] = {**TextAECEnv.metadata, "name": "kuhn_poker_v0"}
     agent_names = PLAYERS
     scripted_kinds = ("random", "optimal")
-    param_space = ParamSpace([
-        Categorical("opponent", ("self", "random", "optimal"), description="who plays the other seat ('self': self-play)"),
-        Integer("seat", 0, 1, description="the learner's seat when the opponent is scripted (0 acts first)"),
-    ])
+    param_space = ParamSpace(
+        [
+            Categorical(
+                "opponent", ("self", "random", "optimal"), description="who plays the other seat ('self': self-play)"
+            ),
+            Integer("seat", 0, 1, description="the learner's seat when the opponent is scripted (0 acts first)"),
+        ]
+    )
     # Every task is one of 6 deals with some opponent: only seeds are held out.
     held_out = HeldOut()
 
-    def __init__(self, render_mode: str | None = None, *, chip_scale: float = 1.0, alpha: float = 1 / 3,
-                 max_turns: int = 16, **kwargs: Any):
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        *,
+        chip_scale: float = 1.0,
+        alpha: float = 1 / 3,
+        max_turns: int = 16,
+        **kwargs: Any,
+    ):
         super().__init__(render_mode, max_turns=max_turns, **kwargs)
         self.chip_scale = float(chip_scale)
         self.strategy = nash_strategy(alpha)

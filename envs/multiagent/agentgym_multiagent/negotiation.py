@@ -34,8 +34,11 @@ _PAIR = re.compile(r"([A-Za-z]+)\s*[=:]\s*(-?\d+)")
 
 def value_vectors(counts: tuple[int, ...], total: int = TOTAL_VALUE) -> list[tuple[int, ...]]:
     """Every per-item value vector (non-negative integers) worth ``total`` for the whole table."""
-    return [v for v in itertools.product(range(total + 1), repeat=len(counts))
-            if sum(c * x for c, x in zip(counts, v)) == total]
+    return [
+        v
+        for v in itertools.product(range(total + 1), repeat=len(counts))
+        if sum(c * x for c, x in zip(counts, v)) == total
+    ]
 
 
 def worth(take: tuple[int, ...], values: tuple[int, ...]) -> int:
@@ -81,11 +84,16 @@ def parse_request(text: str, counts: tuple[int, ...]) -> tuple[tuple[int, ...] |
         if n < 0:
             return None, f"you cannot take a negative number of {names[i]}. {form}"
         if n > counts[i]:
-            return None, f"you asked for {n} {names[i]} but there {'is' if counts[i] == 1 else 'are'} only {counts[i]}. {form}"
+            return (
+                None,
+                f"you asked for {n} {names[i]} but there {'is' if counts[i] == 1 else 'are'} only {counts[i]}. {form}",
+            )
     return tuple(asked[i] for i in range(len(names))), None
 
 
-def fair_request(values: tuple[int, ...], counts: tuple[int, ...], other_last: tuple[int, ...] | None) -> tuple[int, ...]:
+def fair_request(
+    values: tuple[int, ...], counts: tuple[int, ...], other_last: tuple[int, ...] | None
+) -> tuple[int, ...]:
     """Ask for half of one's own value: accept what the other left if that is enough, else
     take the most valuable units until reaching half."""
     target = (TOTAL_VALUE + 1) // 2
@@ -116,13 +124,19 @@ class NegotiationEnv(TextParallelEnv):
     metadata: ClassVar[dict[str, Any]] = {**TextParallelEnv.metadata, "name": "negotiation_v0"}
     agent_names = PLAYERS
     scripted_kinds = ("random", "greedy", "fair")
-    param_space = ParamSpace([
-        Integer("n_kinds", 2, 3, description="kinds of items on the table"),
-        Integer("max_count", 1, 4, description="each kind has 1 to max_count items"),
-        Integer("max_rounds", 2, 6, description="rounds of requests before the game ends without a deal"),
-        Categorical("opponent", ("self", "random", "greedy", "fair"), description="who plays the other seat ('self': self-play)"),
-        Integer("seat", 0, 1, description="the learner's seat when the opponent is scripted"),
-    ])
+    param_space = ParamSpace(
+        [
+            Integer("n_kinds", 2, 3, description="kinds of items on the table"),
+            Integer("max_count", 1, 4, description="each kind has 1 to max_count items"),
+            Integer("max_rounds", 2, 6, description="rounds of requests before the game ends without a deal"),
+            Categorical(
+                "opponent",
+                ("self", "random", "greedy", "fair"),
+                description="who plays the other seat ('self': self-play)",
+            ),
+            Integer("seat", 0, 1, description="the learner's seat when the opponent is scripted"),
+        ]
+    )
     held_out = HeldOut(region=Region({"n_kinds": [3], "max_count": [4]}, name="3 kinds of up to 4"))
 
     def __init__(self, render_mode: str | None = None, *, max_turns: int = 16, **kwargs: Any):
@@ -154,14 +168,19 @@ class NegotiationEnv(TextParallelEnv):
         out = {}
         for p, agent in enumerate(PLAYERS):
             vals = ", ".join(f"{n[:-1]} {v}" for n, v in zip(names, self.values[agent]))
-            system = (f"You are agent {'AB'[p]} in a negotiation with agent {'BA'[p]}. On the table: {table}. "
-                      f"Your points per item: {vals} (the whole table is worth {TOTAL_VALUE} points to you; "
-                      "the other agent's points are secret and different). Each round you both say at the same time "
-                      "which items you take. If the two requests together do not exceed the table, it is a deal and "
-                      f"each gets what it asked for. With no deal after {self.max_rounds} rounds, both get 0. "
-                      f"Your score is the points of the items you get. Reply in exactly this form: {show(tuple(0 for _ in counts))}")
-            out[agent] = [{"role": "system", "content": system},
-                          {"role": "user", "content": f"Round 1 of {self.max_rounds}. What do you take?"}]
+            system = (
+                f"You are agent {'AB'[p]} in a negotiation with agent {'BA'[p]}. On the table: {table}. "
+                f"Your points per item: {vals} (the whole table is worth {TOTAL_VALUE} points to you; "
+                "the other agent's points are secret and different). Each round you both say at the same time "
+                "which items you take. If the two requests together do not exceed the table, it is a deal and "
+                f"each gets what it asked for. With no deal after {self.max_rounds} rounds, both get 0. "
+                "Your score is the points of the items you get. Reply in exactly this form: "
+                f"{show(tuple(0 for _ in counts))}"
+            )
+            out[agent] = [
+                {"role": "system", "content": system},
+                {"role": "user", "content": f"Round 1 of {self.max_rounds}. What do you take?"},
+            ]
         return out
 
     def _play_round(self, actions: dict[str, str]) -> Outcome:
@@ -184,8 +203,13 @@ class NegotiationEnv(TextParallelEnv):
                 other = requests[PLAYERS[1 - PLAYERS.index(agent)]]
                 out.rewards[agent] = {"deal": got / TOTAL_VALUE}
                 out.success[agent] = 2 * got >= TOTAL_VALUE
-                out.messages[agent] = [{"role": "user", "content": f"Deal in round {rnd}: you get {show(requests[agent])} "
-                                        f"(the other agent gets {show(other)}). Your score: {got} of {TOTAL_VALUE} points."}]
+                out.messages[agent] = [
+                    {
+                        "role": "user",
+                        "content": f"Deal in round {rnd}: you get {show(requests[agent])} "
+                        f"(the other agent gets {show(other)}). Your score: {got} of {TOTAL_VALUE} points.",
+                    }
+                ]
             return out
         last = rnd >= self.max_rounds
         for p, agent in enumerate(PLAYERS):
@@ -193,7 +217,11 @@ class NegotiationEnv(TextParallelEnv):
             if other in requests:
                 seen = f"the other agent asked for {show(requests[other])}"
                 if agent in requests:
-                    over = [ITEMS[i] for i, (a, b, c) in enumerate(zip(requests[agent], requests[other], self.counts)) if a + b > c]
+                    over = [
+                        ITEMS[i]
+                        for i, (a, b, c) in enumerate(zip(requests[agent], requests[other], self.counts))
+                        if a + b > c
+                    ]
                     seen += f" (together you asked for too many {' and '.join(over)})"
             else:
                 seen = "the other agent's request could not be read"

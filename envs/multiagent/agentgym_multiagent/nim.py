@@ -73,7 +73,7 @@ def parse_move(text: str, heaps: list[int]) -> tuple[tuple[int, int] | None, str
         return None, f"no move found. Reply exactly like: {FORMAT} (for example: take 1 from heap 1). {legal}"
     if len(found) > 1:
         return None, f"your reply names several moves. Give exactly one: {FORMAT}. {legal}"
-    (take, heap), = found
+    ((take, heap),) = found
     if not 1 <= heap <= len(heaps):
         return None, f"there is no heap {heap}; the heaps are numbered 1 to {len(heaps)}. {legal}"
     size = heaps[heap - 1]
@@ -107,12 +107,16 @@ class NimEnv(TextAECEnv):
     metadata: ClassVar[dict[str, Any]] = {**TextAECEnv.metadata, "name": "nim_v0"}
     agent_names = PLAYERS
     scripted_kinds = ("random", "optimal")
-    param_space = ParamSpace([
-        Integer("heaps", 1, 3, description="number of heaps"),
-        Integer("max_heap", 2, 7, description="each heap starts with 1 to max_heap objects"),
-        Categorical("opponent", ("self", "random", "optimal"), description="who plays the other seat ('self': self-play)"),
-        Integer("seat", 0, 1, description="the learner's seat when the opponent is scripted (0 moves first)"),
-    ])
+    param_space = ParamSpace(
+        [
+            Integer("heaps", 1, 3, description="number of heaps"),
+            Integer("max_heap", 2, 7, description="each heap starts with 1 to max_heap objects"),
+            Categorical(
+                "opponent", ("self", "random", "optimal"), description="who plays the other seat ('self': self-play)"
+            ),
+            Integer("seat", 0, 1, description="the learner's seat when the opponent is scripted (0 moves first)"),
+        ]
+    )
     held_out = HeldOut(region=Region({"heaps": [3], "max_heap": [5]}, name="3 heaps of up to 5"))
 
     def __init__(self, render_mode: str | None = None, *, win_reward: float = 1.0, max_turns: int = 64, **kwargs: Any):
@@ -128,10 +132,13 @@ class NimEnv(TextAECEnv):
         for p, name in enumerate(PLAYERS):
             who = "first" if p == 0 else "second"
             n = len(self.heaps)
-            system = (f"You play Nim as the {who} player against one opponent. There {'is 1 heap' if n == 1 else f'are {n} heaps'} "
-                      "of objects. Players take turns; on your turn take 1 or more objects from one heap. "
-                      f"Whoever takes the last object wins. Reply with one move in exactly this form: {FORMAT} "
-                      "(for example: take 2 from heap 1).")
+            system = (
+                f"You play Nim as the {who} player against one opponent. There "
+                f"{'is 1 heap' if n == 1 else f'are {n} heaps'} "
+                "of objects. Players take turns; on your turn take 1 or more objects from one heap. "
+                f"Whoever takes the last object wins. Reply with one move in exactly this form: {FORMAT} "
+                "(for example: take 2 from heap 1)."
+            )
             out[name] = [{"role": "system", "content": system}]
         out[PLAYERS[0]].append({"role": "user", "content": f"{_position(self.heaps)} You move first."})
         return out
@@ -149,7 +156,9 @@ class NimEnv(TextAECEnv):
         did = f"The other player took {take} from heap {heap + 1}."
         if any(self.heaps):
             self.to_move = other
-            return Outcome(messages={PLAYERS[other]: [{"role": "user", "content": f"{did} {_position(self.heaps)} Your move."}]})
+            return Outcome(
+                messages={PLAYERS[other]: [{"role": "user", "content": f"{did} {_position(self.heaps)} Your move."}]}
+            )
         out = Outcome(done=True)
         out.messages[PLAYERS[me]] = [{"role": "user", "content": "You took the last object. You win."}]
         out.messages[PLAYERS[other]] = [{"role": "user", "content": f"{did} That was the last object. You lose."}]

@@ -46,15 +46,19 @@ class PlayReport:
 
     def table(self) -> str:
         n = len(self.results)
-        lines = [f"{self.env_id}: " + " vs ".join(f"{a}={k}" for a, k in self.kinds.items()) + f", {n} games",
-                 f"  {'seat':<10} {'player':<9} {'success':>8} {'mean return':>12} {'± s.e.':>8}"]
+        lines = [
+            f"{self.env_id}: " + " vs ".join(f"{a}={k}" for a, k in self.kinds.items()) + f", {n} games",
+            f"  {'seat':<10} {'player':<9} {'success':>8} {'mean return':>12} {'± s.e.':>8}",
+        ]
         for agent, kind in self.kinds.items():
             mean, se = self.mean_return(agent)
             lines.append(f"  {agent:<10} {kind:<9} {self.success_rate(agent):>8.1%} {mean:>12.4f} {se:>8.4f}")
         truncated = sum(r.truncated for r in self.results)
         nobody = sum(not any(r.success.values()) for r in self.results)
-        lines.append(f"  games truncated: {truncated}; games nobody won: {nobody}; "
-                     f"mean moves: {np.mean([r.moves for r in self.results]):.2f}")
+        lines.append(
+            f"  games truncated: {truncated}; games nobody won: {nobody}; "
+            f"mean moves: {np.mean([r.moves for r in self.results]):.2f}"
+        )
         return "\n".join(lines)
 
 
@@ -91,8 +95,15 @@ def play_game(env: Any, kinds: Mapping[str, str], rng: np.random.Generator, task
     return GameResult(returns, success, truncated, moves)
 
 
-def play_games(env_id: str, kinds: Mapping[str, str] | list[str], games: int, *, seed: int = 0,
-               params: Mapping[str, Any] | None = None, env_kwargs: Mapping[str, Any] | None = None) -> PlayReport:
+def play_games(
+    env_id: str,
+    kinds: Mapping[str, str] | list[str],
+    games: int,
+    *,
+    seed: int = 0,
+    params: Mapping[str, Any] | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> PlayReport:
     """``games`` games of ``env_id`` between scripted players (training tasks drawn from ``seed``).
 
     ``kinds`` maps each seat to a scripted kind (a list is read in seat order). ``params``

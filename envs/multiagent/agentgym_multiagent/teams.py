@@ -46,9 +46,11 @@ def _split_of(task_env: str, kinds: tuple[str, ...]) -> tuple[ParamSpace, HeldOu
     clash = set(space.names) & set(_SEAT_PARAMS)
     if clash:
         raise ValueError(f"task_env {task_env!r} already has parameters {sorted(clash)}")
-    dims = [*space.dims,
-            Categorical("opponent", ("self", *kinds), description="who plays the other seat ('self': self-play)"),
-            Integer("seat", 0, 1, description="the learner's seat when the partner is scripted")]
+    dims = [
+        *space.dims,
+        Categorical("opponent", ("self", *kinds), description="who plays the other seat ('self': self-play)"),
+        Integer("seat", 0, 1, description="the learner's seat when the partner is scripted"),
+    ]
     return ParamSpace(dims), HeldOut(seeds=cls.held_out.seeds, region=cls.held_out.region)
 
 
@@ -70,11 +72,20 @@ class TeamGame(TextAECEnv):
     param_space = _FromTaskEnv(0)  # type: ignore[assignment]
     held_out = _FromTaskEnv(1)  # type: ignore[assignment]
 
-    def __init__(self, render_mode: str | None = None, *, task_env: str | None = None,
-                 task_env_kwargs: dict[str, Any] | None = None, max_turns: int = 16, **kwargs: Any):
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        *,
+        task_env: str | None = None,
+        task_env_kwargs: dict[str, Any] | None = None,
+        max_turns: int = 16,
+        **kwargs: Any,
+    ):
         if task_env is not None and task_env != self.task_env:
-            raise ValueError(f"{type(self).__name__} plays {self.task_env!r}, not {task_env!r}: use "
-                             "agentgym_multiagent.teams.register_team_game(id, game, task_env) for another family")
+            raise ValueError(
+                f"{type(self).__name__} plays {self.task_env!r}, not {task_env!r}: use "
+                "agentgym_multiagent.teams.register_team_game(id, game, task_env) for another family"
+            )
         super().__init__(render_mode, max_turns=max_turns, **kwargs)
         from agentgym.registry import make
 
@@ -123,7 +134,7 @@ class TeamGame(TextAECEnv):
             return "I do not know."
         m = numbers[-1]
         shift = int(rng.integers(1, 10)) * (1 if rng.random() < 0.5 else -1)
-        return self.gold[: m.start()] + str(int(m.group()) + shift) + self.gold[m.end():]
+        return self.gold[: m.start()] + str(int(m.group()) + shift) + self.gold[m.end() :]
 
 
 class PioneerObserverEnv(TeamGame):
@@ -140,8 +151,14 @@ class PioneerObserverEnv(TeamGame):
     agent_names = ("pioneer", "observer")
     scripted_kinds = ("oracle", "echo", "random")
 
-    def __init__(self, render_mode: str | None = None, *, shared_reward: float = 1.0, individual_reward: float = 0.5,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        *,
+        shared_reward: float = 1.0,
+        individual_reward: float = 0.5,
+        **kwargs: Any,
+    ):
         super().__init__(render_mode, **kwargs)
         self.shared_reward = float(shared_reward)
         self.individual_reward = float(individual_reward)
@@ -151,13 +168,19 @@ class PioneerObserverEnv(TeamGame):
     def _opening(self) -> dict[str, list[Message]]:
         self.stage = 0
         self.pioneer_answer = ""
-        pioneer = ("You are the pioneer in a team of two. You answer the question first; then the observer reads your "
-                   f"answer and gives the team's final answer. {self.task_system}")
-        observer = ("You are the observer in a team of two. The pioneer answers first; you see the question and its "
-                    "answer, then give the team's final answer: keep the pioneer's answer if it is right, correct it "
-                    f"if not. {self.task_system}")
-        return {"pioneer": [{"role": "system", "content": pioneer.strip()}, {"role": "user", "content": self.question}],
-                "observer": [{"role": "system", "content": observer.strip()}]}
+        pioneer = (
+            "You are the pioneer in a team of two. You answer the question first; then the observer reads your "
+            f"answer and gives the team's final answer. {self.task_system}"
+        )
+        observer = (
+            "You are the observer in a team of two. The pioneer answers first; you see the question and its "
+            "answer, then give the team's final answer: keep the pioneer's answer if it is right, correct it "
+            f"if not. {self.task_system}"
+        )
+        return {
+            "pioneer": [{"role": "system", "content": pioneer.strip()}, {"role": "user", "content": self.question}],
+            "observer": [{"role": "system", "content": observer.strip()}],
+        }
 
     def _next_agent(self) -> str:
         return self.agent_names[min(self.stage, 1)]
@@ -167,17 +190,22 @@ class PioneerObserverEnv(TeamGame):
         if agent == "pioneer":
             self.pioneer_answer = text
             self.stage = 1
-            ask = (f"Question: {self.question}\n\nThe pioneer's answer: {excerpt(text)}\n\n"
-                   "Give the team's final answer.")
-            return Outcome(messages={"observer": [{"role": "user", "content": ask}]},
-                           rewards={"pioneer": {"individual": self.individual_reward * ok}})
+            ask = f"Question: {self.question}\n\nThe pioneer's answer: {excerpt(text)}\n\nGive the team's final answer."
+            return Outcome(
+                messages={"observer": [{"role": "user", "content": ask}]},
+                rewards={"pioneer": {"individual": self.individual_reward * ok}},
+            )
         self.stage = 2
         verdict = "correct" if ok else "not correct"
         return Outcome(
             done=True,
-            messages={a: [{"role": "user", "content": f"The team's final answer is {verdict}."}] for a in self.agent_names},
-            rewards={"pioneer": {"shared": self.shared_reward * ok},
-                     "observer": {"shared": self.shared_reward * ok, "individual": self.individual_reward * ok}},
+            messages={
+                a: [{"role": "user", "content": f"The team's final answer is {verdict}."}] for a in self.agent_names
+            },
+            rewards={
+                "pioneer": {"shared": self.shared_reward * ok},
+                "observer": {"shared": self.shared_reward * ok, "individual": self.individual_reward * ok},
+            },
             success={"pioneer": ok, "observer": ok},
         )
 
@@ -214,8 +242,9 @@ class SolverCriticEnv(TeamGame):
     agent_names = ("solver", "critic")
     scripted_kinds = ("oracle", "random")
 
-    def __init__(self, render_mode: str | None = None, *, solver_reward: float = 1.0, critic_reward: float = 1.0,
-                 **kwargs: Any):
+    def __init__(
+        self, render_mode: str | None = None, *, solver_reward: float = 1.0, critic_reward: float = 1.0, **kwargs: Any
+    ):
         super().__init__(render_mode, **kwargs)
         self.solver_reward = float(solver_reward)
         self.critic_reward = float(critic_reward)
@@ -225,12 +254,18 @@ class SolverCriticEnv(TeamGame):
     def _opening(self) -> dict[str, list[Message]]:
         self.stage = "answer"
         self.first_correct = False
-        solver = ("You are the solver. Answer the question. A critic will check your answer; if it says incorrect, "
-                  f"you may revise once. {self.task_system}")
-        critic = ("You are the critic. You will see a question and a solver's answer. Judge whether the answer is right. "
-                  "Start your reply with one word, correct or incorrect, then give a short reason.")
-        return {"solver": [{"role": "system", "content": solver.strip()}, {"role": "user", "content": self.question}],
-                "critic": [{"role": "system", "content": critic}]}
+        solver = (
+            "You are the solver. Answer the question. A critic will check your answer; if it says incorrect, "
+            f"you may revise once. {self.task_system}"
+        )
+        critic = (
+            "You are the critic. You will see a question and a solver's answer. Judge whether the answer is right. "
+            "Start your reply with one word, correct or incorrect, then give a short reason."
+        )
+        return {
+            "solver": [{"role": "system", "content": solver.strip()}, {"role": "user", "content": self.question}],
+            "critic": [{"role": "system", "content": critic}],
+        }
 
     def _next_agent(self) -> str:
         return "critic" if self.stage == "judge" else "solver"
@@ -240,10 +275,16 @@ class SolverCriticEnv(TeamGame):
             ok = self.judge(text)
             self.first_correct = ok
             self.stage = "judge"
-            ask = (f"Question: {self.question}\n\nThe solver's answer: {excerpt(text)}\n\n"
-                   "Is this answer correct? Start your reply with one word, correct or incorrect, then give a short reason.")
-            return Outcome(messages={"critic": [{"role": "user", "content": ask}]},
-                           rewards={"solver": {"correct": self.solver_reward * ok}}, success={"solver": ok})
+            ask = (
+                f"Question: {self.question}\n\nThe solver's answer: {excerpt(text)}\n\n"
+                "Is this answer correct? Start your reply with one word, correct or incorrect, then give a short "
+                "reason."
+            )
+            return Outcome(
+                messages={"critic": [{"role": "user", "content": ask}]},
+                rewards={"solver": {"correct": self.solver_reward * ok}},
+                success={"solver": ok},
+            )
         if self.stage == "judge":
             verdict, error = parse_verdict(text)
             if error is not None:
@@ -252,20 +293,36 @@ class SolverCriticEnv(TeamGame):
             critic_part = {"critic": {"judgement": self.critic_reward * right}}
             if verdict == "correct":
                 self.stage = "over"
-                return Outcome(done=True, rewards=critic_part, success={"critic": right},
-                               messages={"solver": [{"role": "user", "content": "The critic judged your answer correct. The game is over."}],
-                                         "critic": [{"role": "user", "content": f"Your verdict was {'right' if right else 'wrong'}."}]})
+                return Outcome(
+                    done=True,
+                    rewards=critic_part,
+                    success={"critic": right},
+                    messages={
+                        "solver": [
+                            {"role": "user", "content": "The critic judged your answer correct. The game is over."}
+                        ],
+                        "critic": [{"role": "user", "content": f"Your verdict was {'right' if right else 'wrong'}."}],
+                    },
+                )
             self.stage = "revise"
             ask = f"The critic says: {excerpt(text)}\n\nYou may revise your answer once. Give your final answer."
-            return Outcome(rewards=critic_part, success={"critic": right},
-                           messages={"solver": [{"role": "user", "content": ask}]})
+            return Outcome(
+                rewards=critic_part, success={"critic": right}, messages={"solver": [{"role": "user", "content": ask}]}
+            )
         ok = self.judge(text)
         self.stage = "over"
         delta = self.solver_reward * (int(ok) - int(self.first_correct))
         end = f"Your final answer is {'correct' if ok else 'not correct'}."
         critic_end = f"The solver's revised answer is {'correct' if ok else 'not correct'}. The game is over."
-        return Outcome(done=True, rewards={"solver": {"correct": delta}}, success={"solver": ok},
-                       messages={"solver": [{"role": "user", "content": end}], "critic": [{"role": "user", "content": critic_end}]})
+        return Outcome(
+            done=True,
+            rewards={"solver": {"correct": delta}},
+            success={"solver": ok},
+            messages={
+                "solver": [{"role": "user", "content": end}],
+                "critic": [{"role": "user", "content": critic_end}],
+            },
+        )
 
     def _scripted(self, agent: str, kind: str, rng: np.random.Generator) -> str:
         if agent == "critic":
@@ -301,12 +358,14 @@ def team_game_class(game: str, task_env: str) -> type[TeamGame]:
     if task_env == base.task_env:
         return base
     name = base.__name__.removesuffix("Env") + "_" + re.sub(r"\W", "_", task_env)
-    return type(name, (base,), {"task_env": task_env, "__doc__": f"{base.__name__} over {task_env!r}.",
-                                "__module__": __name__})
+    return type(
+        name, (base,), {"task_env": task_env, "__doc__": f"{base.__name__} over {task_env!r}.", "__module__": __name__}
+    )
 
 
-def register_team_game(env_id: str, game: str, task_env: str, kwargs: dict[str, Any] | None = None,
-                       description: str = "") -> None:
+def register_team_game(
+    env_id: str, game: str, task_env: str, kwargs: dict[str, Any] | None = None, description: str = ""
+) -> None:
     """Register ``game`` over the single-agent family ``task_env`` as ``env_id``."""
     from agentgym.registry import register
 

@@ -61,11 +61,7 @@ class Tool:
         if not isinstance(schema, Mapping):
             raise SchemaError(f"a tool schema must be an object, got {type(schema).__name__}")
         body = schema.get("function", schema) if schema.get("type") == "function" else schema
-        if (
-            not isinstance(body, Mapping)
-            or not isinstance(body.get("name"), str)
-            or not body["name"]
-        ):
+        if not isinstance(body, Mapping) or not isinstance(body.get("name"), str) or not body["name"]:
             raise SchemaError("a tool schema needs a non-empty string 'name'")
         params = body.get("parameters", {"type": "object", "properties": {}})
         return cls(body["name"], str(body.get("description", "")), params, fn)
@@ -135,9 +131,7 @@ def parse_reply(text: str, max_calls: int) -> ParsedReply:
     if n_open > max_calls:
         return ParsedReply(
             [],
-            [
-                f"too many tool calls in one reply ({n_open}); at most {max_calls} are allowed, none was run"
-            ],
+            [f"too many tool calls in one reply ({n_open}); at most {max_calls} are allowed, none was run"],
             answer,
             n_open,
         )
@@ -189,11 +183,7 @@ def _parse_call(body: str) -> tuple[ToolCall | None, str | None]:
 def validate_arguments(tool: Tool, args: Mapping[str, Any]) -> list[str]:
     """Problems with ``args`` for ``tool``: missing, unknown or mistyped arguments."""
     props = tool.parameters.get("properties", {})
-    problems = [
-        f"missing required argument {r!r}"
-        for r in tool.parameters.get("required", [])
-        if r not in args
-    ]
+    problems = [f"missing required argument {r!r}" for r in tool.parameters.get("required", []) if r not in args]
     for key, value in args.items():
         if key not in props:
             known = ", ".join(repr(p) for p in props) or "none"
@@ -225,9 +215,7 @@ def _is_type(t: str, v: Any) -> bool:
     if t == "string":
         return isinstance(v, str)
     if t == "integer":
-        return (isinstance(v, int) and not isinstance(v, bool)) or (
-            isinstance(v, float) and v.is_integer()
-        )
+        return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
     if t == "number":
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             return False
@@ -288,9 +276,7 @@ def signature(tool: Tool) -> str:
 LISTINGS = ("json", "compact")
 
 
-def tools_prompt(
-    tools: list[Tool], instructions: str, example: bool = False, listing: str = "json"
-) -> str:
+def tools_prompt(tools: list[Tool], instructions: str, example: bool = False, listing: str = "json") -> str:
     """A system prompt listing ``tools``, after ``instructions``.
 
     ``listing="json"`` is the Hermes form (each tool's OpenAI schema inside
@@ -309,7 +295,8 @@ def tools_prompt(
         lines = "\n".join(f"- {signature(t)}" for t in tools)
         return (
             f"{instructions}\n"
-            'To use a tool, reply with a line like <tool_call>{"name": "<tool name>", "arguments": {<arguments as JSON>}}</tool_call>\n'
+            'To use a tool, reply with a line like <tool_call>{"name": "<tool name>", "arguments": {<arguments as '
+            "JSON>}}</tool_call>\n"
             f"{shown}"
             f"Tools:\n{lines}\n"
             "You may call several tools in one reply; results come back in <tool_response></tool_response>. "

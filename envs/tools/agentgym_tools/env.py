@@ -54,9 +54,7 @@ from agentgym_tools.worlds import calculator, calendar, database
 from agentgym_tools.worlds import python as python_world
 from agentgym_tools.worlds.base import ToolError, World
 
-INSTRUCTIONS = (
-    "Solve the user's task. Use the tools for every lookup and computation; do not guess."
-)
+INSTRUCTIONS = "Solve the user's task. Use the tools for every lookup and computation; do not guess."
 WORLDS = ("calculator", "database", "calendar", "python")
 
 
@@ -167,24 +165,14 @@ class ToolEnv(TextEnv):
         # inside (bad JSON, unknown tool, bad arguments) earns half, a clean one all.
         tagged = parsed.n_blocks > 0 or parsed.answer is not None
         self.replies_ok.append(1.0 if ok else 0.5 if tagged else 0.0)
-        invalid = (
-            {}
-            if ok or not self.invalid_call_penalty
-            else {"invalid": -abs(self.invalid_call_penalty)}
-        )
+        invalid = {} if ok or not self.invalid_call_penalty else {"invalid": -abs(self.invalid_call_penalty)}
         answer = parsed.answer
         if answer is None and parsed.n_blocks == 0 and not self.strict_answer:
             answer = action  # lenient: a reply without calls is the final answer
-        final = (
-            answer is not None
-            or (not self.executes and parsed.calls)
-            or self.turn >= self.max_turns
-        )
+        final = answer is not None or (not self.executes and parsed.calls) or self.turn >= self.max_turns
         if not final:
             if not responses:
-                responses.append(
-                    _tool_response({"error": "no <tool_call> and no <answer> found in the reply"})
-                )
+                responses.append(_tool_response({"error": "no <tool_call> and no <answer> found in the reply"}))
             return Feedback(
                 messages=[{"role": self.tool_role, "content": "\n".join(responses)}],
                 reward_parts=invalid,
@@ -225,13 +213,12 @@ class ToolWorldEnv(ToolEnv):
             Categorical(
                 "noise",
                 (0.0, 0.1, 0.2, 0.3, 0.4),
-                description="chance that a call fails transiently and must be retried; above 0 results also carry irrelevant fields",
+                description="chance that a call fails transiently and must be retried; above 0 results also carry "
+                "irrelevant fields",
             ),
         ]
     )
-    held_out = HeldOut(
-        region=Region({"depth": [3], "extra_calls": [2]}, name="depth 3 with 2 extra calls")
-    )
+    held_out = HeldOut(region=Region({"depth": [3], "extra_calls": [2]}, name="depth 3 with 2 extra calls"))
     #: Set by the one-world subclasses.
     fixed_world: ClassVar[str | None] = None
 
@@ -259,26 +246,20 @@ class ToolWorldEnv(ToolEnv):
         if world_name == "python":
             world = python_world.generate(params, rng, self._run_python)
         else:
-            world = {"calculator": calculator, "database": database, "calendar": calendar}[
-                world_name
-            ].generate(params, rng)
+            world = {"calculator": calculator, "database": database, "calendar": calendar}[world_name].generate(
+                params, rng
+            )
         self.world = world
         self.noise = float(params.get("noise", 0.0))
         self._noise_rng = np.random.default_rng(rng.integers(2**63))
         self._failed_once, self._done_steps = set(), set()
         expected = [ExpectedCall(s.name, s.accept) for s in world.steps]
         question = f"{world.question}\n{world.answer_format}"
-        return self._begin(
-            world.tools, expected, world.answer, [{"role": "user", "content": question}]
-        )
+        return self._begin(world.tools, expected, world.answer, [{"role": "user", "content": question}])
 
     def _run_tool(self, tool: Tool, call: ToolCall) -> tuple[dict[str, Any], Any, bool]:
         key = call.to_json()
-        if (
-            self.noise > 0
-            and key not in self._failed_once
-            and self._noise_rng.random() < self.noise
-        ):
+        if self.noise > 0 and key not in self._failed_once and self._noise_rng.random() < self.noise:
             self._failed_once.add(key)  # one transient failure per distinct call: a retry succeeds
             return (
                 {
@@ -312,11 +293,7 @@ class ToolWorldEnv(ToolEnv):
         assert self.world is not None
         made = MadeCall(call, result)
         for i, expected in enumerate(self.expected):  # one ExpectedCall per world step, in order
-            if (
-                i not in self._done_steps
-                and expected.name == call.name
-                and argument_score(made, expected) == 1.0
-            ):
+            if i not in self._done_steps and expected.name == call.name and argument_score(made, expected) == 1.0:
                 self._done_steps.add(i)
                 return
 
@@ -329,9 +306,7 @@ class ToolWorldEnv(ToolEnv):
             return f"<answer>{', '.join(str(a) for a in self.world.answer)}</answer>"
         level = min(self.world.steps[i].level for i in pending)
         calls = [self.world.steps[i] for i in pending if self.world.steps[i].level == level]
-        return "\n".join(
-            f"<tool_call>{ToolCall(s.name, s.args).to_json()}</tool_call>" for s in calls
-        )
+        return "\n".join(f"<tool_call>{ToolCall(s.name, s.args).to_json()}</tool_call>" for s in calls)
 
     def close(self) -> None:
         self._sandbox = None

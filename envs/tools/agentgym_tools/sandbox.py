@@ -252,9 +252,7 @@ class PythonSandbox:
             _ISOLATION = _probe_isolation()
         self.user_mode = _ISOLATION[0]
         #: Whether children get an empty network namespace (else sockets are only refused by the hook).
-        self.network_namespace = (
-            _ISOLATION[1] if isolate_network is None else (bool(isolate_network) and _ISOLATION[1])
-        )
+        self.network_namespace = _ISOLATION[1] if isolate_network is None else (bool(isolate_network) and _ISOLATION[1])
         name = ctypes.util.find_library("c")
         self._libc = ctypes.CDLL(name, use_errno=True) if name else None
         if self._libc is not None:
@@ -281,9 +279,7 @@ class PythonSandbox:
             self.mode = "jail"
             self._set_flags()
             if _JAIL_OK is None:  # build one jail and run a line in it, once per process
-                probe = self.run(
-                    "import os\nprint(os.getcwd(), os.getuid(), os.path.exists('/etc'))"
-                )
+                probe = self.run("import os\nprint(os.getcwd(), os.getuid(), os.path.exists('/etc'))")
                 _JAIL_OK = probe.ok and probe.stdout.split() == ["/work", str(_NOBODY), "False"]
                 self.runs, self.failures = 0, {}
             if not _JAIL_OK:
@@ -301,9 +297,7 @@ class PythonSandbox:
         if getattr(self, "_jail_root", ""):
             shutil.rmtree(self._jail_root, ignore_errors=True)
 
-    def _mount(
-        self, src: str | None, dst: str, fstype: str | None, flags: int, data: str | None = None
-    ) -> None:
+    def _mount(self, src: str | None, dst: str, fstype: str | None, flags: int, data: str | None = None) -> None:
         enc = lambda x: None if x is None else x.encode()  # noqa: E731
         assert self._libc is not None
         if self._libc.mount(enc(src), enc(dst), enc(fstype), flags, enc(data)) != 0:
@@ -321,18 +315,12 @@ class PythonSandbox:
             if os.path.islink(src):
                 os.symlink(os.readlink(src), os.path.join(root, top))
         binds = ["/usr"] + ([prefix] if not prefix.startswith("/usr/") else [])
-        binds += [
-            f"/{t}"
-            for t in ("bin", "lib", "lib64")
-            if os.path.isdir(f"/{t}") and not os.path.islink(f"/{t}")
-        ]
+        binds += [f"/{t}" for t in ("bin", "lib", "lib64") if os.path.isdir(f"/{t}") and not os.path.islink(f"/{t}")]
         for src in binds:
             dst = root + src
             os.makedirs(dst, mode=0o755, exist_ok=True)
             self._mount(src, dst, None, _MS_BIND | _MS_REC)
-            self._mount(
-                None, dst, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
-            )
+            self._mount(None, dst, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
         work = os.path.join(root, "work")
         os.mkdir(work, 0o700)
         os.chown(work, _NOBODY, _NOBODY)
@@ -346,12 +334,8 @@ class PythonSandbox:
         fsize = int(lim.file_mb) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if self._unshare_flags and (
-            self._libc is None or self._libc.unshare(self._unshare_flags) != 0
-        ):
-            raise OSError(
-                "unshare failed"
-            )  # never run the code with less isolation than was probed
+        if self._unshare_flags and (self._libc is None or self._libc.unshare(self._unshare_flags) != 0):
+            raise OSError("unshare failed")  # never run the code with less isolation than was probed
         if self.mode == "jail":
             self._build_jail()
         if self.mode in ("jail", "nobody"):
@@ -418,9 +402,7 @@ class PythonSandbox:
             status = _classify(proc.returncode, timed_out, stderr, out_size, self.limits)
             if status != "ok":
                 self.failures[status] = self.failures.get(status, 0) + 1
-            return SandboxResult(
-                status, stdout, stderr, proc.returncode, time.perf_counter() - start
-            )
+            return SandboxResult(status, stdout, stderr, proc.returncode, time.perf_counter() - start)
         except (
             OSError,
             subprocess.SubprocessError,
@@ -452,9 +434,7 @@ def _read_head(f: Any, n_chars: int) -> str:
     return text if len(text) <= n_chars else text[:n_chars] + "\n[output truncated]"
 
 
-def _classify(
-    code: int | None, timed_out: bool, stderr: str, out_size: int, lim: SandboxLimits
-) -> str:
+def _classify(code: int | None, timed_out: bool, stderr: str, out_size: int, lim: SandboxLimits) -> str:
     if timed_out:
         return "timeout"
     if code == -signal.SIGXCPU or code == -signal.SIGKILL and "MemoryError" not in stderr:

@@ -65,11 +65,7 @@ def values_equal(got: Any, want: Any) -> bool:
     if isinstance(want, list):
         return isinstance(got, list) and len(got) == len(want) and all(map(values_equal, got, want))
     if isinstance(want, dict):
-        return (
-            isinstance(got, dict)
-            and set(got) == set(want)
-            and all(values_equal(got[k], want[k]) for k in want)
-        )
+        return isinstance(got, dict) and set(got) == set(want) and all(values_equal(got[k], want[k]) for k in want)
     return got == want
 
 
@@ -119,8 +115,7 @@ def argument_score(made: MadeCall, expected: ExpectedCall) -> float:
     ok = sum(
         1
         for k in keys
-        if k in expected.arguments
-        and _value_ok(given.get(k), k in given, expected.arguments[k], made.result)
+        if k in expected.arguments and _value_ok(given.get(k), k in given, expected.arguments[k], made.result)
     )
     return ok / len(keys)
 
@@ -161,9 +156,7 @@ def numbers_in(text: str) -> list[float]:
 
 
 #: Words an answer may wrap around a value ("it is a Tuesday.") without changing it.
-_FILLER = frozenset(
-    "the a an it is was its answer final result value on in at of that this be will".split()
-)
+_FILLER = frozenset("the a an it is was its answer final result value on in at of that this be will".split())
 
 
 def _words(text: str) -> list[str]:
@@ -236,9 +229,7 @@ def check_weights(weights: Mapping[str, Any] | None) -> dict[str, float]:
     out = dict(DEFAULT_WEIGHTS)
     for k, v in (weights or {}).items():
         if k not in DEFAULT_WEIGHTS:
-            raise ValueError(
-                f"unknown reward weight {k!r}; the parts are {', '.join(DEFAULT_WEIGHTS)}"
-            )
+            raise ValueError(f"unknown reward weight {k!r}; the parts are {', '.join(DEFAULT_WEIGHTS)}")
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError(f"reward weight {k!r} must be a finite number, got {v!r}")
         out[k] = float(v)

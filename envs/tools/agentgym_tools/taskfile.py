@@ -114,9 +114,7 @@ def _task(where: str, index: int, rec: Any) -> FileTask:
                 for m in msgs
             )
         ):
-            raise fail(
-                "'messages' must be a non-empty list of {role: system|user|assistant, content: string}"
-            )
+            raise fail("'messages' must be a non-empty list of {role: system|user|assistant, content: string}")
         messages = [{"role": m["role"], "content": m["content"]} for m in msgs]
     elif isinstance(rec.get("question"), str):
         messages = [{"role": "user", "content": rec["question"]}]
@@ -141,18 +139,12 @@ def _task(where: str, index: int, rec: Any) -> FileTask:
         if c["name"] not in names:
             raise fail(f"calls[{j}] names {c['name']!r}, which is not among the task's tools")
         args = c.get("arguments", {})
-        if not isinstance(args, Mapping) or not all(
-            isinstance(v, list) and v for v in args.values()
-        ):
-            raise fail(
-                f"calls[{j}].arguments must map each argument to a non-empty list of acceptable values"
-            )
+        if not isinstance(args, Mapping) or not all(isinstance(v, list) and v for v in args.values()):
+            raise fail(f"calls[{j}].arguments must map each argument to a non-empty list of acceptable values")
         known = tools_by_name[c["name"]].parameters.get("properties", {})
         unknown_args = sorted(set(args) - set(known))
         if unknown_args:
-            raise fail(
-                f"calls[{j}] has arguments {unknown_args} that tool {c['name']!r} does not take"
-            )
+            raise fail(f"calls[{j}] has arguments {unknown_args} that tool {c['name']!r} does not take")
         calls.append(ExpectedCall(c["name"], {k: list(v) for k, v in args.items()}))
     answer = rec.get("answer")
     answers = [] if answer is None else (list(answer) if isinstance(answer, list) else [answer])
@@ -167,9 +159,7 @@ def _held_out(task_id: str, fraction: float) -> bool:
 class TaskFileEnv(ToolEnv):
     """Tasks from a file, scored by call matching; see the module docstring for the format."""
 
-    param_space = ParamSpace(
-        [Integer("calls", 1, 4, description="ground-truth calls in the task (4: four or more)")]
-    )
+    param_space = ParamSpace([Integer("calls", 1, 4, description="ground-truth calls in the task (4: four or more)")])
     held_out = HeldOut()
     executes = False
 
@@ -187,9 +177,7 @@ class TaskFileEnv(ToolEnv):
         self.path = Path(path)
         self.splits: dict[bool, dict[int, list[FileTask]]] = {False: {}, True: {}}
         for t in self.tasks:
-            self.splits[_held_out(t.id, float(held_out_fraction))].setdefault(t.bucket, []).append(
-                t
-            )
+            self.splits[_held_out(t.id, float(held_out_fraction))].setdefault(t.bucket, []).append(t)
         if not self.splits[False]:
             raise TaskFileError(f"{path}: every task is held out; lower held_out_fraction")
         self.current: FileTask | None = None
@@ -205,21 +193,14 @@ class TaskFileEnv(ToolEnv):
     def _reset(self, params: dict[str, Any], rng: np.random.Generator) -> list[dict[str, str]]:
         assert self.task is not None
         self.current = self.pick(params, self.task.seed)
-        return self._begin(
-            self.current.tools, self.current.calls, self.current.answer, self.current.messages
-        )
+        return self._begin(self.current.tools, self.current.calls, self.current.answer, self.current.messages)
 
     def _run_tool(self, tool: Tool, call: ToolCall) -> tuple[dict[str, Any], Any, bool]:
         raise AssertionError("task-file calls are scored, never executed")
 
     def _success(self, answer_ok: bool) -> bool:
-        calls_ok = (
-            name_score(self.made, self.expected) == 1.0
-            and args_score(self.made, self.expected) == 1.0
-        )
-        return (
-            calls_ok and all(r == 1.0 for r in self.replies_ok) and (answer_ok or not self.answer)
-        )
+        calls_ok = name_score(self.made, self.expected) == 1.0 and args_score(self.made, self.expected) == 1.0
+        return calls_ok and all(r == 1.0 for r in self.replies_ok) and (answer_ok or not self.answer)
 
     def oracle(self) -> str:
         if self.current is None:

@@ -59,8 +59,10 @@ def oracle(episodes: int, concurrency: int, out: str | None, tasks: list[str] | 
     print(f"  {'all episodes':28s} {overall:6.1%}")
     for r in stats.results:
         if not r.success:
-            print(f"  failed: {r.task.params['task']} seed {r.task.seed} after {r.steps} steps; "
-                  f"{r.error or (r.errors[-1] if r.errors else 'no error')}")
+            print(
+                f"  failed: {r.task.params['task']} seed {r.task.seed} after {r.steps} steps; "
+                f"{r.error or (r.errors[-1] if r.errors else 'no error')}"
+            )
     for e in envs:
         e.close()
     if not tasks:

@@ -39,25 +39,65 @@ ACTION_HELP = (
 
 #: name -> canonical name (aliases a model may write).
 NAMES = {
-    "click": "click", "type": "type", "fill": "type", "select": "select", "select_option": "select",
-    "press": "press", "key": "press", "scroll": "scroll", "hover": "hover", "go_back": "go_back",
-    "goback": "go_back", "back": "go_back", "wait": "wait", "answer": "answer", "stop": "answer",
+    "click": "click",
+    "type": "type",
+    "fill": "type",
+    "select": "select",
+    "select_option": "select",
+    "press": "press",
+    "key": "press",
+    "scroll": "scroll",
+    "hover": "hover",
+    "go_back": "go_back",
+    "goback": "go_back",
+    "back": "go_back",
+    "wait": "wait",
+    "answer": "answer",
+    "stop": "answer",
 }
 DIRECTIONS = ("up", "down", "left", "right")
 
 _NAMED_KEYS = {
-    "enter": "Enter", "return": "Enter", "tab": "Tab", "escape": "Escape", "esc": "Escape",
-    "backspace": "Backspace", "delete": "Delete", "del": "Delete", "space": "Space", " ": "Space",
-    "arrowup": "ArrowUp", "up": "ArrowUp", "arrowdown": "ArrowDown", "down": "ArrowDown",
-    "arrowleft": "ArrowLeft", "left": "ArrowLeft", "arrowright": "ArrowRight", "right": "ArrowRight",
-    "home": "Home", "end": "End", "pageup": "PageUp", "pagedown": "PageDown", "insert": "Insert",
+    "enter": "Enter",
+    "return": "Enter",
+    "tab": "Tab",
+    "escape": "Escape",
+    "esc": "Escape",
+    "backspace": "Backspace",
+    "delete": "Delete",
+    "del": "Delete",
+    "space": "Space",
+    " ": "Space",
+    "arrowup": "ArrowUp",
+    "up": "ArrowUp",
+    "arrowdown": "ArrowDown",
+    "down": "ArrowDown",
+    "arrowleft": "ArrowLeft",
+    "left": "ArrowLeft",
+    "arrowright": "ArrowRight",
+    "right": "ArrowRight",
+    "home": "Home",
+    "end": "End",
+    "pageup": "PageUp",
+    "pagedown": "PageDown",
+    "insert": "Insert",
     **{f"f{i}": f"F{i}" for i in range(1, 13)},
 }
-_MODIFIERS = {"ctrl": "Control", "control": "Control", "alt": "Alt", "shift": "Shift", "meta": "Meta",
-              "cmd": "Meta", "command": "Meta", "controlormeta": "ControlOrMeta"}
+_MODIFIERS = {
+    "ctrl": "Control",
+    "control": "Control",
+    "alt": "Alt",
+    "shift": "Shift",
+    "meta": "Meta",
+    "cmd": "Meta",
+    "command": "Meta",
+    "controlormeta": "ControlOrMeta",
+}
 
 _CALL = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(sorted(NAMES, key=len, reverse=True)) + r")\s*\(", re.I)
-_BRACKET = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(sorted(NAMES, key=len, reverse=True)) + r")((?:[ \t]*\[[^\]\n]*\])+)", re.I)
+_BRACKET = re.compile(
+    r"(?<![A-Za-z0-9_])(" + "|".join(sorted(NAMES, key=len, reverse=True)) + r")((?:[ \t]*\[[^\]\n]*\])+)", re.I
+)
 _BARE = re.compile(r"^\s*(?:action\s*:\s*)?`*(go_back|goback|back|wait)`*\s*$", re.I | re.M)
 _ACTION_LINE = re.compile(r"^\s*(?:\*\*)?action(?:\*\*)?\s*:", re.I)
 _FENCE = re.compile(r"```[^\n]*\n(.*?)```", re.S)
@@ -148,7 +188,7 @@ def _unquote(a: str) -> str:
     a = a.strip()
     m = _KWARG.match(a)
     if m:
-        a = a[m.end():].strip()
+        a = a[m.end() :].strip()
     if len(a) >= 2 and a[0] == a[-1] and a[0] in "\"'":
         if a[0] == '"':
             try:
@@ -166,7 +206,9 @@ def _element_id(a: str, action: str) -> int:
     if s.lower().startswith("element"):
         s = s[7:].strip().strip("[]#").strip()
     if not s.isdigit() or len(s) > 7 or int(s) == 0:
-        raise ActionError(f"{action}() needs an element id (the number in brackets before an element), got {a.strip()[:40]!r}")
+        raise ActionError(
+            f"{action}() needs an element id (the number in brackets before an element), got {a.strip()[:40]!r}"
+        )
     return int(s)
 
 
@@ -184,14 +226,16 @@ def _key(a: str) -> str:
         return "+".join([*mods, _key(parts[-1])])
     named = _NAMED_KEYS.get(k.lower().replace("_", "").replace(" ", ""))
     if named is None:
-        raise ActionError(f"unknown key {k[:30]!r}; use a character or one of Enter, Tab, Escape, Backspace, Delete, "
-                          "Space, ArrowUp, ArrowDown, ArrowLeft, ArrowRight, Home, End, PageUp, PageDown (Control+a for combinations)")
+        raise ActionError(
+            f"unknown key {k[:30]!r}; use a character or one of Enter, Tab, Escape, Backspace, Delete, "
+            "Space, ArrowUp, ArrowDown, ArrowLeft, ArrowRight, Home, End, PageUp, PageDown (Control+a for combinations)"
+        )
     return named
 
 
 def _text(args: list[str], action: str, what: str) -> str:
     if not args or not "".join(args).strip():
-        raise ActionError(f'{action}() needs {what}')
+        raise ActionError(f"{action}() needs {what}")
     if len(args) == 1:
         t = _unquote(args[0])
     else:  # unquoted text with commas in it
@@ -226,7 +270,9 @@ def build_action(name: str, args: list[str]) -> Action:
         return Action(canon, (_key(args[0]),))
     if canon == "scroll":
         if not args or len(args) > 2:
-            raise ActionError('scroll() takes a direction and optionally an element id first: scroll("down"), scroll(9, "up")')
+            raise ActionError(
+                'scroll() takes a direction and optionally an element id first: scroll("down"), scroll(9, "up")'
+            )
         if len(args) == 1 and _unquote(args[0]).strip().strip("[]#").isdigit():
             return Action(canon, (_element_id(args[0], canon), "down"))
         d = _unquote(args[-1]).strip().lower()
@@ -277,7 +323,7 @@ def parse_action(text: str, pick: str = "first") -> Action:
     def line_of(pos: int) -> str:
         start = max(s for s in line_starts if s <= pos)
         end = text.find("\n", start)
-        return text[start: end if end >= 0 else len(text)]
+        return text[start : end if end >= 0 else len(text)]
 
     fences = [(m.start(1), m.end(1)) for m in _FENCE.finditer(text)]
     tiers = [
@@ -301,8 +347,18 @@ def parse_action(text: str, pick: str = "first") -> Action:
 
 
 # ----- doing it ----------------------------------------------------------------------------
-_FATAL = ("has been closed", "target crashed", "connection closed", "browser closed", "disconnected",
-          "page crashed", "target closed", "crashed", "websocket error", "connection disposed")
+_FATAL = (
+    "has been closed",
+    "target crashed",
+    "connection closed",
+    "browser closed",
+    "disconnected",
+    "page crashed",
+    "target closed",
+    "crashed",
+    "websocket error",
+    "connection disposed",
+)
 
 
 def is_fatal(exc: BaseException) -> bool:
@@ -361,8 +417,15 @@ async def _resolve(page: Any, ident: int, op: str) -> tuple[Any, str | None]:
     return el, None
 
 
-async def execute(page: Any, action: Action, *, timeout_ms: float = 2000, typing: str = "fill",
-                  wait_s: float = 1.0, scroll_fraction: float = 0.8) -> str | None:
+async def execute(
+    page: Any,
+    action: Action,
+    *,
+    timeout_ms: float = 2000,
+    typing: str = "fill",
+    wait_s: float = 1.0,
+    scroll_fraction: float = 0.8,
+) -> str | None:
     """Do ``action`` on ``page``; return an error message for the agent, or None.
 
     Errors that mean the browser or page is gone are raised (the env recovers from them);

@@ -56,8 +56,9 @@ def step_many(envs: Sequence[Any], actions: Sequence[Any], *, return_exceptions:
     return _gather([ex.submit(env.step, a) for env, a in zip(envs, actions)], return_exceptions)
 
 
-def reset_many(envs: Sequence[Any], tasks: Sequence[TaskSpec | None] | None = None, *,
-               return_exceptions: bool = True) -> list[Any]:
+def reset_many(
+    envs: Sequence[Any], tasks: Sequence[TaskSpec | None] | None = None, *, return_exceptions: bool = True
+) -> list[Any]:
     """``env.reset(options={"task": task})`` for each env, concurrently; results in order."""
     tasks = list(tasks) if tasks is not None else [None] * len(envs)
     if len(envs) != len(tasks):
@@ -99,8 +100,13 @@ class PlayStats:
         return self.steps / self.step_seconds if self.step_seconds > 0 else 0.0
 
 
-def play(envs: Sequence[Any], tasks: Sequence[TaskSpec], policy: Callable[[Any], str] | None = None, *,
-         on_round: Callable[[int], None] | None = None) -> PlayStats:
+def play(
+    envs: Sequence[Any],
+    tasks: Sequence[TaskSpec],
+    policy: Callable[[Any], str] | None = None,
+    *,
+    on_round: Callable[[int], None] | None = None,
+) -> PlayStats:
     """Play every task to the end, ``len(envs)`` episodes at a time, stepping them together.
 
     ``policy(env)`` gives the next action text (default: the env's ``oracle()``). An env

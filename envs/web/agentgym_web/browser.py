@@ -254,8 +254,9 @@ def routed_pattern(file_roots: tuple[str, ...] = ()) -> re.Pattern[str]:
     sparing them a trip through Python keeps page loads fast; the driver matches the
     pattern itself. Anything else, local or not, is judged by :func:`classify_url`."""
     files = "".join(f"|{re.escape(_file_prefix(r))}" for r in file_roots)
-    return re.compile(r"^(?!(?:data|blob|about):|(?:https?|wss?)://(?:127\.0\.0\.1|localhost)(?::\d+)?(?:[/?#]|$)"
-                      + files + ")")
+    return re.compile(
+        r"^(?!(?:data|blob|about):|(?:https?|wss?)://(?:127\.0\.0\.1|localhost)(?::\d+)?(?:[/?#]|$)" + files + ")"
+    )
 
 
 def _file_prefix(root: str) -> str:
@@ -349,9 +350,13 @@ class BrowserPool:
             before = _browser_pids()
             try:
                 browser = await self._pw.chromium.launch(
-                    executable_path=path, headless=self.headless, args=args,
-                    timeout=self.launch_timeout * 1000, handle_sigint=False,
-                    handle_sigterm=False, handle_sighup=False,
+                    executable_path=path,
+                    headless=self.headless,
+                    args=args,
+                    timeout=self.launch_timeout * 1000,
+                    handle_sigint=False,
+                    handle_sigterm=False,
+                    handle_sighup=False,
                 )
             except Exception as exc:  # a broken driver connection: restart Playwright once
                 last_error = exc
@@ -423,8 +428,13 @@ class BrowserPool:
         context may load (no ``file:`` URL at all by default).
         """
         browser, gen = await self._get_browser()
-        kwargs: dict[str, Any] = {"viewport": {"width": 800, "height": 600}, "locale": "en-US", "timezone_id": "UTC",
-                                  "service_workers": "block", "accept_downloads": False}
+        kwargs: dict[str, Any] = {
+            "viewport": {"width": 800, "height": 600},
+            "locale": "en-US",
+            "timezone_id": "UTC",
+            "service_workers": "block",
+            "accept_downloads": False,
+        }
         if site_token is not None:
             await self.site_server.start()
             kwargs["extra_http_headers"] = {SITE_HEADER: site_token}
@@ -441,6 +451,7 @@ class BrowserPool:
 
             await ctx.route(routed_pattern(file_roots), route)
             if hasattr(ctx, "route_web_socket"):
+
                 async def ws_route(ws: Any) -> None:
                     await self._route_ws(ws, on_blocked)
 
@@ -597,7 +608,9 @@ def _browser_pids() -> set[int]:
         if not cmd:
             continue
         exe = os.path.basename(cmd[0])
-        if any(k in exe for k in ("chrom", "headless_shell", "chrome")) and not any(a.startswith("--type=") for a in cmd):
+        if any(k in exe for k in ("chrom", "headless_shell", "chrome")) and not any(
+            a.startswith("--type=") for a in cmd
+        ):
             out.add(p.pid)
     return out
 

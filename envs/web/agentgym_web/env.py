@@ -219,7 +219,7 @@ class WebEnv(TextEnv):
 
     def _display_url(self, url: str) -> str:
         if self.serves_pages and self.pool.site_server.port and url.startswith(self.site_origin):
-            return DISPLAY_ORIGIN + url[len(self.site_origin):]
+            return DISPLAY_ORIGIN + url[len(self.site_origin) :]
         return url
 
     # ----- browser work (on the pool's loop) ----------------------------------------------
@@ -236,7 +236,9 @@ class WebEnv(TextEnv):
             stats["last_blocked"] = url[:300]
 
         ctx, gen = await self.pool.new_context(
-            site_token=self._site_token, init_scripts=self._init_scripts(), on_blocked=blocked,
+            site_token=self._site_token,
+            init_scripts=self._init_scripts(),
+            on_blocked=blocked,
             file_roots=self._file_roots(),
         )
         self._ctx, self._gen = ctx, gen
@@ -252,8 +254,14 @@ class WebEnv(TextEnv):
 
     async def _a_snapshot(self) -> dict[str, Any]:
         page = self._page
-        opts = {"maxNodes": self.max_elements, "maxText": self.max_text, "skipIds": list(self.skip_dom_ids),
-                "viewportOnly": self.viewport_only, "start": self._next_id, "extra": self._extra_js()}
+        opts = {
+            "maxNodes": self.max_elements,
+            "maxText": self.max_text,
+            "skipIds": list(self.skip_dom_ids),
+            "viewportOnly": self.viewport_only,
+            "start": self._next_id,
+            "extra": self._extra_js(),
+        }
         last: Exception | None = None
         for _ in range(4):
             try:
@@ -269,8 +277,9 @@ class WebEnv(TextEnv):
         raise BrowserFailure(f"could not read the page: {last}")
 
     async def _a_act(self, action: Action) -> tuple[dict[str, Any], str | None]:
-        err = await execute(self._page, action, timeout_ms=self.action_timeout * 1000, typing=self.typing,
-                            wait_s=self.wait_seconds)
+        err = await execute(
+            self._page, action, timeout_ms=self.action_timeout * 1000, typing=self.typing, wait_s=self.wait_seconds
+        )
         await self._a_settle()
         return await self._a_snapshot(), err
 
@@ -324,6 +333,7 @@ class WebEnv(TextEnv):
             self.episode_stats["retries"] = self.episode_stats.get("retries", 0) + 1
 
             if make != self._a_start:  # a reset just starts again; a step replays first
+
                 def runner(make: Callable[[], Any] = make) -> Any:
                     return self._a_replay(make)
 
@@ -368,22 +378,33 @@ class WebEnv(TextEnv):
         )
 
     def _parts(self, task: float = 0.0, partial: float = 0.0, invalid: bool = False) -> dict[str, float]:
-        return {"task": float(task), "partial": float(partial),
-                "invalid": self.invalid_penalty if invalid else 0.0, "step": self.step_penalty}
+        return {
+            "task": float(task),
+            "partial": float(partial),
+            "invalid": self.invalid_penalty if invalid else 0.0,
+            "step": self.step_penalty,
+        }
 
     def _invalid(self, error: str) -> Feedback:
         self.last_observation = f"Error: {error}\nNothing was done; the page is as before."
-        return Feedback(messages=[{"role": "user", "content": self.last_observation}],
-                        reward_parts=self._parts(invalid=True), error=error)
+        return Feedback(
+            messages=[{"role": "user", "content": self.last_observation}],
+            reward_parts=self._parts(invalid=True),
+            error=error,
+        )
 
     def _finish(self, outcome: Outcome, err: str | None) -> Feedback:
         partial = 0.0 if outcome.success else self.partial_credit * float(outcome.progress)
         verdict = "solved" if outcome.success else "not solved"
         msg = f"The episode is over: the task is {verdict}." + (f" {outcome.message}" if outcome.message else "")
         self.last_observation = msg
-        return Feedback(messages=[{"role": "user", "content": msg}],
-                        reward_parts=self._parts(task=outcome.reward, partial=partial, invalid=err is not None),
-                        terminated=True, success=bool(outcome.success), error=err)
+        return Feedback(
+            messages=[{"role": "user", "content": msg}],
+            reward_parts=self._parts(task=outcome.reward, partial=partial, invalid=err is not None),
+            terminated=True,
+            success=bool(outcome.success),
+            error=err,
+        )
 
     def _observe(self, snap: dict[str, Any], err: str | None) -> str:
         self.last_snapshot = snap
@@ -470,12 +491,20 @@ class PageEnv(WebEnv):
 
     serves_pages: ClassVar[bool] = True
 
-    def __init__(self, html: str | dict[str, str] | None = None, goal: str = "Click the button.",
-                 success_js: str | None = None, answer: str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        html: str | dict[str, str] | None = None,
+        goal: str = "Click the button.",
+        success_js: str | None = None,
+        answer: str | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         if html is None:
-            html = ('<html><head><title>Demo</title></head><body><p>A demo page.</p>'
-                    '<button onclick="window.done = true">Press me</button></body></html>')
+            html = (
+                "<html><head><title>Demo</title></head><body><p>A demo page.</p>"
+                '<button onclick="window.done = true">Press me</button></body></html>'
+            )
             success_js = success_js or "window.done === true"
         self.pages = {"/": html} if isinstance(html, str) else dict(html)
         self.goal = goal

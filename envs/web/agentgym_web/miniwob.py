@@ -194,7 +194,7 @@ class MiniWobEnv(WebEnv):
     def _display_url(self, url: str) -> str:
         marker = "/html/miniwob/"
         i = url.find(marker)
-        return "file:///miniwob/" + url[i + len(marker):] if i >= 0 else url
+        return "file:///miniwob/" + url[i + len(marker) :] if i >= 0 else url
 
     def _outcome(self, snap: dict[str, Any]) -> Outcome | None:
         extra = snap.get("extra") or {}
@@ -203,8 +203,12 @@ class MiniWobEnv(WebEnv):
         raw = float(extra.get("raw") or 0.0)
         reward = raw if self.raw_reward else min(1.0, max(0.0, raw))
         reason = extra.get("reason")
-        return Outcome(done=True, success=raw > 0, reward=reward,
-                       message=f"MiniWoB reward {raw:g}" + (f" ({reason})" if reason else "") + ".")
+        return Outcome(
+            done=True,
+            success=raw > 0,
+            reward=reward,
+            message=f"MiniWoB reward {raw:g}" + (f" ({reason})" if reason else "") + ".",
+        )
 
     def oracle(self) -> str:
         from agentgym_web.miniwob_oracles import solve

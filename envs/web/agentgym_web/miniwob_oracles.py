@@ -51,8 +51,14 @@ def quoted(goal: str) -> list[str]:
     return re.findall(r'"([^"]*)"', goal)
 
 
-def first(nodes: list[Node], kind: str | None = None, name: str | None = None, *,
-          ci: bool = False, pred: Callable[[Node], bool] | None = None) -> Node | None:
+def first(
+    nodes: list[Node],
+    kind: str | None = None,
+    name: str | None = None,
+    *,
+    ci: bool = False,
+    pred: Callable[[Node], bool] | None = None,
+) -> Node | None:
     for n in nodes:
         if kind is not None and n.kind != kind:
             continue
@@ -295,8 +301,11 @@ def _use_autocomplete(goal: str, nodes: list[Node], state: dict[str, Any]) -> st
     box = textboxes(nodes)[0]
     if state.get("picked") and box.value.startswith(start) and box.value.endswith(end):
         return submit(nodes)
-    options = [n for n in nodes if n.depth > 0 and n.name.startswith(start) and n.name.endswith(end)
-               and n.kind not in ("textbox", "button")]
+    options = [
+        n
+        for n in nodes
+        if n.depth > 0 and n.name.startswith(start) and n.name.endswith(end) and n.kind not in ("textbox", "button")
+    ]
     if options and box.value == start:
         state["picked"] = True
         return click(options[0])
@@ -356,7 +365,7 @@ def _odd_or_even(goal: str, nodes: list[Node], state: dict[str, Any]) -> str:
     for i, n in enumerate(nodes):
         if n.kind == "div" and re.fullmatch(r"-?\d+", n.name) and n.id not in done:
             word = "Even" if int(n.name) % 2 == 0 else "Odd"
-            near = [m for m in nodes[max(0, i - 1): i + 2] if m.kind == "button" and m.name == word]
+            near = [m for m in nodes[max(0, i - 1) : i + 2] if m.kind == "button" and m.name == word]
             done.append(n.id)
             return click(need(near[0] if near else None, f"the {word} button"))
     return submit(nodes)
@@ -388,7 +397,7 @@ def _social_media(goal: str, nodes: list[Node], state: dict[str, Any]) -> str:
     for k, i in enumerate(starts):
         if nodes[i].name != user:
             continue
-        block = nodes[i: starts[k + 1] - 1 if k + 1 < len(starts) else len(nodes)]
+        block = nodes[i : starts[k + 1] - 1 if k + 1 < len(starts) else len(nodes)]
         if action in _SOCIAL_ICONS:
             icon = first(block, pred=lambda n: n.attrs.get("class") == _SOCIAL_ICONS[action])
             return click(need(icon, f"the {action} icon"))
@@ -402,13 +411,15 @@ def _social_media(goal: str, nodes: list[Node], state: dict[str, Any]) -> str:
 @solver("email-inbox")
 def _email_inbox(goal: str, nodes: list[Node], state: dict[str, Any]) -> str:
     name = re.search(r"the email by (.+?) and ", goal).group(1)
-    opened = first(nodes, pred=lambda n: n.attrs.get("id") == "close-email") is not None or first(
-        nodes, pred=lambda n: n.kind == "div" and n.name == "Forward") is not None
+    opened = (
+        first(nodes, pred=lambda n: n.attrs.get("id") == "close-email") is not None
+        or first(nodes, pred=lambda n: n.kind == "div" and n.name == "Forward") is not None
+    )
     if "trash" in goal or "star icon" in goal:
         icon = "trash" if "trash" in goal else "star"
         for i, n in enumerate(nodes):
             if n.kind == "div" and n.name == name and n.depth > 0:
-                for m in nodes[i + 1: i + 6]:
+                for m in nodes[i + 1 : i + 6]:
                     if m.attrs.get("class", "").startswith(icon):
                         return click(m)
         raise OracleStuck(f"no {icon} icon for {name}")

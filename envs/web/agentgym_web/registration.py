@@ -10,13 +10,23 @@ import agentgym
 
 
 def register() -> None:
-    agentgym.register("web/page-v0", "agentgym_web.env:PageEnv",
-                      description="your own HTML page as a task (html=, goal=, success_js= or answer=)")
-    agentgym.register("web/miniwob-v0", "agentgym_web.miniwob:MiniWobEnv",
-                      description="MiniWoB++ tasks in Chromium through a text view (parameter: task)")
+    agentgym.register(
+        "web/page-v0",
+        "agentgym_web.env:PageEnv",
+        description="your own HTML page as a task (html=, goal=, success_js= or answer=)",
+    )
+    agentgym.register(
+        "web/miniwob-v0",
+        "agentgym_web.miniwob:MiniWobEnv",
+        description="MiniWoB++ tasks in Chromium through a text view (parameter: task)",
+    )
     for name, cls, what in (
         ("form", "FormEnv", "fill in a generated form (fields, distractors, pages)"),
-        ("shop", "ShopEnv", "search a generated shop and buy the right product (pages, distractors, options, criterion)"),
+        (
+            "shop",
+            "ShopEnv",
+            "search a generated shop and buy the right product (pages, distractors, options, criterion)",
+        ),
         ("wiki", "WikiEnv", "follow links in a generated encyclopedia to a fact (depth, branching, distractors)"),
         ("sites", "SitesEnv", "generated sites of every kind in one space for a teacher (kind, level, distractors)"),
     ):

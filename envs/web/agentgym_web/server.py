@@ -115,13 +115,20 @@ class SiteServer:
                 body = await reader.readexactly(n) if n else b""
                 resp = self._answer(method, target, headers, body)
                 payload = resp.body.encode("utf-8")
-                head = {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store",
-                        "Content-Length": str(len(payload)), "Connection": "keep-alive", **resp.headers}
+                head = {
+                    "Content-Type": "text/html; charset=utf-8",
+                    "Cache-Control": "no-store",
+                    "Content-Length": str(len(payload)),
+                    "Connection": "keep-alive",
+                    **resp.headers,
+                }
                 try:
                     reason = HTTPStatus(resp.status).phrase
                 except ValueError:
                     reason = "Status"
-                out = f"HTTP/1.1 {resp.status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n"
+                out = (
+                    f"HTTP/1.1 {resp.status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in head.items()) + "\r\n"
+                )
                 writer.write(out.encode("latin-1") + (b"" if method == "HEAD" else payload))
                 await writer.drain()
                 self.requests += 1

@@ -42,9 +42,7 @@ def generate(params: dict[str, Any], rnd: Rand) -> Problem:
         c = a * x + b
         equation = f"{_linear(a, b)} = {int(c)}"
     answer = Fraction(x)
-    return Problem(
-        text=f"Solve for x: {equation}", answer=answer, answer_text=format_rational(answer)
-    )
+    return Problem(text=f"Solve for x: {equation}", answer=answer, answer_text=format_rational(answer))
 
 
 def _signed(rnd: Rand, low: int, high: int) -> int:

@@ -25,9 +25,7 @@ DECIMAL_DENOMINATORS = (2, 4, 5, 8, 10)
 #: Numerators whose reduced form has only the factors 2 and 5 (terminating divisors).
 TERMINATING_NUMERATORS = (1, 2, 4, 5, 8, 10, 16)
 #: How each decimal operand is written, computed once: (numerator, denominator) -> "1.375".
-_DECIMAL_TEXT = {
-    (k, d): format_decimal(Fraction(k, d)) for d in DECIMAL_DENOMINATORS for k in range(1, 2 * d)
-}
+_DECIMAL_TEXT = {(k, d): format_decimal(Fraction(k, d)) for d in DECIMAL_DENOMINATORS for k in range(1, 2 * d)}
 
 
 def generate(params: dict[str, Any], rnd: Rand) -> Problem:

@@ -128,9 +128,7 @@ DISTRACTORS: tuple[Tool, ...] = (
 )
 
 
-def offer(
-    needed: list[Tool], near_misses: list[Tool], n_distractors: int, rng: np.random.Generator
-) -> list[Tool]:
+def offer(needed: list[Tool], near_misses: list[Tool], n_distractors: int, rng: np.random.Generator) -> list[Tool]:
     """The needed tools plus ``n_distractors`` others (world-specific near misses first), shuffled."""
     pool = list(near_misses) + [DISTRACTORS[i] for i in rng.permutation(len(DISTRACTORS))]
     names = {t.name for t in needed}

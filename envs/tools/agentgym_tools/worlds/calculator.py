@@ -54,9 +54,7 @@ def divide(a: float, b: float) -> float:
 
 def convert(value: float, from_unit: str, to_unit: str) -> float:
     if _DIM[from_unit] != _DIM[to_unit]:
-        raise ToolError(
-            f"cannot convert {from_unit} ({_DIM[from_unit]}) to {to_unit} ({_DIM[to_unit]})"
-        )
+        raise ToolError(f"cannot convert {from_unit} ({_DIM[from_unit]}) to {to_unit} ({_DIM[to_unit]})")
     return _r(value * UNITS[_DIM[from_unit]][from_unit] / UNITS[_DIM[to_unit]][to_unit])
 
 
@@ -158,8 +156,6 @@ def generate(params: dict[str, Any], rng: np.random.Generator) -> World:
     if extras:
         lines.append("Also compute " + "; and ".join(extras) + ".")
     last = f"the step {int(params['depth'])} result (in {unit}, without the unit)"
-    fmt = last + (
-        ", then the other values in the order asked, separated by commas" if extras else ""
-    )
+    fmt = last + (", then the other values in the order asked, separated by commas" if extras else "")
     tools = offer([TOOLS[n] for n in sorted(needed)], NEAR_MISSES, int(params["distractors"]), rng)
     return World(" ".join(lines), tools, steps, answer, f"Give {fmt}.")

@@ -58,9 +58,7 @@ DATE_TOOLS = {
     "add_days": Tool(
         "add_days",
         "The date a number of days after (or, if negative, before) a date.",
-        schema(
-            {"date": text("YYYY-MM-DD"), "days": {"type": "integer", "description": "days to add"}}
-        ),
+        schema({"date": text("YYYY-MM-DD"), "days": {"type": "integer", "description": "days to add"}}),
         add_days,
     ),
     "days_between": Tool(
@@ -69,9 +67,7 @@ DATE_TOOLS = {
         schema({"start": text("YYYY-MM-DD"), "end": text("YYYY-MM-DD")}),
         days_between,
     ),
-    "weekday": Tool(
-        "weekday", "The day of the week of a date.", schema({"date": text("YYYY-MM-DD")}), weekday
-    ),
+    "weekday": Tool("weekday", "The day of the week of a date.", schema({"date": text("YYYY-MM-DD")}), weekday),
 }
 
 
@@ -111,9 +107,7 @@ def generate(params: dict[str, Any], rng: np.random.Generator) -> World:
         days = int(rng.integers(1, 60)) * int(pick(rng, (1, 1, -1)))
         shifted = add_days(value, days)
         when = f"{days} days after" if days > 0 else f"{-days} days before"
-        steps.append(
-            Step("add_days", {"date": value, "days": days}, {"date": [value], "days": [days]}, 1)
-        )
+        steps.append(Step("add_days", {"date": value, "days": days}, {"date": [value], "days": [days]}, 1))
         needed["add_days"] = DATE_TOOLS["add_days"]
         value = shifted
         if depth == 2:
@@ -129,9 +123,7 @@ def generate(params: dict[str, Any], rng: np.random.Generator) -> World:
         if rng.random() < 0.5:
             a, b = sorted((_random_date(rng), _random_date(rng)))
             extra.append(f"how many days are there from {a} to {b}")
-            steps.append(
-                Step("days_between", {"start": a, "end": b}, {"start": [a], "end": [b]}, 0)
-            )
+            steps.append(Step("days_between", {"start": a, "end": b}, {"start": [a], "end": [b]}, 0))
             needed["days_between"] = DATE_TOOLS["days_between"]
             answer.append(days_between(a, b))
         else:
@@ -143,9 +135,7 @@ def generate(params: dict[str, Any], rng: np.random.Generator) -> World:
     if extra:
         question += " Also: " + "; and ".join(extra) + "?"
     fmt = "Dates as YYYY-MM-DD. " + (
-        "Give the answers in the order asked, separated by commas."
-        if extra
-        else "Give just the answer."
+        "Give the answers in the order asked, separated by commas." if extra else "Give just the answer."
     )
     near = [t for n, t in DATE_TOOLS.items() if n not in needed]
     tools = offer([needed[n] for n in sorted(needed)], near, int(params["distractors"]), rng)

@@ -150,11 +150,7 @@ def generate(params: dict[str, Any], rng: np.random.Generator) -> World:
         needed.add(kind)
     if extra_questions:
         question += " Also: " + "; and ".join(extra_questions) + "?"
-    fmt = (
-        "Give the answers in the order asked, separated by commas."
-        if extra_questions
-        else "Give just the answer."
-    )
+    fmt = "Give the answers in the order asked, separated by commas." if extra_questions else "Give just the answer."
     near = [tools[k] for k in ("person", "company", "city") if k not in needed]
     offered = offer([tools[k] for k in sorted(needed)], near, int(params["distractors"]), rng)
     return World(question, offered, steps, answer, fmt)

@@ -64,7 +64,8 @@ class Op:
 OPS = {
     "primes": Op(
         "the number of primes below {x} + {k}",
-        "n = {x} + {k}\nsieve = [True] * n\nfor i in range(2, n):\n    if sieve[i]:\n        for j in range(i * i, n, i):\n            sieve[j] = False\nprint(sum(sieve[2:]))",
+        "n = {x} + {k}\nsieve = [True] * n\nfor i in range(2, n):\n    if sieve[i]:\n        for j in range(i * i, "
+        "n, i):\n            sieve[j] = False\nprint(sum(sieve[2:]))",
         lambda x, k: _primes_below(x + k),
         (100, 3000),
     ),
@@ -137,9 +138,7 @@ def generate(params: dict[str, Any], rng: np.random.Generator, run: Callable[[st
         op = OPS[pick(rng, names)]
         k = int(rng.integers(*op.k_range))
         shown_x = str(x) if level == 0 else f"{var}"
-        phrases.append(
-            f"Step {level + 1}: let {chr(ord('a') + level)} be {op.phrase.format(x=shown_x, k=k)}."
-        )
+        phrases.append(f"Step {level + 1}: let {chr(ord('a') + level)} be {op.phrase.format(x=shown_x, k=k)}.")
         code = op.code.format(x=x, k=k)
         x = op.value(x, k)
         steps.append(Step("run_python", {"code": code}, {"code": [Prints(x)]}, level))
@@ -151,17 +150,13 @@ def generate(params: dict[str, Any], rng: np.random.Generator, run: Callable[[st
         k, x0 = int(rng.integers(*op.k_range)), int(rng.integers(10, 60))
         value = op.value(x0, k)
         extra.append(op.phrase.format(x=x0, k=k))
-        steps.append(
-            Step("run_python", {"code": op.code.format(x=x0, k=k)}, {"code": [Prints(value)]}, 0)
-        )
+        steps.append(Step("run_python", {"code": op.code.format(x=x0, k=k)}, {"code": [Prints(value)]}, 0))
         answer.append(value)
     question = "Use the tools to compute exactly. " + " ".join(phrases)
     if extra:
         question += " Also compute: " + "; and ".join(extra) + "."
     last = chr(ord("a") + depth - 1)
-    fmt = f"Give {last}" + (
-        ", then the other values in the order asked, separated by commas." if extra else "."
-    )
+    fmt = f"Give {last}" + (", then the other values in the order asked, separated by commas." if extra else ".")
     tools = offer([python_tool(run)], NEAR_MISSES, int(params["distractors"]), rng)
     return World(question, tools, steps, answer, fmt)
 

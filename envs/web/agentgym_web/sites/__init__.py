@@ -61,13 +61,16 @@ class SiteEnv(WebEnv):
 class FormEnv(SiteEnv):
     """Fill in a generated form (see :mod:`agentgym_web.sites.form`)."""
 
-    param_space: ClassVar[ParamSpace] = ParamSpace([
-        Integer("n_fields", 1, 8, description="fields the goal asks to fill"),
-        Integer("distractors", 0, 6, description="fields not asked for (to leave alone) and decoy buttons/links"),
-        Integer("pages", 1, 3, description="pages the form is split over (Next buttons)"),
-    ])
-    held_out: ClassVar[HeldOut] = HeldOut(seeds=HELD_OUT_SEEDS, region=Region({"n_fields": [7, 8], "pages": [3]},
-                                                                            name="long 3-page forms"))
+    param_space: ClassVar[ParamSpace] = ParamSpace(
+        [
+            Integer("n_fields", 1, 8, description="fields the goal asks to fill"),
+            Integer("distractors", 0, 6, description="fields not asked for (to leave alone) and decoy buttons/links"),
+            Integer("pages", 1, 3, description="pages the form is split over (Next buttons)"),
+        ]
+    )
+    held_out: ClassVar[HeldOut] = HeldOut(
+        seeds=HELD_OUT_SEEDS, region=Region({"n_fields": [7, 8], "pages": [3]}, name="long 3-page forms")
+    )
 
     def build_site(self, params: dict[str, Any], rng: np.random.Generator) -> Site:
         from agentgym_web.sites.form import FormSite
@@ -78,14 +81,21 @@ class FormEnv(SiteEnv):
 class ShopEnv(SiteEnv):
     """Search a generated shop and buy the right product (see :mod:`agentgym_web.sites.shop`)."""
 
-    param_space: ClassVar[ParamSpace] = ParamSpace([
-        Integer("pages", 1, 4, description="pages of results the product's kind fills (5 a page)"),
-        Integer("distractors", 0, 6, description="near-miss products"),
-        Integer("options", 0, 2, description="0: none; 1: a size; 2: a size and a quantity"),
-        Categorical("criterion", ("name", "cheapest"), description="the goal names the product, or asks for the cheapest of a kind"),
-    ])
-    held_out: ClassVar[HeldOut] = HeldOut(seeds=HELD_OUT_SEEDS, region=Region({"criterion": ["cheapest"], "pages": [4]},
-                                                                            name="cheapest over 4 pages"))
+    param_space: ClassVar[ParamSpace] = ParamSpace(
+        [
+            Integer("pages", 1, 4, description="pages of results the product's kind fills (5 a page)"),
+            Integer("distractors", 0, 6, description="near-miss products"),
+            Integer("options", 0, 2, description="0: none; 1: a size; 2: a size and a quantity"),
+            Categorical(
+                "criterion",
+                ("name", "cheapest"),
+                description="the goal names the product, or asks for the cheapest of a kind",
+            ),
+        ]
+    )
+    held_out: ClassVar[HeldOut] = HeldOut(
+        seeds=HELD_OUT_SEEDS, region=Region({"criterion": ["cheapest"], "pages": [4]}, name="cheapest over 4 pages")
+    )
 
     def build_site(self, params: dict[str, Any], rng: np.random.Generator) -> Site:
         from agentgym_web.sites.shop import ShopSite
@@ -96,13 +106,16 @@ class ShopEnv(SiteEnv):
 class WikiEnv(SiteEnv):
     """Navigate a generated encyclopedia to a fact (see :mod:`agentgym_web.sites.wiki`)."""
 
-    param_space: ClassVar[ParamSpace] = ParamSpace([
-        Integer("depth", 1, 4, description="links from the front page down to the town"),
-        Integer("branching", 2, 5, description="links to places on each page"),
-        Integer("distractors", 0, 6, description="unrelated links per page; 2+ adds a table of nearby towns"),
-    ])
-    held_out: ClassVar[HeldOut] = HeldOut(seeds=HELD_OUT_SEEDS, region=Region({"depth": [4], "branching": [5]},
-                                                                            name="deepest, widest"))
+    param_space: ClassVar[ParamSpace] = ParamSpace(
+        [
+            Integer("depth", 1, 4, description="links from the front page down to the town"),
+            Integer("branching", 2, 5, description="links to places on each page"),
+            Integer("distractors", 0, 6, description="unrelated links per page; 2+ adds a table of nearby towns"),
+        ]
+    )
+    held_out: ClassVar[HeldOut] = HeldOut(
+        seeds=HELD_OUT_SEEDS, region=Region({"depth": [4], "branching": [5]}, name="deepest, widest")
+    )
 
     def build_site(self, params: dict[str, Any], rng: np.random.Generator) -> Site:
         from agentgym_web.sites.wiki import WikiSite
@@ -113,8 +126,11 @@ class WikiEnv(SiteEnv):
 #: How ``web/sites-v0``'s ``level`` maps to each kind's own parameters.
 LEVELS: dict[str, dict[int, dict[str, Any]]] = {
     "form": {1: {"n_fields": 2, "pages": 1}, 2: {"n_fields": 4, "pages": 2}, 3: {"n_fields": 6, "pages": 3}},
-    "shop": {1: {"pages": 1, "options": 0, "criterion": "name"}, 2: {"pages": 2, "options": 1, "criterion": "name"},
-             3: {"pages": 3, "options": 2, "criterion": "cheapest"}},
+    "shop": {
+        1: {"pages": 1, "options": 0, "criterion": "name"},
+        2: {"pages": 2, "options": 1, "criterion": "name"},
+        3: {"pages": 3, "options": 2, "criterion": "cheapest"},
+    },
     "wiki": {1: {"depth": 2, "branching": 3}, 2: {"depth": 3, "branching": 4}, 3: {"depth": 4, "branching": 5}},
 }
 
@@ -122,13 +138,24 @@ LEVELS: dict[str, dict[int, dict[str, Any]]] = {
 class SitesEnv(SiteEnv):
     """All three kinds of generated site in one space, for a teacher: kind, level, distractors."""
 
-    param_space: ClassVar[ParamSpace] = ParamSpace([
-        Categorical("kind", ("form", "shop", "wiki"), description="form to fill, shop to buy from, wiki to find a fact in"),
-        Integer("level", 1, 3, description="difficulty within the kind (fields and pages; result pages and options; depth and branching)"),
-        Integer("distractors", 0, 6, description="distractor fields, products or links"),
-    ])
-    held_out: ClassVar[HeldOut] = HeldOut(seeds=HELD_OUT_SEEDS, region=Region({"kind": ["wiki"], "level": [3]},
-                                                                            name="wiki, level 3"))
+    param_space: ClassVar[ParamSpace] = ParamSpace(
+        [
+            Categorical(
+                "kind", ("form", "shop", "wiki"), description="form to fill, shop to buy from, wiki to find a fact in"
+            ),
+            Integer(
+                "level",
+                1,
+                3,
+                description="difficulty within the kind (fields and pages; result pages and options; depth and "
+                "branching)",
+            ),
+            Integer("distractors", 0, 6, description="distractor fields, products or links"),
+        ]
+    )
+    held_out: ClassVar[HeldOut] = HeldOut(
+        seeds=HELD_OUT_SEEDS, region=Region({"kind": ["wiki"], "level": [3]}, name="wiki, level 3")
+    )
 
     def build_site(self, params: dict[str, Any], rng: np.random.Generator) -> Site:
         kind = params["kind"]

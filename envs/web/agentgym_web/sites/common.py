@@ -122,16 +122,109 @@ def page(title: str, body: str, nav: str = "") -> str:
 
 
 # ----- made-up words -----------------------------------------------------------------------------
-FIRST_NAMES = ("Ana", "Bruno", "Chiara", "Dmitri", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas", "Kaia",
-               "Lior", "Mara", "Niko", "Oona", "Pavel", "Quinn", "Rosa", "Soren", "Talia", "Umar", "Vera",
-               "Wim", "Xenia", "Yusuf", "Zora")
-LAST_NAMES = ("Abara", "Brandt", "Castell", "Duval", "Eriksen", "Fonseca", "Galvin", "Horvat", "Ibsen", "Jaramillo",
-              "Kovacs", "Lindqvist", "Moreau", "Novak", "Okafor", "Petrov", "Quispe", "Rinaldi", "Sato", "Toivonen",
-              "Urbina", "Varga", "Weller", "Yilmaz", "Zielinski")
-_SYL_A = ("Val", "Kor", "Bel", "Tam", "Ris", "Ost", "Mer", "Dun", "Fal", "Gor", "Hal", "Lun", "Nor", "Pel", "Sar",
-          "Tor", "Ves", "Wen", "Yar", "Zel", "Ald", "Bren", "Cal", "Eld")
-_SYL_B = ("mora", "dell", "avia", "ston", "ria", "heim", "mar", "wick", "ora", "vik", "gard", "enza", "ford",
-          "ima", "burg", "lund", "aro", "esse", "ton", "ova")
+FIRST_NAMES = (
+    "Ana",
+    "Bruno",
+    "Chiara",
+    "Dmitri",
+    "Elif",
+    "Farid",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kaia",
+    "Lior",
+    "Mara",
+    "Niko",
+    "Oona",
+    "Pavel",
+    "Quinn",
+    "Rosa",
+    "Soren",
+    "Talia",
+    "Umar",
+    "Vera",
+    "Wim",
+    "Xenia",
+    "Yusuf",
+    "Zora",
+)
+LAST_NAMES = (
+    "Abara",
+    "Brandt",
+    "Castell",
+    "Duval",
+    "Eriksen",
+    "Fonseca",
+    "Galvin",
+    "Horvat",
+    "Ibsen",
+    "Jaramillo",
+    "Kovacs",
+    "Lindqvist",
+    "Moreau",
+    "Novak",
+    "Okafor",
+    "Petrov",
+    "Quispe",
+    "Rinaldi",
+    "Sato",
+    "Toivonen",
+    "Urbina",
+    "Varga",
+    "Weller",
+    "Yilmaz",
+    "Zielinski",
+)
+_SYL_A = (
+    "Val",
+    "Kor",
+    "Bel",
+    "Tam",
+    "Ris",
+    "Ost",
+    "Mer",
+    "Dun",
+    "Fal",
+    "Gor",
+    "Hal",
+    "Lun",
+    "Nor",
+    "Pel",
+    "Sar",
+    "Tor",
+    "Ves",
+    "Wen",
+    "Yar",
+    "Zel",
+    "Ald",
+    "Bren",
+    "Cal",
+    "Eld",
+)
+_SYL_B = (
+    "mora",
+    "dell",
+    "avia",
+    "ston",
+    "ria",
+    "heim",
+    "mar",
+    "wick",
+    "ora",
+    "vik",
+    "gard",
+    "enza",
+    "ford",
+    "ima",
+    "burg",
+    "lund",
+    "aro",
+    "esse",
+    "ton",
+    "ova",
+)
 
 
 def place_names(rng: np.random.Generator, n: int, taken: set[str] | None = None) -> list[str]:
@@ -154,8 +247,9 @@ def pick(rng: np.random.Generator, seq: Any) -> Any:
     return seq[int(rng.integers(len(seq)))]
 
 
-def find_node(nodes: list[Node], kind: str | tuple[str, ...] | None = None, name: str | None = None,
-              after: int = -1) -> Node | None:
+def find_node(
+    nodes: list[Node], kind: str | tuple[str, ...] | None = None, name: str | None = None, after: int = -1
+) -> Node | None:
     """The first node (of a kind, with a name) listed after index ``after``."""
     kinds = (kind,) if isinstance(kind, str) else kind
     for i, n in enumerate(nodes):
@@ -167,4 +261,3 @@ def find_node(nodes: list[Node], kind: str | tuple[str, ...] | None = None, name
             continue
         return n
     return None
-

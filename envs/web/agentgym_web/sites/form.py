@@ -33,8 +33,20 @@ from agentgym_web.sites.common import (
     place_names,
 )
 
-COUNTRIES = ("Argentina", "Canada", "Estonia", "Ghana", "India", "Japan", "Kenya", "Mexico", "Norway", "Peru",
-             "Portugal", "Vietnam")
+COUNTRIES = (
+    "Argentina",
+    "Canada",
+    "Estonia",
+    "Ghana",
+    "India",
+    "Japan",
+    "Kenya",
+    "Mexico",
+    "Norway",
+    "Peru",
+    "Portugal",
+    "Vietnam",
+)
 
 
 @dataclass
@@ -64,14 +76,41 @@ def _field_pool(rng: np.random.Generator) -> list[Field]:
         Field("city", "City", "text", target=city),
         Field("postal_code", "Postal code", "text", target=str(int(rng.integers(10000, 99999)))),
         Field("age", "Age", "number", target=str(int(rng.integers(18, 80)))),
-        Field("company", "Company", "text", target=f"{place_names(rng, 1)[0]} {pick(rng, ('Labs', 'Works', 'Group', 'Trading'))}"),
-        Field("comments", "Comments", "textarea", target=pick(rng, ("Please call after noon.", "Deliver to the back door.",
-                                                                       "No rush on this one.", "Thanks for the quick help."))),
+        Field(
+            "company",
+            "Company",
+            "text",
+            target=f"{place_names(rng, 1)[0]} {pick(rng, ('Labs', 'Works', 'Group', 'Trading'))}",
+        ),
+        Field(
+            "comments",
+            "Comments",
+            "textarea",
+            target=pick(
+                rng,
+                (
+                    "Please call after noon.",
+                    "Deliver to the back door.",
+                    "No rush on this one.",
+                    "Thanks for the quick help.",
+                ),
+            ),
+        ),
         Field("country", "Country", "select", options=("Choose...", *COUNTRIES), default="Choose..."),
-        Field("department", "Department", "select", options=("Choose...", "Sales", "Support", "Research", "Legal", "Finance"),
-              default="Choose..."),
-        Field("language", "Language", "select", options=("English", "Spanish", "French", "German", "Swahili"),
-              default="English"),
+        Field(
+            "department",
+            "Department",
+            "select",
+            options=("Choose...", "Sales", "Support", "Research", "Legal", "Finance"),
+            default="Choose...",
+        ),
+        Field(
+            "language",
+            "Language",
+            "select",
+            options=("English", "Spanish", "French", "German", "Swahili"),
+            default="English",
+        ),
         Field("size", "Shirt size", "select", options=("S", "M", "L", "XL"), default="M"),
         Field("plan", "Plan", "radio", options=("Basic", "Standard", "Premium")),
         Field("contact_time", "Contact time", "radio", options=("Morning", "Afternoon", "Evening")),
@@ -118,9 +157,16 @@ class FormSite(Site):
         # The goal lists the fields in a shuffled order (not simply top to bottom).
         asked_order = [asked[int(i)] for i in rng.permutation(len(asked))]
         multi = f" The form has {pages} pages." if pages > 1 else ""
-        self.goal = ("Fill in the form and submit it." + multi + " " + "; ".join(f.describe() for f in asked_order)
-                     + ". Leave the other fields as they are.")
-        self.title = pick(rng, ("Registration", "Contact us", "Order details", "Membership application", "Support request"))
+        self.goal = (
+            "Fill in the form and submit it."
+            + multi
+            + " "
+            + "; ".join(f.describe() for f in asked_order)
+            + ". Leave the other fields as they are."
+        )
+        self.title = pick(
+            rng, ("Registration", "Contact us", "Order details", "Membership application", "Support request")
+        )
         self.reset_state()
 
     # ----- state ---------------------------------------------------------------------------------
@@ -135,22 +181,32 @@ class FormSite(Site):
         v = self.values[f.name]
         fid = f"f_{f.name}"
         if f.kind in ("text", "email", "tel", "number"):
-            return (f"<div class='row'><label for='{fid}'>{esc(f.label)}</label>"
-                    f"<input id='{fid}' name='{f.name}' type='{f.kind}' value='{esc(v)}'></div>")
+            return (
+                f"<div class='row'><label for='{fid}'>{esc(f.label)}</label>"
+                f"<input id='{fid}' name='{f.name}' type='{f.kind}' value='{esc(v)}'></div>"
+            )
         if f.kind == "textarea":
-            return (f"<div class='row'><label for='{fid}'>{esc(f.label)}</label>"
-                    f"<textarea id='{fid}' name='{f.name}' rows='2'>{esc(v)}</textarea></div>")
+            return (
+                f"<div class='row'><label for='{fid}'>{esc(f.label)}</label>"
+                f"<textarea id='{fid}' name='{f.name}' rows='2'>{esc(v)}</textarea></div>"
+            )
         if f.kind == "select":
             opts = "".join(f"<option{' selected' if o == v else ''}>{esc(o)}</option>" for o in f.options)
-            return (f"<div class='row'><label for='{fid}'>{esc(f.label)}</label>"
-                    f"<select id='{fid}' name='{f.name}'>{opts}</select></div>")
+            return (
+                f"<div class='row'><label for='{fid}'>{esc(f.label)}</label>"
+                f"<select id='{fid}' name='{f.name}'>{opts}</select></div>"
+            )
         if f.kind == "radio":
             items = "".join(
-                f"<label><input type='radio' name='{f.name}' value='{esc(o)}'{' checked' if o == v else ''}>{esc(o)}</label> "
-                for o in f.options)
+                f"<label><input type='radio' name='{f.name}' "
+                f"value='{esc(o)}'{' checked' if o == v else ''}>{esc(o)}</label> "
+                for o in f.options
+            )
             return f"<fieldset><legend>{esc(f.label)}</legend>{items}</fieldset>"
-        return (f"<div class='row'><label><input type='checkbox' name='{f.name}'{' checked' if v == 'on' else ''}>"
-                f"{esc(f.label)}</label></div>")
+        return (
+            f"<div class='row'><label><input type='checkbox' name='{f.name}'{' checked' if v == 'on' else ''}>"
+            f"{esc(f.label)}</label></div>"
+        )
 
     def _form_page(self, p: int, note: str = "") -> str:
         fields = "".join(self._control(f) for f in self.fields if f.page == p)
@@ -163,15 +219,21 @@ class FormSite(Site):
         if "cancel" in self.decoys:
             buttons += " <a href='/cancel'>Cancel</a>"
         step = f"<p class='muted'>Page {p + 1} of {self.pages}</p>" if self.pages > 1 else ""
-        body = (f"<h1>{esc(self.title)}</h1>{step}" + (f"<p>{esc(note)}</p>" if note else "")
-                + f"<form method='post' action='/form/{p + 1}'>{fields}<div class='row'>{buttons}</div></form>")
+        body = (
+            f"<h1>{esc(self.title)}</h1>{step}"
+            + (f"<p>{esc(note)}</p>" if note else "")
+            + f"<form method='post' action='/form/{p + 1}'>{fields}<div class='row'>{buttons}</div></form>"
+        )
         return page(self.title, body)
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], form: dict[str, list[str]]) -> Response:
         if path == "/cancel":
             self.cancelled += 1
-            return Response(page("Cancelled", "<h1>Form cancelled</h1><p>Nothing was sent.</p>"
-                                 "<a href='/form/1'>Back to the form</a>"))
+            return Response(
+                page(
+                    "Cancelled", "<h1>Form cancelled</h1><p>Nothing was sent.</p><a href='/form/1'>Back to the form</a>"
+                )
+            )
         if path.startswith("/form/"):
             try:
                 p = int(path.split("/")[2]) - 1
@@ -221,7 +283,9 @@ class FormSite(Site):
     def oracle(self, nodes: list[Node], url: str, state: dict[str, Any]) -> str:
         if "/cancel" in url:
             return format_action("click", need(find_node(nodes, "link", "Back to the form"), "the way back").id)
-        page_no = next((int(n.name.split()[1]) - 1 for n in nodes if n.name.startswith("Page ") and " of " in n.name), 0)
+        page_no = next(
+            (int(n.name.split()[1]) - 1 for n in nodes if n.name.startswith("Page ") and " of " in n.name), 0
+        )
         for f in self.fields:
             if f.page != page_no or f.target is None:
                 continue

@@ -28,9 +28,18 @@ from agentgym_web.page import Node
 from agentgym_web.sites.common import OracleStuck, Response, Site, esc, find_node, need, page, pick
 
 ITEMS = ("Scarf", "Hat", "Mug", "Lamp", "Backpack", "Notebook", "Jacket", "Kettle", "Blanket", "Umbrella")
-PLURALS = {"Scarf": "Scarves", "Hat": "Hats", "Mug": "Mugs", "Lamp": "Lamps", "Backpack": "Backpacks",
-           "Notebook": "Notebooks", "Jacket": "Jackets", "Kettle": "Kettles", "Blanket": "Blankets",
-           "Umbrella": "Umbrellas"}
+PLURALS = {
+    "Scarf": "Scarves",
+    "Hat": "Hats",
+    "Mug": "Mugs",
+    "Lamp": "Lamps",
+    "Backpack": "Backpacks",
+    "Notebook": "Notebooks",
+    "Jacket": "Jackets",
+    "Kettle": "Kettles",
+    "Blanket": "Blankets",
+    "Umbrella": "Umbrellas",
+}
 COLORS = ("Red", "Blue", "Green", "Black", "White", "Grey", "Yellow", "Purple", "Orange", "Teal")
 MATERIALS = ("Wool", "Cotton", "Leather", "Steel", "Ceramic", "Bamboo", "Linen", "Canvas")
 SIZES = ("S", "M", "L", "XL")
@@ -129,15 +138,22 @@ class ShopSite(Site):
         return f"<a href='/'>Home</a><a href='/cart'>Cart ({len(self.cart)})</a>"
 
     def _search_box(self, q: str = "") -> str:
-        return ("<form method='get' action='/search'><label for='q'>Search products</label>"
-                f"<input id='q' name='q' type='search' value='{esc(q)}'> <button type='submit'>Search</button></form>")
+        return (
+            "<form method='get' action='/search'><label for='q'>Search products</label>"
+            f"<input id='q' name='q' type='search' value='{esc(q)}'> <button type='submit'>Search</button></form>"
+        )
 
     def _listing(self, title: str, items: list[Product], pg: int, base: str) -> str:
         n_pages = max(1, -(-len(items) // PAGE_SIZE))
         pg = min(max(1, pg), n_pages)
-        shown = items[(pg - 1) * PAGE_SIZE: pg * PAGE_SIZE]
-        rows = "".join(f"<li><a href='/product/{p.pid}'>{esc(p.name)}</a><span class='price'>{p.price_text}</span></li>"
-                       for p in shown) or "<li>No products found.</li>"
+        shown = items[(pg - 1) * PAGE_SIZE : pg * PAGE_SIZE]
+        rows = (
+            "".join(
+                f"<li><a href='/product/{p.pid}'>{esc(p.name)}</a><span class='price'>{p.price_text}</span></li>"
+                for p in shown
+            )
+            or "<li>No products found.</li>"
+        )
         sep = "&" if "?" in base else "?"
         links = []
         if pg > 1:
@@ -167,8 +183,9 @@ class ShopSite(Site):
             return Response(page("Shop", body, self._nav()))
         if path == "/search":
             q = query.get("q", [""])[0]
-            return Response(self._listing(f"Results for \u201c{q}\u201d", self._matches(q), pg,
-                                          f"/search?q={quote_plus(q)}"))
+            return Response(
+                self._listing(f"Results for \u201c{q}\u201d", self._matches(q), pg, f"/search?q={quote_plus(q)}")
+            )
         if path.startswith("/category/"):
             item = path.split("/")[2].capitalize()
             if item not in ITEMS:
@@ -181,22 +198,34 @@ class ShopSite(Site):
             opts = ""
             if self.options >= 1:
                 sizes = "".join(f"<option>{s}</option>" for s in ("Choose a size", *SIZES))
-                opts += f"<div class='row'><label for='size'>Size</label><select id='size' name='size'>{sizes}</select></div>"
+                opts += (
+                    f"<div class='row'><label for='size'>Size</label>"
+                    f"<select id='size' name='size'>{sizes}</select></div>"
+                )
             if self.options >= 2:
-                opts += ("<div class='row'><label for='qty'>Quantity</label>"
-                         "<input id='qty' name='qty' type='number' value='1' min='1' max='9'></div>")
-            body = (f"<h1>{esc(p.name)}</h1><p class='price'>{p.price_text}</p>"
-                    f"<p>A {p.color.lower()} {p.item.lower()} made of {p.material.lower()}.</p>"
-                    f"<form method='post' action='/cart/add'><input type='hidden' name='pid' value='{p.pid}'>"
-                    f"{opts}<button type='submit'>Add to cart</button></form>")
+                opts += (
+                    "<div class='row'><label for='qty'>Quantity</label>"
+                    "<input id='qty' name='qty' type='number' value='1' min='1' max='9'></div>"
+                )
+            body = (
+                f"<h1>{esc(p.name)}</h1><p class='price'>{p.price_text}</p>"
+                f"<p>A {p.color.lower()} {p.item.lower()} made of {p.material.lower()}.</p>"
+                f"<form method='post' action='/cart/add'><input type='hidden' name='pid' value='{p.pid}'>"
+                f"{opts}<button type='submit'>Add to cart</button></form>"
+            )
             return Response(page(p.name, body, self._nav()))
         if path == "/cart/add" and method == "POST":
             pid = _int(form.get("pid", [""])[0], -1)
             if pid in self.by_id:
                 size = form.get("size", [None])[0] if self.options >= 1 else None
                 if size == "Choose a size":
-                    return Response(page("Choose a size", "<h1>Choose a size first</h1>"
-                                         f"<a href='/product/{pid}'>Back to the product</a>", self._nav()))
+                    return Response(
+                        page(
+                            "Choose a size",
+                            f"<h1>Choose a size first</h1><a href='/product/{pid}'>Back to the product</a>",
+                            self._nav(),
+                        )
+                    )
                 qty = max(1, min(9, _int(form.get("qty", ["1"])[0], 1)))
                 self.cart.append((pid, size, qty))
             return Response.redirect("/cart")
@@ -210,11 +239,16 @@ class ShopSite(Site):
             for i, (pid, size, qty) in enumerate(self.cart):
                 p = self.by_id[pid]
                 desc = p.name + (f", size {size}" if size else "") + f", quantity {qty}"
-                rows += (f"<li><span>{esc(desc)}</span> <form method='post' action='/cart/remove' style='display:inline'>"
-                         f"<input type='hidden' name='line' value='{i}'><button type='submit'>Remove</button></form></li>")
-            body = ("<h1>Your cart</h1>" + (f"<ul>{rows}</ul>" if rows else "<p>The cart is empty.</p>")
-                    + "<form method='post' action='/checkout'><button type='submit'>Checkout</button></form>"
-                    + "<a href='/'>Continue shopping</a>")
+                rows += (
+                    f"<li><span>{esc(desc)}</span> <form method='post' action='/cart/remove' style='display:inline'>"
+                    f"<input type='hidden' name='line' value='{i}'><button type='submit'>Remove</button></form></li>"
+                )
+            body = (
+                "<h1>Your cart</h1>"
+                + (f"<ul>{rows}</ul>" if rows else "<p>The cart is empty.</p>")
+                + "<form method='post' action='/checkout'><button type='submit'>Checkout</button></form>"
+                + "<a href='/'>Continue shopping</a>"
+            )
             return Response(page("Cart", body, self._nav()))
         if path == "/checkout" and method == "POST":
             self.ordered = list(self.cart)
@@ -234,8 +268,13 @@ class ShopSite(Site):
         elif not self.ordered:
             msg = "The cart was empty."
         else:
-            msg = "The order held: " + "; ".join(
-                self.by_id[pid].name + (f" (size {s})" if s else "") + f" x{q}" for pid, s, q in self.ordered) + "."
+            msg = (
+                "The order held: "
+                + "; ".join(
+                    self.by_id[pid].name + (f" (size {s})" if s else "") + f" x{q}" for pid, s, q in self.ordered
+                )
+                + "."
+            )
         return Outcome(done=True, success=ok, reward=float(ok), progress=progress, message=msg)
 
     # ----- scripted solver ----------------------------------------------------------------------------
@@ -270,7 +309,9 @@ class ShopSite(Site):
                 raise OracleStuck(f"{t.name} is not in the results")
             # Cheapest: read every page of the results, then go to the best one.
             seen = state.setdefault("seen", {})
-            current = next((int(n.name.split()[1]) for n in nodes if n.name.startswith("Page ") and " of " in n.name), 1)
+            current = next(
+                (int(n.name.split()[1]) for n in nodes if n.name.startswith("Page ") and " of " in n.name), 1
+            )
             for i, n in enumerate(nodes):
                 if n.kind == "link" and i + 1 < len(nodes) and nodes[i + 1].name.startswith("$"):
                     cents = int(round(float(nodes[i + 1].name[1:]) * 100))

@@ -38,14 +38,28 @@ from agentgym_web.sites.common import (
 
 LEVELS = ("region", "province", "district", "town")
 FACTS = ("population", "founded", "mayor", "river", "elevation")
-_FACT_LABEL = {"population": "Population", "founded": "Founded", "mayor": "Mayor", "river": "River",
-               "elevation": "Elevation"}
-_QUESTION = {"population": "What is the population of {town}?", "founded": "In which year was {town} founded?",
-             "mayor": "Who is the mayor of {town}?", "river": "Which river flows through {town}?",
-             "elevation": "What is the elevation of {town}?"}
-_LEADS = ("lies in the hills above the coast", "is known for its markets and old bridges",
-          "grew around a crossing of two trade roads", "has a mild climate and long summers",
-          "is home to a small university", "was rebuilt after a great flood")
+_FACT_LABEL = {
+    "population": "Population",
+    "founded": "Founded",
+    "mayor": "Mayor",
+    "river": "River",
+    "elevation": "Elevation",
+}
+_QUESTION = {
+    "population": "What is the population of {town}?",
+    "founded": "In which year was {town} founded?",
+    "mayor": "Who is the mayor of {town}?",
+    "river": "Which river flows through {town}?",
+    "elevation": "What is the elevation of {town}?",
+}
+_LEADS = (
+    "lies in the hills above the coast",
+    "is known for its markets and old bridges",
+    "grew around a crossing of two trade roads",
+    "has a mild climate and long summers",
+    "is home to a small university",
+    "was rebuilt after a great flood",
+)
 _TOPICS = ("Climate", "History", "Economy", "Transport", "Culture", "Sport", "Cuisine", "Geology")
 
 
@@ -129,14 +143,19 @@ class WikiSite(Site):
         self.fact = pick(rng, FACTS)
         self.value = self.target.facts[self.fact]
         self.topics = [pick(rng, _TOPICS) for _ in range(distractors)]
-        self.nearby = [(n, _facts(rng, rivers)) for n in place_names(rng, min(distractors, 4), taken)] if distractors >= 2 else []
+        self.nearby = (
+            [(n, _facts(rng, rivers)) for n in place_names(rng, min(distractors, 4), taken)] if distractors >= 2 else []
+        )
         where = ""
         chain = [p.name for p in self.path[:-1]]
         if chain:
             kinds = [LEVELS[len(LEVELS) - depth + i] for i in range(len(chain))]
             where = " It lies in " + ", in ".join(f"the {k} of {n}" for k, n in zip(kinds[::-1], chain[::-1])) + "."
-        self.goal = (_QUESTION[self.fact].format(town=self.target.name) + where
-                     + ' Find it on the site and reply with answer("...").')
+        self.goal = (
+            _QUESTION[self.fact].format(town=self.target.name)
+            + where
+            + ' Find it on the site and reply with answer("...").'
+        )
 
     # ----- pages -----------------------------------------------------------------------------------
     def _nav(self) -> str:
@@ -155,16 +174,22 @@ class WikiSite(Site):
             body += f"<table class='info'>{rows}</table>"
             if self.nearby:
                 head = "".join(f"<th>{_FACT_LABEL[k]}</th>" for k in ("population", "founded", "elevation"))
-                rows = "".join(f"<tr><td>{esc(n)}</td>" + "".join(f"<td>{esc(f[k])}</td>" for k in ("population", "founded", "elevation"))
-                               + "</tr>" for n, f in self.nearby)
+                rows = "".join(
+                    f"<tr><td>{esc(n)}</td>"
+                    + "".join(f"<td>{esc(f[k])}</td>" for k in ("population", "founded", "elevation"))
+                    + "</tr>"
+                    for n, f in self.nearby
+                )
                 body += f"<h2>Nearby towns</h2><table class='info'><tr><th>Town</th>{head}</tr>{rows}</table>"
         if p.children:
             kind = LEVELS[len(LEVELS) - self.depth + p.level] if p.level < self.depth else "place"
             items = "".join(f"<li><a href='/wiki/{c.slug}'>{esc(c.name)}</a></li>" for c in p.children)
             body += f"<h2>{kind.capitalize()}s</h2><ul>{items}</ul>"
         if self.topics:
-            links = "".join(f"<li><a href='/wiki/topic-{t.lower()}-{p.slug}'>{t} of {esc(p.name)}</a></li>"
-                            for t in dict.fromkeys(self.topics))
+            links = "".join(
+                f"<li><a href='/wiki/topic-{t.lower()}-{p.slug}'>{t} of {esc(p.name)}</a></li>"
+                for t in dict.fromkeys(self.topics)
+            )
             body += f"<h2>See also</h2><ul>{links}</ul>"
         return page(p.name, body, self._nav())
 
@@ -174,15 +199,20 @@ class WikiSite(Site):
         if path == "/wiki/random":
             return Response(page("Random article", "<h1>Random article</h1><p>This page is a stub.</p>", self._nav()))
         if path.startswith("/wiki/topic-"):
-            _, topic, slug = path[len("/wiki/"):].split("-", 2)
+            _, topic, slug = path[len("/wiki/") :].split("-", 2)
             p = self.pages.get(slug)
             if p is None:
                 return Response(page("Not found", "<h1>Not found</h1>", self._nav()), status=404)
             text = f"The {topic} of {esc(p.name)} is described in many old books. This article is a stub."
-            return Response(page(f"{topic.capitalize()} of {p.name}",
-                                 f"<h1>{topic.capitalize()} of {esc(p.name)}</h1><p>{text}</p>", self._nav()))
+            return Response(
+                page(
+                    f"{topic.capitalize()} of {p.name}",
+                    f"<h1>{topic.capitalize()} of {esc(p.name)}</h1><p>{text}</p>",
+                    self._nav(),
+                )
+            )
         if path.startswith("/wiki/"):
-            p = self.pages.get(path[len("/wiki/"):])
+            p = self.pages.get(path[len("/wiki/") :])
             if p is None:
                 return Response(page("Not found", "<h1>Not found</h1>", self._nav()), status=404)
             return Response(self._article(p))
@@ -195,8 +225,13 @@ class WikiSite(Site):
         if not text.strip():
             return 'the answer is empty; write it inside answer("...")'
         ok = _norm(text) == _norm(self.value)
-        return Outcome(done=True, success=ok, reward=float(ok), progress=float(ok),
-                       message="" if ok else f"The answer was {self.value}.")
+        return Outcome(
+            done=True,
+            success=ok,
+            reward=float(ok),
+            progress=float(ok),
+            message="" if ok else f"The answer was {self.value}.",
+        )
 
     # ----- scripted solver ---------------------------------------------------------------------------
     def oracle(self, nodes: list[Node], url: str, state: dict[str, Any]) -> str:

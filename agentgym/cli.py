@@ -371,11 +371,79 @@ def train(
     if result.interrupted:
         console.print(f"stopped at step {result.steps_done}; continue with: agentgym train --resume {result.run_dir}")
         raise typer.Exit(130)
+    _print_result(result)
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def sft(
+    config: Annotated[str, typer.Argument(help="YAML run config with a warmup section.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. warmup.steps=20.")] = None,
+) -> None:
+    """Supervised fine-tuning alone: the config's warm start (warmup.*), no GRPO steps."""
+    from agentgym.config import ConfigError
+    from agentgym.grpo.trainer import train_from_config
+
+    try:
+        result = train_from_config(config, [*(overrides or []), "train.steps=0"])
+    except (ConfigError, FileExistsError, FileNotFoundError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if result.interrupted:
+        console.print(f"stopped at step {result.steps_done}; continue with: agentgym train --resume {result.run_dir}")
+        raise typer.Exit(130)
+    _print_result(result)
+
+
+@app.command()
+def demos(
+    env_id: Annotated[str, typer.Argument(help="Registered env id.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL file of Episodes to write.")],
+    n: Annotated[int, typer.Option("--n", min=1, help="Training tasks to demonstrate.")] = 128,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="Restrict tasks like env.params: NAME=[v1,v2] or NAME=v (repeatable)."),
+    ] = None,
+    env_kwarg: Annotated[list[str] | None, typer.Option("--env-kwarg", "-e", help="Env kwarg NAME=VALUE.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the task draws.")] = 0,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest demonstrated reply, in tokens.")] = 256,
+) -> None:
+    """Play training tasks with the env's own demonstrator (oracle, or a game's scripted
+    optimal players) and write them as Episodes for warmup.source=file."""
+    from agentgym.policies.base import ChatFormat
+    from agentgym.policies.models import load_tokenizer
+    from agentgym.rollout.demos import make_demos, save_demos
+    from agentgym.spaces import ParamError
+
+    _check_env(env_id)
+    restrict = {k: v if isinstance(v, list) else [v] for k, v in _parse_params(param).items()}
+    try:
+        eps, stats = make_demos(
+            env_id,
+            ChatFormat(load_tokenizer()),
+            n,
+            restrict=restrict,
+            seed=seed,
+            env_kwargs=_parse_params(env_kwarg),
+            max_new_tokens=max_new_tokens,
+        )
+    except (ParamError, ValueError, TypeError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    save_demos(out, eps)
+    console.print(
+        f"{stats.kept} demonstrations of {stats.tasks} tasks ({stats.failed} not solved, left out); wrote {out}"
+    )
+
+
+def _print_result(result) -> None:
     first, last = min(result.evals), max(result.evals)
     table = Table(title=f"held-out success ({result.run_dir})")
     for col in ("", "step", "success"):
         table.add_column(col)
     table.add_row("before", str(first), f"{result.evals[first]:.1%}")
+    warm = getattr(result, "warmup_steps", 0)
+    if warm and warm in result.evals and warm != last:
+        table.add_row("after warm start", str(warm), f"{result.evals[warm]:.1%}")
     table.add_row("after", str(last), f"{result.evals[last]:.1%}")
     table.add_row("change", "", f"{(result.evals[last] - result.evals[first]) * 100:+.1f} points")
     console.print(table)

@@ -163,8 +163,32 @@ class MultiAgentConfig(_Section):
     swap_every: int = Field(0, ge=0)
 
 
+class WarmupConfig(_Section):
+    """Supervised warm start before GRPO, in the same run (``agentgym sft`` runs it alone)."""
+
+    #: Where the demonstrations come from. "oracle": the env's own demonstrator (oracle or
+    #: scripted optimal players) on training tasks; "file": a JSONL of Episodes or chat rows
+    #: (``messages`` + ``tools``); "rejection": the model's own successful episodes, sampled
+    #: each step like a GRPO batch (expert iteration); "none": no warm start.
+    source: Literal["none", "oracle", "file", "rejection"] = "none"
+    #: Optimizer steps of the warm start (they come before train.steps GRPO steps).
+    steps: int = Field(0, ge=0, le=1_000_000)
+    lr: float = Field(1e-5, gt=0)
+    #: Demonstrations per optimizer step (oracle and file sources).
+    batch_size: int = Field(16, ge=1, le=100_000)
+    #: Oracle demonstrations to make (training tasks, never held-out ones).
+    demos: int = Field(256, ge=1, le=10_000_000)
+    #: The demonstration file (source: file).
+    file: str | None = None
+    #: Restrict the demonstrated tasks like env.params (empty: env.params).
+    params: dict[str, Any] = {}
+    #: Most new tokens of one demonstrated reply (longer replies are cut).
+    max_new_tokens: int = Field(256, ge=1, le=1_000_000)
+
+
 class TrainConfig(_Section):
-    steps: int = Field(20, ge=1)
+    #: GRPO steps (after the warm-up's steps); 0 with a warm start: supervised only.
+    steps: int = Field(20, ge=0, le=10_000_000)
     #: Held-out evaluation every N steps (and always at the start and the end); 0: only those two.
     eval_every: int = Field(0, ge=0)
     eval_tasks: int = Field(64, ge=1)
@@ -185,9 +209,19 @@ class RunConfig(_Section):
     grpo: GRPOConfig = GRPOConfig()
     train: TrainConfig = TrainConfig()
     multiagent: MultiAgentConfig = MultiAgentConfig()
+    warmup: WarmupConfig = WarmupConfig()
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
+        w = self.warmup
+        if w.source == "file" and not w.file:
+            raise ValueError("warmup.source=file needs warmup.file (a JSONL of Episodes or chat rows)")
+        if w.source != "none" and w.steps == 0:
+            raise ValueError(f"warmup.source={w.source} needs warmup.steps >= 1")
+        if w.source == "none" and w.steps:
+            raise ValueError("warmup.steps needs a warmup.source (oracle, file or rejection)")
+        if self.train.steps == 0 and w.steps == 0:
+            raise ValueError("nothing to train: train.steps is 0 and there is no warm start (warmup.steps)")
         if self.rollout.max_new_tokens >= self.rollout.max_episode_tokens:
             raise ValueError("rollout.max_new_tokens must be smaller than rollout.max_episode_tokens")
         if self.model.backend == "vllm" and self.model.lora is not None:

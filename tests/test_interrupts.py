@@ -95,12 +95,21 @@ def test_ctrl_c_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, 
     assert _train_rows(uninterrupted) == _train_rows(run)
 
 
-@pytest.mark.parametrize("off_policy", [0, 1])
-def test_sigkill_and_resume_is_bit_identical(tmp_path, off_policy):
+MODES = {
+    "on-policy": ["train.steps=6"],
+    "off-policy": ["rollout.off_policy_steps=1", "train.steps=6"],
+    # 3 steps of rejection fine-tuning, then 3 GRPO steps: killed in the warm start.
+    "warm start": ["warmup.source=rejection", "warmup.steps=3", "train.steps=3"],
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_sigkill_and_resume_is_bit_identical(tmp_path, mode):
     """Killed after checkpoint 2, resumed: the same weights, metrics (no gap, no duplicate
     step) and plots as an uninterrupted run. Off-policy, checkpoint 2 holds the batch
     already generated for step 3, so the resumed run trains on the same episodes."""
-    over = [*CLI_OVER, f"rollout.off_policy_steps={off_policy}", "train.steps=6", "train.eval_every=3"]
+    off_policy = mode == "off-policy"
+    over = [*CLI_OVER, *MODES[mode], "train.eval_every=3"]
     a, b = tmp_path / "a", tmp_path / "b"
     p = _cli(["train", *over, f"run_dir={a}"])
     _, err = p.communicate(timeout=600)
@@ -122,10 +131,12 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path, off_policy):
     wa, wb = _final_weights(a), _final_weights(b)
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     rows_a, rows_b = _train_rows(a), _train_rows(b)
-    assert sum(r["grad_norm"] > 0 for r in rows_a if r["kind"] == "train") >= 2  # the weights move
+    assert sum(r["grad_norm"] > 0 for r in rows_a if r["kind"] in ("train", "sft")) >= 2  # the weights move
     assert rows_a == rows_b
-    staleness = [r["rollout/staleness"] for r in rows_b if r["kind"] == "train"]
+    staleness = [r["rollout/staleness"] for r in rows_b if r["kind"] in ("train", "sft")]
     assert staleness == ([0, 1, 1, 1, 1, 1] if off_policy else [0] * 6)
+    if mode == "warm start":
+        assert [r["kind"] for r in rows_b if "loss" in r] == ["sft"] * 3 + ["train"] * 3
     assert pending is bool(off_policy)
     assert json.loads((b / "summary.json").read_text())["steps"] == 6
     assert (b / "plots" / "training.png").stat().st_size > 10_000

@@ -49,6 +49,7 @@ from agentgym.grpo.metrics import batch_metrics, rollout_metrics, teacher_groups
 from agentgym.grpo.runlog import RunLog, atomic_write
 from agentgym.grpo.setup import EVAL_SEED, build
 from agentgym.grpo.update import update_policy
+from agentgym.grpo.warmup import build_demos, sft_settings
 from agentgym.policies.base import SamplingParams
 
 __all__ = ["EVAL_SEED", "GRPOTrainer", "RolloutCancelled", "TrainResult", "resume_run", "train_from_config"]
@@ -61,6 +62,8 @@ class TrainResult:
     evals: dict[int, float] = field(default_factory=dict)
     interrupted: bool = False
     seconds: float = 0.0
+    #: Steps of supervised warm start at the start of the run (its held-out eval is at this step).
+    warmup_steps: int = 0
 
 
 class GRPOTrainer:
@@ -78,6 +81,8 @@ class GRPOTrainer:
             )
         parts = build(cfg)
         self.parts = parts
+        self.demos, demo_counts = build_demos(cfg, parts.policy.chat)
+        self.sft_update = sft_settings(parts.update)
         self.model, self.tokenizer, self.ref_model = parts.model, parts.tokenizer, parts.ref_model
         self.policy, self.sampler, self.optimizer = parts.policy, parts.sampler, parts.optimizer
         self.teacher, self.tasks, self.collector = parts.teacher, parts.tasks, parts.collector
@@ -94,9 +99,61 @@ class GRPOTrainer:
         else:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(dump_config(cfg))
+            if demo_counts:
+                self.log.write({"step": 0, "kind": "warmup", **demo_counts})
 
     # ----- one step --------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        """Warm-start steps, then GRPO steps: one step counter for the whole run."""
+        return self.cfg.warmup.steps + self.cfg.train.steps
+
+    def step_once(self) -> dict[str, Any]:
+        """The next step of the run: a warm-start step while there are any left, else GRPO."""
+        in_warmup = self.step < self.cfg.warmup.steps
+        lr = self.cfg.warmup.lr if in_warmup else self.cfg.grpo.lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return self.sft_step() if in_warmup else self.train_step()
+
+    def sft_step(self) -> dict[str, Any]:
+        """One supervised step on demonstrations (or, with ``source: rejection``, on the
+        successful episodes of a freshly sampled batch)."""
+        t0 = time.perf_counter()
+        record: dict[str, Any] = {"step": self.step + 1, "kind": "sft"}
+        if self.demos is not None:
+            episodes = self.demos.batch(self.step)
+            self.last_groups = []
+        else:  # rejection fine-tuning: sample like GRPO, keep what succeeded
+            self._rotate_roles()
+            batch = self._collect()
+            record.update(batch.stats)
+            record.update(rollout_metrics(batch.episodes, batch.results, self.step))
+            self.last_groups = teacher_groups(batch.results)
+            episodes = [e for e in batch.episodes if e.success]
+            record["warmup/kept_episodes"] = float(len(episodes))
+        t1 = time.perf_counter()
+        if episodes:
+            tokens = collate(episodes, [1.0] * len(episodes), self.policy.chat.pad_token_id)
+            roles = [e.agent for e in episodes] if self.adapters is not None else None
+            activate = self.adapters.activate_seat if self.adapters is not None else None
+            record.update(
+                update_policy(self.model, self.optimizer, tokens, self.sft_update, roles=roles, activate=activate)
+            )
+            record["response/tokens_mean"] = float(sum(e.num_policy_tokens for e in episodes) / len(episodes))
+        else:
+            record["train/skipped"] = 1.0
+        self.step += 1
+        self._sync(self.policy)
+        record["policy_version"] = self.step
+        record["time/generate_s"] = t1 - t0
+        record["time/train_s"] = time.perf_counter() - t1
+        record["time/step_s"] = time.perf_counter() - t0
+        record.update(self.teacher.metrics())
+        return record
+
     def train_step(self) -> dict[str, Any]:
+        """One GRPO step."""
         cfg = self.cfg
         rotation = self._rotate_roles()
         t0 = time.perf_counter()
@@ -109,7 +166,7 @@ class GRPOTrainer:
         record.update(rollout_metrics(batch.episodes, batch.results, self.step))
         teacher_metrics = self.teacher.metrics()
         self.last_groups = teacher_groups(batch.results)
-        if self.off_policy and self.step + 1 < cfg.train.steps:
+        if self.off_policy and self.step + 1 < self.total_steps:
             self._sync(self.sampler)
             self.collector.start()  # step n+1's batch, generated while step n updates
         else:
@@ -213,24 +270,30 @@ class GRPOTrainer:
         self.log.open_tensorboard(self.step)
         previous = self._catch_sigint()
         bar = tqdm(
-            total=cfg.train.steps, initial=self.step, desc="GRPO", unit="step", disable=self.quiet, dynamic_ncols=True
+            total=self.total_steps,
+            initial=self.step,
+            desc=self._stage(),
+            unit="step",
+            disable=self.quiet,
+            dynamic_ncols=True,
         )
         try:
             if self.step == 0 and 0 not in self.evals:
                 self._evaluate_with(bar)
-            while self.step < cfg.train.steps and not self._stop_requested:
-                record = self.train_step()
+            while self.step < self.total_steps and not self._stop_requested:
+                record = self.step_once()
                 self.log.write(record)
                 self.log.write({"step": self.step, "groups": self.last_groups}, file="teacher.jsonl")
-                last = self.step == cfg.train.steps
-                if last or (cfg.train.eval_every and self.step % cfg.train.eval_every == 0):
+                last = self.step == self.total_steps
+                if last or self._eval_due():
                     self._evaluate_with(bar)
                 if last or self._stop_requested or self.step % cfg.train.save_every == 0:
                     self._save()
                 bar.update(1)
                 heldout = self.evals[max(self.evals)] if self.evals else float("nan")
+                bar.set_description(self._stage())
                 bar.set_postfix(
-                    reward=f"{record['reward/mean']:.2f}",
+                    reward=f"{record.get('reward/mean', float('nan')):.2f}",
                     heldout=f"{heldout:.1%}",
                     s_step=f"{record['time/step_s']:.1f}",
                 )
@@ -243,17 +306,35 @@ class GRPOTrainer:
                 signal.signal(signal.SIGINT, previous)
             self.log.close()
             self.close()
-        interrupted = self.step < cfg.train.steps
+        interrupted = self.step < self.total_steps
         if interrupted and not self.quiet:
             print(f"\nstopped after step {self.step} (checkpointed)")
         if not interrupted:
             self._finish()
-        return TrainResult(self.run_dir, self.step, dict(self.evals), interrupted, time.perf_counter() - t_start)
+        return TrainResult(
+            self.run_dir,
+            self.step,
+            dict(self.evals),
+            interrupted,
+            time.perf_counter() - t_start,
+            warmup_steps=cfg.warmup.steps,
+        )
+
+    def _stage(self) -> str:
+        return "SFT" if self.step < self.cfg.warmup.steps else "GRPO"
+
+    def _eval_due(self) -> bool:
+        """After the warm start, and every train.eval_every GRPO steps."""
+        warm, every = self.cfg.warmup.steps, self.cfg.train.eval_every
+        if warm and self.step == warm:
+            return True
+        return bool(every) and self.step > warm and (self.step - warm) % every == 0
 
     def _evaluate_with(self, bar: Any) -> None:
-        bar.set_description("GRPO (held-out eval)")
+        stage = self._stage()
+        bar.set_description(f"{stage} (held-out eval)")
         self.evaluate()
-        bar.set_description("GRPO")
+        bar.set_description(stage)
 
     def _catch_sigint(self) -> Any:
         """First Ctrl-C: finish and checkpoint the current step, then stop. Second: abort now."""
@@ -328,8 +409,11 @@ class GRPOTrainer:
             print(f"warning: plots failed: {exc!r}")
         self.export(self.run_dir / "final")
         first, last = min(self.evals), max(self.evals)
+        warm = self.cfg.warmup.steps
         summary = {
             "steps": self.step,
+            "warmup_steps": warm,
+            "heldout_success_after_warmup": self.evals.get(warm) if warm else None,
             "heldout_success_before": self.evals[first],
             "heldout_success_after": self.evals[last],
             "eval_tasks": len(self.eval_tasks),

@@ -50,6 +50,10 @@ class UpdateSettings:
     mini_batches: int = 1
     #: Forward passes with gradients in train mode (LoRA dropout acts); else eval mode.
     train_mode: bool = False
+    #: "grpo": the clipped policy-gradient loss above. "sft": supervised fine-tuning, the
+    #: cross-entropy -log p(token) at temperature 1 on the loss tokens (advantages unused),
+    #: aggregated and micro-batched the same way.
+    objective: str = "grpo"
 
     @property
     def optimizer_steps(self) -> int:
@@ -110,8 +114,13 @@ class _MicroResult:
 def _micro_batch(model, mb: TokenBatch, norm: Normalizer, s: UpdateSettings, ref_model) -> _MicroResult:
     """Forward, loss and backward of one micro-batch (its share of the step loss)."""
     model.train(s.train_mode)
-    logp, entropy = policy_logprobs(model, mb, s.temperature, with_entropy=True)
+    sft = s.objective == "sft"
+    logp, entropy = policy_logprobs(model, mb, 1.0 if sft else s.temperature, with_entropy=True)
     model.eval()
+    if sft:  # cross-entropy on the demonstrator's tokens
+        loss = micro_batch_loss(-logp, mb.loss_mask, s.loss_agg, norm)
+        loss.backward()
+        return _MicroResult(loss.detach(), torch.zeros_like(logp), logp.detach(), logp.detach(), entropy)
     old = mb.old_logp if mb.old_logp is not None else logp.detach()
     # l_t = -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A) [* w_t] [+ beta KL_t]
     token_loss, clipped = clipped_token_loss(logp, old, mb.advantages, s.eps_low, s.eps_high)

@@ -76,8 +76,12 @@ class MultiAgentRunner:
         env_kwargs: dict[str, Any] | None = None,
         seed: int = 0,
         controllers: dict[str, str] | None = None,
+        demonstrator: str | None = None,
     ):
         self.policy = policy
+        #: A scripted kind (e.g. "optimal") that writes every policy seat's moves instead of
+        #: the policy: its Episodes are demonstrations for supervised fine-tuning.
+        self.demonstrator = demonstrator
         #: Seat -> controller for every game this runner plays (None: each game's own choice).
         self.controllers = dict(controllers) if controllers else None
         self.sampling = sampling
@@ -194,6 +198,13 @@ class MultiAgentRunner:
     def _generate(self, requests: list[tuple[_Game, str, list[int]]], stats: RolloutStats) -> list[Any]:
         """One batched call for the round; a policy with an adapter per role
         (:class:`~agentgym.policies.roles.RolePolicy`) gets one call per role instead."""
+        if self.demonstrator is not None:
+            from agentgym.rollout.runner import demo_completion
+
+            return [
+                demo_completion(self.policy.chat, g.env.scripted_action(agent, self.demonstrator, g.rng))
+                for g, agent, _ in requests
+            ]
         generate_as = getattr(self.policy, "generate_as", None)
         if generate_as is None:
             stats.generate_calls += 1

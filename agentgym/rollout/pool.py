@@ -162,6 +162,16 @@ class InProcessPool:
             if entry is not None:
                 self._free.setdefault(entry[0], []).append(entry[1])
 
+    def oracle(self, handles: Sequence[int]) -> list[str]:
+        """Each live episode's oracle reply (``env.oracle()``), for demonstrations."""
+        out = []
+        for h in handles:
+            env = self._live[h][1]
+            if not hasattr(env.unwrapped, "oracle"):
+                raise TypeError(f"{type(env.unwrapped).__name__} has no oracle() to demonstrate with")
+            out.append(env.unwrapped.oracle())
+        return out
+
     @property
     def live_handles(self) -> list[int]:
         return list(self._live)

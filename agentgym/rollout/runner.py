@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentgym.env import TaskSpec
-from agentgym.policies.base import Policy, SamplingParams
+from agentgym.policies.base import ChatFormat, Completion, Policy, SamplingParams
 from agentgym.rollout.episode import Episode
 from agentgym.rollout.pool import EnvPool, InProcessPool
 
@@ -80,11 +80,17 @@ class RolloutRunner:
         tasks: Sequence[TaskSpec],
         group_size: int = 1,
         on_round: Callable[[int, int], None] | None = None,
+        demonstrate: bool = False,
     ) -> list[Episode]:
         """Play each task ``group_size`` times; episodes come back grouped in task order.
 
         Episodes whose env raised (a bug or a crashed worker, never a bad action) are
         dropped and counted in :attr:`last_stats`.
+
+        With ``demonstrate`` each env's own oracle (``env.oracle()``) writes every reply
+        instead of the policy: the reply text is encoded and closed with eos, so the
+        Episode is laid out exactly as a sampled one (loss mask 1 on the demonstrator's
+        tokens, log-probs 0), ready for supervised fine-tuning. Needs the in-process pool.
         """
         chat = self.policy.chat
         stats = RolloutStats()
@@ -114,7 +120,10 @@ class RolloutRunner:
         rounds = 0
         try:
             while live:
-                completions = self.policy.generate([lv.episode.token_ids for lv in live], self.sampling)
+                if demonstrate:
+                    completions = [demo_completion(chat, t) for t in self.pool.oracle([lv.handle for lv in live])]
+                else:
+                    completions = self.policy.generate([lv.episode.token_ids for lv in live], self.sampling)
                 stats.generate_calls += 1
                 texts = []
                 for lv, comp in zip(live, completions):
@@ -175,3 +184,9 @@ class RolloutRunner:
         stats.replay_failures = after.replay_failures - pool_before.replay_failures
         self.last_stats = stats
         return finished
+
+
+def demo_completion(chat: ChatFormat, text: str) -> Completion:
+    """A demonstrator's reply as the policy would have produced it: its ids, then eos."""
+    ids = chat.encode(text) + [min(chat.eos_token_ids)]
+    return Completion(ids, [0.0] * len(ids), "stop")

@@ -376,13 +376,15 @@ def train(
 
 @app.command(context_settings={"allow_extra_args": False})
 def sft(
-    config: Annotated[str, typer.Argument(help="YAML run config with a warmup section.")],
+    config: Annotated[str, typer.Argument(help="YAML run config with a warmup section (or only overrides).")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. warmup.steps=20.")] = None,
 ) -> None:
     """Supervised fine-tuning alone: the config's warm start (warmup.*), no GRPO steps."""
     from agentgym.config import ConfigError
     from agentgym.grpo.trainer import train_from_config
 
+    if "=" in config and not Path(config).exists():  # only overrides, on the defaults
+        overrides, config = [config, *(overrides or [])], None
     try:
         result = train_from_config(config, [*(overrides or []), "train.steps=0"])
     except (ConfigError, FileExistsError, FileNotFoundError) as exc:

@@ -138,3 +138,41 @@ def test_eval_param_restriction_draws_the_trainer_s_own_eval_tasks(tmp_path):
     assert {p["high"] for p, _ in got} <= {3, 4} and data["meta"]["params"] == {"high": [3, 4], "hint": [False]}
     res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "-p", "nope=[1]"])
     assert res.exit_code == 2 and "unknown parameter" in " ".join(res.output.replace("│", " ").split())
+
+
+def test_demos_writes_training_demonstrations_a_warm_start_reads(tmp_path, chat):
+    from agentgym.rollout.demos import load_demos
+
+    out = tmp_path / "demos.jsonl"
+    res = runner.invoke(app, ["demos", "test/guess-v0", "-o", str(out), "--n", "5", "-p", "high=[4]"])
+    assert res.exit_code == 0, res.output
+    assert "5 demonstrations of 5 tasks" in res.output
+    eps = load_demos(out, chat)
+    assert len(eps) == 5 and all(e.task.params["high"] == 4 and e.success for e in eps)
+    res = runner.invoke(app, ["demos", "test/guess-v0", "-o", str(out), "-p", "nosuch=[1]"])
+    assert res.exit_code == 2 and "nosuch" in res.output
+
+
+def test_sft_runs_the_warm_start_alone(tmp_path):
+    demos = tmp_path / "d.jsonl"
+    assert runner.invoke(app, ["demos", "test/guess-v0", "-o", str(demos), "--n", "8"]).exit_code == 0
+    run = tmp_path / "run"
+    res = runner.invoke(
+        app,
+        [
+            "sft",
+            f"run_dir={run}",
+            "model.name=tiny",
+            "env.id=test/guess-v0",
+            "warmup.source=file",
+            f"warmup.file={demos}",
+            "warmup.steps=2",
+            "warmup.batch_size=4",
+            "train.eval_tasks=2",
+            "train.eval_max_new_tokens=4",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in rows if r["kind"] in ("sft", "train")] == ["sft", "sft"]
+    assert "before" in res.output and "after" in res.output

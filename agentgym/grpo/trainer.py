@@ -321,7 +321,7 @@ class GRPOTrainer:
         )
 
     def _stage(self) -> str:
-        return "SFT" if self.step < self.cfg.warmup.steps else "GRPO"
+        return "SFT" if self.step <= self.cfg.warmup.steps and self.cfg.warmup.steps else "GRPO"
 
     def _eval_due(self) -> bool:
         """After the warm start, and every train.eval_every GRPO steps."""

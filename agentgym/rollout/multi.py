@@ -202,7 +202,11 @@ class MultiAgentRunner:
             from agentgym.rollout.runner import demo_completion
 
             return [
-                demo_completion(self.policy.chat, g.env.scripted_action(agent, self.demonstrator, g.rng))
+                demo_completion(
+                    self.policy.chat,
+                    g.env.scripted_action(agent, self.demonstrator, g.rng),
+                    self.sampling.max_new_tokens,
+                )
                 for g, agent, _ in requests
             ]
         generate_as = getattr(self.policy, "generate_as", None)

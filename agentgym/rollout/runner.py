@@ -121,7 +121,8 @@ class RolloutRunner:
         try:
             while live:
                 if demonstrate:
-                    completions = [demo_completion(chat, t) for t in self.pool.oracle([lv.handle for lv in live])]
+                    texts = self.pool.oracle([lv.handle for lv in live])
+                    completions = [demo_completion(chat, t, self.sampling.max_new_tokens) for t in texts]
                 else:
                     completions = self.policy.generate([lv.episode.token_ids for lv in live], self.sampling)
                 stats.generate_calls += 1
@@ -186,7 +187,11 @@ class RolloutRunner:
         return finished
 
 
-def demo_completion(chat: ChatFormat, text: str) -> Completion:
-    """A demonstrator's reply as the policy would have produced it: its ids, then eos."""
+def demo_completion(chat: ChatFormat, text: str, max_new_tokens: int | None = None) -> Completion:
+    """A demonstrator's reply as the policy would have produced it: its ids, then eos (cut
+    at ``max_new_tokens`` like a sampled reply, without eos, when longer)."""
     ids = chat.encode(text) + [min(chat.eos_token_ids)]
+    if max_new_tokens is not None and len(ids) > max_new_tokens:
+        ids = ids[:max_new_tokens]
+        return Completion(ids, [0.0] * len(ids), "length")
     return Completion(ids, [0.0] * len(ids), "stop")

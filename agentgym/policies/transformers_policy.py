@@ -8,6 +8,7 @@ and drops finished rows from the batch as they end.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -26,6 +27,9 @@ class TransformersPolicy(PolicyBase):
         self.max_batch_size = max_batch_size
         self.device = next(model.parameters()).device
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        # transformers 5.x renamed the KV-cache argument (``past_key_values`` goes in 5.40).
+        forward = getattr(getattr(model, "get_base_model", lambda: model)(), "forward", model.forward)
+        self._cache_arg = "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
 
     @classmethod
     def from_name(cls, name: str, *, seed: int = 0, **kwargs: Any) -> TransformersPolicy:
@@ -76,7 +80,7 @@ class TransformersPolicy(PolicyBase):
                 input_ids=ids,
                 attention_mask=mask,
                 position_ids=positions,
-                past_key_values=cache,
+                **{self._cache_arg: cache},
                 use_cache=True,
                 logits_to_keep=1,
             )
@@ -106,7 +110,7 @@ class TransformersPolicy(PolicyBase):
                     input_ids=tok[:, None],
                     attention_mask=mask,
                     position_ids=last_pos,
-                    past_key_values=cache,
+                    **{self._cache_arg: cache},
                     use_cache=True,
                 )
                 .logits[:, -1, :]

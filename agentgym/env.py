@@ -198,6 +198,7 @@ class TextEnv(TaskFamily, gymnasium.Env):
         messages = self._reset(dict(self.task.params), np.random.default_rng(self.task.seed))
         self._transcript = [dict(m) for m in messages]  # contents are strings: a shallow copy suffices
         info = {"task": self.task.to_dict(), "turn": 0, "success": False, "reward_parts": {}, "error": None}
+        info.update(self._info())
         return messages, info
 
     def step(self, action: Any) -> tuple[list[Message], float, bool, bool, dict[str, Any]]:
@@ -228,7 +229,12 @@ class TextEnv(TaskFamily, gymnasium.Env):
             "reward_parts": dict(fb.reward_parts),
             "error": fb.error,
         }
+        info.update(self._info())
         return fb.messages, fb.reward, bool(fb.terminated), bool(truncated), info
+
+    def _info(self) -> dict[str, Any]:
+        """Extra keys a subclass adds to every ``info`` (reset and step), e.g. the sandbox mode in force."""
+        return {}
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

@@ -1,4 +1,8 @@
-"""The Python tool's sandbox: escapes are stopped and reported, and the env keeps working."""
+"""The Python tool's sandbox: ordinary code runs, limits and escapes are reported, the env keeps working.
+
+The kernel-level confinement (audit hook undone or off) is replayed attack by attack in
+tests/security/test_sandbox_escapes.py.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import signal
 import socket
 import threading
+import warnings
 
 import pytest
 
@@ -20,9 +25,14 @@ from agentgym import TaskSpec  # noqa: E402
 LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=2.0, memory_mb=256, output_chars=2000, file_mb=1)
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    return PythonSandbox(LIMITS)
+@pytest.fixture(scope="module", params=["namespaces", "hook"])
+def sandbox(request):
+    """Every behaviour below holds in both modes: the kernel-confined default and the opt-in hook mode."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        box = PythonSandbox(LIMITS, mode=request.param)
+    yield box
+    box.close()
 
 
 def test_ordinary_code_runs(sandbox):
@@ -170,73 +180,3 @@ def test_the_env_keeps_working_after_hostile_code():
         if term or trunc:
             break
     assert info["success"]
-
-
-# ----- with the audit hook undone: the operating system is the boundary (jail mode) ---------
-
-UNDO_HOOK = (
-    "import sys\n"
-    "m = sys.modules['__main__']\n"
-    "m._inside = lambda p: True\n"
-    "m._readable = lambda p: True\n"
-    "m._blocked.clear(); m._bad_modules.clear(); m._path_events.clear()\n"
-)
-
-
-@pytest.fixture(scope="module")
-def jailed(sandbox):
-    if sandbox.mode != "jail":
-        pytest.skip(f"the jail needs root and mount namespaces; this machine gives mode {sandbox.mode!r}")
-    return sandbox
-
-
-def test_undone_hook_still_sees_no_host_files(jailed):
-    r = jailed.run(
-        UNDO_HOOK
-        + "import os\n"
-        + "print(sorted(os.listdir('/')))\n"
-        + "for p in ('/etc/shadow', '/etc/passwd', '/root/.ssh', '/root/.bashrc', '/home', '/proc/1/environ'):\n"
-        + "    print(p, os.path.exists(p))\n"
-        + "import ctypes\nprint('ctypes', ctypes.CDLL(None).getuid())\n"
-    )
-    assert r.status == "ok", r
-    lines = r.stdout.splitlines()
-    # only /usr, the interpreter's prefix (here under /root/.pyenv) and /work are there
-    assert "'etc'" not in lines[0] and "'home'" not in lines[0] and "'proc'" not in lines[0], lines[0]
-    assert all(line.endswith("False") for line in lines[1:7]), lines
-    assert lines[7] == "ctypes 65534"  # even with ctypes back, the code is nobody
-
-
-def test_paths_through_dir_fd_and_fchdir_stay_inside(jailed):
-    r = jailed.run(
-        "import os\nstd = os.path.dirname(os.__file__)\nup = '../' * (std.count('/') + 1)\n"
-        "fd = os.open(std, os.O_RDONLY)\nos.fchdir(fd)\n"
-        "print(sorted(os.listdir(up)))\n"
-        "try:\n    open(up + 'escaped', 'w')\n    print('wrote')\nexcept OSError as e:\n    print(type(e).__name__)\n"
-    )
-    assert "etc" not in r.stdout and "root" not in r.stdout.split("\n")[0] and "wrote" not in r.stdout
-    assert not os.path.exists("/escaped")
-
-
-def test_no_signal_reaches_root_processes(jailed):
-    import signal
-    import subprocess
-    import sys
-
-    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        r = jailed.run(
-            UNDO_HOOK + f"import os, signal\nsignal.pidfd_send_signal(os.pidfd_open({victim.pid}), signal.SIGKILL)\n"
-        )
-        assert r.status == "error" and ("Operation not permitted" in r.stderr or "No such process" in r.stderr)
-        assert victim.poll() is None  # still alive
-    finally:
-        victim.send_signal(signal.SIGKILL)
-        victim.wait()
-
-
-def test_capture_files_cannot_be_swapped_and_disk_is_capped(jailed):
-    r = jailed.run("import os\nos.mkfifo('.stdout')\nprint('still fine')")
-    assert r.status == "ok" and r.stdout == "still fine\n"  # the parent reads its own unlinked files
-    r = jailed.run("for i in range(200):\n    open(f'f{i}', 'wb').write(b'x' * 1_000_000)")
-    assert r.status == "error" and "No space left on device" in r.stderr

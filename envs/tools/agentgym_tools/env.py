@@ -41,7 +41,7 @@ from agentgym_tools.calls import (
     tools_prompt,
     validate_arguments,
 )
-from agentgym_tools.sandbox import PythonSandbox, SandboxLimits
+from agentgym_tools.sandbox import MODES, PythonSandbox, SandboxLimits
 from agentgym_tools.scoring import (
     ExpectedCall,
     MadeCall,
@@ -222,9 +222,24 @@ class ToolWorldEnv(ToolEnv):
     #: Set by the one-world subclasses.
     fixed_world: ClassVar[str | None] = None
 
-    def __init__(self, *args: Any, sandbox_limits: Mapping[str, Any] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        sandbox_limits: Mapping[str, Any] | None = None,
+        sandbox_mode: str = "namespaces",
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
+        unknown = sorted(set(sandbox_limits or {}) - set(SandboxLimits.__dataclass_fields__))
+        if unknown:
+            known = ", ".join(SandboxLimits.__dataclass_fields__)
+            raise ValueError(f"unknown sandbox_limits {', '.join(unknown)}; the limits are {known}")
         self.sandbox_limits = SandboxLimits(**dict(sandbox_limits or {}))
+        if sandbox_mode not in MODES:
+            raise ValueError(f"sandbox_mode must be one of {', '.join(MODES)}, got {sandbox_mode!r}")
+        #: How the Python tool is confined: "namespaces" (kernel-enforced, refuses if unavailable) or
+        #: "hook" (weaker, opt-in by name). Reported in every info of a python-world episode.
+        self.sandbox_mode = sandbox_mode
         self._sandbox: PythonSandbox | None = None
         self.world: World | None = None
         self.noise = 0.0
@@ -235,8 +250,13 @@ class ToolWorldEnv(ToolEnv):
     @property
     def sandbox(self) -> PythonSandbox:
         if self._sandbox is None:
-            self._sandbox = PythonSandbox(self.sandbox_limits)
+            self._sandbox = PythonSandbox(self.sandbox_limits, mode=self.sandbox_mode)
         return self._sandbox
+
+    def _info(self) -> dict[str, Any]:
+        if self.world is not None and "run_python" in {t.name for t in self.world.tools}:
+            return {"sandbox_mode": self.sandbox_mode}
+        return {}
 
     def _run_python(self, code: str) -> str:
         return self.sandbox.run(code).message()
@@ -244,6 +264,7 @@ class ToolWorldEnv(ToolEnv):
     def _reset(self, params: dict[str, Any], rng: np.random.Generator) -> list[dict[str, str]]:
         world_name = self.fixed_world or params["world"]
         if world_name == "python":
+            _ = self.sandbox  # refuses here, before the episode starts, if the confinement is unavailable
             world = python_world.generate(params, rng, self._run_python)
         else:
             world = {"calculator": calculator, "database": database, "calendar": calendar}[world_name].generate(
@@ -309,6 +330,8 @@ class ToolWorldEnv(ToolEnv):
         return "\n".join(f"<tool_call>{ToolCall(s.name, s.args).to_json()}</tool_call>" for s in calls)
 
     def close(self) -> None:
+        if self._sandbox is not None:
+            self._sandbox.close()
         self._sandbox = None
         super().close()
 

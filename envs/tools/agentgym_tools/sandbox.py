@@ -1,52 +1,67 @@
-"""Run untrusted Python in a separate, limited process.
+"""Run untrusted Python confined by the kernel, in a fresh process per call.
 
-Each :meth:`PythonSandbox.run` starts a fresh interpreter (``python -I -S``: no user
-site, no environment variables read, standard library only) in a new temporary
-directory, with layered limits:
+Two modes, named in ``PythonSandbox(mode=...)``, the env's ``sandbox_mode`` and every
+result:
 
-1. **rlimits** set in the child before it execs: CPU seconds, address space, size of
-   any file written (which also bounds the captured output), open files, and
-   processes.
-2. **A wall-clock kill**: the child leads its own session; when the deadline passes
-   the whole process group gets SIGKILL.
-3. **No network**: when the kernel allows it (root, or unprivileged user namespaces)
-   the child gets a network namespace of its own with no interfaces, so nothing is
-   reachable even through raw syscalls; independently, socket creation is refused.
-4. **An audit hook** (PEP 578) installed before the code runs refuses: opening or
-   listing paths outside the working directory (the standard library stays readable,
-   so imports work), forking and starting processes (``os.fork``, ``subprocess``,
-   ``os.system``, ``exec*``, ``posix_spawn``), sockets, ``ctypes`` (which could undo
-   the rest), and changing rlimits.
-5. **Privileges dropped**: started as root, the child switches to ``nobody`` after
-   the namespace is made, so file permissions apply and rlimits cannot be raised.
+``"namespaces"`` (the default, and the only strong one)
+    One worker process per sandbox lives in new user, mount, network, IPC, UTS and PID
+    namespaces (see :mod:`agentgym_tools._sandbox_worker`). Its uid 0 is an
+    unprivileged uid (``nobody``) for the kernel outside; its root holds read-only
+    ``/usr`` and the interpreter's prefix and an empty size-capped ``/work``, nothing
+    else; it has no network interface, not even loopback; it is PID 1 of its own PID
+    namespace, so no host process can be seen or signalled and every process the code
+    starts dies when the call ends. Each call is a fork of that worker that has dropped
+    every capability and carries rlimits (CPU seconds, address space, file size, open
+    files, processes) and a wall-clock kill. Forking a ready interpreter instead of
+    starting one is what makes a call cost a few milliseconds.
+    When the kernel does not allow it (no user namespaces, a seccomp profile that
+    refuses ``unshare``), the sandbox **refuses** with :class:`SandboxUnavailable`,
+    naming what failed, rather than run with less.
 
-What happened is reported in :class:`SandboxResult` (``status`` one of ``ok``,
-``error``, ``blocked``, ``timeout``, ``cpu_limit``, ``memory_limit``,
-``output_limit``, ``crashed``), never raised.
+``"hook"`` (opt in by name only)
+    The older layers: a fresh ``python -I -S`` per call with the same rlimits, its own
+    session killed at the deadline, an empty network namespace where the kernel
+    allows it, ``nobody`` where started as root and the interpreter is readable, and an
+    audit hook (PEP 578) that refuses paths outside the work folder, processes,
+    sockets and ``ctypes``. In-process code can undo an audit hook, so this mode is
+    for machines where namespaces are unavailable and the code is trusted enough.
+
+In both modes the audit hook is installed as a second layer (``audit_hook=False`` turns
+it off, which the security tests use to show the kernel alone holds). What happened is
+reported in :class:`SandboxResult` (``status`` one of ``ok``, ``error``, ``blocked``,
+``timeout``, ``cpu_limit``, ``memory_limit``, ``output_limit``, ``crashed``), never raised.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import json
 import os
 import resource
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+import warnings
+import weakref
+from dataclasses import dataclass, field
 from typing import Any
 
 _CLONE_NEWNET = 0x40000000
 _CLONE_NEWUSER = 0x10000000
 _NOBODY = 65534
+MODES = ("namespaces", "hook")
+_WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_sandbox_worker.py")
 
-# Runs in the child before the agent's code. Kept free of imports beyond the stdlib.
-_PRELUDE = r"""
+# The audit hook: the second layer, installed in the call's process before the agent's code.
+_HOOK = r"""
 import os, sys
 sys.dont_write_bytecode = True
 _root = os.path.realpath(os.getcwd())
@@ -109,40 +124,45 @@ def _hook(event, args):
             if isinstance(p, (str, bytes, os.PathLike)) and not _inside(p):
                 raise PermissionError(f"sandbox: {{event}} outside the working directory is not allowed")
 
-import io
 sys.addaudithook(_hook)
 del _hook
+"""
+
+# Hook mode only: the fresh interpreter reads the code from stdin and runs it.
+_RUN_STDIN = r"""
+import io, sys
 _code = sys.stdin.read()
 sys.stdin = io.StringIO("")
-exec(compile(_code, "<agent>", "exec"), {{"__name__": "__main__", "__builtins__": __builtins__}})
+exec(compile(_code, "<agent>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
 """
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    """Limits for one run. Memory is address space, so it includes the interpreter (~30 MB)."""
+    """Limits for one call. Memory is address space per process, so it includes the interpreter (~30 MB).
+
+    ``disk_mb`` caps the work folder (a tmpfs of that size in ``namespaces`` mode, a
+    file-size limit of ``file_mb`` per file in both); ``processes`` counts every process
+    the call may run at once, itself included.
+    """
 
     cpu_seconds: int = 2
     wall_seconds: float = 5.0
     memory_mb: int = 256
     output_chars: int = 4000
     file_mb: int = 4
-    processes: int = 64
+    disk_mb: int = 16
+    processes: int = 32
     open_files: int = 64
 
     def __post_init__(self) -> None:
-        for name in (
-            "cpu_seconds",
-            "wall_seconds",
-            "memory_mb",
-            "output_chars",
-            "file_mb",
-            "processes",
-            "open_files",
-        ):
+        for name in self.__dataclass_fields__:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
                 raise ValueError(f"sandbox limit {name} must be a positive number, got {v!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
@@ -152,6 +172,8 @@ class SandboxResult:
     stderr: str
     exit_code: int | None
     seconds: float
+    #: The confinement the call ran under (see the module docstring).
+    mode: str = field(default="", compare=False)
 
     @property
     def ok(self) -> bool:
@@ -175,19 +197,135 @@ class SandboxResult:
         return f"{reason}" + (f": {tail}" if tail else "") + out
 
 
-def _probe_isolation() -> tuple[str, bool]:
-    """How children can be isolated here: ``(user_mode, network_namespace)``.
+class SandboxUnavailable(RuntimeError):
+    """The kernel does not give the isolation the chosen mode needs; nothing was run."""
 
-    ``user_mode`` is ``"nobody"`` (started as root and the interpreter is usable by
-    ``nobody``: switch to it), ``"userns"`` (started as root but the interpreter lies
-    where ``nobody`` cannot read, as under /root: enter a new user namespace instead,
-    which sheds root's capabilities over everything outside it) or ``"none"`` (not
-    root: nothing to drop). Probed once per process in a forked child.
+
+def _stdlib_paths() -> list[str]:
+    paths = [sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"], os.path.dirname(os.__file__)]
+    return sorted({os.path.realpath(p) for p in paths if p})
+
+
+def _hook_source() -> str:
+    return _HOOK.format(readable=", ".join(repr(p) for p in _stdlib_paths()) + ",")
+
+
+def _jail_layout() -> tuple[list[str], dict[str, str]]:
+    """What the namespace root holds: read-only binds, and the top-level symlinks of a merged /usr."""
+    binds, links = ["/usr"], {}
+    prefix = os.path.realpath(sys.base_prefix)
+    if prefix != "/usr" and not prefix.startswith("/usr/"):
+        binds.append(prefix)
+    for top in ("/bin", "/lib", "/lib64", "/sbin"):
+        if os.path.islink(top):
+            links[top] = os.readlink(top)
+        elif os.path.isdir(top) and top != "/sbin":
+            binds.append(top)
+    return binds, links
+
+
+_live_workers: weakref.WeakSet = weakref.WeakSet()
+
+
+class _Worker:
+    """Host side of one namespaced worker (see :mod:`agentgym_tools._sandbox_worker`)."""
+
+    def __init__(self) -> None:
+        binds, links = _jail_layout()
+        self._log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [os.path.realpath(sys.executable), "-I", "-S", _WORKER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env={"PATH": "/usr/bin:/bin", "HOME": "/work", "TMPDIR": "/work", "LANG": "C.UTF-8"},
+            start_new_session=True,
+            close_fds=True,
+        )
+        root = os.geteuid() == 0
+        try:
+            self._send({"parent": os.getpid(), "parent_maps": root, "binds": binds, "links": links})
+            reply = self._recv(15.0)
+            if reply.get("map"):
+                for name in ("uid_map", "gid_map"):
+                    with open(f"/proc/{self.proc.pid}/{name}", "w") as f:
+                        f.write(f"0 {_NOBODY} 1")
+                self._send({"mapped": True})
+                reply = self._recv(15.0)
+        except (OSError, EOFError, TimeoutError, ValueError) as e:
+            reply = {"error": f"{type(e).__name__}: {e}. {self._stderr()}".strip()}
+        if "error" in reply:
+            self.close()
+            raise SandboxUnavailable(reply["error"])
+        _live_workers.add(self)
+
+    def _stderr(self) -> str:
+        self._log.seek(0)
+        return self._log.read(2000).decode("utf-8", "replace").strip()
+
+    def _send(self, obj: dict) -> None:
+        data = json.dumps(obj).encode()
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(struct.pack("<I", len(data)) + data)
+        self.proc.stdin.flush()
+
+    def _read(self, n: int, deadline: float) -> bytes:
+        assert self.proc.stdout is not None
+        fd, buf = self.proc.stdout.fileno(), b""
+        while len(buf) < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError("the sandbox worker did not answer")
+            chunk = os.read(fd, n - len(buf))
+            if not chunk:
+                raise EOFError("the sandbox worker exited")
+            buf += chunk
+        return buf
+
+    def _recv(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        (n,) = struct.unpack("<I", self._read(4, deadline))
+        return json.loads(self._read(n, deadline))
+
+    def call(self, code: str, limits: SandboxLimits, hook: str) -> dict:
+        req = {"code": code, "hook": hook, "limits": {**limits.as_dict(), "work_mb": limits.disk_mb}}
+        self._send(req)
+        return self._recv(limits.wall_seconds + 10.0)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            _kill_group(self.proc.pid)  # the worker, and with it PID 1 of the namespace and everything in it
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        self._log.close()
+
+
+def _probe_isolation() -> tuple[str, bool]:
+    """Hook mode only: ``(user_mode, network_namespace)`` this process can give a child.
+
+    ``user_mode`` is ``"nobody"`` (root, and the interpreter is usable by ``nobody``),
+    ``"userns"`` (root, interpreter unreadable by ``nobody``: a user namespace sheds
+    root's capabilities, though the kernel uid stays 0) or ``"none"`` (not root).
+    Probed once per process in forked children, with the interpreter's real path
+    (in a virtualenv ``sys.executable`` is a symlink).
     """
     if not sys.platform.startswith("linux"):
         return "none", False
     libc_name = ctypes.util.find_library("c")
     libc = ctypes.CDLL(libc_name, use_errno=True) if libc_name else None  # loaded before the fork
+    exe = os.path.realpath(sys.executable)
 
     def attempt(flags: int, drop: bool) -> bool:
         try:
@@ -203,7 +341,7 @@ def _probe_isolation() -> tuple[str, bool]:
                     os.setgroups([])
                     os.setgid(_NOBODY)
                     os.setuid(_NOBODY)
-                ok = os.access(sys.executable, os.X_OK) and os.access(os.__file__, os.R_OK)
+                ok = os.access(exe, os.X_OK) and os.access(os.__file__, os.R_OK)
             except Exception:
                 ok = False
             os._exit(0 if ok else 1)
@@ -221,113 +359,123 @@ def _probe_isolation() -> tuple[str, bool]:
 
 
 _ISOLATION: tuple[str, bool] | None = None
-
-
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REMOUNT = 1, 2, 4, 32
-_MS_BIND, _MS_REC, _MS_PRIVATE = 4096, 16384, 1 << 18
-_CLONE_NEWNS = 0x00020000
-_JAIL_OK: bool | None = None
+_hook_warned = False
 
 
 class PythonSandbox:
-    """Runs code strings in fresh limited interpreters; see the module docstring.
+    """Runs code strings in fresh, limited, confined processes; see the module docstring.
 
-    ``mode`` says how the child is confined, strongest first:
-
-    - ``"jail"`` (started as root where mount namespaces work, as on these machines):
-      a private mount namespace whose root is a small size-capped tmpfs holding only
-      read-only binds of ``/usr`` and the interpreter's prefix and a writable
-      ``/work``; no ``/etc``, ``/proc``, ``/home`` or ``/root`` exist in it. Then the
-      empty network namespace, and the switch to ``nobody``: the code cannot signal or
-      write anything of root's even with the audit hook undone.
-    - ``"nobody"``, ``"userns"`` or ``"none"``: the older layers only (see
-      :func:`_probe_isolation`); the audit hook is then the main guard of the file
-      system, which in-process code can undo. Used where the jail cannot be built.
+    ``mode="namespaces"`` (default) starts the sandbox's worker now and raises
+    :class:`SandboxUnavailable` if the kernel refuses the namespaces; ``mode="hook"`` is
+    the weaker fallback, only when asked for by name. Thread-safe: calls on one sandbox
+    run one at a time. ``close()`` (or garbage collection) ends the worker.
     """
 
-    def __init__(self, limits: SandboxLimits | None = None, isolate_network: bool | None = None):
-        global _ISOLATION, _JAIL_OK
+    def __init__(self, limits: SandboxLimits | None = None, mode: str = "namespaces", audit_hook: bool = True):
+        global _ISOLATION, _hook_warned
+        if mode not in MODES:
+            raise ValueError(f"sandbox mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.limits = limits or SandboxLimits()
-        if _ISOLATION is None:
-            _ISOLATION = _probe_isolation()
-        self.user_mode = _ISOLATION[0]
-        #: Whether children get an empty network namespace (else sockets are only refused by the hook).
-        self.network_namespace = _ISOLATION[1] if isolate_network is None else (bool(isolate_network) and _ISOLATION[1])
-        name = ctypes.util.find_library("c")
-        self._libc = ctypes.CDLL(name, use_errno=True) if name else None
-        if self._libc is not None:
-            self._libc.mount.argtypes = [
-                ctypes.c_char_p,
-                ctypes.c_char_p,
-                ctypes.c_char_p,
-                ctypes.c_ulong,
-                ctypes.c_char_p,
-            ]
-        self._jail_root = ""
-        self.mode = self.user_mode
-        readable = [
-            sysconfig.get_paths()["stdlib"],
-            sysconfig.get_paths()["platstdlib"],
-            os.path.dirname(os.__file__),
-        ]
-        readable = sorted({os.path.realpath(p) for p in readable if p})
-        self._prelude = _PRELUDE.format(readable=", ".join(repr(p) for p in readable) + ",")
+        self.mode = mode
+        self.audit_hook = bool(audit_hook)
         self.runs = 0
         self.failures: dict[str, int] = {}
-        if os.geteuid() == 0 and self._libc is not None and _JAIL_OK is not False:
-            self._jail_root = tempfile.mkdtemp(prefix="agentgym-jail-")
-            self.mode = "jail"
-            self._set_flags()
-            if _JAIL_OK is None:  # build one jail and run a line in it, once per process
-                probe = self.run("import os\nprint(os.getcwd(), os.getuid(), os.path.exists('/etc'))")
-                _JAIL_OK = probe.ok and probe.stdout.split() == ["/work", str(_NOBODY), "False"]
-                self.runs, self.failures = 0, {}
-            if not _JAIL_OK:
-                self.mode, self._jail_root = self.user_mode, ""
-        self._set_flags()
-
-    def _set_flags(self) -> None:
-        self._unshare_flags = (
-            (_CLONE_NEWNET if self.network_namespace else 0)
-            | (_CLONE_NEWUSER if self.mode == "userns" else 0)
-            | (_CLONE_NEWNS if self.mode == "jail" else 0)
+        self._lock = threading.Lock()
+        self._worker: _Worker | None = None
+        self._hook = _hook_source() if self.audit_hook else ""
+        if mode == "namespaces":
+            if not sys.platform.startswith("linux"):
+                raise SandboxUnavailable(_unavailable("Linux namespaces do not exist on " + sys.platform))
+            try:
+                self._worker = _Worker()
+            except SandboxUnavailable as e:
+                raise SandboxUnavailable(_unavailable(str(e))) from None
+            self.network_namespace = True
+            return
+        if not _hook_warned:
+            warnings.warn(
+                "sandbox mode 'hook': the Python tool runs with rlimits and an in-process audit hook, "
+                "which code can undo; use it only where namespaces are unavailable",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            _hook_warned = True
+        if _ISOLATION is None:
+            _ISOLATION = _probe_isolation()
+        self.user_mode, self.network_namespace = _ISOLATION
+        self._unshare_flags = (_CLONE_NEWNET if self.network_namespace else 0) | (
+            _CLONE_NEWUSER if self.user_mode == "userns" else 0
         )
+        name = ctypes.util.find_library("c")
+        self._libc = ctypes.CDLL(name, use_errno=True) if name else None
+
+    # ----- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._worker is not None:
+                self._worker.close()
+                self._worker = None
+
+    def __enter__(self) -> PythonSandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __del__(self) -> None:
-        if getattr(self, "_jail_root", ""):
-            shutil.rmtree(self._jail_root, ignore_errors=True)
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.close()
 
-    def _mount(self, src: str | None, dst: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-        enc = lambda x: None if x is None else x.encode()  # noqa: E731
-        assert self._libc is not None
-        if self._libc.mount(enc(src), enc(dst), enc(fstype), flags, enc(data)) != 0:
-            raise OSError(ctypes.get_errno(), f"mount {src} on {dst} failed")
+    @property
+    def worker_pid(self) -> int | None:
+        """The host pid of the namespaced worker (``namespaces`` mode), for inspection."""
+        return self._worker.proc.pid if self._worker is not None else None
 
-    def _build_jail(self) -> None:
-        """In the child, after unshare(CLONE_NEWNS): the new root, then chroot into it."""
-        root = self._jail_root
-        self._mount(None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing propagates back out
-        size_mb = max(8, int(self.limits.file_mb) * 4)
-        self._mount("agentgym", root, "tmpfs", _MS_NOSUID | _MS_NODEV, f"size={size_mb}m,mode=755")
-        prefix = os.path.realpath(sys.base_prefix)
-        for top in ("bin", "lib", "lib64", "sbin"):
-            src = "/" + top
-            if os.path.islink(src):
-                os.symlink(os.readlink(src), os.path.join(root, top))
-        binds = ["/usr"] + ([prefix] if not prefix.startswith("/usr/") else [])
-        binds += [f"/{t}" for t in ("bin", "lib", "lib64") if os.path.isdir(f"/{t}") and not os.path.islink(f"/{t}")]
-        for src in binds:
-            dst = root + src
-            os.makedirs(dst, mode=0o755, exist_ok=True)
-            self._mount(src, dst, None, _MS_BIND | _MS_REC)
-            self._mount(None, dst, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV)
-        work = os.path.join(root, "work")
-        os.mkdir(work, 0o700)
-        os.chown(work, _NOBODY, _NOBODY)
-        os.chroot(root)
-        os.chdir("/work")
+    # ----- running ---------------------------------------------------------------------
 
-    def _preexec(self) -> None:  # runs in the child between fork and exec
+    def run(self, code: str) -> SandboxResult:
+        """Run ``code``; its printed output comes back in ``stdout``. Never raises for bad code."""
+        if not isinstance(code, str):
+            return SandboxResult(
+                "error", "", f"TypeError: code must be a string, got {type(code).__name__}", None, 0.0, self.mode
+            )
+        start = time.perf_counter()
+        with self._lock:
+            self.runs += 1
+            if self.mode == "namespaces":
+                result = self._run_in_worker(code, start)
+            else:
+                result = self._run_with_hook(code, start)
+        if result.status != "ok":
+            self.failures[result.status] = self.failures.get(result.status, 0) + 1
+        return result
+
+    def _run_in_worker(self, code: str, start: float) -> SandboxResult:
+        if self._worker is None or not self._worker.alive:
+            if self._worker is not None:
+                self._worker.close()
+            try:
+                self._worker = _Worker()
+            except SandboxUnavailable as e:
+                return SandboxResult("crashed", "", f"could not restart the sandbox: {e}", None, 0.0, self.mode)
+        try:
+            reply = self._worker.call(code, self.limits, self._hook)
+        except (OSError, EOFError, TimeoutError, ValueError) as e:
+            self._worker.close()  # the next call starts a fresh worker
+            self._worker = None
+            status = "timeout" if isinstance(e, TimeoutError) else "crashed"
+            return SandboxResult(
+                status, "", f"the sandbox worker failed: {e}", None, time.perf_counter() - start, self.mode
+            )
+        stdout = _cut(reply["stdout"], self.limits.output_chars)
+        status = _classify(reply["returncode"], reply["timed_out"], reply["stderr"], reply["out_size"], self.limits)
+        return SandboxResult(
+            status, stdout, reply["stderr"][:2000], reply["returncode"], time.perf_counter() - start, self.mode
+        )
+
+    def _preexec(self) -> None:  # hook mode: runs in the child between fork and exec
         lim = self.limits
         cpu = int(max(1, lim.cpu_seconds))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
@@ -336,50 +484,30 @@ class PythonSandbox:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if self._unshare_flags and (self._libc is None or self._libc.unshare(self._unshare_flags) != 0):
             raise OSError("unshare failed")  # never run the code with less isolation than was probed
-        if self.mode == "jail":
-            self._build_jail()
-        if self.mode in ("jail", "nobody"):
+        if self.user_mode == "nobody":
             os.setgroups([])
             os.setgid(_NOBODY)
             os.setuid(_NOBODY)
         mem = int(lim.memory_mb) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
         resource.setrlimit(resource.RLIMIT_NOFILE, (lim.open_files, lim.open_files))
-        # Counted per user, so set after the switch (root ignores it).
-        resource.setrlimit(resource.RLIMIT_NPROC, (lim.processes, lim.processes))
+        resource.setrlimit(resource.RLIMIT_NPROC, (lim.processes, lim.processes))  # per user; root ignores it
 
-    def run(self, code: str) -> SandboxResult:
-        """Run ``code``; its printed output comes back in ``stdout``. Never raises for bad code."""
-        if not isinstance(code, str):
-            return SandboxResult(
-                "error",
-                "",
-                f"TypeError: code must be a string, got {type(code).__name__}",
-                None,
-                0.0,
-            )
-        self.runs += 1
-        start = time.perf_counter()
-        jail = self.mode == "jail"
-        workdir = "/work" if jail else tempfile.mkdtemp(prefix="agentgym-sandbox-")
+    def _run_with_hook(self, code: str, start: float) -> SandboxResult:
+        workdir = tempfile.mkdtemp(prefix="agentgym-sandbox-")
         try:
-            if self.mode == "nobody":
+            if self.user_mode == "nobody":
                 os.chown(workdir, _NOBODY, _NOBODY)
             # Output goes to unlinked files read back through the parent's own handles:
             # the child cannot swap them for a FIFO or a link.
             with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
                 proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", "-c", self._prelude],
+                    [os.path.realpath(sys.executable), "-I", "-S", "-c", self._hook + _RUN_STDIN],
                     stdin=subprocess.PIPE,
                     stdout=out,
                     stderr=err,
-                    cwd=None if jail else workdir,
-                    env={
-                        "PATH": "/usr/bin:/bin",
-                        "HOME": workdir,
-                        "TMPDIR": workdir,
-                        "LANG": "C.UTF-8",
-                    },
+                    cwd=workdir,
+                    env={"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"},
                     start_new_session=True,
                     preexec_fn=self._preexec,
                     close_fds=True,
@@ -400,24 +528,26 @@ class PythonSandbox:
                 stdout = _read_head(out, self.limits.output_chars)
                 stderr = _read_head(err, 2000)
             status = _classify(proc.returncode, timed_out, stderr, out_size, self.limits)
-            if status != "ok":
-                self.failures[status] = self.failures.get(status, 0) + 1
-            return SandboxResult(status, stdout, stderr, proc.returncode, time.perf_counter() - start)
-        except (
-            OSError,
-            subprocess.SubprocessError,
-        ) as e:  # could not start: report it, the env carries on
-            self.failures["crashed"] = self.failures.get("crashed", 0) + 1
+            return SandboxResult(status, stdout, stderr, proc.returncode, time.perf_counter() - start, self.mode)
+        except (OSError, subprocess.SubprocessError) as e:  # could not start: report it, the env carries on
             return SandboxResult(
-                "crashed",
-                "",
-                f"could not start the sandbox: {e}",
-                None,
-                time.perf_counter() - start,
+                "crashed", "", f"could not start the sandbox: {e}", None, time.perf_counter() - start, self.mode
             )
         finally:
-            if not jail:
-                shutil.rmtree(workdir, ignore_errors=True)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _unavailable(reason: str) -> str:
+    return (
+        f"the Python tool's sandbox needs new user, mount, network and PID namespaces, and the kernel refused: "
+        f"{reason}. Nothing was run. Allow user namespaces (sysctl kernel.unprivileged_userns_clone=1 or "
+        f"user.max_user_namespaces > 0, or a container with them), or opt into the weaker in-process audit hook "
+        f"by name: sandbox_mode='hook' (env kwarg) / PythonSandbox(mode='hook')."
+    )
+
+
+def _cut(text: str, n_chars: int) -> str:
+    return text if len(text) <= n_chars else text[:n_chars] + "\n[output truncated]"
 
 
 def _kill_group(pgid: int) -> None:
@@ -429,9 +559,7 @@ def _kill_group(pgid: int) -> None:
 
 def _read_head(f: Any, n_chars: int) -> str:
     f.seek(0)
-    data = f.read(n_chars * 4 + 4)
-    text = data.decode("utf-8", "replace")
-    return text if len(text) <= n_chars else text[:n_chars] + "\n[output truncated]"
+    return _cut(f.read(n_chars * 4 + 4).decode("utf-8", "replace"), n_chars)
 
 
 def _classify(code: int | None, timed_out: bool, stderr: str, out_size: int, lim: SandboxLimits) -> str:

@@ -2,13 +2,19 @@
 
 A checkpoint folder ``checkpoints/step_000010/`` holds the trainable weights
 (``weights.safetensors``: every parameter for full fine-tuning, only the adapter for
-LoRA), ``optimizer.pt``, and ``state.pt`` (step, RNG states, policy and teacher state).
+LoRA), ``optimizer.pt`` (read back with ``torch.load(weights_only=True)``: tensors and
+plain containers only), and the rest of the state (step, RNG states, policy and teacher
+state) as ``state.json`` with its tensors in ``state.safetensors``. Nothing in a run
+folder is unpickled, so a crafted checkpoint cannot run code on ``--resume``.
+
 A run killed at any moment leaves either the previous complete checkpoint or the new
-one, never a torn one: only folders with a ``COMPLETE`` marker count.
+one, never a torn one: only folders with a ``COMPLETE`` marker count, and the temporary
+folder a killed write leaves is removed by the next save or resume.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -44,6 +50,78 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
+# ----- state as JSON: tensors beside it in safetensors, nothing pickled ----------------------
+
+
+def _encode(obj: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, torch.Tensor):
+        key = f"t{len(tensors)}"
+        tensors[key] = obj.detach().cpu().contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": obj.tolist(), "dtype": str(obj.dtype), "shape": list(obj.shape)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_encode(v, tensors, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__") for k in obj):
+            return {k: _encode(v, tensors, f"{where}.{k}") for k, v in obj.items()}
+        return {
+            "__items__": [[_encode(k, tensors, where), _encode(v, tensors, f"{where}[{k!r}]")] for k, v in obj.items()]
+        }
+    raise TypeError(
+        f"checkpoint state at {where} is a {type(obj).__name__}; state_dict() must return JSON-like values "
+        "(numbers, strings, lists, tuples, dicts, numpy arrays, tensors), never pickled objects"
+    )
+
+
+def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_decode(v, tensors) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if "__ndarray__" in obj:
+        return np.asarray(obj["__ndarray__"], dtype=np.dtype(obj["dtype"])).reshape(obj["shape"])
+    if "__tuple__" in obj:
+        return tuple(_decode(v, tensors) for v in obj["__tuple__"])
+    if "__items__" in obj:
+        return {_decode(k, tensors): _decode(v, tensors) for k, v in obj["__items__"]}
+    return {k: _decode(v, tensors) for k, v in obj.items()}
+
+
+def save_state(folder: Path, state: dict[str, Any]) -> None:
+    tensors: dict[str, torch.Tensor] = {}
+    encoded = _encode(state, tensors, "state")
+    (folder / "state.json").write_text(json.dumps(encoded))
+    save_file(tensors, str(folder / "state.safetensors"))
+
+
+def load_state(folder: Path) -> dict[str, Any]:
+    if not (folder / "state.json").exists():
+        if (folder / "state.pt").exists():
+            raise RuntimeError(
+                f"{folder} holds its state as a pickle (state.pt, written by an older agentgym); unpickling can run "
+                "code, so it is not read. Start the run again, or resume it with the agentgym version that wrote it."
+            )
+        raise RuntimeError(f"{folder} has no state.json")
+    tensors = load_file(str(folder / "state.safetensors"))
+    return _decode(json.loads((folder / "state.json").read_text()), tensors)
+
+
+def remove_stale_temporaries(root: Path) -> None:
+    """Temporary folders of checkpoint writes that a kill interrupted."""
+    if root.exists():
+        for tmp in root.glob(".step_*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def save_checkpoint(
     root: Path,
     step: int,
@@ -55,12 +133,13 @@ def save_checkpoint(
 ) -> Path:
     """Write ``root/step_<step>`` atomically; ``files`` are extra text files (name -> text) in it."""
     root.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(root)
     final = root / f"step_{step:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:06d}.", dir=root))
     try:
         save_file(trainable_state(model), str(tmp / "weights.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save({**state, "step": step, "rng": rng_state()}, tmp / "state.pt")
+        save_state(tmp, {**state, "step": step, "rng": rng_state()})
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
         (tmp / COMPLETE).write_text(f"{step}\n")
@@ -97,8 +176,9 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-    state = torch.load(path / "state.pt", weights_only=False)
+    state = load_state(path)
+    # weights_only: tensors and plain containers only, no arbitrary unpickling.
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     set_rng_state(state["rng"])
     return state
 

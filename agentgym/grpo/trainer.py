@@ -43,7 +43,7 @@ from agentgym.eval import evaluate_any, report_metrics
 from agentgym.eval.heldout import EnvReport, write_json
 from agentgym.grpo.advantages import group_advantages, seat_groups, split_moves
 from agentgym.grpo.batch import collate
-from agentgym.grpo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agentgym.grpo.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from agentgym.grpo.collect import Collected, RolloutCancelled
 from agentgym.grpo.metrics import batch_metrics, rollout_metrics, teacher_groups
 from agentgym.grpo.runlog import RunLog, atomic_write
@@ -382,6 +382,7 @@ class GRPOTrainer:
         )
 
     def _restore(self) -> None:
+        remove_stale_temporaries(self.run_dir / "checkpoints")
         ck = latest_checkpoint(self.run_dir / "checkpoints")
         if ck is not None:
             state = load_checkpoint(ck, self.model, self.optimizer)

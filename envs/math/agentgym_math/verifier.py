@@ -8,14 +8,21 @@ Two steps, kept apart so each can be tested on its own:
 - :func:`check` compares that text with the gold :class:`~fractions.Fraction`. A fast
   path parses the usual forms (``-3``, ``0.25``, ``1,000``, ``7/2``, ``\\frac{7}{2}``,
   ``x = 7/2``, mixed numbers ``3 1/2``) exactly with :class:`fractions.Fraction`; only
-  what it cannot read goes to math_verify (sympy), which is slow and imported lazily.
+  what it cannot read goes to math_verify (sympy), after guards that refuse answers
+  known to explode (huge exponents, factorials, binomials, Gamma, sums...), in a worker
+  process killed at a hard deadline (:data:`SLOW_PATH_TIMEOUT_S`) from any thread.
 
 Neither function raises: bad input gives ``None`` or ``(False, error message)``.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import re
+import select
+import subprocess
+import sys
 import threading
 from fractions import Fraction
 
@@ -25,8 +32,8 @@ MAX_ANSWER_CHARS = 200
 MAX_BOX_CHARS = 1000
 #: How many boxes, from the last one back, are tried before giving up.
 MAX_BOXES_TRIED = 32
-#: Seconds math_verify may spend parsing or comparing (main thread only: it uses SIGALRM).
-SLOW_PATH_TIMEOUT_S = 2
+#: Seconds the slow path (math_verify in its worker process) may take before it is killed.
+SLOW_PATH_TIMEOUT_S = 3.0
 
 NO_ANSWER_ERROR = "no final answer found: put it in \\boxed{}"
 
@@ -63,6 +70,13 @@ _LEADING = " \t\n$"
 # 2^99999) makes sympy build a gigantic integer in one C call that no alarm interrupts.
 _EXPONENT_RE = re.compile(r"(?:\^|\*\*)([^+\-*/=,;]*)")
 _LONG_DIGITS_RE = re.compile(r"\d{5,}")
+# Functions whose value sympy computes exactly however large the arguments: refused before
+# parsing (a rational gold answer never needs them), as are very long digit runs.
+_EXPLOSIVE_RE = re.compile(
+    r"\\(?:binom|dbinom|tbinom|choose|Gamma|gamma|sum|prod|int|lim|zeta|operatorname|mathrm\{C\})|"
+    r"\b(?:binomial|factorial|gamma|Gamma|Sum|Product|Integral|zeta|C)\s*\(",
+)
+_HUGE_NUMBER_RE = re.compile(r"\d{13,}")
 
 
 def extract_answer(text: str) -> str | None:
@@ -249,29 +263,81 @@ def check(answer_text: str, gold: Fraction) -> tuple[bool, str | None]:
 
 def _slow_check(text: str, gold: Fraction) -> tuple[bool, str | None]:
     """math_verify (sympy) for what the fast path cannot read: ``\\sqrt{1/4}``, ``2^{3}``..."""
-    for m in _EXPONENT_RE.finditer(text):
-        exponent = m.group(1)
-        if "^" in exponent or "**" in exponent or _LONG_DIGITS_RE.search(exponent):
-            return False, "could not parse the answer: its exponent is too large to evaluate"
-    if "!" in text:
-        return False, "could not parse the answer: factorials are not accepted"
+    if GUARDS:
+        for m in _EXPONENT_RE.finditer(text):
+            exponent = m.group(1)
+            if "^" in exponent or "**" in exponent or _LONG_DIGITS_RE.search(exponent):
+                return False, "could not parse the answer: its exponent is too large to evaluate"
+        if "!" in text:
+            return False, "could not parse the answer: factorials are not accepted"
+        if _EXPLOSIVE_RE.search(text) or _HUGE_NUMBER_RE.search(text):
+            return False, "could not parse the answer: give the final value as a number, not a formula to evaluate"
+    return _SLOW.check(text, gold)
 
-    import sympy
-    from math_verify import parse, verify
 
-    timeout = SLOW_PATH_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
-    body = text.strip("$").strip()
-    m = _VAR_PREFIX_RE.match(body)
-    if m:
-        body = body[m.end() :]
-    parsed = parse(f"${body}$", parsing_timeout=timeout)
-    if not parsed:
-        parsed = parse(body, parsing_timeout=timeout)
-    # "banana" parses as b*a*n*a*n*a: an expression with unknowns is not a number.
-    if not any(isinstance(p, sympy.Basic) and not p.free_symbols for p in parsed):
-        return False, f"could not parse the answer: {text[:60]!r} is not a number"
-    gold_expr = sympy.Rational(gold.numerator, gold.denominator)
-    return bool(verify(gold_expr, parsed, timeout_seconds=timeout)), None
+#: The pre-parse guards (off only in tests that exercise the deadline).
+GUARDS = True
+
+
+class _SlowPath:
+    """One math_verify worker process shared by all threads; killed and replaced at a deadline."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+
+    def _start(self) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agentgym_math._verify_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+        if _readline(proc, 120.0) is None:  # importing sympy: not part of any answer's deadline
+            _kill(proc)
+            raise RuntimeError("the answer checker's worker did not start")
+        return proc
+
+    def check(self, text: str, gold: Fraction) -> tuple[bool, str | None]:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = self._start()
+            proc = self._proc
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps({"text": text, "num": gold.numerator, "den": gold.denominator}) + "\n")
+            proc.stdin.flush()
+            line = _readline(proc, SLOW_PATH_TIMEOUT_S)
+            if line is None:
+                _kill(proc)
+                self._proc = None
+                return False, f"could not check the answer within {SLOW_PATH_TIMEOUT_S:g} s: give a plain number"
+            reply = json.loads(line)
+            return bool(reply["ok"]), reply["error"]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._proc is not None:
+                _kill(self._proc)
+                self._proc = None
+
+
+def _readline(proc: subprocess.Popen, timeout: float) -> str | None:
+    assert proc.stdout is not None
+    if not select.select([proc.stdout], [], [], timeout)[0]:
+        return None
+    line = proc.stdout.readline()
+    return line or None
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
+
+
+_SLOW = _SlowPath()
+atexit.register(_SLOW.close)
 
 
 def format_rational(value: Fraction) -> str:

@@ -172,10 +172,13 @@ def _visit(pool, urls, via_redirect, **context_kwargs):
 def test_local_means_the_same_to_the_rule_and_to_the_browser():
     """Every loopback form reaches a server on this machine; 0.0.0.0 (the same machine by
     another name), a user name of localhost in front of another host, and this machine's
-    other interfaces do not, whether the page asks directly or a redirect takes it there."""
+    other interfaces do not, whether the page asks directly or a redirect takes it there.
+
+    This is the browser's own layer (its flags and the router), so it runs on the host's
+    network; by default the browser has none but its own loopback (tests/security)."""
     import psutil
 
-    pool = get_pool()
+    pool = BrowserPool(network="host")
     srv = _Listener()
     p = srv.port
     local = {
@@ -206,12 +209,15 @@ def test_local_means_the_same_to_the_rule_and_to_the_browser():
                     classify_url(u) == "blocked" for u in blocked
                 )
     finally:
+        pool.close()
         srv.close()
 
 
 def test_allowed_hosts_are_reachable():
     srv = _Listener()
-    pool = BrowserPool(allow_hosts=("0.0.0.0",))
+    with pytest.raises(ValueError, match="allow_hosts needs network='host'"):
+        BrowserPool(allow_hosts=("0.0.0.0",))
+    pool = BrowserPool(allow_hosts=("0.0.0.0",), network="host")
     try:
         blocked = _visit(pool, [f"http://0.0.0.0:{srv.port}/allowed"], via_redirect=False)
         assert "/allowed" in srv.paths and blocked == []

@@ -13,7 +13,13 @@ What the pool guarantees:
   then Playwright's own installed browser, then a system Chromium (Debian's
   ``/usr/bin/chromium``, ``chromium-browser``, Google Chrome). If none is there,
   :class:`BrowserNotFound` says how to get one.
-- **Network**: "local" means the loopback interface (``127.0.0.0/8``, ``[::1]``,
+- **Network, by the kernel** (``network="isolated"``, the default on Linux): Chromium
+  runs in a network namespace of its own whose only interface is its loopback, where
+  the site server listens for it (see :mod:`agentgym_web.netns`): no request, WebRTC
+  (STUN/UDP), mDNS or DNS packet has anywhere to go. If the namespace cannot be made
+  the launch fails with :class:`BrowserFailure` saying why; ``network="host"`` (by name)
+  runs with the two layers below only.
+- **Network, by the browser**: "local" means the loopback interface (``127.0.0.0/8``, ``[::1]``,
   ``localhost``, ``*.localhost``; the generated sites' server, :mod:`agentgym_web.server`,
   listens on 127.0.0.1), ``data:``/``blob:``/``about:`` URLs, and files under the
   context's ``file_roots`` (the MiniWoB++ pages' folder); the pool's ``allow_hosts`` are
@@ -38,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import functools
 import glob
 import ipaddress
 import os
@@ -45,6 +52,7 @@ import pathlib
 import re
 import shutil
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -75,10 +83,9 @@ LAUNCH_ARGS = (
 )
 
 #: Host patterns the browser may resolve (IP literals go through these rules too): the
-#: loopback names and addresses, what :func:`classify_url` calls local. (``127.*`` also
-#: lets a name such as ``127.example.com`` resolve; the router blocks it and, past the
-#: router, the dead proxy: it is not a loopback address.)
-_RESOLVABLE = ("localhost", "*.localhost", "127.*", "::1")
+#: loopback names and the site server's address. No wildcard over ``127.*``: that would
+#: hand names such as ``127.example.com`` to the system resolver.
+_RESOLVABLE = ("localhost", "*.localhost", "127.0.0.1", "::1")
 
 
 def launch_args(allow_hosts: frozenset[str] = frozenset()) -> list[str]:
@@ -126,6 +133,18 @@ class BrowserFailure(RuntimeError):
 
 class BrowserHung(BrowserFailure):
     """A call to the browser ran past its timeout."""
+
+
+class _NoNamespace(Exception):
+    """The launcher could not make the browser's network namespace."""
+
+
+def _no_namespace(why: object) -> str:
+    return (
+        f"the browser's network namespace could not be made: {why}. Nothing was launched. "
+        "Allow network (and, when not root, user) namespaces, or pass network='host' to the env "
+        "(env.kwargs.network) to rely on Chromium's network flags and the request router only."
+    )
 
 
 @dataclass
@@ -240,20 +259,34 @@ def classify_url(url: str, allow_hosts: frozenset[str] = frozenset(), file_roots
 
 
 def _under(path: str, roots: tuple[str, ...]) -> bool:
-    path = os.path.normpath(path)
+    """Whether ``path``, with every symlink resolved, lies under one of ``roots`` (resolved too)."""
+    path = os.path.realpath(path)
     for root in roots:
-        root = os.path.normpath(os.path.abspath(root))
+        root = os.path.realpath(root)
         if path == root or path.startswith(root.rstrip(os.sep) + os.sep):
             return True
     return False
 
 
+@functools.lru_cache(maxsize=64)
+def _closed_root(root: str) -> bool:
+    """No symlink under ``root`` leads outside it: only then may its files skip the router."""
+    top = os.path.realpath(root)
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            full = os.path.join(folder, name)
+            if os.path.islink(full) and not _under(full, (top,)):
+                return False
+    return True
+
+
 def routed_pattern(file_roots: tuple[str, ...] = ()) -> re.Pattern[str]:
     """The URLs a context sends through the router: all but data, 127.0.0.1/localhost
-    (the site server) and files under ``file_roots``. Those never leave the machine, and
+    (the site server) and files under ``file_roots`` that hold no symlink leading out of
+    them (files under other roots go through the router, which resolves links). Those never leave the machine, and
     sparing them a trip through Python keeps page loads fast; the driver matches the
     pattern itself. Anything else, local or not, is judged by :func:`classify_url`."""
-    files = "".join(f"|{re.escape(_file_prefix(r))}" for r in file_roots)
+    files = "".join(f"|{re.escape(_file_prefix(r))}" for r in file_roots if _closed_root(os.path.abspath(r)))
     return re.compile(
         r"^(?!(?:data|blob|about):|(?:https?|wss?)://(?:127\.0\.0\.1|localhost)(?::\d+)?(?:[/?#]|$)" + files + ")"
     )
@@ -282,7 +315,19 @@ class BrowserPool:
         call_timeout: float = 30.0,
         launch_timeout: float = 60.0,
         allow_hosts: tuple[str, ...] = (),
+        network: str = "isolated",
     ):
+        if network not in ("isolated", "host"):
+            raise ValueError(f"network must be 'isolated' or 'host', got {network!r}")
+        if network == "isolated" and allow_hosts:
+            raise ValueError(
+                "allow_hosts needs network='host': an isolated browser has only its own loopback, "
+                "so no other host is reachable"
+            )
+        #: "isolated": the browser's own network namespace, loopback only (kernel-enforced);
+        #: "host": the host's network behind Chromium's flags and the router only.
+        self.network = network
+        self._isolation: Any = None
         self.executable_path = executable_path
         self.headless = headless
         self.extra_args = tuple(extra_args)
@@ -348,18 +393,37 @@ class BrowserPool:
             if self._pw is None:
                 self._pw = await async_playwright().start()
             before = _browser_pids()
+            exe, extra = path, {}
+            if self.network == "isolated":
+                exe, extra = self._isolated_launch(path)
             try:
                 browser = await self._pw.chromium.launch(
-                    executable_path=path,
+                    executable_path=exe,
                     headless=self.headless,
                     args=args,
                     timeout=self.launch_timeout * 1000,
                     handle_sigint=False,
                     handle_sigterm=False,
                     handle_sighup=False,
+                    **extra,
                 )
+                if self.network == "isolated":
+                    try:
+                        listener = await asyncio.get_running_loop().run_in_executor(None, self._isolation.receive, 10.0)
+                    except OSError as e:
+                        await browser.close()
+                        raise _NoNamespace(str(e)) from None
+                    await self.site_server.adopt(listener)
+            except _NoNamespace as exc:
+                raise BrowserFailure(_no_namespace(exc)) from None
             except Exception as exc:  # a broken driver connection: restart Playwright once
                 last_error = exc
+                if self.network == "isolated":
+                    try:  # the launcher says why it stopped, if it did
+                        self._isolation.receive(0.2)
+                    except OSError as why:
+                        if "never reported" not in str(why):
+                            raise BrowserFailure(_no_namespace(why)) from None
                 if how == "playwright" and "Executable doesn't exist" in str(exc):
                     raise BrowserNotFound(f"{exc}\n{INSTALL_HELP}") from None
                 await self._stop_playwright()
@@ -378,6 +442,18 @@ class BrowserPool:
         self.stats.launches += 1
         if self.generation > 1:
             self.stats.relaunches += 1
+
+    def _isolated_launch(self, path: str | None) -> tuple[str, dict[str, Any]]:
+        from agentgym_web.netns import Isolation
+
+        if not sys.platform.startswith("linux"):
+            raise BrowserFailure("network='isolated' needs Linux network namespaces; pass network='host'")
+        real = path or self._pw.chromium.executable_path
+        if not real or not os.path.exists(real):
+            raise BrowserNotFound(f"Chromium is not at {real!r}.\n{INSTALL_HELP}")
+        if self._isolation is None:
+            self._isolation = Isolation()
+        return self._isolation.launcher, {"env": self._isolation.env(real)}
 
     def _on_disconnected(self, browser: Any) -> None:
         # Only the current browser dying unasked is a crash: one that _discard_browser
@@ -575,6 +651,8 @@ class BrowserPool:
                     _kill(self.browser_pid)
             await self._stop_playwright()
             await self.site_server.close()
+            if self._isolation is not None:
+                self._isolation.close()
 
         if self._loop.is_running() and os.getpid() == self._owner_pid:
             try:

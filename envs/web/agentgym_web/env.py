@@ -103,6 +103,8 @@ class WebEnv(TextEnv):
     - ``max_retries`` (1): replays of an episode after a browser crash before it is dropped;
     - ``call_timeout`` (30.0): seconds one reset or step may take before the browser counts as hung;
     - ``executable_path``: the Chromium binary (else see :func:`~agentgym_web.browser.find_browser`);
+    - ``network``: ``"isolated"`` (default: the browser in its own network namespace, loopback
+      only, enforced by the kernel) or ``"host"`` (Chromium's flags and the router only);
     - ``pool``: a :class:`BrowserPool` of your own (default: the process-wide one);
     - ``system_prompt``: replaces the default;
     - ``render_mode``: ``ansi`` (the transcript) or ``rgb_array`` (a screenshot).
@@ -136,6 +138,7 @@ class WebEnv(TextEnv):
         max_retries: int = 1,
         call_timeout: float = 30.0,
         executable_path: str | None = None,
+        network: str = "isolated",
         pool: BrowserPool | None = None,
         system_prompt: str | None = None,
         render_mode: str | None = None,
@@ -163,7 +166,7 @@ class WebEnv(TextEnv):
         self.max_retries = int(max_retries)
         self.call_timeout = float(call_timeout)
         self.system_prompt = system_prompt or SYSTEM_PROMPT
-        self.pool = pool if pool is not None else get_pool(executable_path=executable_path)
+        self.pool = pool if pool is not None else get_pool(executable_path=executable_path, network=network)
         self.goal = ""
         self.last_view = ""
         self.last_snapshot: dict[str, Any] = {}

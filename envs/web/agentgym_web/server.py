@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +57,13 @@ class SiteServer:
         if self._server is None:
             self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
             self.port = self._server.sockets[0].getsockname()[1]
+
+    async def adopt(self, sock: socket.socket) -> None:
+        """Serve on ``sock``, a listener made elsewhere (in the browser's network namespace)."""
+        await self.close()
+        sock.setblocking(False)
+        self._server = await asyncio.start_server(self._serve, sock=sock)
+        self.port = sock.getsockname()[1]
 
     def register(self, handler: Handler) -> str:
         """Serve ``handler`` to contexts that send the returned token.

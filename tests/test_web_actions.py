@@ -137,7 +137,7 @@ def test_parse_view_round_trip():
         ("https://[::1]:3/", "local"),
         ("ws://127.0.0.1:9/", "local"),
         ("http://shop.localhost/", "local"),
-        ("http://127.0.0.2/", "local"),
+        ("http://127.0.0.2/", "blocked"),  # no 127.* wildcard: only 127.0.0.1 resolves
         ("data:text/html,hi", "local"),
         ("http://example.com/", "blocked"),
         ("https://93.184.216.34/", "blocked"),
@@ -209,8 +209,9 @@ def test_launch_flags_agree_with_the_rule():
     args = browser.launch_args(frozenset({"10.1.2.3"}))
     rules = next(a for a in args if a.startswith("--host-resolver-rules="))
     assert rules.startswith("--host-resolver-rules=MAP * ~NOTFOUND,")
-    for host in ("localhost", "*.localhost", "127.*", "::1", "10.1.2.3"):
+    for host in ("localhost", "*.localhost", "127.0.0.1", "::1", "10.1.2.3"):
         assert f"EXCLUDE {host}" in rules
+    assert "127.*" not in rules  # a wildcard would hand names like 127.evil.com to the system resolver
     assert "--proxy-bypass-list=10.1.2.3" in args and "--proxy-server=http://127.0.0.1:9" in args
     assert not any(a.startswith("--proxy-bypass-list") for a in browser.launch_args())
 

@@ -183,13 +183,16 @@ def test_local_means_the_same_to_the_rule_and_to_the_browser():
     p = srv.port
     local = {
         "loop": f"http://127.0.0.1:{p}/loop",
-        "loop2": f"http://127.0.0.2:{p}/loop2",
         "name": f"http://localhost:{p}/name",
         "sub": f"http://shop.localhost:{p}/sub",
     }
     if len(srv.servers) == 2:
         local["v6"] = f"http://[::1]:{p}/v6"
-    outside = {"zero": f"http://0.0.0.0:{p}/zero", "userinfo": f"http://localhost:{p}@0.0.0.0:{p}/userinfo"}
+    outside = {
+        "loop2": f"http://127.0.0.2:{p}/loop2",
+        "zero": f"http://0.0.0.0:{p}/zero",
+        "userinfo": f"http://localhost:{p}@0.0.0.0:{p}/userinfo",
+    }
     lan = [
         a.address
         for addrs in psutil.net_if_addrs().values()

@@ -19,7 +19,7 @@ What the pool guarantees:
   (STUN/UDP), mDNS or DNS packet has anywhere to go. If the namespace cannot be made
   the launch fails with :class:`BrowserFailure` saying why; ``network="host"`` (by name)
   runs with the two layers below only.
-- **Network, by the browser**: "local" means the loopback interface (``127.0.0.0/8``, ``[::1]``,
+- **Network, by the browser**: "local" means the loopback interface (``127.0.0.1``, ``[::1]``,
   ``localhost``, ``*.localhost``; the generated sites' server, :mod:`agentgym_web.server`,
   listens on 127.0.0.1), ``data:``/``blob:``/``about:`` URLs, and files under the
   context's ``file_roots`` (the MiniWoB++ pages' folder); the pool's ``allow_hosts`` are
@@ -86,6 +86,7 @@ LAUNCH_ARGS = (
 #: loopback names and the site server's address. No wildcard over ``127.*``: that would
 #: hand names such as ``127.example.com`` to the system resolver.
 _RESOLVABLE = ("localhost", "*.localhost", "127.0.0.1", "::1")
+_LOOPBACK = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
 
 
 def launch_args(allow_hosts: frozenset[str] = frozenset()) -> list[str]:
@@ -253,7 +254,8 @@ def classify_url(url: str, allow_hosts: frozenset[str] = frozenset(), file_roots
     if host == "localhost" or host.endswith(".localhost") or host in allow_hosts:
         return "local"
     try:
-        return "local" if ipaddress.ip_address(host.strip("[]")).is_loopback else "blocked"
+        # 127.0.0.1 and ::1 only: the browser resolves no other 127.* literal (no wildcard rule).
+        return "local" if ipaddress.ip_address(host.strip("[]")) in _LOOPBACK else "blocked"
     except ValueError:
         return "blocked"
 

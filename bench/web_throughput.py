@@ -179,12 +179,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--episodes", type=int, default=32, help="episodes per row (at least 2x the concurrency)")
     ap.add_argument("--workloads", nargs="+", default=["sites", "miniwob"], choices=["sites", "miniwob"])
+    ap.add_argument(
+        "--network",
+        default="isolated",
+        choices=["isolated", "host"],
+        help="the browser in its own network namespace (default) or on the host's network",
+    )
     add_out(ap, "web_throughput")
     args = ap.parse_args(argv)
 
     from agentgym_web.browser import get_pool
 
-    pool = get_pool()
+    pool = get_pool(network=args.network)
     pool.ensure_started()
     rows = []
     for w in args.workloads:
@@ -226,7 +232,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "rows": rows,
         "memory": mem,
         "target_steps_per_s_at_16": TARGET,
-        "browser": {"source": pool.browser_source, "version": pool._browser.version if pool._browser else None},
+        "browser": {
+            "source": pool.browser_source,
+            "version": pool._browser.version if pool._browser else None,
+            "network": pool.network,
+        },
         "pool_stats": pool.stats.as_dict(),
     }
     out = Path(args.out)

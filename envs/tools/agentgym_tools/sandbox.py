@@ -50,7 +50,6 @@ import tempfile
 import threading
 import time
 import warnings
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -224,9 +223,6 @@ def _jail_layout() -> tuple[list[str], dict[str, str]]:
     return binds, links
 
 
-_live_workers: weakref.WeakSet = weakref.WeakSet()
-
-
 class _Worker:
     """Host side of one namespaced worker (see :mod:`agentgym_tools._sandbox_worker`)."""
 
@@ -257,7 +253,6 @@ class _Worker:
         if "error" in reply:
             self.close()
             raise SandboxUnavailable(reply["error"])
-        _live_workers.add(self)
 
     def _stderr(self) -> str:
         self._log.seek(0)

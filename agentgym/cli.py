@@ -111,33 +111,29 @@ def play(
         list[str] | None, typer.Option("--param", "-p", help="Task parameter NAME=VALUE (repeatable).")
     ] = None,
 ) -> None:
-    """Play an environment yourself in the terminal (type your reply; an empty line sends it; /quit leaves)."""
+    """Play an environment yourself in the terminal (type your reply; an empty line sends it; /quit leaves).
+
+    In a game you take every seat the policy would (both in self-play); scripted opponents
+    (``-p opponent=optimal``) play their own seats."""
     from agentgym import make
+    from agentgym.registry import is_multiagent_id
 
     _check_env(env_id)
     env = make(env_id)
     task = _task(env_id, _parse_params(param), seed)
+    if is_multiagent_id(env_id):
+        _play_game(env, task, seed)
+        return
     messages, info = env.reset(options={"task": task})
     console.print(f"[dim]task {json.dumps(info['task'])}[/dim]")
     total = 0.0
     while True:
         for m in messages:
             _say(m)
-        console.print("[bold green]you[/bold green] (end with an empty line):")
-        lines = []
-        while True:
-            try:
-                line = input()
-            except EOFError:
-                line = "/quit" if not lines else ""
-            if line.strip() == "/quit":
-                console.print("bye")
-                return
-            if line == "" and lines:
-                break
-            if line != "":
-                lines.append(line)
-        messages, reward, terminated, truncated, info = env.step("\n".join(lines))
+        reply = _read_reply("you")
+        if reply is None:
+            return
+        messages, reward, terminated, truncated, info = env.step(reply)
         total += reward
         parts = ", ".join(f"{k}={v:g}" for k, v in info["reward_parts"].items())
         err = f"  error: {escape(info['error'])}" if info["error"] else ""
@@ -148,6 +144,76 @@ def play(
             verdict = "[green]success[/green]" if info["success"] else "[red]failure[/red]"
             console.print(f"episode over: {verdict}, return {total:g}, {info['turn']} turn(s)")
             return
+
+
+def _read_reply(who: str) -> str | None:
+    """Lines up to an empty one; None on /quit (or end of input before any line)."""
+    console.print(f"[bold green]{who}[/bold green] (end with an empty line):")
+    lines: list[str] = []
+    while True:
+        try:
+            line = input()
+        except EOFError:
+            line = "/quit" if not lines else ""
+        if line.strip() == "/quit":
+            console.print("bye")
+            return None
+        if line == "" and lines:
+            return "\n".join(lines)
+        if line != "":
+            lines.append(line)
+
+
+def _play_game(env, task, seed: int) -> None:
+    """A game in the terminal: you move for the policy's seats, scripted players for theirs."""
+    import numpy as np
+
+    from agentgym.multiagent import POLICY, TextAECEnv
+
+    rng = np.random.default_rng(seed)
+    totals: dict[str, float] = {}
+    if isinstance(env, TextAECEnv):
+        env.reset(options={"task": task})
+        controllers = env.controllers()
+        console.print(f"[dim]task {json.dumps(task.to_dict())}; seats {controllers}[/dim]")
+        while env.agents:
+            agent = env.agent_selection
+            _, reward, terminated, truncated, info = env.last()
+            if terminated or truncated:
+                env.step(None)
+                continue
+            if controllers[agent] == POLICY:
+                for m in env.observe(agent)["messages"]:
+                    _say(m)
+                action = _read_reply(f"you ({agent})")
+                if action is None:
+                    return
+            else:
+                action = env.scripted_action(agent, controllers[agent], rng)
+                console.print(f"[cyan]{agent} ({controllers[agent]})[/cyan]: {escape(action)}")
+            env.step(action)
+            for a, r in env.rewards.items():
+                totals[a] = totals.get(a, 0.0) + float(r)
+    else:
+        obs, infos = env.reset(options={"task": task})
+        controllers = env.controllers()
+        console.print(f"[dim]task {json.dumps(task.to_dict())}; seats {controllers}[/dim]")
+        while env.agents:
+            actions = {}
+            for agent in env.agents:
+                if controllers[agent] == POLICY:
+                    for m in obs.get(agent, {}).get("messages", []):
+                        _say(m)
+                    reply = _read_reply(f"you ({agent})")
+                    if reply is None:
+                        return
+                    actions[agent] = reply
+                else:
+                    actions[agent] = env.scripted_action(agent, controllers[agent], rng)
+            obs, rewards, terminations, truncations, infos = env.step(actions)
+            for a, r in rewards.items():
+                totals[a] = totals.get(a, 0.0) + float(r)
+    console.print("game over: " + ", ".join(f"{a} return {r:g}" for a, r in sorted(totals.items())))
 
 
 def _sampling(max_new_tokens: int, temperature: float):
@@ -183,17 +249,18 @@ def rollout(
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per turn.")] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.7,
 ) -> None:
-    """Play a few episodes with a policy and print their transcripts."""
-    from agentgym.rollout import RolloutRunner
+    """Play a few episodes with a policy and print their transcripts (a game: one per policy seat)."""
+    from agentgym.rollout import make_runner
 
     _check_env(env_id)  # a wrong id fails before the model loads
     params = _parse_params(param)
     tasks = [_task(env_id, params, seed + i) for i in range(n)]
     sampling = _sampling(max_new_tokens, temperature)
     pol = _policy(policy, seed)
-    eps = RolloutRunner(pol, sampling).run(env_id, tasks)
+    eps = make_runner(env_id, pol, sampling, seed=seed).run(env_id, tasks)
     for i, ep in enumerate(eps):
-        console.rule(f"episode {i}  task {json.dumps(ep.task.to_dict())}")
+        seat = f"  seat {ep.agent}" if ep.agent else ""
+        console.rule(f"episode {i}{seat}  task {json.dumps(ep.task.to_dict())}")
         for m in ep.messages:
             _say(m)
         console.print(

@@ -176,3 +176,25 @@ def test_sft_runs_the_warm_start_alone(tmp_path):
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in rows if r["kind"] in ("sft", "train")] == ["sft", "sft"]
     assert "before" in res.output and "after" in res.output
+
+
+def test_play_and_rollout_a_game():
+    """Games are PettingZoo envs (reset returns nothing): play and rollout drive them as games."""
+    import re
+
+    from agentgym import make
+    from agentgym.env import TaskSpec
+
+    params = {"heaps": 1, "max_heap": 3, "opponent": "optimal", "seat": 0}
+    env = make("multiagent/nim-v0")
+    env.reset(options={"task": TaskSpec(params, 3)})
+    heap = int(re.search(r"heap 1 has (\d+)", env.observe("player_0")["messages"][-1]["content"]).group(1))
+    args = ["play", "multiagent/nim-v0", "--seed", "3"] + [x for k, v in params.items() for x in ("-p", f"{k}={v}")]
+    res = runner.invoke(app, args, input=f"take {heap} from heap 1\n\n")
+    assert res.exit_code == 0, res.output
+    returns = dict(re.findall(r"(player_\d) return (-?[\d.]+)", res.output))
+    assert float(returns["player_0"]) > float(returns["player_1"]), res.output  # taking the whole heap wins
+    res = runner.invoke(app, ["rollout", "multiagent/nim-v0", "--policy", "tiny", "--n", "1", "--max-new-tokens", "4"])
+    assert res.exit_code == 0, res.output
+    # self-play: the policy's seats each get an Episode (a seat the game ended before it moved has none)
+    assert "seat player_0" in res.output and "end terminated" in res.output

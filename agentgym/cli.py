@@ -233,7 +233,7 @@ def _policy(name: str, seed: int):
         try:
             return make_policy(name, seed=seed)
         except ModelNotAvailable as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
 
 
@@ -414,7 +414,11 @@ def train(
         list[str] | None, typer.Argument(help="Dotted overrides, e.g. grpo.lr=1e-5 train.steps=10.")
     ] = None,
     resume: Annotated[
-        Path | None, typer.Option(help="Continue the run in this folder exactly where it stopped.")
+        Path | None,
+        typer.Option(
+            help="Continue the run in this folder exactly where it stopped; train.steps=N (and other train.* "
+            "overrides) extends a finished run."
+        ),
     ] = None,
 ) -> None:
     """Train a policy with GRPO from a config; ends with held-out success before and after."""
@@ -425,15 +429,19 @@ def train(
         raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR")
     try:
         if resume is not None:
-            if config is not None or overrides:
-                raise typer.BadParameter("--resume takes no config or overrides: a resumed run keeps its own config")
-            result = resume_run(resume)
+            if config is not None and "=" in config and not Path(config).exists():
+                overrides, config = [config, *(overrides or [])], None
+            if config is not None:
+                raise typer.BadParameter(
+                    "--resume takes no config: a resumed run keeps its own (train.* overrides only)"
+                )
+            result = resume_run(resume, overrides=overrides)
         else:
             if config is not None and "=" in config and not Path(config).exists():
                 overrides, config = [config, *(overrides or [])], None
             result = train_from_config(config, overrides)
     except (ConfigError, FileExistsError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     if result.interrupted:
         console.print(f"stopped at step {result.steps_done}; continue with: agentgym train --resume {result.run_dir}")
@@ -455,7 +463,7 @@ def sft(
     try:
         result = train_from_config(config, [*(overrides or []), "train.steps=0"])
     except (ConfigError, FileExistsError, FileNotFoundError) as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     if result.interrupted:
         console.print(f"stopped at step {result.steps_done}; continue with: agentgym train --resume {result.run_dir}")
@@ -496,7 +504,7 @@ def demos(
             max_new_tokens=max_new_tokens,
         )
     except (ParamError, ValueError, TypeError) as exc:
-        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     save_demos(out, eps)
     console.print(
@@ -555,11 +563,28 @@ def print_reports(reports, by: list[str] | None = None) -> None:
     console.print(table)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from agentgym import __version__
+
+        console.print(f"agentgym {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """agentgym: train LLM agents with RL on Gymnasium/PettingZoo text environments."""
+
+
 def main() -> None:
     try:
         app()
     except KeyError as exc:  # EnvNotFound and friends: a message, not a traceback
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         sys.exit(2)
 
 

@@ -95,9 +95,9 @@ class RayOptions(_Section):
 class RolloutConfig(_Section):
     tasks_per_step: int = Field(4, ge=1)
     group_size: int = Field(8, ge=2)
-    max_new_tokens: int = Field(64, ge=1)
+    max_new_tokens: int = Field(64, ge=1, le=1_000_000)
     temperature: float = Field(1.0, gt=0)
-    max_episode_tokens: int = Field(1024, ge=16)
+    max_episode_tokens: int = Field(1024, ge=16, le=10_000_000)
     #: Where envs run: in the trainer's process, or in Ray workers (generation stays in
     #: the trainer either way; Episodes are the same).
     backend: Literal["inprocess", "ray"] = "inprocess"
@@ -191,8 +191,8 @@ class TrainConfig(_Section):
     steps: int = Field(20, ge=0, le=10_000_000)
     #: Held-out evaluation every N steps (and always at the start and the end); 0: only those two.
     eval_every: int = Field(0, ge=0)
-    eval_tasks: int = Field(64, ge=1)
-    eval_max_new_tokens: int = Field(64, ge=1)
+    eval_tasks: int = Field(64, ge=1, le=10_000_000)
+    eval_max_new_tokens: int = Field(64, ge=1, le=1_000_000)
     #: Checkpoint every N steps (and at the end).
     save_every: int = Field(5, ge=1)
     #: Keep only the newest N checkpoints.
@@ -200,7 +200,7 @@ class TrainConfig(_Section):
 
 
 class RunConfig(_Section):
-    run_dir: str = "runs/default"
+    run_dir: str = Field("runs/default", min_length=1)
     seed: int = 0
     model: ModelConfig = ModelConfig()
     env: EnvConfig = EnvConfig()
@@ -284,7 +284,14 @@ def apply_override(data: dict[str, Any], dotted: str) -> None:
                 f"{sorted(fields)}{_suggest(key, list(fields))}"
             )
         if i == len(keys) - 1:
-            node[key] = yaml.safe_load(raw) if raw.strip() else None
+            try:
+                node[key] = yaml.safe_load(raw) if raw.strip() else None
+            except (yaml.YAMLError, RecursionError) as exc:
+                why = " ".join(str(exc).split())[:200]
+                raise ConfigError(
+                    f"override {dotted!r}: the value is not valid YAML ({why}); quote the whole override"
+                ) from None
+            _check_shape(node[key], f"override {dotted!r}")
             return
         sub = node.get(key)
         if not isinstance(sub, dict):
@@ -295,6 +302,25 @@ def apply_override(data: dict[str, Any], dotted: str) -> None:
             model = _submodel(fields[key])
 
 
+#: How deep a config may nest (sections, then option mappings and lists inside them).
+MAX_CONFIG_DEPTH = 32
+
+
+def _check_shape(data: Any, where: str) -> None:
+    """Refuse self-referencing YAML aliases and absurd nesting before anything walks the data."""
+    stack: list[tuple[Any, int, frozenset[int]]] = [(data, 0, frozenset())]
+    while stack:
+        node, depth, above = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        if id(node) in above:
+            raise ConfigError(f"{where} holds a YAML alias that refers to itself")
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{where} nests deeper than {MAX_CONFIG_DEPTH} levels: not a config")
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((c, depth + 1, above | {id(node)}) for c in children)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or the defaults), apply overrides, validate; raise :class:`ConfigError`."""
     data: dict[str, Any] = {}
@@ -303,9 +329,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.exists():
             raise ConfigError(f"config file {p} does not exist")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except RecursionError:
+            raise ConfigError(f"{p} nests too deeply to be a config") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{p} is not valid YAML: {exc}") from None
+            raise ConfigError(f"{p} is not valid YAML: {' '.join(str(exc).split())}") from None
+        _check_shape(loaded, str(p))
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

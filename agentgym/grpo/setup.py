@@ -8,6 +8,7 @@ in a second. It returns :class:`Parts`, which the trainer only wires together.
 from __future__ import annotations
 
 import copy
+import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from agentgym.grpo.collect import Collector
 from agentgym.grpo.update import UpdateSettings
 from agentgym.multiagent import is_multiagent
 from agentgym.policies.base import SamplingParams
-from agentgym.policies.models import load_model
+from agentgym.policies.models import ModelNotAvailable, check_model_name, load_model
 from agentgym.policies.transformers_policy import TransformersPolicy
 from agentgym.registry import make
 from agentgym.registry import spec as env_spec
@@ -65,8 +66,24 @@ class Parts:
 def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
     """Everything that can fail without a model, as :class:`ConfigError`."""
     env_cls = env_spec(cfg.env.id).load_class()  # a wrong env id fails before the model loads
-    tasks = TrainingTasks(env_cls.param_space, env_cls.held_out, cfg.env.params)
-    probe = make(cfg.env.id, **cfg.env.kwargs)
+    try:
+        tasks = TrainingTasks(env_cls.param_space, env_cls.held_out, cfg.env.params)
+    except ValueError as exc:
+        hint = ""
+        names = set(cfg.env.params) - {d.name for d in env_cls.param_space.dims}
+        if names:
+            hint = f" (did env.id change? set env.params for {cfg.env.id} too, e.g. env.params={{}})"
+        raise ConfigError(f"env.params: {exc}{hint}") from None
+    try:
+        probe = make(cfg.env.id, **cfg.env.kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"env.kwargs: {_kwarg_problem(env_cls, cfg.env.kwargs, exc)}") from None
+    except ValueError as exc:
+        raise ConfigError(f"env.kwargs: {exc}") from None
+    try:
+        check_model_name(cfg.model.name)
+    except ModelNotAvailable as exc:
+        raise ConfigError(f"model.name: {exc}") from None
     try:
         seats = tuple(probe.possible_agents) if is_multiagent(probe) else ()
         if seats:
@@ -90,6 +107,27 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
         raise ConfigError(f"teacher: {exc}") from None
     check_backends(cfg)  # a missing Ray, vLLM or GPU is named before the model loads
     return tasks, teacher, facts
+
+
+def _kwarg_problem(env_cls: type, given: dict[str, Any], exc: TypeError) -> str:
+    """Name the env kwargs that do not exist, with the ones that do."""
+    import inspect
+
+    accepted: set[str] = set()
+    for klass in env_cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        accepted |= {p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    unknown = sorted(set(given) - accepted)
+    if not unknown:
+        return str(exc)
+    close = {u: difflib.get_close_matches(u, sorted(accepted), n=1) for u in unknown}
+    said = ", ".join(f"{u!r}" + (f" (did you mean {c[0]!r}?)" if c else "") for u, c in close.items())
+    return f"{env_cls.__name__} takes no {said}; it takes {', '.join(sorted(accepted))}"
 
 
 def build(cfg: RunConfig) -> Parts:

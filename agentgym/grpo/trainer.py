@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from agentgym.config import RunConfig, dump_config, load_config
+from agentgym.config import ConfigError, RunConfig, dump_config, load_config
 from agentgym.eval import evaluate_any, report_metrics
 from agentgym.eval.heldout import EnvReport, write_json
 from agentgym.grpo.advantages import group_advantages, seat_groups, split_moves
@@ -448,10 +448,24 @@ def train_from_config(path: str | None, overrides: list[str] | None = None, quie
     return GRPOTrainer(cfg, quiet=quiet).train()
 
 
-def resume_run(run_dir: str | Path, quiet: bool = False) -> TrainResult:
+#: What ``--resume`` may change: how long the run goes on and how often it evaluates and saves,
+#: never what it trains on or how (that would no longer be the same run).
+RESUME_OVERRIDABLE = ("train.steps", "train.eval_every", "train.save_every", "train.keep_checkpoints")
+
+
+def resume_run(run_dir: str | Path, quiet: bool = False, overrides: list[str] | None = None) -> TrainResult:
+    """Continue the run in ``run_dir``; ``overrides`` (``train.steps=40`` ...) extend a finished run."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise FileNotFoundError(f"{run_dir} has no config.yaml: not a run folder")
-    cfg = load_config(run_dir / "config.yaml")
+    for item in overrides or []:
+        key = item.split("=", 1)[0].strip()
+        if key not in RESUME_OVERRIDABLE:
+            raise ConfigError(
+                f"--resume can change only {', '.join(RESUME_OVERRIDABLE)}; {key!r} would make it another run"
+            )
+    cfg = load_config(run_dir / "config.yaml", overrides)
     cfg.run_dir = str(run_dir)
+    if overrides:
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
     return GRPOTrainer(cfg, resume=True, quiet=quiet).train()

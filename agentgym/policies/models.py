@@ -154,6 +154,36 @@ def load_tokenizer(name: str = DEFAULT_MODEL):
     return tok
 
 
+def check_model_name(name: str) -> None:
+    """Raise :class:`ModelNotAvailable` at once when ``name`` cannot load without a download.
+
+    A built-in name, a local folder with a ``config.json``, or a hub id already in the
+    local Hugging Face cache pass; anything else would have transformers retry a hub
+    (about a minute with no network) before failing, and agentgym fetches no model at
+    run time.
+    """
+    if name in ("tiny", DEFAULT_MODEL):
+        return
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelNotAvailable(f"model folder {name!r} has no config.json: not a model checkpoint")
+        return
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")
+    except Exception:  # not a valid repo id either
+        cached = None
+    if isinstance(cached, str):
+        return
+    raise ModelNotAvailable(
+        f"model {name!r} is not a known name ({DEFAULT_MODEL}, tiny), not a local checkpoint folder, and not in "
+        f"the local Hugging Face cache; agentgym downloads no model at run time (fetch it first, e.g. "
+        f"huggingface-cli download {name})"
+    )
+
+
 def load_model(name: str = DEFAULT_MODEL, *, seed: int = 0, dtype: str = "float32"):
     """Return ``(model, tokenizer)`` for a model name, folder or hub id (see module doc)."""
     import torch

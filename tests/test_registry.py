@@ -86,3 +86,30 @@ def test_broken_plugin_only_warns(tmp_path):
     res = run_isolated(code, tmp_path)
     assert res.returncode == 0, res.stderr
     assert "no_such_module" in res.stderr and "failed" in res.stderr
+
+
+def test_gymnasium_make_in_a_fresh_interpreter():
+    """Gymnasium 1.x has no plugin hook: its ``module:id`` form imports agentgym first, and
+    ``gymnasium.register_envs(agentgym)`` makes the plain ids work, for every single-agent id."""
+    import subprocess
+    import sys
+
+    from agentgym.registry import list_envs
+
+    ids = [s.id for s in list_envs() if not s.id.startswith(("multiagent/", "test/")) and s.id != "web/page-v0"]
+    code = (  # nothing of agentgym is imported before gymnasium.make
+        "import gymnasium, json, sys\n"
+        f"ids = {ids!r}\n"
+        "assert 'agentgym' not in sys.modules\n"
+        "made = [type(gymnasium.make('agentgym:' + i).unwrapped).__name__ for i in ids]\n"
+        "print(json.dumps({'n': len(ids), 'made': len(made)}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import json
+
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["n"] >= 25 and got["made"] == got["n"]
+    plain = "import gymnasium, agentgym\ngymnasium.register_envs(agentgym)\nprint(gymnasium.make('math/linear-v0'))"
+    out = subprocess.run([sys.executable, "-c", plain], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "LinearEnv" in out.stdout, out.stderr[-2000:]

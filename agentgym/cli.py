@@ -420,13 +420,27 @@ def train(
             "overrides) extends a finished run."
         ),
     ] = None,
+    print_config: Annotated[
+        bool,
+        typer.Option("--print-config", help="Print the resolved config (every default, TRL names mapped) and exit."),
+    ] = False,
 ) -> None:
     """Train a policy with GRPO from a config; ends with held-out success before and after."""
-    from agentgym.config import ConfigError
+    from agentgym.config import ConfigError, dump_config, load_config
     from agentgym.grpo.trainer import resume_run, train_from_config
 
     if resume is None and config is None:
         raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR")
+    if print_config:
+        try:
+            if config is not None and "=" in config and not Path(config).exists():
+                overrides, config = [config, *(overrides or [])], None
+            source = str(resume / "config.yaml") if resume is not None else config
+            print(dump_config(load_config(source, overrides)), end="")
+        except ConfigError as exc:
+            console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+            raise typer.Exit(2) from None
+        return
     try:
         if resume is not None:
             if config is not None and "=" in config and not Path(config).exists():

@@ -267,12 +267,108 @@ def _suggest(key: str, options: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+# ----- the names TRL's GRPOConfig users type --------------------------------------------------
+def _loss_type(value: Any) -> str:
+    table = {"grpo": "seq_mean_token_mean", "bnpo": "token_mean", "dapo": "token_mean", "dr_grpo": "dr_grpo"}
+    if value not in table:
+        raise ConfigError(f"loss_type {value!r}: TRL's values here are {', '.join(table)}")
+    return table[value]
+
+
+def _scale_rewards(value: Any) -> bool:
+    if value in (True, "group", "true"):
+        return True
+    if value in (False, "none", "false"):
+        return False
+    raise ConfigError(
+        f"scale_rewards {value!r}: only per-group scaling (true/'group') or none (false/'none') exist here"
+    )
+
+
+#: TRL GRPOConfig name -> (where it lives here, value conversion). Accepted at the top level or
+#: in any section where that name is not already a field; ``--print-config`` shows the result.
+TRL_NAMES: dict[str, tuple[tuple[str, ...], Any]] = {
+    "learning_rate": (("grpo.lr",), None),
+    "num_generations": (("rollout.group_size",), None),
+    "epsilon": (("grpo.eps_low", "grpo.eps_high"), None),  # TRL: epsilon_high defaults to epsilon
+    "epsilon_high": (("grpo.eps_high",), None),
+    "loss_type": (("grpo.loss_agg",), _loss_type),
+    "scale_rewards": (("grpo.scale_std",), _scale_rewards),
+    "max_steps": (("train.steps",), None),
+    "max_completion_length": (("rollout.max_new_tokens",), None),
+    "num_iterations": (("grpo.updates_per_batch",), None),
+    "mask_truncated_completions": (("grpo.mask_truncated",), None),
+    "beta": (("grpo.beta",), None),
+    "temperature": (("rollout.temperature",), None),
+    "max_grad_norm": (("grpo.max_grad_norm",), None),
+    "weight_decay": (("grpo.weight_decay",), None),
+    "seed": (("seed",), None),
+}
+
+
+def _trl_target(keys: list[str]) -> str | None:
+    """The TRL name at the end of ``keys`` when it is not a field where it stands."""
+    name = keys[-1]
+    if name not in TRL_NAMES:
+        return None
+    model: Any = RunConfig
+    for key in keys[:-1]:
+        fields = getattr(model, "model_fields", {})
+        if key not in fields:
+            return None
+        model = _submodel(fields[key])
+    if model is not None and name in getattr(model, "model_fields", {}):
+        return None  # a real field of that section (grpo.beta, rollout.temperature)
+    return name
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    node = data
+    *parents, last = dotted.split(".")
+    for key in parents:
+        if not isinstance(node.get(key), dict):
+            node[key] = {}
+        node = node[key]
+    node[last] = value
+
+
+def _map_trl(data: dict[str, Any]) -> None:
+    """Move TRL-named keys of a loaded YAML mapping to where they live here (epsilon before epsilon_high)."""
+    found: list[tuple[list[str], Any]] = []
+
+    def walk(node: dict[str, Any], prefix: list[str]) -> None:
+        for key in list(node):
+            keys = [*prefix, key]
+            if _trl_target(keys) is not None:
+                found.append((keys, node.pop(key)))
+            elif isinstance(node.get(key), dict) and len(keys) < 3:
+                walk(node[key], keys)
+
+    walk(data, [])
+    for keys, value in sorted(found, key=lambda kv: kv[0][-1] == "epsilon_high"):
+        targets, convert = TRL_NAMES[keys[-1]]
+        for target in targets:
+            _set_path(data, target, convert(value) if convert else value)
+
+
 def apply_override(data: dict[str, Any], dotted: str) -> None:
-    """Set ``a.b.c=value`` in a nested dict, checking each key against :class:`RunConfig`."""
+    """Set ``a.b.c=value`` in a nested dict, checking each key against :class:`RunConfig`.
+
+    TRL's names (``learning_rate``, ``num_generations``, ``loss_type``...) are accepted
+    anywhere they are not a field already and set what they mean here (:data:`TRL_NAMES`).
+    """
     if "=" not in dotted:
         raise ConfigError(f"override {dotted!r} must look like key.path=value")
     path, raw = dotted.split("=", 1)
     keys = path.strip().split(".")
+    trl = _trl_target(keys)
+    if trl is not None:
+        targets, convert = TRL_NAMES[trl]
+        for target in targets:
+            apply_override(data, f"{target}={raw}")
+            if convert is not None:
+                _set_path(data, target, convert(_read_value(data, target)))
+        return
     model: Any = RunConfig
     node = data
     for i, key in enumerate(keys):
@@ -337,6 +433,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p} is not valid YAML: {' '.join(str(exc).split())}") from None
         _check_shape(loaded, str(p))
+        if isinstance(loaded, dict):
+            _map_trl(loaded)
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -372,6 +470,13 @@ def _suggest_for(loc: tuple) -> str:
         model = _submodel(fields[key])
     fields = getattr(model, "model_fields", None)
     return f"; valid: {sorted(fields)}{_suggest(str(loc[-1]), list(fields))}" if fields else ""
+
+
+def _read_value(data: dict[str, Any], dotted: str) -> Any:
+    node: Any = data
+    for key in dotted.split("."):
+        node = node[key]
+    return node
 
 
 def dump_config(cfg: RunConfig) -> str:

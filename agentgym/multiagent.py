@@ -14,7 +14,8 @@ Two bases share one contract with the single-agent :class:`agentgym.env.TextEnv`
 - Actions are text. Anything unusable (not a string, too long, an illegal move, text
   that does not parse) gets an error message back to that agent, the configured
   penalty, and the game goes on; after ``max_invalid`` unusable actions in a row by the
-  same agent it forfeits (``forfeit_penalty``). ``max_turns`` bounds the game.
+  same agent it forfeits (``forfeit_penalty``). ``max_turns`` bounds the game (moves in
+  all); PettingZoo's ``max_cycles`` (rounds in which every seat moves once) sets it too.
 - Infos per agent always have ``success``, ``reward_parts`` (summing to that step's
   reward), ``error`` and ``turn``; ``reward_parts`` and rewards are per agent.
 
@@ -81,6 +82,7 @@ class _TextGame(TaskFamily):
         invalid_action_penalty: float = -0.1,
         max_invalid: int = 3,
         forfeit_penalty: float = -1.0,
+        max_cycles: int | None = None,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode {render_mode!r} not in {self.metadata['render_modes']}")
@@ -88,6 +90,10 @@ class _TextGame(TaskFamily):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
         self.render_mode = render_mode
+        if max_cycles is not None:  # PettingZoo's name: cycles in which every seat moves once
+            if isinstance(max_cycles, bool) or not isinstance(max_cycles, int) or max_cycles < 1:
+                raise ValueError(f"max_cycles must be an integer >= 1, got {max_cycles!r}")
+            max_turns = max_cycles * len(self.agent_names)
         self.max_turns = max_turns
         self.invalid_action_penalty = float(invalid_action_penalty)
         self.max_invalid = max_invalid

@@ -108,3 +108,58 @@ def test_a_finished_run_can_be_extended(tmp_path):
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in steps if r.get("kind", "train") == "train"] == [1, 2]
     assert "steps: 2" in (run / "config.yaml").read_text()  # a later --resume keeps the new length
+
+
+def test_trl_names_land_where_they_mean():
+    from agentgym.config import load_config
+
+    cfg = load_config(
+        QUICKSTART,
+        [
+            "grpo.learning_rate=3e-6",
+            "num_generations=4",
+            "grpo.epsilon=0.1",
+            "epsilon_high=0.3",
+            "loss_type=grpo",
+            "scale_rewards=none",
+            "max_steps=7",
+            "max_completion_length=32",
+            "num_iterations=2",
+        ],
+    )
+    g = cfg.grpo
+    assert (g.lr, cfg.rollout.group_size, g.eps_low, g.eps_high) == (3e-6, 4, 0.1, 0.3)
+    assert (g.loss_agg, g.scale_std, cfg.train.steps) == ("seq_mean_token_mean", False, 7)
+    assert (cfg.rollout.max_new_tokens, g.updates_per_batch) == (32, 2)
+    assert load_config(QUICKSTART, ["epsilon=0.15"]).grpo.eps_high == 0.15  # TRL: epsilon_high defaults to epsilon
+    assert load_config(QUICKSTART, ["loss_type=dapo"]).grpo.loss_agg == "token_mean"
+
+
+def test_trl_names_in_a_yaml_file(tmp_path):
+    from agentgym.config import ConfigError, load_config
+
+    path = tmp_path / "trl.yaml"
+    path.write_text("grpo: {learning_rate: 2.0e-6, epsilon_high: 0.25, epsilon: 0.1}\nmax_steps: 3\n")
+    cfg = load_config(path)
+    assert (cfg.grpo.lr, cfg.grpo.eps_low, cfg.grpo.eps_high, cfg.train.steps) == (2e-6, 0.1, 0.25, 3)
+    with pytest.raises(ConfigError, match="scale_rewards 'batch'"):
+        load_config(QUICKSTART, ["scale_rewards=batch"])
+
+
+def test_print_config_shows_every_default_and_mapped_names(tmp_path):
+    import yaml
+
+    res = runner.invoke(app, ["train", QUICKSTART, "learning_rate=2e-6", "--print-config"])
+    assert res.exit_code == 0, res.output
+    shown = yaml.safe_load(res.output)
+    assert shown["grpo"]["lr"] == 2e-6 and "learning_rate" not in shown["grpo"]
+    assert shown["grpo"]["eps_high"] == 0.28 and "kl_estimator" in shown["grpo"]  # defaults are there
+
+
+def test_games_take_pettingzoo_max_cycles():
+    import agentgym
+
+    env = agentgym.make("multiagent/nim-v0", max_cycles=3)
+    assert env.max_turns == 6  # two seats, three rounds
+    with pytest.raises(ValueError, match="max_cycles must be an integer"):
+        agentgym.make("multiagent/nim-v0", max_cycles=0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 import time
@@ -348,6 +349,22 @@ def eval_cmd(
             raise typer.BadParameter(str(exc), param_hint="--opponent") from None
         finally:
             probe.close()
+    if games and k > 1:
+        raise typer.BadParameter(
+            f"pass@k does not apply to games ({', '.join(games)}): each deal is played once per opponent and seat",
+            param_hint="--k",
+        )
+    for env_id in env_ids:  # a misspelt breakdown fails before the model loads
+        names = [d.name for d in _check_env(env_id).load_class().param_space.dims]
+        names += ["opponent", "opponent / seat"] if env_id in games else []
+        for b in by or []:
+            if b not in names:
+                close = difflib.get_close_matches(b, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise typer.BadParameter(
+                    f"{env_id} has no parameter {b!r} to break results down by{hint}; it has {', '.join(names)}",
+                    param_hint="--by",
+                )
     pol = _policy(policy, seed)
     reports = []
     with Progress(

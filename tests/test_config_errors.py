@@ -163,3 +163,22 @@ def test_games_take_pettingzoo_max_cycles():
     assert env.max_turns == 6  # two seats, three rounds
     with pytest.raises(ValueError, match="max_cycles must be an integer"):
         agentgym.make("multiagent/nim-v0", max_cycles=0)
+
+
+def test_a_run_that_trains_on_nothing_says_so(tmp_path):
+    """Every completion cut at max_new_tokens and masked: the step has no loss token; a warning names why."""
+    from agentgym.grpo.trainer import train_from_config
+
+    over = [
+        "model.name=tiny",
+        "env.id=test/guess-v0",
+        "rollout.tasks_per_step=1",
+        "rollout.group_size=2",
+        "rollout.max_new_tokens=1",
+        "train.steps=1",
+        "train.eval_tasks=1",
+        "train.eval_max_new_tokens=1",
+        f"run_dir={tmp_path / 'run'}",
+    ]
+    with pytest.warns(RuntimeWarning, match=r"trained on no tokens: 2 of 2 completions were cut"):
+        train_from_config(None, over, quiet=True)

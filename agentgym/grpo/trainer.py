@@ -32,6 +32,7 @@ import json
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,7 @@ class GRPOTrainer:
                 )
             )
             record.update(batch_metrics(batch.episodes, adv))
+            self._warn_if_nothing_trained(record, batch.episodes)
         else:
             record["train/skipped"] = 1.0
         self.step += 1
@@ -211,6 +213,26 @@ class GRPOTrainer:
         record["time/step_s"] = time.perf_counter() - t0
         record.update(teacher_metrics)
         return record
+
+    def _warn_if_nothing_trained(self, record: dict[str, Any], episodes: list[Any]) -> None:
+        """Say so (once a run) when a step had episodes but no token carried a loss."""
+        if record.get("train/tokens", 1.0) > 0 or getattr(self, "_warned_no_tokens", False):
+            return
+        self._warned_no_tokens = True
+        cut = sum(bool(e.hit_length_limit) for e in episodes)
+        why = (
+            f"{cut} of {len(episodes)} completions were cut at rollout.max_new_tokens="
+            f"{self.cfg.rollout.max_new_tokens} and masked (grpo.mask_truncated=true)"
+            if cut
+            else "no completion had a reply token"
+        )
+        warnings.warn(
+            f"step {self.step + 1} trained on no tokens: {why}. Raise rollout.max_new_tokens, set "
+            "grpo.mask_truncated=false, or give the task a reward the model can sometimes earn.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        record["train/no_tokens_warning"] = 1.0
 
     def _collect(self) -> Collected:
         """This step's batch: the one collected during the last update, else a fresh one."""

@@ -217,6 +217,40 @@ def _play_game(env, task, seed: int) -> None:
     console.print("game over: " + ", ".join(f"{a} return {r:g}" for a, r in sorted(totals.items())))
 
 
+class _LineProgress:
+    """Progress outside a terminal (a log file, CI): one plain line per update, flushed at once."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[int, list[Any]] = {}
+        self.t0 = time.perf_counter()
+
+    def __enter__(self) -> _LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: int) -> int:
+        self.tasks[len(self.tasks)] = [description, total, 0]
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, n: int) -> None:
+        row = self.tasks[task]
+        row[2] += n
+        print(f"{row[0]}: {row[2]}/{row[1]} ({time.perf_counter() - self.t0:.0f} s)", file=sys.stderr, flush=True)
+
+
+def _progress() -> Any:
+    """A rich progress bar in a terminal, plain lines elsewhere (so logs show progress as it happens)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if not console.is_terminal:
+        return _LineProgress()
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+
+
 def _sampling(max_new_tokens: int, temperature: float):
     from agentgym.policies import SamplingParams
 
@@ -249,6 +283,7 @@ def rollout(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Task parameter NAME=VALUE.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per turn.")] = 256,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0 = greedy).")] = 0.7,
+    batch: Annotated[int, typer.Option(help="Episodes played together; each batch prints when it ends.")] = 8,
 ) -> None:
     """Play a few episodes with a policy and print their transcripts (a game: one per policy seat)."""
     from agentgym.rollout import make_runner
@@ -258,16 +293,23 @@ def rollout(
     tasks = [_task(env_id, params, seed + i) for i in range(n)]
     sampling = _sampling(max_new_tokens, temperature)
     pol = _policy(policy, seed)
-    eps = make_runner(env_id, pol, sampling, seed=seed).run(env_id, tasks)
-    for i, ep in enumerate(eps):
-        seat = f"  seat {ep.agent}" if ep.agent else ""
-        console.rule(f"episode {i}{seat}  task {json.dumps(ep.task.to_dict())}")
-        for m in ep.messages:
-            _say(m)
-        console.print(
-            f"reward {ep.reward:g}  success {ep.success}  turns {ep.num_turns}  policy tokens {ep.num_policy_tokens} "
-            f" end {ep.end_reason}"
-        )
+    runner = make_runner(env_id, pol, sampling, seed=seed)
+    i = 0
+    for start in range(0, len(tasks), batch):  # each batch is printed as soon as it is played
+        for ep in runner.run(env_id, tasks[start : start + batch]):
+            _print_episode(i, ep)
+            i += 1
+
+
+def _print_episode(i: int, ep: Any) -> None:
+    seat = f"  seat {ep.agent}" if ep.agent else ""
+    console.rule(f"episode {i}{seat}  task {json.dumps(ep.task.to_dict())}")
+    for m in ep.messages:
+        _say(m)
+    console.print(
+        f"reward {ep.reward:g}  success {ep.success}  turns {ep.num_turns}  policy tokens {ep.num_policy_tokens} "
+        f" end {ep.end_reason}"
+    )
 
 
 @app.command("eval")
@@ -283,6 +325,13 @@ def eval_cmd(
     temperature: Annotated[float | None, typer.Option(help="Sampling temperature (default 0 for k=1, else 1).")] = None,
     by: Annotated[list[str] | None, typer.Option(help="Also break results down by these parameters.")] = None,
     out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("results/eval.json"),
+    samples: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSONL of every sample (task, conversation, reward and its parts), written as each batch finishes "
+            "(default: beside --out, <out>.samples.jsonl)."
+        ),
+    ] = None,
     env_kwarg: Annotated[
         list[str] | None,
         typer.Option("--env-kwarg", "-e", help="Env constructor argument NAME=VALUE, e.g. max_turns=4 (repeatable)."),
@@ -309,8 +358,6 @@ def eval_cmd(
 
     For a multi-agent game the policy plays each task in every seat against each
     --opponent; success is the learner seat's (a win, a correct final answer)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from agentgym.eval import evaluate_env, write_json
 
     for env_id in env_ids:
@@ -367,9 +414,16 @@ def eval_cmd(
                 )
     pol = _policy(policy, seed)
     reports = []
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    ) as prog:
+    samples_path = samples or out.with_suffix(".samples.jsonl")
+    samples_path.parent.mkdir(parents=True, exist_ok=True)
+    sample_file = samples_path.open("w")
+
+    def on_samples(rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            sample_file.write(json.dumps(row) + "\n")
+        sample_file.flush()
+
+    with _progress() as prog:
         for env_id in env_ids:
             if env_id in games:
                 from agentgym.eval.games import evaluate_games
@@ -387,6 +441,7 @@ def eval_cmd(
                         seed=seed,
                         env_kwargs=kwargs,
                         progress=lambda n, bar=bar: prog.advance(bar, n),
+                        on_samples=on_samples,
                     )
                 )
                 continue
@@ -402,8 +457,11 @@ def eval_cmd(
                     seed=seed,
                     env_kwargs=kwargs,
                     progress=lambda n, bar=bar: prog.advance(bar, n),
+                    on_samples=on_samples,
                 )
             )
+    sample_file.close()
+    console.print(f"samples: {samples_path}", soft_wrap=True)
     by = list(by or [])
     if games:
         by += [b for b in ("opponent", "opponent / seat") if b not in by]

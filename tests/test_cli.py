@@ -198,3 +198,33 @@ def test_play_and_rollout_a_game():
     assert res.exit_code == 0, res.output
     # self-play: the policy's seats each get an Episode (a seat the game ended before it moved has none)
     assert "seat player_0" in res.output and "end terminated" in res.output
+
+
+def test_eval_streams_samples_and_progress_outside_a_terminal(tmp_path):
+    """Every sample is a JSON line written as its batch ends; progress is plain lines in a log."""
+    out = tmp_path / "eval.json"
+    res = runner.invoke(
+        app,
+        ["eval", "test/guess-v0", "--policy", "tiny", "--tasks", "3", "--max-new-tokens", "3", "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    assert "test/guess-v0: 3/3" in res.output  # the plain progress line (CliRunner is no terminal)
+    rows = [json.loads(line) for line in out.with_suffix(".samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and {r["task_index"] for r in rows} == {0, 1, 2}
+    assert all(r["messages"][0]["role"] in ("system", "user") and "reward_parts" in r for r in rows)
+    assert [r["success"] for r in rows] == [t["successes"][0] for t in json.loads(out.read_text())["envs"][0]["tasks"]]
+
+
+def test_evaluate_env_hands_over_each_batch_as_it_ends():
+    from agentgym.eval import evaluate_env
+    from agentgym.policies import make_policy
+
+    batches: list[int] = []
+    report = evaluate_env(
+        make_policy("tiny"),
+        "test/guess-v0",
+        n_tasks=5,
+        batch_tasks=2,
+        on_samples=lambda rows: batches.append(len(rows)),
+    )
+    assert batches == [2, 2, 1] and len(report.tasks) == 5  # a stop after the first batch keeps 2 samples

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentgym.env import TaskSpec
-from agentgym.eval.heldout import EnvReport, _aggregate
+from agentgym.eval.heldout import EnvReport, _aggregate, sample_record
 from agentgym.multiagent import POLICY
 from agentgym.policies.base import Policy, SamplingParams
 from agentgym.registry import make
@@ -37,8 +37,10 @@ def evaluate_games(
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    on_samples: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> EnvReport:
-    """Play ``tasks`` (default: ``n_tasks`` held-out ones) against each opponent in each seat."""
+    """Play ``tasks`` (default: ``n_tasks`` held-out ones) against each opponent in each seat;
+    ``on_samples`` gets each finished play's samples (with ``opponent`` and ``seat``) as they end."""
     sampling = sampling or SamplingParams(max_new_tokens=64, temperature=0.0)
     env_cls = env_spec(env_id).load_class()
     probe = make(env_id, **(env_kwargs or {}))
@@ -59,6 +61,8 @@ def evaluate_games(
         for seat, ctl in plays:
             eps = runner.run(env_id, tasks, group_size=1, controllers=ctl, idle_seats=True)
             rows.append((opp, seat, eps))
+            if on_samples is not None:
+                on_samples([{**sample_record(e, e.group), "opponent": opp, "seat": e.agent} for e in eps])
             if progress is not None:
                 progress(len(tasks))
     groups: list[list[Episode]] = []

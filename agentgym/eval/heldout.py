@@ -89,9 +89,13 @@ def evaluate_env(
     progress: Callable[[int], None] | None = None,
     tasks: Sequence[TaskSpec] | None = None,
     pool: EnvPool | None = None,
+    on_samples: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> EnvReport:
     """Evaluate ``policy`` on ``n_tasks`` held-out tasks of ``env_id``, ``k`` samples each
-    (or on the given ``tasks``); ``pool`` holds the envs (default: in this process)."""
+    (or on the given ``tasks``); ``pool`` holds the envs (default: in this process).
+
+    ``on_samples`` gets every sample of each finished chunk as it completes (see
+    :func:`sample_record`), so a stopped evaluation keeps what it had done."""
     sampling = sampling or SamplingParams(max_new_tokens=256, temperature=0.0 if k == 1 else 1.0)
     env_cls = env_spec(env_id).load_class()
     if tasks is None:
@@ -106,6 +110,8 @@ def evaluate_env(
         for e in eps:
             by_group[e.group].append(e)
         groups.extend(by_group[i] for i in range(len(chunk)) if by_group[i])
+        if on_samples is not None:
+            on_samples([sample_record(e, i) for i in range(len(chunk)) for e in by_group[i]])
         if progress is not None:
             progress(len(chunk))
     region = env_cls.held_out.region
@@ -135,6 +141,22 @@ def evaluate_env(
         ],
         seconds=time.perf_counter() - t0,
     )
+
+
+def sample_record(ep: Episode, task_index: int) -> dict[str, Any]:
+    """One evaluated sample as a JSON line: the task, the whole conversation, the reward and its parts."""
+    return {
+        "env_id": ep.env_id,
+        "task": ep.task.to_dict(),
+        "task_index": task_index,
+        "messages": ep.messages,
+        "reward": ep.reward,
+        "reward_parts": dict(ep.reward_parts),
+        "success": bool(ep.success),
+        "errors": list(ep.errors),
+        "end_reason": ep.end_reason,
+        "turns": ep.num_turns,
+    }
 
 
 def write_json(reports: Sequence[EnvReport], path: str | Path, meta: dict[str, Any] | None = None) -> Path:

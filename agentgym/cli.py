@@ -665,8 +665,23 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    imports: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--import",
+            help="Import this module first (repeatable): envs it registers with a plain register() call "
+            "become usable by every command.",
+        ),
+    ] = None,
 ) -> None:
     """agentgym: train LLM agents with RL on Gymnasium/PettingZoo text environments."""
+    from agentgym.config import ConfigError, import_modules
+
+    try:
+        import_modules(list(imports or []), where="--import")
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

@@ -201,6 +201,9 @@ class TrainConfig(_Section):
 
 class RunConfig(_Section):
     run_dir: str = Field("runs/default", min_length=1)
+    #: Modules imported before anything else, for envs registered by a plain ``register()``
+    #: call at import time rather than through the ``agentgym.envs`` entry point.
+    imports: list[str] = []
     seed: int = 0
     model: ModelConfig = ModelConfig()
     env: EnvConfig = EnvConfig()
@@ -415,6 +418,17 @@ def _check_shape(data: Any, where: str) -> None:
             raise ConfigError(f"{where} nests deeper than {MAX_CONFIG_DEPTH} levels: not a config")
         children = node.values() if isinstance(node, dict) else node
         stack.extend((c, depth + 1, above | {id(node)}) for c in children)
+
+
+def import_modules(names: list[str], where: str = "imports") -> None:
+    """Import each module (an env registry's side effects); raise :class:`ConfigError` naming a failure."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # ImportError, or the module itself failing
+            raise ConfigError(f"{where}: cannot import {name!r}: {type(exc).__name__}: {exc}") from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

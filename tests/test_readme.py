@@ -24,7 +24,7 @@ def test_register_a_new_environment_example_works(tmp_path):
     pkg = tmp_path / "my_envs"
     pkg.mkdir()
     (pkg / "__init__.py").write_text(_block("# my_envs/__init__.py"))
-    toml = _block("# pyproject.toml of your package")
+    toml = _block("# pyproject.toml beside the my_envs/ folder")
     group, line = re.search(r'\[project\.entry-points\."(.+?)"\]\n(.+)', toml).groups()
     fake_installed_dist(tmp_path, "my-envs", f"[{group}]\n{line.replace(chr(34), '')}\n")
     code = textwrap.dedent("""
@@ -41,6 +41,40 @@ def test_register_a_new_environment_example_works(tmp_path):
     res = run_isolated(code, tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().endswith("OK")
+
+
+def test_the_pyproject_excerpt_builds_a_package_with_the_entry_point(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    (tmp_path / "my_envs").mkdir()
+    (tmp_path / "my_envs" / "__init__.py").write_text(_block("# my_envs/__init__.py"))
+    (tmp_path / "pyproject.toml").write_text(_block("# pyproject.toml beside the my_envs/ folder"))
+    out = tmp_path / "dist"
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    (wheel,) = out.glob("my_envs-0.1.0-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        entry = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "my_envs/__init__.py" in names and "[agentgym.envs]" in entry and "mine = my_envs:register" in entry
 
 
 def test_python_quickstart_snippet_runs():

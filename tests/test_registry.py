@@ -113,3 +113,35 @@ def test_gymnasium_make_in_a_fresh_interpreter():
     plain = "import gymnasium, agentgym\ngymnasium.register_envs(agentgym)\nprint(gymnasium.make('math/linear-v0'))"
     out = subprocess.run([sys.executable, "-c", plain], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "LinearEnv" in out.stdout, out.stderr[-2000:]
+
+
+def test_a_plain_register_call_is_usable_from_the_cli_and_configs(tmp_path, monkeypatch):
+    """An env registered at import time (no entry point): --import / imports: make it usable."""
+    from typer.testing import CliRunner
+
+    from agentgym.cli import app
+    from agentgym.config import load_config
+    from agentgym.grpo.setup import check_config
+
+    (tmp_path / "plain_envs_mod.py").write_text(
+        "import agentgym\n"
+        "from agentgym import Feedback, Integer, ParamSpace, TextEnv\n"
+        "class Echo(TextEnv):\n"
+        "    param_space = ParamSpace([Integer('n', 1, 9)])\n"
+        "    def _reset(self, params, rng):\n"
+        "        self.n = params['n']\n"
+        "        return [{'role': 'user', 'content': f'Say {self.n}.'}]\n"
+        "    def _step(self, action):\n"
+        "        ok = action.strip() == str(self.n)\n"
+        "        return Feedback([], {'ok': float(ok)}, terminated=True, success=ok)\n"
+        "agentgym.register('plain/echo-v0', 'plain_envs_mod:Echo')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runner = CliRunner()
+    res = runner.invoke(app, ["--import", "plain_envs_mod", "play", "plain/echo-v0", "-p", "n=4"], input="4\n\n")
+    assert res.exit_code == 0 and "episode over: success" in res.output, res.output
+    res = runner.invoke(app, ["--import", "no_such_module_xyz", "envs"])
+    assert res.exit_code == 2 and "cannot import 'no_such_module_xyz'" in res.output
+    cfg = load_config(None, ["imports=[plain_envs_mod]", "env.id=plain/echo-v0", "env.params={}", "model.name=tiny"])
+    tasks, teacher, facts = check_config(cfg)
+    assert facts.max_turns >= 1 and tasks.space.dims[0].name == "n"

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentgym.config import ConfigError, RunConfig, check_backends
+from agentgym.config import ConfigError, RunConfig, check_backends, import_modules
 from agentgym.curriculum import DynamicSampling, PassRateBand, Teacher, make_teacher
 from agentgym.grpo.collect import Collector
 from agentgym.grpo.update import UpdateSettings
@@ -65,7 +65,13 @@ class Parts:
 
 def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
     """Everything that can fail without a model, as :class:`ConfigError`."""
-    env_cls = env_spec(cfg.env.id).load_class()  # a wrong env id fails before the model loads
+    import_modules(cfg.imports)
+    try:
+        env_cls = env_spec(cfg.env.id).load_class()
+    except KeyError as exc:
+        raise ConfigError(
+            f"env.id: {exc.args[0] if exc.args else exc}"
+        ) from None  # a wrong env id fails before the model loads
     try:
         tasks = TrainingTasks(env_cls.param_space, env_cls.held_out, cfg.env.params)
     except ValueError as exc:

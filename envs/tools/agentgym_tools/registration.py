@@ -41,6 +41,15 @@ def register() -> None:
         "agentgym_tools.taskfile:TaskFileEnv",
         description="Tool use from a task file (kwarg path=; default: the bundled sample), scored by call matching.",
     )
+    import importlib.util
+
+    if importlib.util.find_spec("bfcl_eval") is not None:  # its data only; nothing of it is imported
+        agentgym.register(
+            "tools/bfcl-v0",
+            "agentgym_tools.bfcl:BFCLEnv",
+            description="BFCL's simple, multiple, parallel and parallel-multiple sets as shipped by bfcl-eval "
+            "(category is a parameter), scored by call matching.",
+        )
 
 
 def register_task_file(env_id: str, path: str | Path, **kwargs: Any) -> None:

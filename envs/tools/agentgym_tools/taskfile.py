@@ -61,12 +61,25 @@ class FileTask:
         return min(max(len(self.calls), 1), 4)
 
 
-def load_tasks(path: str | Path) -> list[FileTask]:
-    """Read and check a task file; errors say where and what."""
+def load_tasks(path: str | Path, format: str = "auto") -> list[FileTask]:
+    """Read and check a task file; errors say where and what.
+
+    ``format``: ``"agentgym"`` (this module's), ``"bfcl"`` (a BFCL question file, its answers
+    in ``possible_answer/`` beside it; see :mod:`agentgym_tools.bfcl`) or ``"auto"``.
+    """
     path = Path(path)
+    if format not in ("auto", "agentgym", "bfcl"):
+        raise TaskFileError(f"task file format must be auto, agentgym or bfcl, got {format!r}")
     if not path.is_file():
         raise TaskFileError(f"task file {str(path)!r} does not exist")
     text = path.read_text(encoding="utf-8")
+    if format == "bfcl" or (format == "auto" and _looks_like_bfcl(text)):
+        from agentgym_tools.bfcl import convert
+
+        answers = path.parent / "possible_answer" / path.name
+        if not answers.is_file():
+            raise TaskFileError(f"{path} is a BFCL question file; its answers belong in {answers}")
+        return [_task(f"{path} task {i}", i, rec) for i, rec in enumerate(convert(path, answers))]
     records: list[tuple[str, Any]] = []
     stripped = text.lstrip()
     if stripped.startswith("["):
@@ -91,6 +104,15 @@ def load_tasks(path: str | Path) -> list[FileTask]:
     if dup:
         raise TaskFileError(f"{path}: duplicate task ids {sorted(dup)}")
     return tasks
+
+
+def _looks_like_bfcl(text: str) -> bool:
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    try:
+        rec = json.loads(first)
+    except ValueError:
+        return False
+    return isinstance(rec, dict) and "function" in rec and isinstance(rec.get("question"), list)
 
 
 def _task(where: str, index: int, rec: Any) -> FileTask:
@@ -168,12 +190,13 @@ class TaskFileEnv(ToolEnv):
         path: str | Path = SAMPLE_FILE,
         held_out_fraction: float = 0.25,
         max_turns: int = 1,
+        format: str = "auto",
         **kwargs: Any,
     ):
         super().__init__(max_turns=max_turns, **kwargs)
         if not 0.0 <= float(held_out_fraction) < 1.0:
             raise ValueError(f"held_out_fraction must be in [0, 1), got {held_out_fraction!r}")
-        self.tasks = load_tasks(path)
+        self.tasks = load_tasks(path, format)
         self.path = Path(path)
         self.splits: dict[bool, dict[int, list[FileTask]]] = {False: {}, True: {}}
         for t in self.tasks:

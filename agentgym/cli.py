@@ -652,6 +652,33 @@ def print_reports(reports, by: list[str] | None = None) -> None:
     console.print(table)
 
 
+@app.command()
+def serve(
+    env_id: Annotated[str, typer.Argument(help="Environment id to serve.")],
+    host: Annotated[str, typer.Option(help="Address to listen on (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port, printed).")] = 8000,
+    env_kwarg: Annotated[
+        list[str] | None, typer.Option("--env-kwarg", "-e", help="Env constructor argument NAME=VALUE (repeatable).")
+    ] = None,
+) -> None:
+    """Serve an env over HTTP (reset / step / state as JSON) for other trainers; see agentgym.serve."""
+    from agentgym.serve import EnvServer
+
+    _check_env(env_id)
+    try:
+        server = EnvServer(env_id, host=host, port=port, env_kwargs=_parse_params(env_kwarg))
+    except (TypeError, ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    print(f"serving {env_id} at {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
 def _version(value: bool) -> None:
     if value:
         from agentgym import __version__

@@ -1,0 +1,268 @@
+"""Any agentgym env over HTTP (JSON), and a client that makes a served env look local again.
+
+The shape is the one OpenEnv and NeMo Gym use: ``reset``, ``step`` and ``state`` on an env
+that lives in the server, so another trainer (any language) can train on these envs.
+One server serves one env id; every ``reset`` without a ``session`` opens a new session
+with its own env instance, so many clients can play at once.
+
+=========================  =====================================================================
+``GET /health``            ``{"ok": true, "env_id": ...}``
+``GET /spec``              the env id, its parameter space and held-out region, ``max_turns``
+``POST /reset``            body ``{"session"?, "task"?: {"params": {...}, "seed": n}, "seed"?: n}``;
+                           answers ``{"session", "observation", "info"}``
+``POST /step``             body ``{"session", "action": "..."}``; answers ``{"observation",
+                           "reward", "terminated", "truncated", "info"}``
+``GET /state?session=``    ``{"task", "turn", "done", "transcript"}``
+``POST /close``            body ``{"session"}``
+=========================  =====================================================================
+
+Errors are JSON too (``{"error": "..."}``, status 400 for a bad request, 404 for an unknown
+session). Start one with ``agentgym serve ENV_ID --port 8000`` (``--port 0`` picks a free
+port and prints it); :class:`RemoteEnv` is the client.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import urllib.error
+import urllib.request
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import gymnasium
+
+from agentgym.env import ChatSpace, TaskSpec
+
+_MAX_BODY = 4 << 20
+
+
+class EnvServer:
+    """Serves ``env_id`` on ``host:port``; ``serve_forever()`` blocks, ``start()`` runs it in a thread."""
+
+    def __init__(self, env_id: str, host: str = "127.0.0.1", port: int = 0, env_kwargs: dict[str, Any] | None = None):
+        from agentgym.registry import is_multiagent_id, make, spec
+
+        if is_multiagent_id(env_id):
+            raise ValueError(f"{env_id} is a multi-agent game; the server serves single-agent envs")
+        self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs or {})
+        self._make = lambda: make(env_id, **self.env_kwargs)
+        probe = self._make()  # a wrong id or kwarg fails here, not at the first client
+        self.max_turns = int(getattr(probe, "max_turns", 1))
+        probe.close()
+        self.env_cls = spec(env_id).load_class()
+        self.sessions: dict[str, tuple[threading.Lock, Any]] = {}
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer((host, port), self._handler())
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def start(self) -> EnvServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="agentgym-serve", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        with self._lock:
+            for _, env in self.sessions.values():
+                env.close()
+            self.sessions.clear()
+
+    # ----- the API ---------------------------------------------------------------------
+    def spec(self) -> dict[str, Any]:
+        region = self.env_cls.held_out.region
+        return {
+            "env_id": self.env_id,
+            "max_turns": self.max_turns,
+            "params": [
+                {"name": d.name, "kind": type(d).__name__, "describe": d.describe()} for d in self.env_cls.param_space
+            ],
+            "held_out_region": dict(region.constraints) if region is not None else None,
+        }
+
+    def reset(self, body: dict[str, Any]) -> dict[str, Any]:
+        sid = body.get("session")
+        if sid is None:
+            sid = secrets.token_hex(8)
+            with self._lock:
+                self.sessions[sid] = (threading.Lock(), self._make())
+        lock, env = self._session(sid)
+        options = {}
+        if body.get("task") is not None:
+            task = body["task"]
+            if not isinstance(task, dict) or not isinstance(task.get("params"), dict):
+                raise ValueError("task must be {'params': {...}, 'seed': int}")
+            options["task"] = TaskSpec(task["params"], int(task.get("seed", 0)))
+        with lock:
+            obs, info = env.reset(seed=body.get("seed"), options=options or None)
+        return {"session": sid, "observation": obs, "info": info}
+
+    def step(self, body: dict[str, Any]) -> dict[str, Any]:
+        lock, env = self._session(body.get("session"))
+        if "action" not in body:
+            raise ValueError("step needs an 'action'")
+        with lock:
+            obs, reward, terminated, truncated, info = env.step(body["action"])
+        return {"observation": obs, "reward": reward, "terminated": terminated, "truncated": truncated, "info": info}
+
+    def state(self, sid: str | None) -> dict[str, Any]:
+        lock, env = self._session(sid)
+        with lock:
+            u = env.unwrapped
+            return {
+                "task": u.task.to_dict() if u.task is not None else None,
+                "turn": u.turn,
+                "done": bool(u._done),
+                "transcript": [dict(m) for m in u._transcript],
+            }
+
+    def close_session(self, sid: str | None) -> dict[str, Any]:
+        with self._lock:
+            entry = self.sessions.pop(str(sid), None)
+        if entry is None:
+            raise KeyError(f"no session {sid!r}")
+        entry[1].close()
+        return {"closed": sid}
+
+    def _session(self, sid: Any) -> tuple[threading.Lock, Any]:
+        with self._lock:
+            entry = self.sessions.get(str(sid))
+        if entry is None:
+            raise KeyError(f"no session {sid!r}; POST /reset without one opens a new session")
+        return entry
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet: a training loop makes many requests
+                pass
+
+            def _reply(self, status: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _run(self, fn: Any, *args: Any) -> None:
+                try:
+                    self._reply(HTTPStatus.OK, fn(*args))
+                except KeyError as e:
+                    self._reply(HTTPStatus.NOT_FOUND, {"error": str(e.args[0] if e.args else e)})
+                except (ValueError, TypeError, RuntimeError) as e:
+                    self._reply(HTTPStatus.BAD_REQUEST, {"error": f"{type(e).__name__}: {e}"})
+
+            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+                parts = urlsplit(self.path)
+                query = parse_qs(parts.query)
+                if parts.path == "/health":
+                    self._reply(HTTPStatus.OK, {"ok": True, "env_id": server.env_id})
+                elif parts.path == "/spec":
+                    self._run(server.spec)
+                elif parts.path == "/state":
+                    self._run(server.state, (query.get("session") or [None])[0])
+                else:
+                    self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {parts.path}"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                if length > _MAX_BODY:
+                    self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "request body too large"})
+                    return
+                try:
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                    if not isinstance(body, dict):
+                        raise ValueError("the body must be a JSON object")
+                except ValueError as e:
+                    self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad JSON body: {e}"})
+                    return
+                route = {"/reset": server.reset, "/step": server.step}.get(urlsplit(self.path).path)
+                if urlsplit(self.path).path == "/close":
+                    self._run(server.close_session, body.get("session"))
+                elif route is None:
+                    self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {self.path}"})
+                else:
+                    self._run(route, body)
+
+        return Handler
+
+
+class RemoteEnvError(RuntimeError):
+    """The server answered with an error (its message is kept)."""
+
+
+class RemoteEnv(gymnasium.Env):
+    """A served env (see :class:`EnvServer`) as a local Gymnasium env: same reset/step/info."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, url: str, timeout: float = 60.0):
+        self.url = url.rstrip("/")
+        self.timeout = float(timeout)
+        self.remote_spec = self._call("GET", "/spec")
+        self.env_id = self.remote_spec["env_id"]
+        self.max_turns = int(self.remote_spec["max_turns"])
+        self.observation_space = ChatSpace()
+        self.action_space = gymnasium.spaces.Text(max_length=100_000)
+        self.session: str | None = None
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            try:
+                message = json.loads(e.read()).get("error", str(e))
+            except ValueError:
+                message = str(e)
+            raise RemoteEnvError(f"{method} {path}: {message}") from None
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        body: dict[str, Any] = {"session": self.session, "seed": seed}
+        task = (options or {}).get("task")
+        if task is not None:
+            task = task if isinstance(task, TaskSpec) else TaskSpec(task["params"], task.get("seed", 0))
+            body["task"] = task.to_dict()
+        out = self._call("POST", "/reset", body)
+        self.session = out["session"]
+        return out["observation"], out["info"]
+
+    def step(self, action: Any):
+        if self.session is None:
+            raise RuntimeError("call reset() before step()")
+        out = self._call("POST", "/step", {"session": self.session, "action": action})
+        return out["observation"], out["reward"], out["terminated"], out["truncated"], out["info"]
+
+    def state(self) -> dict[str, Any]:
+        return self._call("GET", f"/state?session={self.session}")
+
+    def close(self) -> None:
+        if self.session is not None:
+            try:
+                self._call("POST", "/close", {"session": self.session})
+            except (RemoteEnvError, OSError):
+                pass
+            self.session = None

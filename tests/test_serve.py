@@ -1,0 +1,75 @@
+"""A served env driven by a remote client gives the local env's transcript for the same TaskSpec."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import agentgym
+from agentgym import TaskSpec
+from agentgym.serve import RemoteEnv, RemoteEnvError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def served():
+    """`agentgym serve` in its own process, on a free loopback port."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentgym.cli", "serve", "math/arithmetic-v0", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    line = proc.stdout.readline()
+    assert line.startswith("serving math/arithmetic-v0 at http://127.0.0.1:"), proc.stderr.read()
+    yield line.split(" at ")[1].strip()
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _play(env, task, replies):
+    obs, info = env.reset(options={"task": task})
+    steps = [(obs, info)]
+    for reply in replies:
+        obs, reward, term, trunc, info = env.step(reply)
+        steps.append((obs, reward, term, trunc, info))
+        if term or trunc:
+            break
+    return steps
+
+
+def test_remote_transcript_equals_local(served):
+    task = TaskSpec({"digits": 2, "n_operands": 3, "operators": "+-", "negatives": False}, 11)
+    local = agentgym.make("math/arithmetic-v0")
+    local.reset(options={"task": task})
+    right = local.unwrapped.oracle()
+    for replies in (["I think it is 5."], [right], ["\\boxed{nonsense}", right]):
+        remote = RemoteEnv(served)
+        got = _play(remote, task, replies)
+        want = json.loads(json.dumps(_play(agentgym.make("math/arithmetic-v0"), task, replies)))
+        assert [list(s) for s in got] == [list(s) for s in want]
+        state = remote.state()
+        assert state["task"] == task.to_dict() and state["done"]
+        remote.close()
+
+
+def test_many_sessions_and_clear_errors(served):
+    a, b = RemoteEnv(served), RemoteEnv(served)
+    a.reset(options={"task": TaskSpec({"digits": 1, "n_operands": 2, "operators": "+", "negatives": False}, 1)})
+    b.reset(options={"task": TaskSpec({"digits": 1, "n_operands": 2, "operators": "+", "negatives": False}, 2)})
+    assert a.session != b.session and a.state()["task"]["seed"] == 1 and b.state()["task"]["seed"] == 2
+    with pytest.raises(RemoteEnvError, match="unknown parameter"):
+        a.reset(options={"task": TaskSpec({"nope": 1}, 0)})
+    a.close()
+    with pytest.raises(RemoteEnvError, match="no session"):
+        a._call("POST", "/step", {"session": "missing", "action": "1"})
+    spec = json.loads(urllib.request.urlopen(served + "/spec").read())
+    assert spec["env_id"] == "math/arithmetic-v0" and {p["name"] for p in spec["params"]} >= {"digits"}
+    b.close()

@@ -115,3 +115,36 @@ def test_feedback_can_truncate_from_inside_a_step():
     assert truncated and not terminated
     with pytest.raises(RuntimeError, match="episode has ended"):
         env.step("c")
+
+
+def test_make_vec_async_matches_sync():
+    """Gymnasium's shared-memory AsyncVectorEnv carries chat observations (agentgym.vector)."""
+    import gymnasium
+
+    import agentgym  # noqa: F401  (registers the ids and the shared-memory handlers)
+
+    runs = {}
+    for mode in ("sync", "async"):
+        env = gymnasium.make_vec("math/arithmetic-v0", num_envs=3, vectorization_mode=mode)
+        obs, _ = env.reset(seed=5)
+        out, r, term, *_ = env.step(["\\boxed{1}", "no idea", "\\boxed{7}"])
+        runs[mode] = (list(obs), list(out), r.tolist(), term.tolist())
+        env.close()
+    assert runs["async"] == runs["sync"] and runs["sync"][0][0][-1]["role"] == "user"
+
+
+def test_an_observation_too_big_for_shared_memory_says_what_to_do():
+    import multiprocessing as mp
+
+    import pytest
+    from gymnasium.vector.utils import create_shared_memory, read_from_shared_memory, write_to_shared_memory
+
+    from agentgym.env import ChatSpace
+    from agentgym.vector import SLOT_BYTES
+
+    space = ChatSpace()
+    shared = create_shared_memory(space, n=2, ctx=mp)
+    write_to_shared_memory(space, 1, [{"role": "user", "content": "hi"}], shared)
+    assert read_from_shared_memory(space, shared, n=2)[1] == [{"role": "user", "content": "hi"}]
+    with pytest.raises(ValueError, match="shared_memory"):
+        write_to_shared_memory(space, 0, [{"role": "user", "content": "x" * SLOT_BYTES}], shared)

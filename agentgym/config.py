@@ -187,6 +187,11 @@ class WarmupConfig(_Section):
 
 
 class TrainConfig(_Section):
+    #: Where metrics go besides metrics.jsonl: "tensorboard" (default), "wandb", "trackio"
+    #: (each only when its package is installed: a missing one is a config error).
+    report_to: list[Literal["tensorboard", "wandb", "trackio"]] = ["tensorboard"]
+    #: The project name for wandb / trackio (default: the run folder's parent name).
+    project: str | None = None
     #: GRPO steps (after the warm-up's steps); 0 with a warm start: supervised only.
     steps: int = Field(20, ge=0, le=10_000_000)
     #: Held-out evaluation every N steps (and always at the start and the end); 0: only those two.
@@ -418,6 +423,17 @@ def _check_shape(data: Any, where: str) -> None:
             raise ConfigError(f"{where} nests deeper than {MAX_CONFIG_DEPTH} levels: not a config")
         children = node.values() if isinstance(node, dict) else node
         stack.extend((c, depth + 1, above | {id(node)}) for c in children)
+
+
+def check_report_to(cfg: RunConfig) -> None:
+    """Each of ``train.report_to`` must be importable (before any model loads)."""
+    import importlib.util
+
+    for module in cfg.train.report_to:
+        if module == "tensorboard":
+            continue  # optional: without it, metrics.jsonl and the plots still work
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"train.report_to: {module} is not installed (pip install {module}), or leave it out")
 
 
 def import_modules(names: list[str], where: str = "imports") -> None:

@@ -182,3 +182,52 @@ def test_a_run_that_trains_on_nothing_says_so(tmp_path):
     ]
     with pytest.warns(RuntimeWarning, match=r"trained on no tokens: 2 of 2 completions were cut"):
         train_from_config(None, over, quiet=True)
+
+
+def test_report_to_a_missing_tracker_is_a_config_error(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("trackio") is not None:
+        pytest.skip("trackio is installed here")
+    res, lines, run = _train(tmp_path, "train.report_to=[tensorboard, trackio]")
+    assert res.exit_code == 2 and "train.report_to: trackio is not installed" in lines[0] and not run.exists()
+
+
+def test_report_to_wandb_logs_every_step_with_the_config(tmp_path, monkeypatch):
+    """A stand-in wandb module (the real one is not installed here) sees init, one log per record, finish."""
+    import importlib.machinery
+    import sys
+    import types
+
+    from agentgym.grpo.trainer import train_from_config
+
+    calls: list[tuple[str, object]] = []
+    fake = types.ModuleType("wandb")
+    fake.__spec__ = importlib.machinery.ModuleSpec("wandb", None)
+    fake.init = lambda **kw: calls.append(("init", kw))
+    fake.log = lambda data, step: calls.append(("log", (step, dict(data))))
+    fake.finish = lambda: calls.append(("finish", None))
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    run = tmp_path / "run"
+    over = [
+        "model.name=tiny",
+        "env.id=test/guess-v0",
+        "rollout.tasks_per_step=1",
+        "rollout.group_size=2",
+        "rollout.max_new_tokens=3",
+        "train.steps=2",
+        "train.eval_tasks=1",
+        "train.eval_max_new_tokens=3",
+        "grpo.mask_truncated=false",
+        "train.report_to=[wandb]",
+        "train.project=demo",
+        f"run_dir={run}",
+    ]
+    train_from_config(None, over, quiet=True)
+    kinds = [c[0] for c in calls]
+    assert kinds[0] == "init" and kinds[-1] == "finish"
+    init = calls[0][1]
+    assert init["project"] == "demo" and init["config"]["rollout"]["group_size"] == 2 and init["resume"] == "allow"
+    logged_steps = [c[1][0] for c in calls if c[0] == "log"]
+    assert 1 in logged_steps and 2 in logged_steps
+    assert not (run / "tb").exists()  # tensorboard was not asked for

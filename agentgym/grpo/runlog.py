@@ -17,34 +17,76 @@ FILES = ("metrics.jsonl", "teacher.jsonl")
 
 
 class RunLog:
-    """Appends records to a run folder's JSONL files (and TensorBoard while open)."""
+    """Appends records to a run folder's JSONL files, and to TensorBoard, wandb or trackio while open."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
         self.tb: Any = None
+        #: Open trackers of ``train.report_to`` other than TensorBoard: name -> module.
+        self.trackers: dict[str, Any] = {}
 
-    def open_tensorboard(self, step: int) -> None:
-        """Start TensorBoard; steps after ``step`` written by an earlier process are purged."""
+    def open_tensorboard(self, step: int, config: dict[str, Any] | None = None) -> None:
+        """Start TensorBoard; steps after ``step`` written by an earlier process are purged.
+
+        A new run also records ``config``: as text, and its scalars as TensorBoard hparams."""
         try:
             from torch.utils.tensorboard import SummaryWriter
         except Exception:  # tensorboard missing: JSONL and plots still work
             return
         self.tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=step + 1 if step else None)
+        if config is not None and not step:
+            import yaml
+            from torch.utils.tensorboard.summary import hparams
+
+            self.tb.add_text("config", "```\n" + yaml.safe_dump(config, sort_keys=False) + "```", 0)
+            flat = {k: v for k, v in _flatten(config).items() if isinstance(v, (bool, int, float, str))}
+            for summary in hparams(flat, {"eval/success": float("nan")}):
+                self.tb.file_writer.add_summary(summary)
+
+    def open_trackers(self, names: list[str], config: dict[str, Any], project: str | None) -> None:
+        """Start wandb / trackio for this run (resumed under the same id after a restart)."""
+        name = self.run_dir.name
+        project = project or (self.run_dir.resolve().parent.name or "agentgym")
+        id_file = self.run_dir / "tracker_id"
+        run_id = id_file.read_text().strip() if id_file.exists() else f"{name}-{os.urandom(4).hex()}"
+        id_file.write_text(run_id + "\n")
+        for tracker in names:
+            if tracker == "wandb":
+                import wandb
+
+                wandb.init(project=project, name=name, id=run_id, resume="allow", dir=str(self.run_dir), config=config)
+                self.trackers["wandb"] = wandb
+            elif tracker == "trackio":
+                import trackio
+
+                trackio.init(project=project, name=name, config=config, resume="allow")
+                self.trackers["trackio"] = trackio
 
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
             self.tb = None
+        for module in self.trackers.values():
+            module.finish()
+        self.trackers.clear()
 
     def write(self, record: dict[str, Any], file: str = "metrics.jsonl") -> None:
         with open(self.run_dir / file, "a") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
-        if self.tb is not None and file == "metrics.jsonl":
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k != "step" and math.isfinite(v):
-                    self.tb.add_scalar(k, v, record["step"])
+        if file != "metrics.jsonl":
+            return
+        scalars = {
+            k: v
+            for k, v in record.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "step" and math.isfinite(v)
+        }
+        if self.tb is not None:
+            for k, v in scalars.items():
+                self.tb.add_scalar(k, v, record["step"])
+        for module in self.trackers.values():
+            module.log(scalars, step=int(record["step"]))
 
     def trim(self, step: int | None) -> None:
         """Keep only lines of steps <= ``step`` (None: no checkpoint, so keep nothing)."""
@@ -54,6 +96,16 @@ class RunLog:
                 lines = path.read_text().splitlines() if step is not None else []
                 kept = [ln for ln in lines if ln.strip() and _line_step(ln) <= step]
                 atomic_write(path, "".join(ln + "\n" for ln in kept))
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _line_step(line: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentgym.config import ConfigError, RunConfig, check_backends, import_modules
+from agentgym.config import ConfigError, RunConfig, check_backends, check_report_to, import_modules
 from agentgym.curriculum import DynamicSampling, PassRateBand, Teacher, make_teacher
 from agentgym.grpo.collect import Collector
 from agentgym.grpo.update import UpdateSettings
@@ -112,6 +112,7 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"teacher: {exc}") from None
     check_backends(cfg)  # a missing Ray, vLLM or GPU is named before the model loads
+    check_report_to(cfg)
     return tasks, teacher, facts
 
 

@@ -289,7 +289,10 @@ class GRPOTrainer:
 
         cfg = self.cfg
         t_start = time.perf_counter()
-        self.log.open_tensorboard(self.step)
+        config = cfg.model_dump(mode="json")
+        if "tensorboard" in cfg.train.report_to:
+            self.log.open_tensorboard(self.step, config)
+        self.log.open_trackers([t for t in cfg.train.report_to if t != "tensorboard"], config, cfg.train.project)
         previous = self._catch_sigint()
         bar = tqdm(
             total=self.total_steps,

@@ -267,7 +267,7 @@ def _policy(name: str, seed: int):
     with console.status(f"loading policy {name!r} ..."):
         try:
             return make_policy(name, seed=seed)
-        except ModelNotAvailable as exc:
+        except (ModelNotAvailable, ValueError) as exc:
             console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
 
@@ -316,7 +316,11 @@ def _print_episode(i: int, ep: Any) -> None:
 def eval_cmd(
     env_ids: Annotated[list[str], typer.Argument(help="One or more environment ids.")],
     policy: Annotated[
-        str, typer.Option(help="smollm2-135m (default model), tiny, random, or a checkpoint folder.")
+        str,
+        typer.Option(
+            help="smollm2-135m (default model), tiny, random, a checkpoint folder, or a served model: "
+            "openai:http://HOST:PORT/MODEL?tokenizer=NAME"
+        ),
     ] = "smollm2-135m",
     tasks: Annotated[int, typer.Option(help="Held-out tasks per environment.")] = 100,
     k: Annotated[int, typer.Option(help="Samples per task (pass@k); k=1 samples greedily.")] = 1,

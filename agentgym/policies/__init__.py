@@ -12,6 +12,10 @@ def make_policy(name: str, *, seed: int = 0, **kwargs):
 
     if name == "random":
         return RandomPolicy(ChatFormat(load_tokenizer()), seed=seed)
+    if name.startswith("openai:"):  # a model behind an OpenAI-compatible server (evaluation, opponents)
+        from agentgym.policies.openai_policy import OpenAIPolicy
+
+        return OpenAIPolicy.from_spec(name, seed=seed)
     from agentgym.policies.transformers_policy import TransformersPolicy
 
     return TransformersPolicy.from_name(name, seed=seed, **kwargs)

@@ -278,7 +278,8 @@ def test_killed_browser_mid_batch_recovers():
 
     stats = play(envs, tasks, on_round=on_round)
     assert killed and killed[0] is not None
-    assert len(stats.results) == 10 and all(r.success and not r.dropped for r in stats.results)
+    failed = [r for r in stats.results if not r.success or r.dropped]
+    assert len(stats.results) == 10 and not failed, failed
     s1 = pool.stats.as_dict()
     assert s1["relaunches"] >= s0["relaunches"] + 1 and s1["crashes"] >= s0["crashes"] + 1
     assert s1["retried_episodes"] >= s0["retried_episodes"] + 1 and s1["dropped_episodes"] == s0["dropped_episodes"]

@@ -537,7 +537,10 @@ def train(
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     if result.interrupted:
-        console.print(f"stopped at step {result.steps_done}; continue with: agentgym train --resume {result.run_dir}")
+        if _rank() == 0:
+            console.print(
+                f"stopped at step {result.steps_done}; continue with: agentgym train --resume {result.run_dir}"
+            )
         raise typer.Exit(130)
     _print_result(result)
 
@@ -559,7 +562,10 @@ def sft(
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     if result.interrupted:
-        console.print(f"stopped at step {result.steps_done}; continue with: agentgym train --resume {result.run_dir}")
+        if _rank() == 0:
+            console.print(
+                f"stopped at step {result.steps_done}; continue with: agentgym train --resume {result.run_dir}"
+            )
         raise typer.Exit(130)
     _print_result(result)
 
@@ -606,6 +612,8 @@ def demos(
 
 
 def _print_result(result) -> None:
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports for the run
+        return
     first, last = min(result.evals), max(result.evals)
     table = Table(title=f"held-out success ({result.run_dir})")
     for col in ("", "step", "success"):

@@ -202,6 +202,21 @@ class TrainConfig(_Section):
     save_every: int = Field(5, ge=1)
     #: Keep only the newest N checkpoints.
     keep_checkpoints: int = Field(2, ge=1)
+    #: Where the trained model (and the transformers sampler, and the reference model)
+    #: live: "auto" is the GPU when torch sees one, else the CPU. Under torchrun each
+    #: rank takes its own GPU (LOCAL_RANK).
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: Numerics of training and generation: "fp32"; "bf16-mixed" (float32 weights and
+    #: optimizer, forward passes under bfloat16 autocast); "bf16" (bfloat16 weights too:
+    #: half the memory, a less exact optimizer); "auto": bf16-mixed on a GPU, fp32 on a CPU.
+    precision: Literal["auto", "fp32", "bf16-mixed", "bf16"] = "auto"
+    #: Recompute activations in the backward pass (transformers' gradient checkpointing):
+    #: less memory for long episodes, about a third more compute.
+    gradient_checkpointing: bool = False
+    #: Under torchrun: shard parameters, gradients and optimizer state over the ranks with
+    #: FSDP2 (torch.distributed.fsdp.fully_shard), for models that do not fit one device.
+    #: Off: plain data parallel (every rank holds the whole model; gradients are summed).
+    fsdp: bool = False
 
 
 class RunConfig(_Section):
@@ -262,6 +277,11 @@ def check_backends(cfg: RunConfig) -> None:
             "rollout.backend=ray needs Ray, which is not installed: pip install agentgym[ray] "
             "(or set rollout.backend=inprocess)"
         )
+    if cfg.train.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device=cuda, but torch sees no CUDA GPU here (or set train.device=auto)")
     if cfg.model.backend == "vllm":
         from agentgym.policies.vllm_policy import vllm_unavailable_reason
 

@@ -37,7 +37,7 @@ if where == "optimizer":
 if where == "generate":
     run = RolloutRunner.run
 
-    def run_interrupted(self, env_id, tasks, group_size=1, on_round=None):
+    def run_interrupted(self, env_id, tasks, group_size=1, on_round=None, **kwargs):
         count["generate"] += 1
         mine = count["generate"] == int(nth)
 
@@ -47,6 +47,6 @@ if where == "generate":
             if on_round is not None:
                 on_round(rounds, live)
 
-        return run(self, env_id, tasks, group_size=group_size, on_round=round_done)
+        return run(self, env_id, tasks, group_size=group_size, on_round=round_done, **kwargs)
 
     RolloutRunner.run = run_interrupted

@@ -131,12 +131,12 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path, mode):
     wa, wb = _final_weights(a), _final_weights(b)
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     rows_a, rows_b = _train_rows(a), _train_rows(b)
-    assert sum(r["grad_norm"] > 0 for r in rows_a if r["kind"] in ("train", "sft")) >= 2  # the weights move
+    assert sum(r.get("grad_norm", 0) > 0 for r in rows_a if r["kind"] in ("train", "sft")) >= 2  # the weights move
     assert rows_a == rows_b
     staleness = [r["rollout/staleness"] for r in rows_b if r["kind"] in ("train", "sft")]
     assert staleness == ([0, 1, 1, 1, 1, 1] if off_policy else [0] * 6)
     if mode == "warm start":
-        assert [r["kind"] for r in rows_b if "loss" in r] == ["sft"] * 3 + ["train"] * 3
+        assert [r["kind"] for r in rows_b if r["kind"] in ("sft", "train")] == ["sft"] * 3 + ["train"] * 3
     assert pending is bool(off_policy)
     assert json.loads((b / "summary.json").read_text())["steps"] == 6
     assert (b / "plots" / "training.png").stat().st_size > 10_000

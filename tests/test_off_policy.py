@@ -22,7 +22,7 @@ def _cfg(tmp_path, name, off, *extra):
             "model.name=tiny",
             "env.id=test/no-e-v0",
             # reward 1 for a reply without the letter e: about 1 reply in 10 at first
-            "rollout.tasks_per_step=2",
+            "rollout.tasks_per_step=4",
             "rollout.group_size=8",
             "rollout.max_new_tokens=3",
             "grpo.lr=3e-3",

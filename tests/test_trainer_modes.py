@@ -152,7 +152,14 @@ def test_lora_dropout_acts_in_the_update_and_nowhere_else(tmp_path):
         tr = GRPOTrainer(cfg, quiet=True)
         try:
             assert tr.parts.update.train_mode is (dropout > 0)
-            tr.train_step()  # LoRA's B starts at zero: only after a step does its branch (and dropout) matter
+            # LoRA's B starts at zero: only once a step has moved it does its branch (and dropout)
+            # matter. A step whose groups all tied moves nothing, so step until B has moved.
+            for _ in range(6):
+                tr.train_step()
+                if any(float(p.detach().abs().sum()) > 0 for n, p in tr.model.named_parameters() if "lora_B" in n):
+                    break
+            else:
+                raise AssertionError("six steps never moved LoRA's B")
             rec = tr.train_step()
             assert not tr.model.training  # sampling and evaluation stay dropout-free
             return rec["logp_mismatch"]

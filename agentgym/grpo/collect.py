@@ -23,6 +23,8 @@ import numpy as np
 
 from agentgym.curriculum import FilteredSampling, GroupResult, Teacher
 from agentgym.grpo.advantages import group_advantages, group_ids
+from agentgym.grpo.distributed import World
+from agentgym.policies.base import call_with_seeds, stream_seed
 from agentgym.rollout import Episode, Runner
 from agentgym.tasks import TaskSpec
 
@@ -84,8 +86,13 @@ class Collector:
         group_size: int,
         max_refill_rounds: int,
         scale_std: bool = True,
+        seed: int = 0,
+        world: World | None = None,
     ):
         self.runner = runner
+        self.seed = int(seed)
+        #: Across processes (torchrun): each rank plays its share of every round's tasks.
+        self.world = (world or World()).for_rollout()
         self.env_id = env_id
         self.tasks_per_step = tasks_per_step
         self.group_size = group_size
@@ -102,23 +109,39 @@ class Collector:
         counts = {"env_errors": 0, "worker_restarts": 0, "replayed_episodes": 0}
         serial = [0]  # tasks played so far this step: each task's episodes get a unique group
 
+        version = int(getattr(getattr(self.runner, "policy", None), "version", 0))
+
         def play(specs: list[TaskSpec]) -> list[list[GroupResult]]:
-            eps = self.runner.run(self.env_id, specs, group_size=self.group_size, on_round=self._check_stop)
+            # Task serial[0] + i of this step samples from its own streams, on any rank.
+            keys = [stream_seed(self.seed, "rollout", version, serial[0] + i) for i in range(len(specs))]
+            share = self.world.share(len(specs))
+            eps = call_with_seeds(
+                self.runner.run,
+                self.env_id,
+                [specs[i] for i in share],
+                group_size=self.group_size,
+                on_round=self._check_stop,
+                seeds=[keys[i] for i in share],
+            )
             st = self.runner.last_stats
             counts["env_errors"] += st.dropped_env_errors
             counts["worker_restarts"] += st.worker_restarts
             counts["replayed_episodes"] += st.replayed_episodes
-            per_task = []
-            for i in range(len(specs)):
-                mine = [e for e in eps if e.group == i]
+            local = []
+            for k, i in enumerate(share):
+                mine = [e for e in eps if e.group == k]
                 for e in mine:
                     e.group = serial[0] + i
-                per_task.append(self._groups(mine))
+                local.append(self._groups(mine))
+            per_task = self._exchange(local, len(specs)) if self.world.distributed else local
             serial[0] += len(specs)
             played.extend(r for groups in per_task for r in groups)
             return per_task
 
         kept, fs = self.sampling(play, self.tasks_per_step)
+        if self.world.distributed:
+            totals = self.world.sum_ints(*counts.values())
+            counts = {k: int(v) for k, v in zip(counts, totals)}
         episodes = [e for res in kept for e in res.episodes]
         renumber = group_ids([e.group for e in episodes])
         for e, g in zip(episodes, renumber):
@@ -130,6 +153,25 @@ class Collector:
             **{f"rollout/{k}": float(v) for k, v in counts.items()},
         }
         return Collected(episodes, played, stats)
+
+    def _exchange(self, local: list[list[GroupResult]], n: int) -> list[list[GroupResult]]:
+        """Every rank's groups of this round, in task order: this rank's with their
+        episodes, the others' as results only (rewards, successes: what filters and the
+        teacher read)."""
+        light = [
+            [(r.task.to_dict(), r.rewards, r.successes, r.mean_abs_advantage, r.agent) for r in groups]
+            for groups in local
+        ]
+        out: list[list[GroupResult]] = []
+        for rank, theirs in enumerate(self.world.gather(light)):
+            if rank == self.world.rank:
+                out.extend(local)
+                continue
+            for groups in theirs:
+                out.append([GroupResult(TaskSpec.from_dict(t), rw, sc, a, ag) for t, rw, sc, a, ag in groups])
+        if len(out) != n:
+            raise RuntimeError(f"ranks returned {len(out)} tasks for a round of {n}")
+        return out
 
     def _groups(self, eps: list[Episode]) -> list[GroupResult]:
         """One GroupResult per seat of one task's episodes (one for a single-agent env)."""

@@ -19,8 +19,10 @@ FILES = ("metrics.jsonl", "teacher.jsonl")
 class RunLog:
     """Appends records to a run folder's JSONL files, and to TensorBoard, wandb or trackio while open."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, enabled: bool = True):
         self.run_dir = Path(run_dir)
+        #: False on every rank but 0 under torchrun: one process writes the run folder.
+        self.enabled = enabled
         self.tb: Any = None
         #: Open trackers of ``train.report_to`` other than TensorBoard: name -> module.
         self.trackers: dict[str, Any] = {}
@@ -29,6 +31,8 @@ class RunLog:
         """Start TensorBoard; steps after ``step`` written by an earlier process are purged.
 
         A new run also records ``config``: as text, and its scalars as TensorBoard hparams."""
+        if not self.enabled:
+            return
         try:
             from torch.utils.tensorboard import SummaryWriter
         except Exception:  # tensorboard missing: JSONL and plots still work
@@ -45,6 +49,8 @@ class RunLog:
 
     def open_trackers(self, names: list[str], config: dict[str, Any], project: str | None) -> None:
         """Start wandb / trackio for this run (resumed under the same id after a restart)."""
+        if not self.enabled:
+            return
         name = self.run_dir.name
         project = project or (self.run_dir.resolve().parent.name or "agentgym")
         id_file = self.run_dir / "tracker_id"
@@ -71,6 +77,8 @@ class RunLog:
         self.trackers.clear()
 
     def write(self, record: dict[str, Any], file: str = "metrics.jsonl") -> None:
+        if not self.enabled:
+            return
         with open(self.run_dir / file, "a") as fh:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
@@ -90,6 +98,8 @@ class RunLog:
 
     def trim(self, step: int | None) -> None:
         """Keep only lines of steps <= ``step`` (None: no checkpoint, so keep nothing)."""
+        if not self.enabled:
+            return
         for name in FILES:
             path = self.run_dir / name
             if path.exists():

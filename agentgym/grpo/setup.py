@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,8 +18,10 @@ import torch
 from agentgym.config import ConfigError, RunConfig, check_backends, check_report_to, import_modules
 from agentgym.curriculum import DynamicSampling, PassRateBand, Teacher, make_teacher
 from agentgym.grpo.collect import Collector
+from agentgym.grpo.distributed import BroadcastTeacher, World, init_world
 from agentgym.grpo.update import UpdateSettings
 from agentgym.multiagent import is_multiagent
+from agentgym.placement import resolve_device, resolve_precision
 from agentgym.policies.base import SamplingParams
 from agentgym.policies.models import ModelNotAvailable, check_model_name, load_model
 from agentgym.policies.transformers_policy import TransformersPolicy
@@ -61,6 +63,9 @@ class Parts:
     update: UpdateSettings
     env: EnvFacts
     eval_tasks: list[TaskSpec]
+    #: This process among the training processes (rank 0 of 1 without torchrun).
+    world: World = field(default_factory=World)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
 def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
@@ -139,16 +144,29 @@ def _kwarg_problem(env_cls: type, given: dict[str, Any], exc: TypeError) -> str:
 
 def build(cfg: RunConfig) -> Parts:
     tasks, teacher, facts = check_config(cfg)
-    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.train.device)
+    world = init_world(device.type)
+    if world.distributed:
+        _check_distributed(cfg, facts)
+        teacher = BroadcastTeacher(teacher, world)  # type: ignore[assignment]
+    weights_dtype, autocast_dtype = resolve_precision(cfg.train.precision, device)
+    torch.manual_seed(cfg.seed)  # the same on every rank: the same initial weights (LoRA too)
     np.random.seed(cfg.seed)
-    model, tok = load_model(cfg.model.name, seed=cfg.seed)
+    model, tok = load_model(cfg.model.name, seed=cfg.seed, dtype=str(weights_dtype).removeprefix("torch."))
+    if cfg.train.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False  # generation passes its own cache; training needs none
     model, adapters = _with_lora(cfg, model, facts.seats)
     model.eval()  # dropout only where LoRA dropout is asked for (UpdateSettings.train_mode)
     ref_model = None
     if cfg.grpo.beta > 0:
-        ref_model, _ = load_model(cfg.model.name, seed=cfg.seed)
+        ref_model, _ = load_model(cfg.model.name, seed=cfg.seed, dtype=str(weights_dtype).removeprefix("torch."))
         ref_model.requires_grad_(False)
-    policy = _policy(cfg, model, ref_model, tok)
+    if cfg.model.backend != "vllm":
+        model.to(device)
+        if ref_model is not None:
+            ref_model.to(device)
+    policy = _policy(cfg, model, ref_model, tok, autocast_dtype)
     if adapters is not None:
         from agentgym.policies.roles import RolePolicy
 
@@ -156,7 +174,9 @@ def build(cfg: RunConfig) -> Parts:
     off_policy = cfg.rollout.off_policy_steps > 0
     sampler = policy
     if off_policy and cfg.model.backend == "transformers":
-        sampler = TransformersPolicy(copy.deepcopy(model).requires_grad_(False), tok, seed=cfg.seed)
+        sampler = TransformersPolicy(
+            copy.deepcopy(model).requires_grad_(False), tok, seed=cfg.seed, autocast_dtype=autocast_dtype
+        )
     params = [p for p in model.parameters() if p.requires_grad]
     g = cfg.grpo
     optimizer = torch.optim.AdamW(params, lr=g.lr, betas=tuple(g.betas), weight_decay=g.weight_decay)
@@ -192,6 +212,8 @@ def build(cfg: RunConfig) -> Parts:
         group_size=ro.group_size,
         max_refill_rounds=g.max_refill_rounds,
         scale_std=g.scale_std,
+        seed=cfg.seed,
+        world=world,
     )
     lora = cfg.model.lora
     update = UpdateSettings(
@@ -208,6 +230,7 @@ def build(cfg: RunConfig) -> Parts:
         updates_per_batch=g.updates_per_batch,
         mini_batches=g.mini_batches,
         train_mode=lora is not None and lora.dropout > 0,
+        autocast=None if autocast_dtype is None else str(autocast_dtype).removeprefix("torch."),
     )
     eval_tasks = tasks.held_out_specs(cfg.train.eval_tasks, seed=EVAL_SEED)
     return Parts(
@@ -225,7 +248,17 @@ def build(cfg: RunConfig) -> Parts:
         update,
         facts,
         eval_tasks,
+        world,
+        device,
     )
+
+
+def _check_distributed(cfg: RunConfig, facts: EnvFacts) -> None:
+    """What torchrun runs cannot do yet, named before the model loads."""
+    if cfg.model.backend == "vllm" and cfg.train.fsdp:
+        raise ConfigError("train.fsdp with model.backend=vllm is not supported yet: use plain data parallel")
+    if cfg.multiagent.adapters == "per_role" and cfg.train.fsdp:
+        raise ConfigError("train.fsdp with multiagent.adapters=per_role is not supported: use plain data parallel")
 
 
 def importance_weights_on(cfg: RunConfig) -> bool:
@@ -254,9 +287,9 @@ def _with_lora(cfg: RunConfig, model: Any, seats: tuple[str, ...]) -> tuple[Any,
     return get_peft_model(model, lora), None
 
 
-def _policy(cfg: RunConfig, model: Any, ref_model: Any, tok: Any) -> Any:
+def _policy(cfg: RunConfig, model: Any, ref_model: Any, tok: Any, autocast_dtype: Any = None) -> Any:
     if cfg.model.backend != "vllm":
-        return TransformersPolicy(model, tok, seed=cfg.seed)
+        return TransformersPolicy(model, tok, seed=cfg.seed, autocast_dtype=autocast_dtype)
     from agentgym.policies.vllm_policy import VLLMPolicy, vllm_model_path
 
     model.to("cuda")

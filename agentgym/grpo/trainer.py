@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from agentgym.config import ConfigError, RunConfig, dump_config, load_config
@@ -46,6 +47,7 @@ from agentgym.grpo.advantages import group_advantages, seat_groups, split_moves
 from agentgym.grpo.batch import collate
 from agentgym.grpo.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from agentgym.grpo.collect import Collected, RolloutCancelled
+from agentgym.grpo.distributed import close_world
 from agentgym.grpo.metrics import batch_metrics, rollout_metrics, teacher_groups
 from agentgym.grpo.runlog import RunLog, atomic_write
 from agentgym.grpo.setup import EVAL_SEED, build
@@ -90,14 +92,17 @@ class GRPOTrainer:
         self.adapters, self.eval_tasks = parts.adapters, parts.eval_tasks
         self.runner = self.collector.runner
         self.off_policy = cfg.rollout.off_policy_steps > 0
-        self.log = RunLog(self.run_dir)
+        #: Under torchrun: this rank; rank 0 alone writes the run folder and evaluates.
+        self.world = parts.world
+        self.quiet = quiet or not self.world.main
+        self.log = RunLog(self.run_dir, enabled=self.world.main)
         self.step = 0
         self.evals: dict[int, float] = {}
         self._stop_requested = False
         self._synced: dict[int, int] = {}  # id(policy) -> step whose weights it holds
         if resume:
             self._restore()
-        else:
+        elif self.world.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.yaml").write_text(dump_config(cfg))
             if demo_counts:
@@ -124,24 +129,34 @@ class GRPOTrainer:
         record: dict[str, Any] = {"step": self.step + 1, "kind": "sft"}
         if self.demos is not None:
             episodes = self.demos.batch(self.step)
+            episodes = [episodes[i] for i in self.world.share(len(episodes))]  # this rank's rows
             self.last_groups = []
         else:  # rejection fine-tuning: sample like GRPO, keep what succeeded
             self._rotate_roles()
             batch = self._collect()
             record.update(batch.stats)
-            record.update(rollout_metrics(batch.episodes, batch.results, self.step))
+            record.update(rollout_metrics(self._everyone(batch.episodes), batch.results, self.step))
             self.last_groups = teacher_groups(batch.results)
             episodes = [e for e in batch.episodes if e.success]
-            record["warmup/kept_episodes"] = float(len(episodes))
+            record["warmup/kept_episodes"] = self.world.sum_ints(len(episodes))[0]
         t1 = time.perf_counter()
-        if episodes:
+        everyone = self._everyone(episodes)
+        if everyone:
             tokens = collate(episodes, [1.0] * len(episodes), self.policy.chat.pad_token_id)
             roles = [e.agent for e in episodes] if self.adapters is not None else None
             activate = self.adapters.activate_seat if self.adapters is not None else None
             record.update(
-                update_policy(self.model, self.optimizer, tokens, self.sft_update, roles=roles, activate=activate)
+                update_policy(
+                    self.model,
+                    self.optimizer,
+                    tokens,
+                    self.sft_update,
+                    roles=roles,
+                    activate=activate,
+                    world=self.world,
+                )
             )
-            record["response/tokens_mean"] = float(sum(e.num_policy_tokens for e in episodes) / len(episodes))
+            record["response/tokens_mean"] = float(sum(e.num_policy_tokens for e in everyone) / len(everyone))
         else:
             record["train/skipped"] = 1.0
         self.step += 1
@@ -164,7 +179,7 @@ class GRPOTrainer:
         record: dict[str, Any] = {"step": self.step + 1, "kind": "train", **batch.stats}
         if rotation is not None:
             record["multiagent/rotation"] = float(rotation)
-        record.update(rollout_metrics(batch.episodes, batch.results, self.step))
+        record.update(rollout_metrics(self._everyone(batch.episodes), batch.results, self.step))
         teacher_metrics = self.teacher.metrics()
         self.last_groups = teacher_groups(batch.results)
         if self.off_policy and self.step + 1 < self.total_steps:
@@ -173,7 +188,7 @@ class GRPOTrainer:
         else:
             self.sampler.sleep()  # a vLLM engine frees the GPU for the update
         t1 = time.perf_counter()
-        if batch.episodes:
+        if self.world.sum_ints(len(batch.episodes))[0] > 0:
             samples, groups = batch.episodes, seat_groups(batch.episodes)
             per_move = bool(self.parts.env.seats) and cfg.multiagent.advantages == "role_turn"
             if per_move:  # each move its own sample, with the return that followed it
@@ -198,9 +213,15 @@ class GRPOTrainer:
                     ref_model=self.ref_model,
                     roles=roles,
                     activate=activate,
+                    world=self.world,
                 )
             )
-            record.update(batch_metrics(batch.episodes, adv))
+            if self.world.distributed:  # the whole batch's shapes, from every rank's share
+                everyone = self._everyone(batch.episodes)
+                adv_all = np.concatenate([np.asarray(a, dtype=float) for a in self.world.gather(adv.tolist())])
+                record.update(batch_metrics(everyone, adv_all))
+            else:
+                record.update(batch_metrics(batch.episodes, adv))
             self._warn_if_nothing_trained(record, batch.episodes)
         else:
             record["train/skipped"] = 1.0
@@ -213,6 +234,12 @@ class GRPOTrainer:
         record["time/step_s"] = time.perf_counter() - t0
         record.update(teacher_metrics)
         return record
+
+    def _everyone(self, episodes: list[Any]) -> list[Any]:
+        """Every rank's ``episodes`` (this rank's alone without torchrun), for metrics."""
+        if not self.world.distributed:
+            return episodes
+        return [e for part in self.world.gather(episodes) for e in part]
 
     def _warn_if_nothing_trained(self, record: dict[str, Any], episodes: list[Any]) -> None:
         """Say so (once a run) when a step had episodes but no token carried a loss."""
@@ -264,9 +291,13 @@ class GRPOTrainer:
         return k
 
     # ----- evaluation --------------------------------------------------------------------
-    def evaluate(self) -> EnvReport:
+    def evaluate(self) -> EnvReport | None:
+        """Held-out evaluation (on rank 0 under torchrun; the others wait and learn its score)."""
         self.collector.wait()  # the env pool is not shared with a rollout in flight
         self._sync(self.policy)
+        if not self.world.main:
+            self.evals[self.step] = float(self.world.broadcast(None))
+            return None
         sp = SamplingParams(max_new_tokens=self.cfg.train.eval_max_new_tokens, temperature=0.0)
         rep = evaluate_any(
             self.policy,
@@ -279,7 +310,7 @@ class GRPOTrainer:
             seed=self.cfg.seed,
         )
         write_json([rep], self.run_dir / "evals" / f"step_{self.step:06d}.json", meta={"step": self.step})
-        self.evals[self.step] = rep.overall.success
+        self.evals[self.step] = float(self.world.broadcast(rep.overall.success))
         self.log.write({"step": self.step, "kind": "eval", **report_metrics(rep)})
         return rep
 
@@ -305,14 +336,14 @@ class GRPOTrainer:
         try:
             if self.step == 0 and 0 not in self.evals:
                 self._evaluate_with(bar)
-            while self.step < self.total_steps and not self._stop_requested:
+            while self.step < self.total_steps and not self._stop_now():
                 record = self.step_once()
                 self.log.write(record)
                 self.log.write({"step": self.step, "groups": self.last_groups}, file="teacher.jsonl")
                 last = self.step == self.total_steps
                 if last or self._eval_due():
                     self._evaluate_with(bar)
-                if last or self._stop_requested or self.step % cfg.train.save_every == 0:
+                if last or self._stop_now() or self.step % cfg.train.save_every == 0:
                     self._save()
                 bar.update(1)
                 heldout = self.evals[max(self.evals)] if self.evals else float("nan")
@@ -334,8 +365,10 @@ class GRPOTrainer:
         interrupted = self.step < self.total_steps
         if interrupted and not self.quiet:
             print(f"\nstopped after step {self.step} (checkpointed)")
-        if not interrupted:
+        if not interrupted and self.world.main:
             self._finish()
+        self.world.barrier()
+        close_world()
         return TrainResult(
             self.run_dir,
             self.step,
@@ -377,6 +410,12 @@ class GRPOTrainer:
         signal.signal(signal.SIGINT, handler)
         return previous
 
+    def _stop_now(self) -> bool:
+        """Whether to stop: rank 0's Ctrl-C (or request) decides for every rank."""
+        if self.world.distributed:
+            self._stop_requested = bool(self.world.broadcast(self._stop_requested))
+        return self._stop_requested
+
     def request_stop(self) -> None:
         """Stop after the current step, as Ctrl-C does."""
         self._stop_requested = True
@@ -396,6 +435,9 @@ class GRPOTrainer:
             state["sampler"] = self.sampler.state_dict()
         pending = self.collector.pending_state()
         files = {"pending.json": json.dumps(pending)} if pending is not None else {}
+        if not self.world.main:  # rank 0 writes the one checkpoint every rank resumes from
+            self.world.barrier()
+            return
         save_checkpoint(
             self.run_dir / "checkpoints",
             self.step,
@@ -405,9 +447,12 @@ class GRPOTrainer:
             keep=self.cfg.train.keep_checkpoints,
             files=files,
         )
+        self.world.barrier()
 
     def _restore(self) -> None:
-        remove_stale_temporaries(self.run_dir / "checkpoints")
+        if self.world.main:
+            remove_stale_temporaries(self.run_dir / "checkpoints")
+        self.world.barrier()
         ck = latest_checkpoint(self.run_dir / "checkpoints")
         if ck is not None:
             state = load_checkpoint(ck, self.model, self.optimizer)

@@ -10,6 +10,11 @@ The PPO ratio's denominator ``old`` is the trainer's log-prob before the first p
 computed once (without gradients) when the batch gets more than one optimizer step.
 With one pass and one mini-batch (the defaults) ``old = logp.detach()``: the ratio is
 exactly 1, clipping cannot act, and no extra forward pass is spent.
+
+Across processes (``world``, see :mod:`~agentgym.grpo.distributed`) each rank holds some
+of the step's rows: the normalizer's counts are summed over ranks, so each rank's loss is
+its rows' share of the one step loss, and the gradients are summed before clipping. Every
+rank takes the same number of optimizer steps, with or without rows of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from agentgym.grpo.batch import TokenBatch, policy_logprobs
+from agentgym.grpo.distributed import World
 from agentgym.grpo.loss import (
     KLEstimator,
     LossAgg,
@@ -29,6 +35,7 @@ from agentgym.grpo.loss import (
     micro_batch_loss,
     truncated_importance_weight,
 )
+from agentgym.placement import autocast
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,8 @@ class UpdateSettings:
     #: cross-entropy -log p(token) at temperature 1 on the loss tokens (advantages unused),
     #: aggregated and micro-batched the same way.
     objective: str = "grpo"
+    #: Forward passes under autocast to this dtype ("bfloat16"; None: the weights' dtype).
+    autocast: str | None = None
 
     @property
     def optimizer_steps(self) -> int:
@@ -69,37 +78,61 @@ def update_policy(
     ref_model: torch.nn.Module | None = None,
     roles: Sequence[str] | None = None,
     activate: Callable[[str], None] | None = None,
+    world: World | None = None,
 ) -> dict[str, float]:
     """Train on ``batch``; returns the step's statistics (loss, grad norm, clip fraction, ...).
 
     With ``roles`` (one per row) and ``activate``, each micro-batch holds one role's rows
     and ``activate(role)`` runs before its forward pass (a LoRA adapter per role).
     """
+    world = world or World()
     device = next(model.parameters()).device
     rows = batch.trainable_rows()
     stats = _Stats()
-    if not rows:
+    n_rows = int(world.sum_ints(len(rows))[0])
+    if not n_rows:
         return stats.result(s, Normalizer(0, 0), 0)
     plan = _Plan(rows, roles, s.micro_batch_size)
     if s.optimizer_steps > 1 and batch.old_logp is None:
-        batch.old_logp = _logprobs_without_grad(model, batch, plan.micro_batches(rows), s.temperature, activate)
-    step_norm = Normalizer.of_rows(batch.loss_mask[rows], _budget(batch, rows))
+        with autocast(device, _dtype(s)):
+            batch.old_logp = _logprobs_without_grad(model, batch, plan.micro_batches(rows), s.temperature, activate)
+    step_norm = _normalizer(batch, rows, world)
     n_steps = 0
+    params = [p for p in model.parameters() if p.requires_grad]
     for epoch in range(s.updates_per_batch):
-        for part in plan.mini_batches(s.mini_batches):
-            norm = Normalizer.of_rows(batch.loss_mask[part], _budget(batch, part))
+        for part in plan.mini_batches(s.mini_batches, n_rows):
+            norm = _normalizer(batch, part, world)
             optimizer.zero_grad(set_to_none=True)
             for role, chunk in plan.micro_batches(part):
                 if role is not None and activate is not None:
                     activate(role)
                 mb = batch.select(chunk).to(device)
-                stats.add(_micro_batch(model, mb, norm, s, ref_model), mb.loss_mask, first_pass=epoch == 0)
-            params = [p for p in model.parameters() if p.requires_grad]
+                with autocast(device, _dtype(s)):
+                    result = _micro_batch(model, mb, norm, s, ref_model)
+                stats.add(result, mb.loss_mask, first_pass=epoch == 0)
+            world.all_reduce_grads(params)  # every rank's share of the step loss, summed
             stats.grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)))
             optimizer.step()
             n_steps += 1
     optimizer.zero_grad(set_to_none=True)
+    stats.sum_over(world)
     return stats.result(s, step_norm, n_steps)
+
+
+def _dtype(s: UpdateSettings) -> torch.dtype | None:
+    return None if s.autocast is None else getattr(torch, s.autocast)
+
+
+def _normalizer(batch: TokenBatch, rows: Sequence[int], world: World) -> Normalizer:
+    """The counts of ``rows`` on every rank together (this rank's alone in one process)."""
+    if rows:
+        here = Normalizer.of_rows(batch.loss_mask[list(rows)], _budget(batch, rows))
+    else:
+        here = Normalizer(0, 0, token_budget=None if batch.token_budget is None else 0.0)
+    if not world.distributed:
+        return here
+    tokens, seqs, budget = world.sum_ints(here.total_tokens, here.total_sequences, here.token_budget or 0.0)
+    return Normalizer(int(tokens), int(seqs), token_budget=None if batch.token_budget is None else budget)
 
 
 @dataclass
@@ -160,9 +193,10 @@ class _Plan:
     def __init__(self, rows: list[int], roles: Sequence[str] | None, size: int):
         self.rows, self.roles, self.size = rows, roles, size
 
-    def mini_batches(self, n: int) -> list[list[int]]:
+    def mini_batches(self, n: int, total_rows: int | None = None) -> list[list[int]]:
         # Every n-th row of the length-sorted list: each part gets long and short rows alike.
-        n = max(1, min(n, len(self.rows)))
+        # ``total_rows`` (over all ranks) fixes the count, so every rank takes as many steps.
+        n = max(1, min(n, len(self.rows) if total_rows is None else total_rows))
         return [self.rows[k::n] for k in range(n)]
 
     def micro_batches(self, rows: list[int]) -> list[tuple[str | None, list[int]]]:
@@ -188,6 +222,13 @@ class _Stats:
         if first_pass:  # what the sampled batch looked like to the trainer before it changed
             self.mismatch += float(((r.old - r.sampler).abs() * mask).sum())
             self.entropy += float(r.entropy) * float(mask.sum()) if r.entropy is not None else 0.0
+
+    def sum_over(self, world: World) -> None:
+        """Every rank's sums (each rank's loss is its share of the step loss: they add up)."""
+        if world.distributed:
+            totals = world.sum_ints(self.loss, self.clip, self.clip_tokens, self.entropy, self.mismatch, self.micro)
+            self.loss, self.clip, self.clip_tokens, self.entropy, self.mismatch, micro = totals
+            self.micro = int(micro)
 
     def result(self, s: UpdateSettings, norm: Normalizer, n_steps: int) -> dict[str, float]:
         tokens = max(norm.total_tokens, 1)

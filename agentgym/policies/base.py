@@ -58,8 +58,15 @@ class Policy(Protocol):
     #: Incremented each time the weights change (after every optimizer step).
     version: int
 
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
-        """Sample one completion for each prompt (a list of token ids)."""
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[Completion]:
+        """Sample one completion for each prompt (a list of token ids).
+
+        ``seeds`` (one per prompt, optional): each row samples from its own random stream
+        seeded by that number, so what it samples does not depend on the rest of the batch.
+        A backend that cannot seed per row may ignore it (the trainer's runs then differ
+        from process count to process count, never in correctness)."""
         ...
 
     def sync_weights(self, weights: Iterable[tuple[str, Any]], version: int | None = None) -> None:
@@ -74,6 +81,41 @@ class Policy(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def stream_seed(*parts: int | str) -> int:
+    """A 63-bit seed from any tuple of ints and strings (the same tuple, the same seed, on any
+    machine and process: no ``hash()`` randomisation)."""
+    import hashlib
+
+    digest = hashlib.blake2b(repr(tuple(parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def generate_seeded(
+    policy: Any, prompts: Sequence[Sequence[int]], sampling: SamplingParams, seeds: Sequence[int] | None
+) -> list[Completion]:
+    """``policy.generate`` with per-row ``seeds`` when there are any and the policy takes them
+    (a third-party policy written against the two-argument protocol still works)."""
+    return call_with_seeds(policy.generate, prompts, sampling, seeds=seeds)
+
+
+def call_with_seeds(fn: Any, *args: Any, seeds: Any = None, **kwargs: Any) -> Any:
+    """``fn(*args, seeds=seeds, **kwargs)``, leaving ``seeds`` out when it is None or ``fn``
+    does not take it (a policy or runner written before per-row seeds)."""
+    if seeds is not None and takes_keyword(fn, "seeds"):
+        kwargs["seeds"] = seeds
+    return fn(*args, **kwargs)
+
+
+def takes_keyword(fn: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
 class PolicyBase:

@@ -82,14 +82,14 @@ class OpenAIPolicy(PolicyBase):
         except urllib.error.URLError as e:
             raise APIError(f"{self.base_url}{path}: {e.reason}") from None
 
-    def _one(self, prompt: Sequence[int], sampling: SamplingParams, index: int) -> Completion:
+    def _one(self, prompt: Sequence[int], sampling: SamplingParams, seed: int) -> Completion:
         body: dict[str, Any] = {
             "model": self.model,
             "prompt": [int(t) for t in prompt],
             "max_tokens": sampling.max_new_tokens,
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
-            "seed": self.seed + index,
+            "seed": seed,
             "logprobs": 1,
             "return_tokens_as_token_ids": True,
             "skip_special_tokens": False,
@@ -110,11 +110,15 @@ class OpenAIPolicy(PolicyBase):
             logprobs = logprobs + [0.0]
         return Completion(ids, logprobs, finish)
 
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[Completion]:
         if not prompts:
             return []
+        # A server takes a 32-bit-or-so seed per request: the row's own when given.
+        row_seeds = [self.seed + i for i in range(len(prompts))] if seeds is None else [s % 2**31 for s in seeds]
         with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(prompts)))) as pool:
-            return list(pool.map(lambda ip: self._one(ip[1], sampling, ip[0]), enumerate(prompts)))
+            return list(pool.map(lambda ps: self._one(ps[0], sampling, ps[1]), zip(prompts, row_seeds)))
 
 
 def _server_ids(logprobs: Any) -> tuple[list[int] | None, list[float]]:

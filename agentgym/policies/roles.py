@@ -99,13 +99,17 @@ class RolePolicy(PolicyBase):
     def version(self, value: int) -> None:
         self.inner.version = value
 
-    def generate_as(self, role: str, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
+    def generate_as(
+        self, role: str, prompts: Sequence[Sequence[int]], sampling: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[Completion]:
         self.adapters.activate_seat(role)
-        return self.inner.generate(prompts, sampling)
+        return self.inner.generate(prompts, sampling, seeds=seeds)
 
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[Completion]:
         """Generate with whichever adapter is active (runners call :meth:`generate_as`)."""
-        return self.inner.generate(prompts, sampling)
+        return self.inner.generate(prompts, sampling, seeds=seeds)
 
     def sync_weights(self, weights: Any, version: int | None = None) -> None:
         self.inner.sync_weights(weights, version)

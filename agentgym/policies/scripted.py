@@ -22,7 +22,9 @@ class ScriptedPolicy(PolicyBase):
         self.respond = respond
         self.version = 0
 
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[Completion]:
         eos = min(self.chat.eos_token_ids)
         out = []
         for p in prompts:
@@ -43,15 +45,18 @@ class RandomPolicy(PolicyBase):
         self.version = 0
         self.rng = np.random.default_rng(seed)
 
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[Completion]:
         vocab = self.chat.vocab_size
         lp = -float(np.log(vocab))
         out = []
-        for _ in prompts:
+        for r in range(len(prompts)):
+            rng = self.rng if seeds is None else np.random.default_rng(int(seeds[r]) & 0x7FFF_FFFF_FFFF_FFFF)
             ids: list[int] = []
             reason = "length"
             while len(ids) < sampling.max_new_tokens:
-                t = int(self.rng.integers(vocab))
+                t = int(rng.integers(vocab))
                 ids.append(t)
                 if t in self.chat.eos_token_ids:
                     reason = "stop"

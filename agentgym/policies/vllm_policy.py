@@ -139,7 +139,9 @@ class VLLMPolicy(PolicyBase):
         self.sleeping = False
 
     # ----- generation ------------------------------------------------------------------
-    def generate(self, prompts: Sequence[Sequence[int]], sampling: SamplingParams) -> list[Completion]:
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[Completion]:
         if not prompts:
             return []
         if sampling.top_p < 1.0 or sampling.top_k > 0:
@@ -154,13 +156,19 @@ class VLLMPolicy(PolicyBase):
 
         if self.sleeping:
             self.wake_up()
-        params = VSamplingParams(
-            n=1,
-            temperature=float(sampling.temperature),
-            max_tokens=int(sampling.max_new_tokens),
-            logprobs=0,
-            stop_token_ids=sorted(self.chat.eos_token_ids),
-        )
+
+        def params_for(seed: int | None) -> Any:
+            return VSamplingParams(
+                n=1,
+                temperature=float(sampling.temperature),
+                max_tokens=int(sampling.max_new_tokens),
+                logprobs=0,
+                stop_token_ids=sorted(self.chat.eos_token_ids),
+                seed=seed,
+            )
+
+        # vLLM seeds each request's sampler on its own (a per-request generator) when given a seed.
+        params = params_for(None) if seeds is None else [params_for(int(s) % 2**63) for s in seeds]
         outputs = self.llm.generate(
             [TokensPrompt(prompt_token_ids=list(p)) for p in prompts], sampling_params=params, use_tqdm=False
         )

@@ -42,6 +42,7 @@ class Runner(Protocol):
         tasks: Sequence[Any],
         group_size: int = 1,
         on_round: Callable[[int, int], None] | None = None,
+        seeds: Sequence[int] | None = None,
     ) -> list[Episode]: ...
 
     def close(self) -> None: ...

@@ -23,7 +23,7 @@ import numpy as np
 
 from agentgym.env import TaskSpec
 from agentgym.multiagent import POLICY, TextAECEnv, TextParallelEnv, is_multiagent
-from agentgym.policies.base import Policy, SamplingParams
+from agentgym.policies.base import Policy, SamplingParams, call_with_seeds, generate_seeded, stream_seed
 from agentgym.registry import make
 from agentgym.rollout.episode import Episode
 from agentgym.rollout.runner import RolloutStats
@@ -50,6 +50,8 @@ class _Game:
     controllers: dict[str, str]
     seats: dict[str, _Seat]
     rng: np.random.Generator
+    #: The game's own sampling stream (with ``run(seeds=...)``).
+    key: int | None = None
     #: Simultaneous games: each seat's observation, kept until it moves.
     obs: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     done: bool = False
@@ -115,7 +117,13 @@ class MultiAgentRunner:
         controllers: dict[str, str] | None = None,
         on_round: Callable[[int, int], None] | None = None,
         idle_seats: bool = False,
+        seeds: Sequence[int] | None = None,
     ) -> list[Episode]:
+        """Play each task ``group_size`` times (see the class doc); with ``seeds`` (one per
+        task) game m of task i, its scripted seats and its policy moves draw from streams
+        seeded by ``(seeds[i], m)``, whatever else shares the batch."""
+        if seeds is not None and len(seeds) != len(tasks):
+            raise ValueError(f"got {len(seeds)} seeds for {len(tasks)} tasks")
         stats = RolloutStats()
         games: list[_Game] = []
         for gi, task in enumerate(tasks):
@@ -129,8 +137,13 @@ class MultiAgentRunner:
                 ctl = {**env.controllers(), **(controllers or self.controllers or {})}
                 env.check_players(ctl)
                 seats = {a: _Seat(a) for a in env.possible_agents if ctl[a] == POLICY}
-                rng = np.random.default_rng([self.seed, int(env.task.seed) % (2**32), gi, m])
-                games.append(_Game(env, gi, ctl, seats, rng, obs={a: o["messages"] for a, o in obs.items()}))
+                key = None if seeds is None else stream_seed(int(seeds[gi]), m)
+                if key is None:
+                    rng = np.random.default_rng([self.seed, int(env.task.seed) % (2**32), gi, m])
+                else:
+                    rng = np.random.default_rng(key)
+                obs_messages = {a: o["messages"] for a, o in obs.items()}
+                games.append(_Game(env, gi, ctl, seats, rng, key=key, obs=obs_messages))
         rounds = 0
         live = list(games)
         while live:
@@ -209,14 +222,19 @@ class MultiAgentRunner:
                 )
                 for g, agent, _ in requests
             ]
+        seeds = None
+        if all(g.key is not None for g, _, _ in requests):
+            seeds = [stream_seed(g.key, agent, _moves(g, agent)) for g, agent, _ in requests]
         generate_as = getattr(self.policy, "generate_as", None)
         if generate_as is None:
             stats.generate_calls += 1
-            return self.policy.generate([ids for _, _, ids in requests], self.sampling)
+            return generate_seeded(self.policy, [ids for _, _, ids in requests], self.sampling, seeds)
         out: list[Any] = [None] * len(requests)
         for role in dict.fromkeys(agent for _, agent, _ in requests):
             idx = [i for i, (_, agent, _) in enumerate(requests) if agent == role]
-            for i, comp in zip(idx, generate_as(role, [requests[i][2] for i in idx], self.sampling)):
+            role_seeds = None if seeds is None else [seeds[i] for i in idx]
+            done = call_with_seeds(generate_as, role, [requests[i][2] for i in idx], self.sampling, seeds=role_seeds)
+            for i, comp in zip(idx, done):
                 out[i] = comp
             stats.generate_calls += 1
         return out
@@ -360,3 +378,9 @@ class MultiAgentRunner:
         stats.env_error_messages.append(traceback.format_exc(limit=3))
         g.done = True
         g.end_reason = "dropped"
+
+
+def _moves(g: _Game, agent: str) -> int:
+    """How many moves ``agent`` has made in game ``g`` so far."""
+    ep = g.seats[agent].episode
+    return 0 if ep is None else len(ep.turn_rewards)

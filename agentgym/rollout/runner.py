@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentgym.env import TaskSpec
-from agentgym.policies.base import ChatFormat, Completion, Policy, SamplingParams
+from agentgym.policies.base import ChatFormat, Completion, Policy, SamplingParams, generate_seeded, stream_seed
 from agentgym.rollout.episode import Episode
 from agentgym.rollout.pool import EnvPool, InProcessPool
 
@@ -27,6 +27,8 @@ from agentgym.rollout.pool import EnvPool, InProcessPool
 class _Live:
     handle: int
     episode: Episode
+    #: The episode's own sampling stream (with ``run(seeds=...)``).
+    key: int | None = None
 
 
 @dataclass
@@ -81,8 +83,13 @@ class RolloutRunner:
         group_size: int = 1,
         on_round: Callable[[int, int], None] | None = None,
         demonstrate: bool = False,
+        seeds: Sequence[int] | None = None,
     ) -> list[Episode]:
         """Play each task ``group_size`` times; episodes come back grouped in task order.
+
+        ``seeds`` (one per task): member m of task i samples its turn t from a random stream
+        seeded by ``(seeds[i], m, t)``, so an episode's tokens do not depend on which other
+        episodes shared its batches (the trainer splits tasks over processes this way).
 
         Episodes whose env raised (a bug or a crashed worker, never a bad action) are
         dropped and counted in :attr:`last_stats`.
@@ -95,10 +102,13 @@ class RolloutRunner:
         chat = self.policy.chat
         stats = RolloutStats()
         pool_before = self.pool.stats.copy()
+        if seeds is not None and len(seeds) != len(tasks):
+            raise ValueError(f"got {len(seeds)} seeds for {len(tasks)} tasks")
         specs = [task for task in tasks for _ in range(group_size)]
         groups = [gi for gi in range(len(tasks)) for _ in range(group_size)]
+        members = [m for _ in range(len(tasks)) for m in range(group_size)]
         live: list[_Live] = []
-        for gi, opened in zip(groups, self.pool.reset(env_id, specs, self.env_kwargs)):
+        for gi, m, opened in zip(groups, members, self.pool.reset(env_id, specs, self.env_kwargs)):
             if opened.error is not None:
                 stats.dropped_env_errors += 1
                 stats.env_error_messages.append(opened.error)
@@ -115,7 +125,8 @@ class RolloutRunner:
                 policy_version=self.policy.version,
                 group=gi,
             )
-            live.append(_Live(opened.handle, ep))
+            key = None if seeds is None else stream_seed(int(seeds[gi]), m)
+            live.append(_Live(opened.handle, ep, key))
         finished: list[Episode] = []
         rounds = 0
         try:
@@ -124,7 +135,9 @@ class RolloutRunner:
                     texts = self.pool.oracle([lv.handle for lv in live])
                     completions = [demo_completion(chat, t, self.sampling.max_new_tokens) for t in texts]
                 else:
-                    completions = self.policy.generate([lv.episode.token_ids for lv in live], self.sampling)
+                    prompts = [lv.episode.token_ids for lv in live]
+                    row_seeds = None if seeds is None else [stream_seed(lv.key, lv.episode.num_turns) for lv in live]
+                    completions = generate_seeded(self.policy, prompts, self.sampling, row_seeds)
                 stats.generate_calls += 1
                 texts = []
                 for lv, comp in zip(live, completions):

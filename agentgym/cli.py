@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -611,8 +612,13 @@ def demos(
     )
 
 
+def _rank() -> int:
+    """This process's rank under torchrun (0 alone): rank 0 speaks for the run."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def _print_result(result) -> None:
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 reports for the run
+    if _rank() != 0:
         return
     first, last = min(result.evals), max(result.evals)
     table = Table(title=f"held-out success ({result.run_dir})")

@@ -488,6 +488,7 @@ class GRPOTrainer:
             "heldout_success_before": self.evals[first],
             "heldout_success_after": self.evals[last],
             "eval_tasks": len(self.eval_tasks),
+            "world_size": self.world.size,
             "evals": {str(k): v for k, v in sorted(self.evals.items())},
         }
         atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=1))

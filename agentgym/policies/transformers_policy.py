@@ -12,7 +12,9 @@ a CPU, as much as the forward pass of a 135M model; this costs well under one.
 
 With ``seeds`` (one per prompt) each row draws its uniforms from its own generator,
 seeded by that number: what a row samples then depends only on its prompt, its seed and
-the weights, not on which other rows share the batch. The trainer seeds every episode
+the weights, not on which other rows share the batch (up to float noise: left padding can
+change a row's logits in the last bits, which moves a draw only when it falls within that
+noise of a token boundary, rare unless the distribution is nearly flat). The trainer seeds every episode
 turn this way, so a run splits its tasks over processes (``torchrun``) and refills
 filtered groups without changing a single sampled token.
 """

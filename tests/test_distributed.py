@@ -1,0 +1,142 @@
+"""Data parallel training under ``torchrun`` (gloo, CPU): two processes give the weights of
+one, with a teacher and dynamic sampling, and a killed two-process run resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agentgym.grpo.distributed import World
+
+ROOT = Path(__file__).resolve().parent.parent
+ENTRY = ROOT / "tests" / "dist_entry.py"
+
+OVER = [
+    "model.name=tiny",
+    "env.id=test/no-e-v0",
+    "teacher.name=bandit",
+    "teacher.options={arm_dims: [level]}",
+    # 3 tasks on 2 ranks: shares of 2 and 1; refill rounds of 1 task leave a rank idle.
+    "rollout.tasks_per_step=3",
+    "rollout.group_size=8",
+    "rollout.max_new_tokens=3",
+    "rollout.temperature=0.7",
+    "grpo.lr=3e-3",
+    "grpo.mask_truncated=false",
+    "grpo.dynamic_sampling=true",
+    "grpo.max_refill_rounds=2",
+    "train.steps=4",
+    "train.save_every=2",
+    "train.eval_tasks=2",
+    "train.eval_max_new_tokens=4",
+    "train.report_to=[]",
+]
+
+
+def test_world_shares_cover_every_task_once():
+    for n in range(0, 9):
+        for size in (1, 2, 3):
+            shares = [list(World(rank=r, size=size).share(n)) for r in range(size)]
+            assert [i for s in shares for i in s] == list(range(n))
+            assert max(map(len, shares)) - min(map(len, shares)) <= 1
+
+
+def _launch(args: list[str], nproc: int) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    if nproc == 1:
+        cmd = [sys.executable, str(ENTRY), *args]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+        cmd += [str(ENTRY), *args]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+
+
+def _train(run: Path, nproc: int, *extra: str) -> None:
+    p = _launch(["train", *OVER, *extra, f"run_dir={run}"], nproc)
+    out, err = p.communicate(timeout=600)
+    assert p.returncode == 0, (out[-2000:], err[-4000:])
+
+
+def _rows(run: Path) -> list[dict]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "final" / "model.safetensors"))
+
+
+def _close(a: dict, b: dict, tol: float = 1e-6) -> bool:
+    return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=tol, atol=tol) for k in a)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("dist")
+    _train(base / "one", 1)
+    _train(base / "two", 2)
+    return base
+
+
+def test_two_processes_train_the_weights_of_one(runs):
+    one, two = runs / "one", runs / "two"
+    assert json.loads((two / "summary.json").read_text())["world_size"] == 2
+    assert json.loads((one / "summary.json").read_text())["world_size"] == 1
+    w1, w2 = _weights(one), _weights(two)
+    assert _close(w1, w2)
+    from agentgym.policies.models import load_model
+
+    init = load_model("tiny", seed=0)[0].state_dict()
+    assert any(not torch.allclose(w1[k], init[k]) for k in w1)  # the runs did move the weights
+    rows1, rows2 = _rows(one), _rows(two)
+    train1 = [r for r in rows1 if r["kind"] == "train"]
+    train2 = [r for r in rows2 if r["kind"] == "train"]
+    assert len(train1) == len(train2) == 4
+    # Dynamic sampling dropped tied groups and refilled: the ranks agreed on every round.
+    assert any(r["rollout/rounds"] > 1 for r in train1) and any(r["rollout/dropped"] > 0 for r in train1)
+    for a, b in zip(train1, train2):
+        for k in ("reward/mean", "rollout/spent", "rollout/dropped", "rollout/rounds", "train/tokens", "adv/abs_mean"):
+            assert a[k] == pytest.approx(b[k], rel=1e-6), k
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-9)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-5)
+    # The teacher (on rank 0) chose the same tasks and saw the same results.
+    t1 = [json.loads(x) for x in (one / "teacher.jsonl").read_text().splitlines()]
+    t2 = [json.loads(x) for x in (two / "teacher.jsonl").read_text().splitlines()]
+    assert t1 == t2 and sum(len(t["groups"]) for t in t1) > 4 * 3
+    # One process wrote the run folder: one checkpoint set, one log line per step.
+    assert [r["step"] for r in rows2 if r["kind"] == "train"] == [1, 2, 3, 4]
+
+
+def test_a_killed_two_process_run_resumes_exactly(runs, tmp_path):
+    run = tmp_path / "killed"
+    p = _launch(["train", *OVER, f"run_dir={run}"], 2)
+    deadline = time.time() + 600
+    ck = run / "checkpoints" / "step_000002"
+    while time.time() < deadline and p.poll() is None:  # kill once checkpoint 2 is written
+        if (ck / "state.json").exists() and any(
+            json.loads(x)["step"] >= 3 for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()
+        ):
+            break
+        time.sleep(0.05)
+    assert p.poll() is None, "the run ended before it could be killed"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (run / "summary.json").exists()
+    r = _launch(["train", "--resume", str(run)], 2)
+    out, err = r.communicate(timeout=600)
+    assert r.returncode == 0, (out[-2000:], err[-4000:])
+    assert _close(_weights(run), _weights(runs / "two"))
+    assert _rows(run) == _rows(runs / "two")

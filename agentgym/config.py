@@ -213,9 +213,9 @@ class TrainConfig(_Section):
     #: Recompute activations in the backward pass (transformers' gradient checkpointing):
     #: less memory for long episodes, about a third more compute.
     gradient_checkpointing: bool = False
-    #: Under torchrun: shard parameters, gradients and optimizer state over the ranks with
-    #: FSDP2 (torch.distributed.fsdp.fully_shard), for models that do not fit one device.
-    #: Off: plain data parallel (every rank holds the whole model; gradients are summed).
+    #: Reserved for FSDP2 sharding (torch.distributed.fsdp.fully_shard) under torchrun, for
+    #: models that do not fit one device: not implemented yet, true is a config error.
+    #: Today every rank holds the whole model (plain data parallel; gradients are summed).
     fsdp: bool = False
 
 
@@ -276,6 +276,11 @@ def check_backends(cfg: RunConfig) -> None:
         raise ConfigError(
             "rollout.backend=ray needs Ray, which is not installed: pip install agentgym[ray] "
             "(or set rollout.backend=inprocess)"
+        )
+    if cfg.train.fsdp:
+        raise ConfigError(
+            "train.fsdp: FSDP2 sharding is not implemented yet; under torchrun every rank holds the whole "
+            "model (plain data parallel): set train.fsdp=false"
         )
     if cfg.train.device == "cuda":
         import torch

@@ -64,8 +64,12 @@ def _launch(args: list[str], nproc: int) -> subprocess.Popen:
     )
 
 
+#: bench/gpu_check.sh sets cuda: the same test with NCCL, one GPU per rank.
+DEVICE = os.environ.get("AGENTGYM_TEST_DEVICE", "cpu")
+
+
 def _train(run: Path, nproc: int, *extra: str) -> None:
-    p = _launch(["train", *OVER, *extra, f"run_dir={run}"], nproc)
+    p = _launch(["train", *OVER, f"train.device={DEVICE}", *extra, f"run_dir={run}"], nproc)
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, (out[-2000:], err[-4000:])
 
@@ -122,7 +126,7 @@ def test_two_processes_train_the_weights_of_one(runs):
 
 def test_a_killed_two_process_run_resumes_exactly(runs, tmp_path):
     run = tmp_path / "killed"
-    p = _launch(["train", *OVER, f"run_dir={run}"], 2)
+    p = _launch(["train", *OVER, f"train.device={DEVICE}", f"run_dir={run}"], 2)
     deadline = time.time() + 600
     ck = run / "checkpoints" / "step_000002"
     while time.time() < deadline and p.poll() is None:  # kill once checkpoint 2 is written

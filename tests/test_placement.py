@@ -76,3 +76,8 @@ def test_resolution_rules():
 def test_cuda_without_a_gpu_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="train.device=cuda"):
         GRPOTrainer(_cfg(tmp_path, "cuda", "train.device=cuda"), quiet=True)
+
+
+def test_what_is_not_implemented_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="FSDP2 sharding is not implemented"):
+        GRPOTrainer(_cfg(tmp_path, "fsdp", "train.fsdp=true"), quiet=True)

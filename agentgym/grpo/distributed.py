@@ -23,9 +23,8 @@ What each rank does, one step:
 5. Rank 0 writes metrics, checkpoints and held-out evaluations; the others wait at a
    barrier and read the same checkpoint on ``--resume``.
 
-A model too big for one device is sharded with FSDP2 (``train.fsdp: true``,
-``torch.distributed.fsdp.fully_shard``): the same steps, with gradients reduce-scattered
-by FSDP instead of the all-reduce above.
+Not yet: FSDP2 sharding (``train.fsdp`` is reserved and refused) and vLLM under torchrun
+(refused): every rank holds the whole model and generates with it.
 """
 
 from __future__ import annotations

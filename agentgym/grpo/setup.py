@@ -255,10 +255,11 @@ def build(cfg: RunConfig) -> Parts:
 
 def _check_distributed(cfg: RunConfig, facts: EnvFacts) -> None:
     """What torchrun runs cannot do yet, named before the model loads."""
-    if cfg.model.backend == "vllm" and cfg.train.fsdp:
-        raise ConfigError("train.fsdp with model.backend=vllm is not supported yet: use plain data parallel")
-    if cfg.multiagent.adapters == "per_role" and cfg.train.fsdp:
-        raise ConfigError("train.fsdp with multiagent.adapters=per_role is not supported: use plain data parallel")
+    if cfg.model.backend == "vllm":
+        raise ConfigError(
+            "model.backend=vllm under torchrun is not implemented yet (one engine per rank needs vLLM's "
+            "external launcher); train data parallel with model.backend=transformers, or vLLM in one process"
+        )
 
 
 def importance_weights_on(cfg: RunConfig) -> bool:

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU check: run on a machine with a CUDA GPU (about 10 minutes), after the README's
+# test install plus `pip install "agentgym[vllm]"`. CI never runs it.
+#
+#   bash bench/gpu_check.sh            # writes bench/results/gpu_check/*.log and prints a summary
+#
+# 1. the vLLM tests that skip on CPUs (real engine: generation, log-probs, weight sync, sleep);
+# 2. one bf16-mixed GRPO step of the default model with transformers generation and with
+#    vLLM generation (time split: generate / train, from the run's metrics.jsonl);
+# 3. the 2-process distributed test on NCCL (needs 2 GPUs: NCCL refuses two ranks on one).
+set -u
+cd "$(dirname "$0")/.."
+OUT=bench/results/gpu_check
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+NGPU=$(nvidia-smi -L | wc -l)
+status=0
+
+echo "== 1. vLLM tests"
+timeout 240 python -m pytest -q -rs tests/test_vllm_policy.py 2>&1 | tee "$OUT/vllm_tests.log" | tail -5 || status=1
+
+step() {  # $1: name, rest: overrides
+  local name=$1; shift
+  rm -rf "runs/gpu-check-$name"
+  timeout 240 agentgym train configs/quickstart.yaml run_dir="runs/gpu-check-$name" train.steps=2 \
+    train.eval_tasks=8 train.device=cuda train.precision=bf16-mixed "$@" > "$OUT/step_$name.log" 2>&1 || status=1
+  python - "$name" <<'PY'
+import json, sys
+name = sys.argv[1]
+rows = [json.loads(x) for x in open(f"runs/gpu-check-{name}/metrics.jsonl") if '"kind": "train"' in x]
+for r in rows:
+    print(f"{name:<13} step {r['step']}: {r['time/step_s']:.2f} s (generate {r['time/generate_s']:.2f}, "
+          f"train {r['time/train_s']:.2f}), reward {r['reward/mean']:.2f}, grad_norm {r.get('grad_norm', 0):.3f}")
+PY
+}
+echo "== 2. bf16 GRPO steps of the default model"
+step transformers model.backend=transformers
+step vllm model.backend=vllm
+
+echo "== 3. distributed test on NCCL"
+if [ "$NGPU" -ge 2 ]; then
+  AGENTGYM_TEST_DEVICE=cuda timeout 300 python -m pytest -q tests/test_distributed.py 2>&1 | tee "$OUT/dist.log" | tail -3 || status=1
+else
+  echo "one GPU: NCCL needs a GPU per rank, skipped (the gloo version runs in the CPU suite)" | tee "$OUT/dist.log"
+fi
+exit $status

@@ -156,6 +156,11 @@ class TextEnv(TaskFamily, gymnasium.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
     #: Actions longer than this are refused with an error message.
     max_action_chars: ClassVar[int] = 65536
+    #: True when ``reset``/``step`` of *different* instances may run at the same time in
+    #: threads and overlap usefully (the work waits on another process or releases the
+    #: GIL, as a browser page does). The in-process pool then steps a batch's envs of
+    #: this class concurrently; one instance is still never stepped from two threads.
+    concurrent_steps: ClassVar[bool] = False
     #: Turns before the episode is truncated.
     max_turns: int = 1
     #: Reward given for an action that could not be used at all (not text, too long).

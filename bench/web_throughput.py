@@ -16,6 +16,11 @@ pool's event loop). Reported per row:
 - ``step p50/p95``: latency of one ``env.step`` inside a round (ms);
 - ``reset``: mean latency of one ``env.reset`` (ms); ``ok``: the oracle's success rate.
 
+Each row is measured three ways (``--through``): with ``step_many`` directly, through
+the rollout runner's env pool as training steps envs (threads for envs that declare
+``concurrent_steps``, as the web envs do), and through that pool one env after another
+(how the runner stepped before): the last two are the before/after of the runner.
+
 The target is 50 steps/s at 16 concurrent episodes. Memory: the browser's processes
 (PSS, so shared pages count once) with no context open, then with 16 contexts showing a
 generated page, give the cost per context.
@@ -114,6 +119,58 @@ def bench(env_id: str, tasks: list[TaskSpec], concurrency: int) -> dict[str, Any
     }
 
 
+def bench_pool(env_id: str, tasks: list[TaskSpec], concurrency: int, threads: int) -> dict[str, Any]:
+    """The same episodes through the rollout runner's env pool (what training pays):
+    ``threads=1`` steps the batch's envs one after another (the runner before envs could
+    declare ``concurrent_steps``), more threads overlap them."""
+    from agentgym.rollout.pool import InProcessPool
+
+    pool = InProcessPool(max_threads=threads)
+    queue = list(tasks)
+    live: list[int] = []
+    steps = successes = episodes = 0
+    step_time = 0.0
+    t_start = time.perf_counter()
+    while queue or live:
+        n = min(concurrency - len(live), len(queue))
+        if n:
+            live += [r.handle for r in pool.reset(env_id, queue[:n], {"max_turns": 50})]
+            queue = queue[n:]
+        actions = pool.oracle(live)
+        t = time.perf_counter()
+        outs = pool.step(live, actions)
+        step_time += time.perf_counter() - t
+        still, ended = [], []
+        for h, out in zip(live, outs):
+            if out.error is not None:
+                episodes += 1
+                continue
+            steps += 1
+            if out.terminated or out.truncated:
+                episodes += 1
+                successes += bool(out.info.get("success"))
+                ended.append(h)
+            else:
+                still.append(h)
+        pool.release(ended)
+        live = still
+    total = time.perf_counter() - t_start
+    pool.close()
+    return {
+        "env": env_id,
+        "concurrency": concurrency,
+        "episodes": episodes,
+        "steps": steps,
+        "steps_per_s": steps / step_time if step_time else 0.0,
+        "steps_per_s_with_resets": steps / total if total else 0.0,
+        "step_ms_p50": None,
+        "step_ms_p95": None,
+        "reset_ms": None,
+        "success": successes / max(1, episodes),
+        "seconds": total,
+    }
+
+
 class _Timed:
     """An env whose reset/step return (result, seconds)."""
 
@@ -129,6 +186,10 @@ class _Timed:
         t = time.perf_counter()
         out = self.env.step(action)
         return out, time.perf_counter() - t
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}ms"
 
 
 def browser_memory() -> dict[str, float]:
@@ -185,6 +246,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         choices=["isolated", "host"],
         help="the browser in its own network namespace (default) or on the host's network",
     )
+    ap.add_argument(
+        "--through",
+        nargs="+",
+        default=["batch", "pool-sequential", "pool"],
+        choices=["batch", "pool-sequential", "pool"],
+        help="batch: agentgym_web.batch.step_many; pool: the rollout runner's env pool (threads "
+        "for concurrent_steps envs); pool-sequential: that pool stepping one env after another",
+    )
     add_out(ap, "web_throughput")
     args = ap.parse_args(argv)
 
@@ -197,9 +266,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for c in args.concurrency:
             env_id, tasks = workload_tasks(w, max(args.episodes, 2 * c))
             bench(env_id, tasks[: min(len(tasks), 2 * c)], c)  # warm-up (page cache, code paths)
-            row = {"workload": w, **bench(env_id, tasks, c)}
-            rows.append(row)
-            print(f"  {w:8s} x{c:<3d} {row['steps_per_s']:6.1f} steps/s", file=sys.stderr, flush=True)
+            for way in args.through:
+                if way == "batch":
+                    got = bench(env_id, tasks, c)
+                else:
+                    got = bench_pool(env_id, tasks, c, threads=1 if way == "pool-sequential" else 16)
+                row = {"workload": w, "through": way, **got}
+                rows.append(row)
+                print(f"  {w:8s} x{c:<3d} {way:16s} {row['steps_per_s']:6.1f} steps/s", file=sys.stderr, flush=True)
     mem = memory_per_context(16)
 
     print(
@@ -207,21 +281,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end)"
     )
     head = (
-        f"{'workload':9s} {'conc':>4s} {'steps/s':>8s} {'w/ resets':>9s} {'step p50':>9s} {'step p95':>9s} "
-        f"{'reset':>8s} {'ok':>5s}"
+        f"{'workload':9s} {'through':16s} {'conc':>4s} {'steps/s':>8s} {'w/ resets':>9s} "
+        f"{'step p50':>9s} {'step p95':>9s} {'reset':>8s} {'ok':>5s}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r['workload']:9s} {r['concurrency']:4d} {r['steps_per_s']:8.1f} {r['steps_per_s_with_resets']:9.1f} "
-            f"{r['step_ms_p50']:7.0f}ms {r['step_ms_p95']:7.0f}ms {r['reset_ms']:6.0f}ms {r['success']:5.0%}"
+            f"{r['workload']:9s} {r['through']:16s} {r['concurrency']:4d} {r['steps_per_s']:8.1f} "
+            f"{r['steps_per_s_with_resets']:9.1f} {_ms(r['step_ms_p50']):>9s} {_ms(r['step_ms_p95']):>9s} "
+            f"{_ms(r['reset_ms']):>8s} {r['success']:5.0%}"
         )
     at16 = [r["steps_per_s"] for r in rows if r["concurrency"] == 16]
     if at16:
         print(
             f"target: {TARGET:.0f} steps/s at 16 concurrent episodes -> "
-            + ", ".join(f"{r['workload']} {r['steps_per_s']:.1f}" for r in rows if r["concurrency"] == 16)
+            + ", ".join(
+                f"{r['workload']} ({r['through']}) {r['steps_per_s']:.1f}" for r in rows if r["concurrency"] == 16
+            )
         )
     print(
         f"memory: {mem['pss_mib_per_context']:.1f} MiB PSS per context ({mem['rss_mib_per_context']:.1f} MiB RSS); "

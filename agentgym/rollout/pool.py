@@ -15,9 +15,11 @@ A pool never sees the policy: generation stays batched in the trainer's process.
 
 from __future__ import annotations
 
+import concurrent.futures
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from agentgym.env import Message, TaskSpec, TextEnv
@@ -96,65 +98,126 @@ def env_key(env_id: str, env_kwargs: dict[str, Any]) -> tuple[str, str]:
 
 
 class InProcessPool:
-    """Envs in this process, stepped one after another (today's single-process runner).
+    """Envs in this process.
 
-    ``make_env(env_id, **kwargs)`` builds an env (default :func:`agentgym.make`).
+    ``make_env(env_id, **kwargs)`` builds an env (default :func:`agentgym.make`). Envs
+    whose class sets ``concurrent_steps`` (the web envs: their work is in the browser)
+    are reset and stepped from up to ``max_threads`` threads at once, so a batch's page
+    work overlaps; every other env is stepped in the caller's thread, one after another.
+    Either way the results come back in request order and each env sees the same calls,
+    so the Episodes do not depend on it.
     """
 
-    def __init__(self, make_env: Callable[..., TextEnv] | None = None):
+    def __init__(self, make_env: Callable[..., TextEnv] | None = None, max_threads: int = 16):
         if make_env is None:
             from agentgym.registry import make as make_env
+        if max_threads < 1:
+            raise ValueError(f"max_threads must be >= 1, got {max_threads}")
         self._make = make_env
         self._free: dict[tuple[str, str], list[TextEnv]] = {}
         self._live: dict[int, tuple[tuple[str, str], TextEnv]] = {}
         self._next_handle = 0
+        self.max_threads = int(max_threads)
+        self._threads: concurrent.futures.ThreadPoolExecutor | None = None
         self.stats = PoolStats()
 
-    def reset_one(self, env_id: str, task: TaskSpec, env_kwargs: dict[str, Any]) -> ResetResult:
-        """Open one episode; raises what ``env.reset`` raised (that env is discarded)."""
-        key = env_key(env_id, env_kwargs)
+    def _map(self, envs: Sequence[TextEnv], calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+        """``calls[i]()`` (a call on ``envs[i]``) for each i, concurrently where the env
+        allows it; in order, each as (ok, result or the exception)."""
+
+        def guarded(i: int) -> tuple[bool, Any]:
+            try:
+                return True, calls[i]()
+            except Exception as exc:
+                return False, exc
+
+        side = [i for i, env in enumerate(envs) if len(envs) > 1 and _concurrent(env)]
+        out: list[tuple[bool, Any] | None] = [None] * len(envs)
+        futures = {}
+        if len(side) > 1 and self.max_threads > 1:
+            if self._threads is None:
+                self._threads = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=self.max_threads, thread_name_prefix="agentgym-env"
+                )
+            futures = {i: self._threads.submit(guarded, i) for i in side}
+        for i in range(len(envs)):  # the rest here, while the threads work
+            if i not in futures:
+                out[i] = guarded(i)
+        for i, fut in futures.items():
+            out[i] = fut.result()
+        return out  # type: ignore[return-value]
+
+    def _acquire(self, key: tuple[str, str], env_id: str, env_kwargs: dict[str, Any]) -> TextEnv:
         free = self._free.setdefault(key, [])
-        env = free.pop() if free else self._make(env_id, **env_kwargs)
-        try:
-            messages, info = env.reset(options={"task": task})
-        except BaseException:
-            _close_quietly(env)
-            raise
+        return free.pop() if free else self._make(env_id, **env_kwargs)
+
+    def _open(self, key: tuple[str, str], env: TextEnv, opened: tuple[list[Message], dict[str, Any]]) -> ResetResult:
+        messages, info = opened
         handle = self._next_handle
         self._next_handle += 1
         self._live[handle] = (key, env)
         return ResetResult(handle, env.task, list(messages), dict(info))
 
+    def reset_one(self, env_id: str, task: TaskSpec, env_kwargs: dict[str, Any]) -> ResetResult:
+        """Open one episode; raises what ``env.reset`` raised (that env is discarded)."""
+        key = env_key(env_id, env_kwargs)
+        env = self._acquire(key, env_id, env_kwargs)
+        try:
+            opened = env.reset(options={"task": task})
+        except BaseException:
+            _close_quietly(env)
+            raise
+        return self._open(key, env, opened)
+
     def reset(
         self, env_id: str, tasks: Sequence[TaskSpec], env_kwargs: dict[str, Any] | None = None
     ) -> list[ResetResult]:
+        """Open one episode per task. If any ``reset`` raised, the envs that raised are
+        discarded, the episodes that did open are released, and the first error (in task
+        order) is raised."""
         kwargs = dict(env_kwargs or {})
-        out: list[ResetResult] = []
+        key = env_key(env_id, kwargs)
+        envs: list[TextEnv] = []
         try:
-            for task in tasks:
-                out.append(self.reset_one(env_id, task, kwargs))
+            for _ in tasks:
+                envs.append(self._acquire(key, env_id, kwargs))
         except BaseException:
-            self.release([r.handle for r in out])
+            self._free.setdefault(key, []).extend(envs)
             raise
+        results = self._map(envs, [partial(env.reset, options={"task": t}) for env, t in zip(envs, tasks)])
+        out = [self._open(key, env, got) for env, (ok, got) in zip(envs, results) if ok]
+        errors = [got for ok, got in results if not ok]
+        if errors:
+            for env, (ok, _) in zip(envs, results):
+                if not ok:
+                    _close_quietly(env)
+            self.release([r.handle for r in out])
+            raise errors[0]
         return out
 
     def step_one(self, handle: int, action: str) -> StepResult:
         """Step one episode; an exception becomes an error result and the env is discarded."""
-        entry = self._live.get(handle)
-        if entry is None:
-            return StepResult(error=f"no live episode with handle {handle} in this pool")
-        try:
-            messages, reward, terminated, truncated, info = entry[1].step(action)
-        except Exception:  # an env bug or a crashed browser: drop the episode, keep the batch
-            del self._live[handle]
-            _close_quietly(entry[1])
-            return StepResult(error=traceback.format_exc(limit=3))
-        return StepResult(list(messages), float(reward), bool(terminated), bool(truncated), dict(info))
+        return self.step([handle], [action])[0]
 
     def step(self, handles: Sequence[int], actions: Sequence[str]) -> list[StepResult]:
+        """Step each handle's env with its text. An env that raises (a bug, a crashed
+        browser) gives an error result and is discarded; the others are unaffected."""
         if len(handles) != len(actions):
             raise ValueError(f"{len(handles)} handles but {len(actions)} actions")
-        return [self.step_one(h, a) for h, a in zip(handles, actions)]
+        if len(set(handles)) != len(handles):
+            raise ValueError("a handle appears twice in one step: one env cannot take two actions at once")
+        live = [(i, self._live[h][1]) for i, h in enumerate(handles) if h in self._live]
+        done = self._map([env for _, env in live], [partial(env.step, actions[i]) for i, env in live])
+        out: list[StepResult] = [StepResult(error=f"no live episode with handle {h} in this pool") for h in handles]
+        for (i, env), (ok, got) in zip(live, done):
+            if ok:
+                messages, reward, terminated, truncated, info = got
+                out[i] = StepResult(list(messages), float(reward), bool(terminated), bool(truncated), dict(info))
+            else:  # drop the episode, keep the batch
+                del self._live[handles[i]]
+                _close_quietly(env)
+                out[i] = StepResult(error="".join(traceback.format_exception(got, limit=3)))
+        return out
 
     def release(self, handles: Sequence[int]) -> None:
         for h in handles:
@@ -177,6 +240,9 @@ class InProcessPool:
         return list(self._live)
 
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+            self._threads = None
         for _, env in self._live.values():
             _close_quietly(env)
         for envs in self._free.values():
@@ -184,6 +250,11 @@ class InProcessPool:
                 _close_quietly(env)
         self._live.clear()
         self._free.clear()
+
+
+def _concurrent(env: Any) -> bool:
+    """Whether ``env`` (through its wrappers) may be stepped beside other instances."""
+    return bool(getattr(getattr(env, "unwrapped", env), "concurrent_steps", False))
 
 
 def _close_quietly(env: TextEnv) -> None:

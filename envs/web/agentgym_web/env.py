@@ -114,6 +114,9 @@ class WebEnv(TextEnv):
     param_space: ClassVar[ParamSpace] = ParamSpace([])
     held_out: ClassVar[HeldOut] = HeldOut()
     max_action_chars: ClassVar[int] = 8192
+    #: The page work of each step runs in Chromium and on the pool's event loop, so the
+    #: rollout pool steps a batch's web envs from threads, side by side.
+    concurrent_steps: ClassVar[bool] = True
     #: Element ids (DOM ``id`` attributes) left out of the view (page chrome).
     skip_dom_ids: ClassVar[tuple[str, ...]] = ()
     #: Whether the env serves pages of its own (:meth:`_serve`) on the pool's site server.

@@ -1,0 +1,147 @@
+"""Methods side by side on real training: held-out success, mean and standard error over seeds.
+
+    python bench/compare.py --config configs/math-teacher.yaml \\
+        --variant random teacher.name=random \\
+        --variant bandit teacher.name=bandit 'teacher.options={arm_dims: [digits, n_operands]}' \\
+        --seeds 0 1 2 --out bench/results/teachers_real.json
+
+Each variant is a list of config overrides; each (variant, seed) pair is one
+``agentgym train`` run in its own subprocess, under ``--runs/<variant>-s<seed>``. A run
+whose ``summary.json`` exists is read, not rerun, so an interrupted comparison continues
+where it stopped. Every run of a comparison starts from the same model and sees the same
+held-out tasks (the held-out draw does not depend on ``seed``); ``seed`` changes the
+training tasks and the sampling streams.
+
+Reported per variant: held-out success before and after (mean, standard error of the
+mean over seeds, each seed's value), split into the trained region (unseen seeds) and
+the env's held-out region when the space meets it, the generations spent, and minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import add_out, write_report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mean_sem(xs: list[float]) -> tuple[float, float]:
+    """Mean and standard error of the mean (0 for a single value)."""
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, 0.0
+    var = sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+    return m, math.sqrt(var / len(xs))
+
+
+def read_run(run: Path) -> dict[str, Any]:
+    """Final held-out numbers of one finished run, and what it spent."""
+    summary = json.loads((run / "summary.json").read_text())
+    evals, spent, minutes = [], 0, 0.0
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row.get("kind") == "eval":
+            evals.append(row)
+        elif row.get("kind") in ("train", "sft", "rft"):
+            spent += int(row.get("rollout/spent", 0) or 0)
+            minutes += float(row.get("time/step_s", 0.0)) / 60
+    last = evals[-1]
+    out = {
+        "before": summary["heldout_success_before"],
+        "after": summary["heldout_success_after"],
+        "generations": spent,
+        "train_minutes": minutes,
+    }
+    for key, name in (("trained", "trained region, unseen seeds"), ("region", "unseen region")):
+        k = f"eval/success[{name}]"
+        if k in last:
+            out[f"after_{key}"] = last[k]
+            out[f"before_{key}"] = evals[0].get(k)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", required=True)
+    ap.add_argument(
+        "--variant",
+        nargs="+",
+        action="append",
+        required=True,
+        metavar=("NAME", "OVERRIDE"),
+        help="a name, then config overrides (repeat --variant for each method)",
+    )
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "compare")
+    ap.add_argument("--set", nargs="*", default=[], help="overrides for every run")
+    add_out(ap, "compare")
+    args = ap.parse_args(argv)
+
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name, *overrides in args.variant:
+        for seed in args.seeds:
+            run = args.runs / f"{name}-s{seed}"
+            if not (run / "summary.json").exists():
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "agentgym",
+                    "train",
+                    args.config,
+                    f"run_dir={run}",
+                    f"seed={seed}",
+                    *args.set,
+                    *overrides,
+                ]
+                if run.exists():  # interrupted earlier: continue from its last checkpoint
+                    cmd = [sys.executable, "-m", "agentgym", "train", "--resume", str(run)]
+                t0 = time.perf_counter()
+                print(f"[{name} seed {seed}] {' '.join(cmd[3:])}", flush=True)
+                subprocess.run(cmd, check=True, cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"})
+                print(f"[{name} seed {seed}] done in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
+            row = read_run(run)
+            row["seed"] = seed
+            results.setdefault(name, []).append(row)
+            print(f"[{name} seed {seed}] held-out {row['before']:.1%} -> {row['after']:.1%}", flush=True)
+
+    table = []
+    for name, rows in results.items():
+        entry: dict[str, Any] = {"variant": name, "seeds": [r["seed"] for r in rows], "runs": rows}
+        for key in ("after", "after_trained", "after_region", "before"):
+            vals = [r[key] for r in rows if r.get(key) is not None]
+            if vals:
+                entry[key] = dict(zip(("mean", "sem"), mean_sem(vals)))
+        entry["generations"] = sum(r["generations"] for r in rows) / len(rows)
+        entry["train_minutes"] = sum(r["train_minutes"] for r in rows) / len(rows)
+        table.append(entry)
+
+    def cell(e: dict[str, Any], key: str) -> str:
+        return f"{e[key]['mean']:.1%} ± {e[key]['sem']:.1%}" if key in e else "-"
+
+    print(
+        f"\n{'variant':<12} {'before':>16} {'after (all)':>16} {'trained region':>16} {'held-out region':>16}"
+        f" {'generations':>12} {'min/run':>8}"
+    )
+    for e in table:
+        print(
+            f"{e['variant']:<12} {cell(e, 'before'):>16} {cell(e, 'after'):>16} {cell(e, 'after_trained'):>16}"
+            f" {cell(e, 'after_region'):>16} {e['generations']:12.0f} {e['train_minutes']:8.1f}"
+        )
+    write_report(
+        args.out,
+        {"benchmark": "compare", "config": args.config, "set": args.set, "seeds": args.seeds, "variants": table},
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -244,6 +244,42 @@ def test_rollout_runner_plays_web_envs(chat):
         assert ep.loss_mask.count(1) > 0 and len(ep.loss_mask) == len(ep.token_ids)
 
 
+def test_the_runner_pool_steps_web_envs_side_by_side_with_the_same_results():
+    """Web envs declare concurrent_steps: the rollout pool steps a batch of them from
+    threads, and the oracle episodes come out exactly as when stepped one by one."""
+    from agentgym.rollout.pool import InProcessPool
+
+    cls = agentgym.spec("web/sites-v0").load_class()
+    rng = np.random.default_rng(3)
+    tasks = [cls.sample_train_task(rng) for _ in range(4)]
+
+    def play_all(threads):
+        pool = InProcessPool(max_threads=threads)
+        opened = pool.reset("web/sites-v0", tasks, {"max_turns": 30})
+        live = [r.handle for r in opened]
+        log = {r.handle: [r.messages[-1]["content"]] for r in opened}
+        order = {r.handle: i for i, r in enumerate(opened)}
+        rewards = {}
+        while live:
+            outs = pool.step(live, pool.oracle(live))
+            still = []
+            for h, out in zip(live, outs):
+                assert out.error is None, out.error
+                log[h].append(out.messages[-1]["content"] if out.messages else "")
+                if out.terminated or out.truncated:
+                    rewards[h] = (out.reward, out.info["success"])
+                else:
+                    still.append(h)
+            pool.release([h for h in live if h not in still])
+            live = still
+        pool.close()
+        return [(log[h], rewards[h]) for h in sorted(log, key=order.get)]
+
+    together, alone = play_all(16), play_all(1)
+    assert together == alone
+    assert all(success for _, (_, success) in together)
+
+
 def test_screenshot_and_render():
     env = agentgym.make("web/page-v0", render_mode="rgb_array")
     env.reset(seed=0)

@@ -14,7 +14,8 @@ training tasks and the sampling streams.
 
 Reported per variant: held-out success before and after (mean, standard error of the
 mean over seeds, each seed's value), split into the trained region (unseen seeds) and
-the env's held-out region when the space meets it, the generations spent, and minutes.
+the env's held-out region when the space meets it, the generations spent, and minutes;
+beside the JSON, a bar plot of the same (``--out`` with ``.png``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,39 @@ def read_run(run: Path) -> dict[str, Any]:
             out[f"after_{key}"] = last[k]
             out[f"before_{key}"] = evals[0].get(k)
     return out
+
+
+def plot(table: list[dict[str, Any]], path: Path) -> None:
+    """Bars of mean held-out success (error bars: standard error), each seed a dot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("after", "after_trained", "after_region") if any(k in e for e in table)]
+    labels = {"after": "all held-out", "after_trained": "trained region", "after_region": "held-out region"}
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(table), 3.6))
+    width = 0.8 / len(keys)
+    for j, key in enumerate(keys):
+        xs = [i + (j - (len(keys) - 1) / 2) * width for i in range(len(table))]
+        means = [e[key]["mean"] if key in e else 0.0 for e in table]
+        sems = [e[key]["sem"] if key in e else 0.0 for e in table]
+        ax.bar(xs, means, width, yerr=sems, capsize=3, label=labels[key], alpha=0.8)
+        for x, e in zip(xs, table):
+            vals = [r[key] for r in e["runs"] if r.get(key) is not None]
+            ax.scatter([x] * len(vals), vals, color="black", s=8, zorder=3)
+    before = [e["before"]["mean"] for e in table if "before" in e]
+    if before:
+        ax.axhline(sum(before) / len(before), color="gray", ls="--", lw=1, label="before (start model)")
+    ax.set_xticks(range(len(table)), [e["variant"] for e in table])
+    ax.set_ylabel("held-out success")
+    ax.set_title(f"after training, mean ± s.e. over {len(table[0]['runs'])} seeds")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{e['variant']:<12} {cell(e, 'before'):>16} {cell(e, 'after'):>16} {cell(e, 'after_trained'):>16}"
             f" {cell(e, 'after_region'):>16} {e['generations']:12.0f} {e['train_minutes']:8.1f}"
         )
+    plot(table, Path(args.out).with_suffix(".png"))
     write_report(
         args.out,
         {"benchmark": "compare", "config": args.config, "set": args.set, "seeds": args.seeds, "variants": table},

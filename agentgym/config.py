@@ -135,6 +135,9 @@ class GRPOConfig(_Section):
     mask_truncated: bool = True
     #: Sequences per forward/backward pass (gradient accumulation over the step).
     micro_batch_size: int = Field(8, ge=1)
+    #: Micro-batches hold one prompt's rows where they can, and the prompt tokens they
+    #: share run through the decoder once (same loss and gradients up to rounding).
+    share_prefix: bool = True
     #: Passes over each generated batch (PPO epochs; TRL num_iterations, veRL ppo_epochs).
     #: Above 1 the ratio to the batch's starting log-probs moves and clipping acts.
     updates_per_batch: int = Field(1, ge=1, le=64)

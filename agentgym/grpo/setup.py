@@ -222,6 +222,7 @@ def build(cfg: RunConfig) -> Parts:
         eps_high=g.eps_high,
         temperature=ro.temperature,
         micro_batch_size=g.micro_batch_size,
+        share_prefix=g.share_prefix,
         max_grad_norm=g.max_grad_norm,
         importance_weights=importance_weights_on(cfg),
         is_cap=g.is_cap,

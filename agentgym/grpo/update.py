@@ -63,6 +63,9 @@ class UpdateSettings:
     objective: str = "grpo"
     #: Forward passes under autocast to this dtype ("bfloat16"; None: the weights' dtype).
     autocast: str | None = None
+    #: Micro-batches hold rows of one prompt where they can, and the prompt tokens the
+    #: rows share run through the decoder once (same loss and gradients, less compute).
+    share_prefix: bool = True
 
     @property
     def optimizer_steps(self) -> int:
@@ -92,10 +95,12 @@ def update_policy(
     n_rows = int(world.sum_ints(len(rows))[0])
     if not n_rows:
         return stats.result(s, Normalizer(0, 0), 0)
-    plan = _Plan(rows, roles, s.micro_batch_size)
+    plan = _Plan(rows, roles, s.micro_batch_size, batch.prompt_keys() if s.share_prefix else None)
     if s.optimizer_steps > 1 and batch.old_logp is None:
         with autocast(device, _dtype(s)):
-            batch.old_logp = _logprobs_without_grad(model, batch, plan.micro_batches(rows), s.temperature, activate)
+            batch.old_logp = _logprobs_without_grad(
+                model, batch, plan.micro_batches(rows), s.temperature, activate, s.share_prefix
+            )
     step_norm = _normalizer(batch, rows, world)
     n_steps = 0
     params = [p for p in model.parameters() if p.requires_grad]
@@ -148,7 +153,9 @@ def _micro_batch(model, mb: TokenBatch, norm: Normalizer, s: UpdateSettings, ref
     """Forward, loss and backward of one micro-batch (its share of the step loss)."""
     model.train(s.train_mode)
     sft = s.objective == "sft"
-    logp, entropy = policy_logprobs(model, mb, 1.0 if sft else s.temperature, with_entropy=True)
+    logp, entropy = policy_logprobs(
+        model, mb, 1.0 if sft else s.temperature, with_entropy=True, share_prefix=s.share_prefix
+    )
     model.eval()
     if sft:  # cross-entropy on the demonstrator's tokens
         loss = micro_batch_loss(-logp, mb.loss_mask, s.loss_agg, norm)
@@ -161,7 +168,7 @@ def _micro_batch(model, mb: TokenBatch, norm: Normalizer, s: UpdateSettings, ref
         token_loss = token_loss * truncated_importance_weight(old, mb.sampler_logp, s.is_cap)
     if ref_model is not None and s.beta > 0:
         with torch.no_grad():
-            ref, _ = policy_logprobs(ref_model, mb, s.temperature)
+            ref, _ = policy_logprobs(ref_model, mb, s.temperature, share_prefix=s.share_prefix)
         token_loss = token_loss + s.beta * kl_estimate(logp, ref, s.kl_estimator)
     loss = micro_batch_loss(token_loss, mb.loss_mask, s.loss_agg, norm)
     loss.backward()
@@ -169,7 +176,9 @@ def _micro_batch(model, mb: TokenBatch, norm: Normalizer, s: UpdateSettings, ref
 
 
 @torch.no_grad()
-def _logprobs_without_grad(model, batch: TokenBatch, chunks, temperature: float, activate) -> torch.Tensor:
+def _logprobs_without_grad(
+    model, batch: TokenBatch, chunks, temperature: float, activate, share_prefix: bool = True
+) -> torch.Tensor:
     """The trainer's log-probs of every trainable row before any update (PPO's pi_old)."""
     device = next(model.parameters()).device
     out = torch.zeros(batch.input_ids.shape, dtype=torch.float32)
@@ -178,7 +187,7 @@ def _logprobs_without_grad(model, batch: TokenBatch, chunks, temperature: float,
         if role is not None and activate is not None:
             activate(role)
         mb = batch.select(chunk).to(device)
-        logp, _ = policy_logprobs(model, mb, temperature)
+        logp, _ = policy_logprobs(model, mb, temperature, share_prefix=share_prefix)
         out[torch.as_tensor(chunk), : logp.shape[1]] = logp.cpu()
     return out
 
@@ -188,10 +197,18 @@ def _budget(batch: TokenBatch, rows: Sequence[int]) -> torch.Tensor | None:
 
 
 class _Plan:
-    """How rows are cut: mini-batches (optimizer steps), then per-role micro-batches."""
+    """How rows are cut: mini-batches (optimizer steps), then per-role micro-batches.
 
-    def __init__(self, rows: list[int], roles: Sequence[str] | None, size: int):
-        self.rows, self.roles, self.size = rows, roles, size
+    With ``keys`` (one per row: its prompt) a micro-batch holds rows of one prompt where
+    it can, so their common prompt runs through the decoder once: each prompt's rows are
+    cut into chunks of ``size``; a last chunk of at least half ``size`` stays on its own,
+    smaller ones are packed together (SFT demonstrations, each with its own prompt, then
+    still fill whole micro-batches). The loss is normalized per optimizer step, so the cut
+    never changes the gradient.
+    """
+
+    def __init__(self, rows: list[int], roles: Sequence[str] | None, size: int, keys: Sequence[bytes] | None = None):
+        self.rows, self.roles, self.size, self.keys = rows, roles, size, keys
 
     def mini_batches(self, n: int, total_rows: int | None = None) -> list[list[int]]:
         # Every n-th row of the length-sorted list: each part gets long and short rows alike.
@@ -203,7 +220,26 @@ class _Plan:
         by_role: dict[str | None, list[int]] = {}
         for r in rows:
             by_role.setdefault(self.roles[r] if self.roles is not None else None, []).append(r)
-        return [(role, rs[i : i + self.size]) for role, rs in by_role.items() for i in range(0, len(rs), self.size)]
+        out: list[tuple[str | None, list[int]]] = []
+        for role, rs in by_role.items():
+            if self.keys is None:
+                out += [(role, rs[i : i + self.size]) for i in range(0, len(rs), self.size)]
+                continue
+            by_prompt: dict[bytes, list[int]] = {}
+            for r in rs:
+                by_prompt.setdefault(self.keys[r], []).append(r)
+            rest: list[int] = []
+            for same in by_prompt.values():
+                for i in range(0, len(same), self.size):
+                    chunk = same[i : i + self.size]
+                    if len(chunk) * 2 >= self.size and len(chunk) > 1:
+                        out.append((role, chunk))
+                    else:
+                        rest += chunk
+            order = {r: i for i, r in enumerate(rs)}
+            rest.sort(key=order.__getitem__)  # longest first again: little padding
+            out += [(role, rest[i : i + self.size]) for i in range(0, len(rest), self.size)]
+        return out
 
 
 class _Stats:

@@ -62,6 +62,30 @@ def test_a_seeded_row_samples_the_same_alone_or_in_any_batch(policy):
     assert not torch.equal(s1, policy.generator.get_state())
 
 
+def test_a_repeated_prompt_is_prefilled_once_and_every_row_keeps_its_own_cache(policy, monkeypatch):
+    """A group repeats its prompt: the prefill runs on the distinct prompts only, and
+    each row continues from its own prompt's cache (a wrong row mapping would give row 1
+    the cache of prompt a)."""
+    sp = SamplingParams(max_new_tokens=10, temperature=1.0)
+    a, b = _prompt(policy, "first prompt here"), _prompt(policy, "second prompt, other words")
+    widths = []
+    real = policy.model.forward
+
+    def spy(*args, **kw):
+        widths.append(kw["input_ids"].shape)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(policy.model, "forward", spy)
+    mixed = policy.generate([a, b, a, b, a], sp, seeds=[1, 2, 3, 4, 5])
+    assert widths[0][0] == 2  # the prefill: two distinct prompts for five rows
+    monkeypatch.setattr(policy.model, "forward", real)
+    ref = policy.generate([a, b], sp, seeds=[1, 2]) + policy.generate([a, b], sp, seeds=[3, 4])
+    ref += policy.generate([a], sp, seeds=[5])
+    assert [c.token_ids for c in mixed] == [c.token_ids for c in ref]
+    for m, r in zip(mixed, ref):
+        assert m.logprobs == pytest.approx(r.logprobs, abs=1e-4)
+
+
 def test_seeded_sampling_follows_the_model_distribution(policy):
     """First tokens of 3000 seeded rows of one prompt match softmax(logits / T) (the tiny
     model's distribution is broad: compare the top tokens' frequencies)."""

@@ -107,12 +107,18 @@ class TransformersPolicy(PolicyBase):
         alive = torch.arange(n, device=self.device)  # rows of the original batch still going
         from transformers import DynamicCache
 
+        # A group's rows have one prompt: prefill each distinct prompt once, then give
+        # every row its prompt's cache and last logits.
+        first: dict[tuple[int, ...], int] = {}  # prompt -> the first row that has it
+        reps = [first.setdefault(tuple(p), r) for r, p in enumerate(prompts)]
+        distinct = sorted(set(reps))
+        uniq = torch.as_tensor(distinct, device=self.device)
         cache = DynamicCache()
         logits = (
             model(
-                input_ids=ids,
-                attention_mask=mask,
-                position_ids=positions,
+                input_ids=ids[uniq],
+                attention_mask=mask[uniq],
+                position_ids=positions[uniq],
                 **{self._cache_arg: cache},
                 use_cache=True,
                 logits_to_keep=1,
@@ -120,6 +126,11 @@ class TransformersPolicy(PolicyBase):
             .logits[:, -1, :]
             .float()
         )
+        if len(distinct) < n:
+            slot = {r: i for i, r in enumerate(distinct)}
+            rows = torch.as_tensor([slot[r] for r in reps], device=self.device)
+            _select_cache_rows(cache, rows)
+            logits = logits[rows]
         last_pos = positions[:, -1:]
         for _ in range(sp.max_new_tokens):
             tok, lp = self._sample(logits, sp, streams)

@@ -135,3 +135,14 @@ def test_one_update_step_is_the_same_with_and_without_sharing(tiny_model):
     assert scale > 0
     for n in d0:
         torch.testing.assert_close(d1[n], d0[n], atol=1e-5 * max(scale, 1.0), rtol=1e-3, msg=n)
+
+
+def test_prompt_keys_group_rows_by_prompt_and_an_empty_batch_has_none(tiny_model):
+    from agentgym.grpo.batch import collate
+
+    a, b = _group(tiny_model, n=3, seed=1), _group(tiny_model, n=2, seed=2)
+    keys = _cat(a, b).prompt_keys()
+    assert keys[0] == keys[1] == keys[2] != keys[3] == keys[4]
+    assert len(keys[0]) == 20 * 8  # the 20 prompt ids, as int64 bytes
+    # a rank left without rows under torchrun still runs the update pass with them
+    assert collate([], [], 0).prompt_keys() == []

@@ -60,6 +60,8 @@ class TokenBatch:
     def prompt_keys(self) -> list[bytes]:
         """Each row's tokens before its first policy token, as bytes (rows of one GRPO
         group, which share their prompt, get equal keys)."""
+        if self.loss_mask.numel() == 0:  # no rows, or rows of no tokens (a rank left idle)
+            return [b""] * len(self)
         first = torch.where(self.loss_mask.any(-1), (self.loss_mask > 0).float().argmax(-1), 0)
         return [self.input_ids[i, : int(first[i])].cpu().numpy().tobytes() for i in range(len(self))]
 

@@ -30,19 +30,37 @@ def _cfg(tmp_path, name, *extra):
     )
 
 
-def _one_step(tmp_path, name, *extra):
+def _one_step(tmp_path, name, *extra, count_mlp=False):
     tr = GRPOTrainer(_cfg(tmp_path, name, *extra), quiet=True)
+    calls = []
+    if count_mlp:  # forward calls (with gradients) of a module inside the first decoder layer
+        mlp = tr.model.model.layers[0].mlp
+        forward = mlp.forward
+
+        def counted(*args, **kwargs):  # not a hook: a checkpoint's recompute runs no hooks
+            calls.append(torch.is_grad_enabled())
+            return forward(*args, **kwargs)
+
+        mlp.forward = counted
     try:
         rec = tr.train_step()
+        rec["mlp_calls"] = calls
         return tr, rec, {n: p.detach().clone() for n, p in tr.model.named_parameters()}
     finally:
         tr.close()
 
 
-def test_gradient_checkpointing_gives_the_same_step(tmp_path):
-    _, rec_a, wa = _one_step(tmp_path, "plain")
-    tr, rec_b, wb = _one_step(tmp_path, "ckpt", "train.gradient_checkpointing=true")
+def test_gradient_checkpointing_recomputes_layers_and_gives_the_same_step(tmp_path):
+    # share_prefix off on both sides: with checkpointing the shared-prompt pass is off
+    # (the cache cannot be checkpointed), and that pass differs by float rounding only.
+    _, rec_a, wa = _one_step(tmp_path, "plain", "grpo.share_prefix=false", count_mlp=True)
+    tr, rec_b, wb = _one_step(
+        tmp_path, "ckpt", "grpo.share_prefix=false", "train.gradient_checkpointing=true", count_mlp=True
+    )
     assert tr.model.is_gradient_checkpointing
+    # The layer really is checkpointed: its forward runs again in backward (with grad),
+    # so the trained micro-batches cost one more forward each (generation calls alike).
+    assert sum(rec_b["mlp_calls"]) == 2 * sum(rec_a["mlp_calls"]) > 0
     assert rec_a["grad_norm"] > 0
     assert rec_b["grad_norm"] == pytest.approx(rec_a["grad_norm"], rel=1e-5)
     assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)

@@ -151,12 +151,30 @@ class _MicroResult:
 
 def _micro_batch(model, mb: TokenBatch, norm: Normalizer, s: UpdateSettings, ref_model) -> _MicroResult:
     """Forward, loss and backward of one micro-batch (its share of the step loss)."""
-    model.train(s.train_mode)
+    _train_mode(model, s.train_mode)
+    try:
+        return _micro_batch_loss(model, mb, norm, s, ref_model)
+    finally:  # after backward: a checkpointed layer's recompute must see the same mode
+        model.eval()
+
+
+def _train_mode(model, dropout: bool) -> None:
+    """Train mode where dropout is asked for; else eval mode, except that layers under
+    gradient checkpointing get their own ``training`` flag on (transformers checkpoints a
+    layer only in training mode), which leaves every dropout module in eval mode."""
+    model.train(dropout)
+    if dropout:
+        return
+    for m in model.modules():
+        if getattr(m, "gradient_checkpointing", False) is True:
+            m.training = True
+
+
+def _micro_batch_loss(model, mb: TokenBatch, norm: Normalizer, s: UpdateSettings, ref_model) -> _MicroResult:
     sft = s.objective == "sft"
     logp, entropy = policy_logprobs(
         model, mb, 1.0 if sft else s.temperature, with_entropy=True, share_prefix=s.share_prefix
     )
-    model.eval()
     if sft:  # cross-entropy on the demonstrator's tokens
         loss = micro_batch_loss(-logp, mb.loss_mask, s.loss_agg, norm)
         loss.backward()

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from common import add_out, write_report  # noqa: E402  (bench/ is on sys.path when run)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,17 +90,23 @@ def bench_agentgym(args, times: list[float]) -> dict:
         )
         tr = GRPOTrainer(cfg, quiet=True)
         tr.policy.chat.eos_token_ids = {-1}  # never stop early: fixed-length completions
-        gen, train, tokens = [], [], []
+        parts: dict[str, list[float]] = {k: [] for k in BREAKDOWN}
+        tokens = []
         for i in range(args.warmup + args.steps):
             t0 = time.perf_counter()
             rec = tr.train_step()
             dt = time.perf_counter() - t0
             if i >= args.warmup:
                 times.append(dt)
-                gen.append(rec["time/generate_s"])
-                train.append(rec["time/train_s"])
+                for k in BREAKDOWN:
+                    parts[k].append(rec[f"time/{k}"])
                 tokens.append(rec["train/tokens"])
-    return {"generate_s": statistics.mean(gen), "train_s": statistics.mean(train), "tokens": statistics.mean(tokens)}
+    out = {k: statistics.mean(v) for k, v in parts.items()}
+    return {**out, "tokens": statistics.mean(tokens)}
+
+
+#: The step's parts as the trainer records them (``time/...`` in metrics.jsonl).
+BREAKDOWN = ("generate_s", "sample_s", "env_s", "train_s", "forward_s", "backward_s", "optimizer_s")
 
 
 def bench_trl(args, times: list[float]) -> dict:
@@ -124,7 +131,7 @@ def bench_trl(args, times: list[float]) -> dict:
             stamps.append(time.perf_counter())
 
     with tempfile.TemporaryDirectory() as d:
-        conf = GRPOConfig(
+        kwargs = dict(
             output_dir=d,
             use_cpu=True,
             per_device_train_batch_size=args.tasks * args.group,
@@ -144,7 +151,11 @@ def bench_trl(args, times: list[float]) -> dict:
             disable_tqdm=True,
             # Memory is not the constraint here: give TRL its fastest setting, as agentgym has.
             gradient_checkpointing=False,
+            # GRPOConfig defaults to bf16=True; on a CPU that is bf16 autocast around every
+            # matmul, and agentgym and the floor run float32, so TRL gets float32 too.
+            bf16=False,
         )
+        conf = GRPOConfig(**{**kwargs, **args.trl_overrides})
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(path)
         tok.padding_side = "left"
@@ -156,7 +167,17 @@ def bench_trl(args, times: list[float]) -> dict:
             processing_class=tok,
             callbacks=[Clock()],
         )
-        trainer.train()
+        if args.profile:
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.runcall(trainer.train)
+            stats = pstats.Stats(prof)
+            stats.sort_stats("cumulative").print_stats(45)
+            prof.dump_stats(str(Path(args.out).with_suffix(".trl.prof")))
+        else:
+            trainer.train()
     steps = [stamps[i + 1] - stamps[i] for i in range(0, len(stamps) - 1, 2)]
     times.extend(steps[args.warmup :])
     return {}
@@ -217,8 +238,22 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--only", choices=["agentgym", "trl", "floor"], action="append")
+    ap.add_argument(
+        "--trl",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a GRPOConfig field for TRL (value parsed as YAML), e.g. --trl bf16=true",
+    )
+    ap.add_argument("--profile", action="store_true", help="cProfile TRL's training and print where its time goes")
     add_out(ap, "grpo_step")
     args = ap.parse_args()
+    args.trl_overrides = {}
+    for item in args.trl:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--trl wants KEY=VALUE, got {item!r}")
+        args.trl_overrides[key] = yaml.safe_load(value)
     sys.path.insert(0, str(ROOT))
 
     results = {}
@@ -235,23 +270,30 @@ def main() -> None:
         # Written after each engine, so a slow or killed engine loses only its own numbers.
         write_report(out, {"args": vars(args), "results": results})
 
-    floor = (results.get("floor") or {}).get("step_s")
     print(
         f"\nGRPO step, {args.tasks} prompts x {args.group} completions x {args.max_new_tokens} tokens, "
         f"torch threads {torch.get_num_threads()}"
     )
-    print(f"{'engine':<10} {'s/step':>8} {'generate s':>11} {'train s':>9} {'vs floor':>9} {'vs agentgym':>12}")
-    ours = (results.get("agentgym") or {}).get("step_s")
+    print(
+        f"{'engine':<10} {'s/step':>8} {'median':>7} {'min':>6} {'generate s':>11} {'train s':>9} "
+        f"{'vs floor':>9} {'vs agentgym':>12}   (ratios of medians)"
+    )
+    med = {k: statistics.median(r["step_s_all"]) for k, r in results.items() if r.get("step_s_all")}
+    floor, ours = med.get("floor"), med.get("agentgym")
     for name, r in results.items():
         s = r.get("step_s")
         if s is None:
             print(f"{name:<10} {'-':>8}   {r.get('skipped', '')}")
             continue
-        vf = f"{s / floor:.2f}x" if floor else "-"
-        va = f"{s / ours:.2f}x" if ours else "-"
+        m = med[name]
+        vf = f"{m / floor:.2f}x" if floor else "-"
+        va = f"{m / ours:.2f}x" if ours else "-"
         g = f"{r['generate_s']:.1f}" if "generate_s" in r else "-"
         t = f"{r['train_s']:.1f}" if "train_s" in r else "-"
-        print(f"{name:<10} {s:>8.1f} {g:>11} {t:>9} {vf:>9} {va:>12}")
+        print(f"{name:<10} {s:>8.1f} {m:>7.1f} {min(r['step_s_all']):>6.1f} {g:>11} {t:>9} {vf:>9} {va:>12}")
+    ag = results.get("agentgym") or {}
+    if "forward_s" in ag:
+        print("\nagentgym's step, mean seconds: " + ", ".join(f"{k[:-2]} {ag[k]:.2f}" for k in BREAKDOWN))
     print(f"wrote {out}")
 
 

@@ -53,6 +53,10 @@ def build_batch(tok_chat, env_id: str, tasks: int, group: int, reply: int, seed:
     return TokenBatch(ids, attn, mask, torch.zeros(ids.shape), adv), np.mean([len(p) for p, _ in rows])
 
 
+#: The update's parts as ``update_policy`` reports them (median seconds in the table).
+PARTS = ("forward_s", "backward_s", "optimizer_s")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="smollm2-135m")
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     batch, prompt_len = build_batch(ChatFormat(tok), args.env, args.tasks, args.group, args.reply, 0)
     start = copy.deepcopy(model.state_dict())
     times: dict[bool, list[float]] = {False: [], True: []}
+    parts: dict[bool, dict[str, list[float]]] = {False: {}, True: {}}
     weights: dict[bool, dict[str, torch.Tensor]] = {}
     for rep in range(args.reps + 1):
         for share in (False, True):
@@ -80,10 +85,12 @@ def main(argv: list[str] | None = None) -> int:
             opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
             s = UpdateSettings(micro_batch_size=args.micro_batch_size, share_prefix=share, temperature=0.8)
             t = time.perf_counter()
-            update_policy(model, opt, copy.deepcopy(batch), s)
+            rec = update_policy(model, opt, copy.deepcopy(batch), s)
             dt = time.perf_counter() - t
             if rep:  # the first round warms both up
                 times[share].append(dt)
+                for k in PARTS:
+                    parts[share].setdefault(k, []).append(rec[f"time/{k}"])
             weights[share] = {k: v.detach().clone() for k, v in model.state_dict().items()}
             print(f"  rep {rep} share_prefix={share}: {dt:.2f} s", file=sys.stderr, flush=True)
     diff = max(float((weights[True][k] - weights[False][k]).abs().max()) for k in weights[True])
@@ -92,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         f"\nUpdate pass, {args.model}, {args.tasks} prompts x {args.group} rows, prompt {prompt_len:.0f} tokens, "
         f"replies up to {args.reply}, micro-batch {args.micro_batch_size}"
     )
-    print(f"{'share_prefix':>12} {'min s':>8} {'median s':>9}")
+    print(f"{'share_prefix':>12} {'min s':>8} {'median s':>9} " + " ".join(f"{p[:-2]:>9}" for p in PARTS))
     for k in (False, True):
-        print(f"{str(k):>12} {min(times[k]):8.2f} {med[k]:9.2f}")
+        cells = " ".join(f"{statistics.median(parts[k][p]):9.2f}" for p in PARTS)
+        print(f"{str(k):>12} {min(times[k]):8.2f} {med[k]:9.2f} {cells}")
     print(f"ratio (on / off, medians): {med[True] / med[False]:.2f}; largest weight difference: {diff:.2e}")
     write_report(
         args.out,
@@ -103,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
             "args": vars(args) | {"out": str(args.out)},
             "prompt_tokens_mean": prompt_len,
             "seconds": {str(k): v for k, v in times.items()},
+            "parts_seconds": {str(k): v for k, v in parts.items()},
             "ratio_median": med[True] / med[False],
             "max_weight_difference": diff,
         },

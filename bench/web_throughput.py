@@ -14,7 +14,10 @@ pool's event loop). Reported per row:
 - ``with resets``: steps per second over the whole run, resets (a new context and page
   load per episode) included;
 - ``step p50/p95``: latency of one ``env.step`` inside a round (ms);
-- ``reset``: mean latency of one ``env.reset`` (ms); ``ok``: the oracle's success rate.
+- ``reset``: mean latency of one ``env.reset`` (ms); ``ok``: the oracle's success rate;
+- ``cpu/step``: CPU seconds (this process and every browser process, user + system)
+  spent in the stepping rounds per step; ``cpu floor``: the steps/s the machine's cores
+  allow at that cost (cores / cpu per step); ``of floor``: steps/s as a share of it.
 
 Each row is measured three ways (``--through``): with ``step_many`` directly, through
 the rollout runner's env pool as training steps envs (threads for envs that declare
@@ -63,7 +66,7 @@ def bench(env_id: str, tasks: list[TaskSpec], concurrency: int) -> dict[str, Any
     step_lat: list[float] = []
     reset_lat: list[float] = []
     steps = successes = episodes = 0
-    step_time = 0.0
+    step_time = step_cpu = 0.0
     t_start = time.perf_counter()
 
     while queue or live:
@@ -82,9 +85,11 @@ def bench(env_id: str, tasks: list[TaskSpec], concurrency: int) -> dict[str, Any
         if not live:
             continue
         actions = [envs[i].oracle() for i in live]
+        c0 = cpu_seconds()
         t = time.perf_counter()
         outs = step_many([_Timed(envs[i], "step") for i in live], actions)
         step_time += time.perf_counter() - t
+        step_cpu += cpu_seconds() - c0
         still = []
         for i, out in zip(live, outs):
             if isinstance(out, Exception):
@@ -111,6 +116,7 @@ def bench(env_id: str, tasks: list[TaskSpec], concurrency: int) -> dict[str, Any
         "steps": steps,
         "steps_per_s": steps / step_time if step_time else 0.0,
         "steps_per_s_with_resets": steps / total if total else 0.0,
+        **_cpu_floor(steps, step_cpu, step_time),
         "step_ms_p50": 1000 * float(np.percentile(step_lat, 50)) if step_lat else None,
         "step_ms_p95": 1000 * float(np.percentile(step_lat, 95)) if step_lat else None,
         "reset_ms": 1000 * float(np.mean(reset_lat)) if reset_lat else None,
@@ -129,7 +135,7 @@ def bench_pool(env_id: str, tasks: list[TaskSpec], concurrency: int, threads: in
     queue = list(tasks)
     live: list[int] = []
     steps = successes = episodes = 0
-    step_time = 0.0
+    step_time = step_cpu = 0.0
     t_start = time.perf_counter()
     while queue or live:
         n = min(concurrency - len(live), len(queue))
@@ -137,9 +143,11 @@ def bench_pool(env_id: str, tasks: list[TaskSpec], concurrency: int, threads: in
             live += [r.handle for r in pool.reset(env_id, queue[:n], {"max_turns": 50})]
             queue = queue[n:]
         actions = pool.oracle(live)
+        c0 = cpu_seconds()
         t = time.perf_counter()
         outs = pool.step(live, actions)
         step_time += time.perf_counter() - t
+        step_cpu += cpu_seconds() - c0
         still, ended = [], []
         for h, out in zip(live, outs):
             if out.error is not None:
@@ -163,11 +171,44 @@ def bench_pool(env_id: str, tasks: list[TaskSpec], concurrency: int, threads: in
         "steps": steps,
         "steps_per_s": steps / step_time if step_time else 0.0,
         "steps_per_s_with_resets": steps / total if total else 0.0,
+        **_cpu_floor(steps, step_cpu, step_time),
         "step_ms_p50": None,
         "step_ms_p95": None,
         "reset_ms": None,
         "success": successes / max(1, episodes),
         "seconds": total,
+    }
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and the browser's processes."""
+    import psutil
+    from agentgym_web.browser import get_pool
+
+    total = sum(psutil.Process().cpu_times()[:2])
+    try:
+        root = psutil.Process(get_pool().browser_pid)
+        procs = [root, *root.children(recursive=True)]
+    except (psutil.Error, TypeError, ValueError):
+        return total
+    for p in procs:
+        try:
+            total += sum(p.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
+def _cpu_floor(steps: int, cpu: float, wall: float) -> dict[str, float]:
+    """What the CPU allows: with every core busy on nothing but these steps, a step costs
+    its CPU seconds / cores of wall time. ``of_floor`` is how close the rows came."""
+    per_step = cpu / steps if steps else 0.0
+    floor = (os.cpu_count() or 1) / per_step if per_step else 0.0
+    rate = steps / wall if wall else 0.0
+    return {
+        "cpu_ms_per_step": 1000 * per_step,
+        "cpu_floor_steps_per_s": floor,
+        "of_floor": rate / floor if floor else 0.0,
     }
 
 
@@ -282,7 +323,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     head = (
         f"{'workload':9s} {'through':16s} {'conc':>4s} {'steps/s':>8s} {'w/ resets':>9s} "
-        f"{'step p50':>9s} {'step p95':>9s} {'reset':>8s} {'ok':>5s}"
+        f"{'step p50':>9s} {'step p95':>9s} {'reset':>8s} {'ok':>5s} "
+        f"{'cpu/step':>9s} {'cpu floor':>9s} {'of floor':>8s}"
     )
     print(head)
     print("-" * len(head))
@@ -290,7 +332,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(
             f"{r['workload']:9s} {r['through']:16s} {r['concurrency']:4d} {r['steps_per_s']:8.1f} "
             f"{r['steps_per_s_with_resets']:9.1f} {_ms(r['step_ms_p50']):>9s} {_ms(r['step_ms_p95']):>9s} "
-            f"{_ms(r['reset_ms']):>8s} {r['success']:5.0%}"
+            f"{_ms(r['reset_ms']):>8s} {r['success']:5.0%} {r['cpu_ms_per_step']:7.1f}ms "
+            f"{r['cpu_floor_steps_per_s']:9.1f} {r['of_floor']:8.0%}"
         )
     at16 = [r["steps_per_s"] for r in rows if r["concurrency"] == 16]
     if at16:

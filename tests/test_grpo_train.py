@@ -259,3 +259,16 @@ def test_wrong_teacher_option_is_a_config_error_before_the_model_loads(tmp_path,
     monkeypatch.setattr(trainer_mod, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
     with pytest.raises(ConfigError, match="has no option 'sec_alhpa'"):
         GRPOTrainer(tiny_cfg(tmp_path, "teacher.name=bandit", "teacher.options={sec_alhpa: 0.5}"), quiet=True)
+
+
+def test_step_record_breaks_the_step_time_into_its_parts(tmp_path):
+    # Two optimizer steps per batch so the pi_old pass runs and is timed too.
+    tr = GRPOTrainer(tiny_cfg(tmp_path, "grpo.mini_batches=2"), quiet=True)
+    rec = tr.train_step()
+    parts = [rec[f"time/{k}"] for k in ("forward_s", "backward_s", "optimizer_s", "old_logp_s")]
+    assert all(p > 0 for p in parts), rec
+    # The update's parts happen inside its wall time; sampling and env work inside the rollout's.
+    assert sum(parts) <= rec["time/train_s"]
+    assert rec["time/sample_s"] > 0 and rec["time/env_s"] > 0
+    assert rec["time/sample_s"] + rec["time/env_s"] <= rec["time/generate_s"]
+    assert rec["train/micro_batches"] >= 2

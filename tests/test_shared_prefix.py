@@ -13,7 +13,13 @@ import copy
 import pytest
 import torch
 
-from agentgym.grpo.batch import MIN_SHARED_PREFIX, TokenBatch, policy_logprobs, shared_prefix_length
+from agentgym.grpo.batch import (
+    MIN_SHARED_PREFIX,
+    TokenBatch,
+    policy_logprobs,
+    shared_prefix_length,
+    shared_prefixes,
+)
 from agentgym.grpo.update import UpdateSettings, _Plan, update_policy
 
 
@@ -66,8 +72,11 @@ def test_shared_length_stops_before_the_first_policy_token(tiny_model):
     b = _group(tiny_model, prompt=MIN_SHARED_PREFIX)  # too short to be worth a pass
     assert shared_prefix_length(b) == 0
     assert shared_prefix_length(_group(tiny_model, n=1)) == 0
-    two = _cat(_group(tiny_model, seed=1), _group(tiny_model, seed=2))  # two prompts
-    assert shared_prefix_length(two) == 0
+    two = _cat(_group(tiny_model, seed=1), _group(tiny_model, seed=2))  # two prompts: one pass each
+    q, index = shared_prefixes(two)
+    assert q == 19 and index.tolist() == [0] * 5 + [5] * 5
+    alone = _cat(*(_group(tiny_model, n=1, seed=i) for i in range(4)))  # every prompt its own: nothing shared
+    assert shared_prefixes(alone) == (0, None)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.7])
@@ -92,6 +101,33 @@ def test_shared_pass_gives_the_same_logprobs_entropy_and_gradients(tiny_model, t
     # the shared part carries gradient: the embeddings of prompt tokens are trained too
     emb = tiny_model.get_input_embeddings().weight.shape
     assert any(g.shape == emb and g.abs().sum() > 0 for g in g1.values())
+
+
+def test_several_prompts_in_one_micro_batch_share_per_prompt_with_the_same_results(tiny_model):
+    """Two groups with prompts of different lengths and a lone demonstration in one
+    micro-batch: each prompt runs once, the rows gather their own prefix's cache (a row
+    given another group's cache, or the longer prompt cut wrongly, changes log-probs)."""
+    vocab = tiny_model.config.vocab_size
+    g = torch.Generator().manual_seed(7)
+    a = _group(tiny_model, n=4, seed=3, prompt_ids=torch.randint(0, vocab, (18,), generator=g))
+    b = _group(tiny_model, n=3, seed=4, prompt_ids=torch.randint(0, vocab, (13,), generator=g))
+    lone = _group(tiny_model, n=1, seed=5, prompt=16)
+    batch = _cat(b, a, lone)
+    q, index = shared_prefixes(batch)
+    assert q == 12 and index.tolist() == [0, 0, 0, 3, 3, 3, 3, 7]
+    out = {}
+    for share in (False, True):
+        m = copy.deepcopy(tiny_model)
+        logp, ent = policy_logprobs(m, batch, 0.8, with_entropy=True, share_prefix=share)
+        (logp * batch.loss_mask * batch.advantages).sum().backward()
+        out[share] = (logp.detach(), ent, {n: p.grad.clone() for n, p in m.named_parameters() if p.grad is not None})
+    (l0, e0, g0), (l1, e1, g1) = out[False], out[True]
+    assert (l0 != 0).sum() == batch.loss_mask.sum()
+    torch.testing.assert_close(l1, l0, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(e1, e0, atol=1e-4, rtol=1e-4)
+    for name in g0:
+        worst, scale = float((g1[name] - g0[name]).abs().max()), float(g0[name].abs().max())
+        assert worst <= 1e-5 * scale + 1e-8, (name, worst, scale)
 
 
 def test_plan_keeps_a_prompts_rows_together_and_packs_the_rest():

@@ -123,52 +123,87 @@ MIN_SHARED_PREFIX = 8
 
 
 def shared_prefix_length(batch: TokenBatch) -> int:
-    """Tokens at the start that every row of ``batch`` has in common and that hold no
-    loss token's prediction: the decoder can run them once for all rows (0: none).
+    """Tokens at the start of every row that the decoder can run once per distinct
+    prefix instead of once per row (0: none); see :func:`shared_prefixes`."""
+    return shared_prefixes(batch)[0]
 
-    Rows of one GRPO group share their prompt. The count stops one short of the first
-    loss token (its prediction is made at the position before it), so the shared pass
-    never produces a log-prob itself.
+
+def shared_prefixes(batch: TokenBatch) -> tuple[int, torch.Tensor | None]:
+    """``(q, index)``: the first ``q`` tokens of row ``r`` equal those of row
+    ``index[r]`` (a row that is its own index heads a prefix group), hold no padding and
+    no loss token's prediction, so the decoder runs them once per group and every row
+    continues from its group's cache. ``(0, None)`` when nothing is worth sharing.
+
+    Rows of one GRPO group share their prompt; a micro-batch may hold several groups.
+    ``q`` stops one short of the first loss token of any row (its prediction is made at
+    the position before it), so the shared pass never produces a log-prob itself. Of
+    "the longest prefix common to all rows" and "every row's prompt cut at that stop,
+    one pass per distinct one", the one that sends fewer tokens through the decoder wins.
     """
     n, width = batch.input_ids.shape
     if n < 2 or width == 0:
-        return 0
-    same = (batch.input_ids == batch.input_ids[:1]).all(0) & (batch.attention_mask > 0).all(0)
-    common = int(same.long().cumprod(0).sum())
+        return 0, None
     has_loss = (batch.loss_mask > 0).any(0).nonzero()
-    first_loss = int(has_loss[0]) if len(has_loss) else width
-    q = min(common, first_loss - 1)
-    return q if q >= MIN_SHARED_PREFIX else 0
+    cap = (int(has_loss[0]) if len(has_loss) else width) - 1
+    unpadded = (batch.attention_mask > 0).all(0)
+    cap = min(cap, int(unpadded.long().cumprod(0).sum()))
+    if cap < MIN_SHARED_PREFIX:
+        return 0, None
+    same = (batch.input_ids == batch.input_ids[:1]).all(0)
+    common = min(int(same.long().cumprod(0).sum()), cap)
+    prefixes, inverse = torch.unique(batch.input_ids[:, :cap], dim=0, return_inverse=True)
+    k = len(prefixes)
+    # tokens the decoder sees before the rows part ways: one row's worth per pass
+    cost_one = common + n * (width - common) if common >= MIN_SHARED_PREFIX else n * width
+    cost_groups = k * cap + n * (width - cap) if k < n else n * width
+    if cost_one <= cost_groups:
+        return (common, torch.zeros(n, dtype=torch.long)) if common >= MIN_SHARED_PREFIX else (0, None)
+    heads = torch.full((k,), n, dtype=torch.long).scatter_reduce(0, inverse.cpu(), torch.arange(n), reduce="amin")
+    return cap, heads[inverse.cpu()]
 
 
-def _expand_cache_rows(cache, n: int) -> None:
-    """Every layer's keys and values of a one-row cache, viewed as ``n`` rows (no copy;
-    the gradients of the n rows add up in the one row)."""
+def _expand_cache_rows(cache, index: torch.Tensor) -> None:
+    """Every layer's keys and values of a cache of prefix rows, laid out as the batch's
+    rows (row r takes prefix row ``index[r]``). One prefix is viewed, not copied; several
+    are gathered. Either way each row's gradient adds up in its prefix row."""
+    one = bool((index == 0).all())
+    index = index.to(_cache_device(cache))
+
+    def rows(t: torch.Tensor) -> torch.Tensor:
+        return t.expand(len(index), *t.shape[1:]) if one else t.index_select(0, index)
+
     layers = getattr(cache, "layers", None)
     if layers is not None:
         for layer in layers:
-            layer.keys = layer.keys.expand(n, *layer.keys.shape[1:])
-            layer.values = layer.values.expand(n, *layer.values.shape[1:])
+            layer.keys, layer.values = rows(layer.keys), rows(layer.values)
         return
     for i in range(len(cache.key_cache)):  # older transformers
-        cache.key_cache[i] = cache.key_cache[i].expand(n, *cache.key_cache[i].shape[1:])
-        cache.value_cache[i] = cache.value_cache[i].expand(n, *cache.value_cache[i].shape[1:])
+        cache.key_cache[i], cache.value_cache[i] = rows(cache.key_cache[i]), rows(cache.value_cache[i])
 
 
-def _hidden_after(decoder, batch: TokenBatch, q: int) -> torch.Tensor:
+def _cache_device(cache) -> torch.device:
+    layers = getattr(cache, "layers", None)
+    return layers[0].keys.device if layers else cache.key_cache[0].device
+
+
+def _hidden_after(decoder, batch: TokenBatch, q: int, index: torch.Tensor | None = None) -> torch.Tensor:
     """Last hidden states (B, L - q, D) at positions q.. of every row; with ``q`` > 0 the
-    first ``q`` tokens (common to all rows) go through the decoder once, and the rows
-    continue from that one cache."""
+    first ``q`` tokens go through the decoder once per distinct prefix (the rows heading
+    ``index``'s groups; one row when ``index`` is None), and every row continues from
+    its prefix's cache."""
     if q == 0:
         return decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
     from transformers import DynamicCache
 
     n, width = batch.input_ids.shape
+    if index is None:
+        index = torch.zeros(n, dtype=torch.long)
+    heads, slot = torch.unique(index, return_inverse=True)  # prefix rows, and each row's one
     cache = DynamicCache()
     # transformers 5.x renamed the cache argument (``past_key_values`` goes in 5.40)
     arg = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
-    decoder(input_ids=batch.input_ids[:1, :q], use_cache=True, **{arg: cache})
-    _expand_cache_rows(cache, n)
+    decoder(input_ids=batch.input_ids[heads.to(batch.input_ids.device), :q], use_cache=True, **{arg: cache})
+    _expand_cache_rows(cache, slot)
     positions = torch.arange(q, width, device=batch.input_ids.device)
     return decoder(
         input_ids=batch.input_ids[:, q:],
@@ -199,14 +234,14 @@ def policy_logprobs(
 
     Position t holds log p(token_t | tokens_<t). With ``with_entropy`` also returns the
     mean entropy of the sampling distribution over policy positions (detached). With
-    ``share_prefix`` the tokens every row starts with (a group's prompt) run through the
-    decoder once (:func:`shared_prefix_length`); the result is the same up to float
+    ``share_prefix`` the tokens rows start with (a group's prompt) run through the
+    decoder once per distinct prefix (:func:`shared_prefixes`); the result is the same up to float
     rounding, values and gradients alike (tested). Off under gradient checkpointing,
     which turns the decoder's cache off.
     """
     decoder, head = _decoder_and_head(model)
-    q = shared_prefix_length(batch) if share_prefix and not _checkpointing(model) else 0
-    hidden = _hidden_after(decoder, batch, q)
+    q, index = shared_prefixes(batch) if share_prefix and not _checkpointing(model) else (0, None)
+    hidden = _hidden_after(decoder, batch, q, index)
     sel = batch.loss_mask[:, q + 1 :] > 0
     logp = torch.zeros(batch.input_ids.shape, dtype=torch.float32, device=hidden.device)
     if not bool(sel.any()):

@@ -107,6 +107,7 @@ class Collector:
     def collect(self) -> Collected:
         played: list[GroupResult] = []
         counts = {"env_errors": 0, "worker_restarts": 0, "replayed_episodes": 0}
+        seconds = {"sample_s": 0.0, "env_s": 0.0}
         serial = [0]  # tasks played so far this step: each task's episodes get a unique group
 
         version = int(getattr(getattr(self.runner, "policy", None), "version", 0))
@@ -127,6 +128,8 @@ class Collector:
             counts["env_errors"] += st.dropped_env_errors
             counts["worker_restarts"] += st.worker_restarts
             counts["replayed_episodes"] += st.replayed_episodes
+            seconds["sample_s"] += st.generate_s
+            seconds["env_s"] += st.env_s
             local = []
             for k, i in enumerate(share):
                 mine = [e for e in eps if e.group == k]
@@ -151,6 +154,8 @@ class Collector:
             "rollout/dropped": float(fs.rollouts_dropped),
             "rollout/rounds": float(fs.rounds),
             **{f"rollout/{k}": float(v) for k, v in counts.items()},
+            # This rank's rollout time: sampling tokens, and env resets and steps.
+            **{f"time/{k}": v for k, v in seconds.items()},
         }
         return Collected(episodes, played, stats)
 

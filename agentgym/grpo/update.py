@@ -19,6 +19,7 @@ rank takes the same number of optimizer steps, with or without rows of its own.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -97,10 +98,12 @@ def update_policy(
         return stats.result(s, Normalizer(0, 0), 0)
     plan = _Plan(rows, roles, s.micro_batch_size, batch.prompt_keys() if s.share_prefix else None)
     if s.optimizer_steps > 1 and batch.old_logp is None:
+        t = time.perf_counter()
         with autocast(device, _dtype(s)):
             batch.old_logp = _logprobs_without_grad(
                 model, batch, plan.micro_batches(rows), s.temperature, activate, s.share_prefix
             )
+        stats.old_logp_s = time.perf_counter() - t
     step_norm = _normalizer(batch, rows, world)
     n_steps = 0
     params = [p for p in model.parameters() if p.requires_grad]
@@ -115,9 +118,11 @@ def update_policy(
                 with autocast(device, _dtype(s)):
                     result = _micro_batch(model, mb, norm, s, ref_model)
                 stats.add(result, mb.loss_mask, first_pass=epoch == 0)
+            t = time.perf_counter()
             world.all_reduce_grads(params)  # every rank's share of the step loss, summed
             stats.grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)))
             optimizer.step()
+            stats.optimizer_s += time.perf_counter() - t
             n_steps += 1
     optimizer.zero_grad(set_to_none=True)
     stats.sum_over(world)
@@ -147,6 +152,8 @@ class _MicroResult:
     old: torch.Tensor
     sampler: torch.Tensor
     entropy: torch.Tensor | None
+    forward_s: float = 0.0  # log-probs and loss
+    backward_s: float = 0.0
 
 
 def _micro_batch(model, mb: TokenBatch, norm: Normalizer, s: UpdateSettings, ref_model) -> _MicroResult:
@@ -171,14 +178,17 @@ def _train_mode(model, dropout: bool) -> None:
 
 
 def _micro_batch_loss(model, mb: TokenBatch, norm: Normalizer, s: UpdateSettings, ref_model) -> _MicroResult:
+    t0 = time.perf_counter()
     sft = s.objective == "sft"
     logp, entropy = policy_logprobs(
         model, mb, 1.0 if sft else s.temperature, with_entropy=True, share_prefix=s.share_prefix
     )
     if sft:  # cross-entropy on the demonstrator's tokens
         loss = micro_batch_loss(-logp, mb.loss_mask, s.loss_agg, norm)
+        t1 = time.perf_counter()
         loss.backward()
-        return _MicroResult(loss.detach(), torch.zeros_like(logp), logp.detach(), logp.detach(), entropy)
+        d = logp.detach()
+        return _MicroResult(loss.detach(), torch.zeros_like(d), d, d, entropy, t1 - t0, time.perf_counter() - t1)
     old = mb.old_logp if mb.old_logp is not None else logp.detach()
     # l_t = -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A) [* w_t] [+ beta KL_t]
     token_loss, clipped = clipped_token_loss(logp, old, mb.advantages, s.eps_low, s.eps_high)
@@ -189,8 +199,9 @@ def _micro_batch_loss(model, mb: TokenBatch, norm: Normalizer, s: UpdateSettings
             ref, _ = policy_logprobs(ref_model, mb, s.temperature, share_prefix=s.share_prefix)
         token_loss = token_loss + s.beta * kl_estimate(logp, ref, s.kl_estimator)
     loss = micro_batch_loss(token_loss, mb.loss_mask, s.loss_agg, norm)
+    t1 = time.perf_counter()
     loss.backward()
-    return _MicroResult(loss.detach(), clipped, old, mb.sampler_logp, entropy)
+    return _MicroResult(loss.detach(), clipped, old, mb.sampler_logp, entropy, t1 - t0, time.perf_counter() - t1)
 
 
 @torch.no_grad()
@@ -267,12 +278,15 @@ class _Stats:
         self.loss = self.clip = self.clip_tokens = self.entropy = self.mismatch = 0.0
         self.micro = 0
         self.grad_norms: list[float] = []
+        self.forward_s = self.backward_s = self.optimizer_s = self.old_logp_s = 0.0
 
     def add(self, r: _MicroResult, mask: torch.Tensor, first_pass: bool) -> None:
         self.loss += float(r.loss)
         self.clip += float((r.clipped * mask).sum())
         self.clip_tokens += float(mask.sum())
         self.micro += 1
+        self.forward_s += r.forward_s
+        self.backward_s += r.backward_s
         if first_pass:  # what the sampled batch looked like to the trainer before it changed
             self.mismatch += float(((r.old - r.sampler).abs() * mask).sum())
             self.entropy += float(r.entropy) * float(mask.sum()) if r.entropy is not None else 0.0
@@ -296,4 +310,9 @@ class _Stats:
             "train/tokens": float(norm.total_tokens),
             "train/micro_batches": float(self.micro),
             "train/optimizer_steps": float(n_steps),
+            # Where this rank's update time went (seconds).
+            "time/forward_s": self.forward_s,
+            "time/backward_s": self.backward_s,
+            "time/optimizer_s": self.optimizer_s,
+            "time/old_logp_s": self.old_logp_s,
         }

@@ -14,6 +14,7 @@ Episodes come back ordered by task group, then game, then seat.
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -161,7 +162,9 @@ class MultiAgentRunner:
                     requests.append((g, agent, ids))
             requests = [r for r in requests if not r[0].done]
             if requests:
+                t = time.perf_counter()
                 completions = self._generate(requests, stats)
+                stats.generate_s += time.perf_counter() - t
                 moves: dict[int, dict[str, str]] = {}
                 for (g, agent, _), comp in zip(requests, completions):
                     ep = g.seats[agent].episode

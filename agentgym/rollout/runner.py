@@ -13,6 +13,7 @@ the same, record for record and in the same order, whatever the pool.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,9 @@ class RolloutStats:
     replayed_episodes: int = 0
     #: Replays that diverged or failed again (those episodes are in ``dropped_env_errors``).
     replay_failures: int = 0
+    #: Seconds in the policy's ``generate`` (or the oracle) and in env resets and steps.
+    generate_s: float = 0.0
+    env_s: float = 0.0
 
 
 class RolloutRunner:
@@ -108,7 +112,10 @@ class RolloutRunner:
         groups = [gi for gi in range(len(tasks)) for _ in range(group_size)]
         members = [m for _ in range(len(tasks)) for m in range(group_size)]
         live: list[_Live] = []
-        for gi, m, opened in zip(groups, members, self.pool.reset(env_id, specs, self.env_kwargs)):
+        t = time.perf_counter()
+        opened_all = self.pool.reset(env_id, specs, self.env_kwargs)
+        stats.env_s += time.perf_counter() - t
+        for gi, m, opened in zip(groups, members, opened_all):
             if opened.error is not None:
                 stats.dropped_env_errors += 1
                 stats.env_error_messages.append(opened.error)
@@ -131,6 +138,7 @@ class RolloutRunner:
         rounds = 0
         try:
             while live:
+                t = time.perf_counter()
                 if demonstrate:
                     texts = self.pool.oracle([lv.handle for lv in live])
                     completions = [demo_completion(chat, t, self.sampling.max_new_tokens) for t in texts]
@@ -138,6 +146,7 @@ class RolloutRunner:
                     prompts = [lv.episode.token_ids for lv in live]
                     row_seeds = None if seeds is None else [stream_seed(lv.key, lv.episode.num_turns) for lv in live]
                     completions = generate_seeded(self.policy, prompts, self.sampling, row_seeds)
+                stats.generate_s += time.perf_counter() - t
                 stats.generate_calls += 1
                 texts = []
                 for lv, comp in zip(live, completions):
@@ -151,7 +160,9 @@ class RolloutRunner:
                     text = chat.decode(comp.token_ids)
                     ep.messages.append({"role": "assistant", "content": text})
                     texts.append(text)
+                t = time.perf_counter()
                 results = self.pool.step([lv.handle for lv in live], texts)
+                stats.env_s += time.perf_counter() - t
                 still: list[_Live] = []
                 ended: list[int] = []
                 for lv, comp, res in zip(live, completions, results):

@@ -216,10 +216,31 @@ class TrainConfig(_Section):
     #: Recompute activations in the backward pass (transformers' gradient checkpointing):
     #: less memory for long episodes, about a third more compute.
     gradient_checkpointing: bool = False
-    #: Reserved for FSDP2 sharding (torch.distributed.fsdp.fully_shard) under torchrun, for
-    #: models that do not fit one device: not implemented yet, true is a config error.
-    #: Today every rank holds the whole model (plain data parallel; gradients are summed).
+    #: Under torchrun: shard the model's weights, gradients and AdamW state over the ranks
+    #: with FSDP2 (``fully_shard`` per decoder layer, see :mod:`agentgym.grpo.fsdp`); each
+    #: rank gathers the whole weights only for its rollout and its micro-batches. Off:
+    #: every rank holds the whole model (plain data parallel; gradients are summed).
     fsdp: bool = False
+
+
+def _check_fsdp(cfg: RunConfig) -> None:
+    """What train.fsdp cannot be combined with yet, named before anything loads."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        raise ConfigError(
+            "train.fsdp shards the model over torchrun's processes, and this is one process: launch with "
+            "torchrun --nproc-per-node N -m agentgym train ... (N >= 2), or set train.fsdp=false"
+        )
+    why = None
+    if cfg.model.lora is not None:
+        why = "model.lora (train the adapters data parallel: train.fsdp=false)"
+    elif cfg.rollout.off_policy_steps > 0:
+        why = "rollout.off_policy_steps > 0 (its sampler is a second whole copy of the model)"
+    elif cfg.model.backend == "vllm":
+        why = "model.backend=vllm"
+    if why is not None:
+        raise ConfigError(f"train.fsdp is not implemented together with {why}")
 
 
 class RunConfig(_Section):
@@ -281,10 +302,7 @@ def check_backends(cfg: RunConfig) -> None:
             "(or set rollout.backend=inprocess)"
         )
     if cfg.train.fsdp:
-        raise ConfigError(
-            "train.fsdp: FSDP2 sharding is not implemented yet; under torchrun every rank holds the whole "
-            "model (plain data parallel): set train.fsdp=false"
-        )
+        _check_fsdp(cfg)
     if cfg.train.device == "cuda":
         import torch
 

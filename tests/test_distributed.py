@@ -144,3 +144,56 @@ def test_a_killed_two_process_run_resumes_exactly(runs, tmp_path):
     assert r.returncode == 0, (out[-2000:], err[-4000:])
     assert _close(_weights(run), _weights(runs / "two"))
     assert _rows(run) == _rows(runs / "two")
+
+
+# ----- FSDP2 (train.fsdp): the same step with sharded weights, gradients and AdamW state ------
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(runs):
+    _train(runs / "fsdp", 2, "train.fsdp=true")
+    return runs / "fsdp"
+
+
+def test_fsdp_two_processes_train_the_weights_of_one(runs, fsdp_run):
+    one = runs / "one"
+    assert json.loads((fsdp_run / "summary.json").read_text())["world_size"] == 2
+    assert _close(_weights(one), _weights(fsdp_run))
+    train1 = [r for r in _rows(one) if r["kind"] == "train"]
+    train2 = [r for r in _rows(fsdp_run) if r["kind"] == "train"]
+    assert len(train2) == 4
+    for a, b in zip(train1, train2):
+        for k in ("reward/mean", "rollout/spent", "rollout/dropped", "train/tokens"):
+            assert a[k] == pytest.approx(b[k], rel=1e-6), k
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-9)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-5)
+    # The checkpoint holds whole tensors, as one process writes them: AdamW's state too.
+    ck1, ck2 = one / "checkpoints" / "step_000004", fsdp_run / "checkpoints" / "step_000004"
+    o1 = torch.load(ck1 / "optimizer.pt", weights_only=True)["state"]
+    o2 = torch.load(ck2 / "optimizer.pt", weights_only=True)["state"]
+    assert o1.keys() == o2.keys()
+    for k in o1:
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert o1[k][name].shape == o2[k][name].shape
+            assert torch.allclose(o1[k][name], o2[k][name], rtol=1e-5, atol=1e-8), (k, name)
+
+
+def test_a_killed_fsdp_run_resumes_exactly(fsdp_run, tmp_path):
+    run = tmp_path / "killed-fsdp"
+    p = _launch(["train", *OVER, f"train.device={DEVICE}", "train.fsdp=true", f"run_dir={run}"], 2)
+    deadline = time.time() + 600
+    ck = run / "checkpoints" / "step_000002"
+    while time.time() < deadline and p.poll() is None:
+        if (ck / "state.json").exists() and any(
+            json.loads(x)["step"] >= 3 for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()
+        ):
+            break
+        time.sleep(0.05)
+    assert p.poll() is None, "the run ended before it could be killed"
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    r = _launch(["train", "--resume", str(run)], 2)
+    out, err = r.communicate(timeout=600)
+    assert r.returncode == 0, (out[-2000:], err[-4000:])
+    assert _close(_weights(run), _weights(fsdp_run))
+    assert _rows(run) == _rows(fsdp_run)

@@ -97,5 +97,5 @@ def test_cuda_without_a_gpu_is_a_config_error(tmp_path):
 
 
 def test_what_is_not_implemented_is_refused(tmp_path):
-    with pytest.raises(ConfigError, match="FSDP2 sharding is not implemented"):
+    with pytest.raises(ConfigError, match="train.fsdp shards the model over torchrun's processes"):
         GRPOTrainer(_cfg(tmp_path, "fsdp", "train.fsdp=true"), quiet=True)

@@ -182,3 +182,22 @@ def test_prompt_keys_group_rows_by_prompt_and_an_empty_batch_has_none(tiny_model
     assert len(keys[0]) == 20 * 8  # the 20 prompt ids, as int64 bytes
     # a rank left without rows under torchrun still runs the update pass with them
     assert collate([], [], 0).prompt_keys() == []
+
+
+def test_entropy_is_the_mean_over_policy_positions_of_the_sampling_distribution(tiny_model):
+    """Against the definition, from the model's own logits, at the temperature, over the
+    policy positions only; and accurate in float32 over a 49k vocabulary."""
+    from agentgym.grpo import batch as batch_mod
+
+    b = _group(tiny_model, n=6, prompt=12, reply=9)
+    temperature = 0.7
+    with torch.no_grad():
+        logits = tiny_model(input_ids=b.input_ids, attention_mask=b.attention_mask).logits[:, :-1] / temperature
+        lsm = torch.log_softmax(logits.float(), -1)
+        per_pos = -(lsm.exp() * lsm).sum(-1)
+        want = per_pos[b.loss_mask[:, 1:] > 0].mean()
+    _, got = policy_logprobs(tiny_model, b, temperature, with_entropy=True, share_prefix=False)
+    assert torch.allclose(got, want, atol=1e-5)
+    wide = torch.log_softmax(torch.randn(54, 49152, dtype=torch.float64) * 3, -1)  # the real vocabulary
+    want = -(wide.exp() * wide).sum(-1).mean()
+    assert abs(float(batch_mod._mean_entropy(wide.float())) - float(want)) < 1e-5 * float(want)

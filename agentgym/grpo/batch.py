@@ -254,8 +254,13 @@ def policy_logprobs(
     picked = lsm.gather(-1, targets[:, None]).squeeze(-1)
     inner = logp[:, q + 1 :].masked_scatter(sel, picked)
     logp = torch.cat([logp[:, : q + 1], inner], dim=1)
-    entropy = None
-    if with_entropy:
-        with torch.no_grad():
-            entropy = -(lsm.exp() * lsm).sum(-1).mean()
+    entropy = _mean_entropy(lsm.detach()) if with_entropy else None
     return logp, entropy
+
+
+@torch.no_grad()
+def _mean_entropy(lsm: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of -sum_v p log p, from log-probs (N, V). (A batched dot product
+    per row was tried: 30% faster, but its float32 sum over a 49k vocabulary is off by
+    3e-5 relative, where this elementwise sum is off by 1e-7.)"""
+    return -(lsm.exp() * lsm).sum(-1).mean()

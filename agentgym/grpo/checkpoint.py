@@ -130,15 +130,20 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int = 2,
     files: dict[str, str] | None = None,
+    weights: dict[str, torch.Tensor] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``root/step_<step>`` atomically; ``files`` are extra text files (name -> text) in it."""
+    """Write ``root/step_<step>`` atomically; ``files`` are extra text files (name -> text) in it.
+
+    ``weights`` and ``optimizer_state`` replace the model's and the optimizer's own (a
+    sharded model's, gathered to whole tensors beforehand: :mod:`agentgym.grpo.fsdp`)."""
     root.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(root)
     final = root / f"step_{step:06d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".step_{step:06d}.", dir=root))
     try:
-        save_file(trainable_state(model), str(tmp / "weights.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        save_file(weights if weights is not None else trainable_state(model), str(tmp / "weights.safetensors"))
+        torch.save(optimizer_state if optimizer_state is not None else optimizer.state_dict(), tmp / "optimizer.pt")
         save_state(tmp, {**state, "step": step, "rng": rng_state()})
         for name, text in (files or {}).items():
             (tmp / name).write_text(text)
@@ -168,7 +173,16 @@ def latest_checkpoint(root: Path) -> Path | None:
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    from agentgym.grpo import fsdp
+
     weights = load_file(str(path / "weights.safetensors"))
+    if fsdp.is_sharded(model):  # whole tensors scattered to this rank's shards
+        fsdp.load_full_weights(model, weights)
+        state = load_state(path)
+        full = torch.load(path / "optimizer.pt", weights_only=True)
+        optimizer.load_state_dict(fsdp.shard_optimizer_state(optimizer, full))
+        set_rng_state(state["rng"])
+        return state
     params = dict(model.named_parameters())
     missing = [n for n in weights if n not in params]
     if missing:

@@ -23,8 +23,9 @@ What each rank does, one step:
 5. Rank 0 writes metrics, checkpoints and held-out evaluations; the others wait at a
    barrier and read the same checkpoint on ``--resume``.
 
-Not yet: FSDP2 sharding (``train.fsdp`` is reserved and refused) and vLLM under torchrun
-(refused): every rank holds the whole model and generates with it.
+With ``train.fsdp`` the weights, gradients and AdamW state are sharded (FSDP2, see
+:mod:`agentgym.grpo.fsdp`); step 4's gradient sum is then FSDP's reduce-scatter instead
+of :meth:`World.all_reduce_grads`. Not yet: vLLM under torchrun (refused).
 """
 
 from __future__ import annotations

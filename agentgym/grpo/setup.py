@@ -166,6 +166,10 @@ def build(cfg: RunConfig) -> Parts:
         model.to(device)
         if ref_model is not None:
             ref_model.to(device)
+    if cfg.train.fsdp:  # before the optimizer: AdamW's state lives on the shards
+        from agentgym.grpo.fsdp import shard
+
+        model = shard(model, world)
     policy = _policy(cfg, model, ref_model, tok, autocast_dtype)
     if adapters is not None:
         from agentgym.policies.roles import RolePolicy

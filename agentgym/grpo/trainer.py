@@ -48,6 +48,7 @@ from agentgym.grpo.batch import collate
 from agentgym.grpo.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from agentgym.grpo.collect import Collected, RolloutCancelled
 from agentgym.grpo.distributed import close_world
+from agentgym.grpo.fsdp import full_optimizer_state, full_weights, gathered, is_sharded
 from agentgym.grpo.metrics import batch_metrics, rollout_metrics, teacher_groups
 from agentgym.grpo.runlog import RunLog, atomic_write
 from agentgym.grpo.setup import EVAL_SEED, build
@@ -265,12 +266,18 @@ class GRPOTrainer:
         """This step's batch: the one collected during the last update, else a fresh one."""
         if not self.collector.busy:
             self._sync(self.sampler)
-        return self.collector.take()
+        with gathered(self.model):  # FSDP: every rank generates with the whole weights
+            return self.collector.take()
 
     def _sync(self, policy: Any) -> None:
         """Give ``policy`` the current weights, once per step (a vLLM reload is not free)."""
         if self._synced.get(id(policy)) != self.step:
-            policy.sync_weights(self.model.state_dict().items(), version=self.step)
+            model = self.model
+
+            def weights():  # read only by a policy that copies them (vLLM), never under FSDP
+                yield from model.state_dict().items()
+
+            policy.sync_weights(weights(), version=self.step)
             self._synced[id(policy)] = self.step
 
     def _check_staleness(self, batch: Collected) -> None:
@@ -295,6 +302,10 @@ class GRPOTrainer:
         """Held-out evaluation (on rank 0 under torchrun; the others wait and learn its score)."""
         self.collector.wait()  # the env pool is not shared with a rollout in flight
         self._sync(self.policy)
+        with gathered(self.model):  # FSDP: rank 0 evaluates with the whole weights
+            return self._evaluate()
+
+    def _evaluate(self) -> EnvReport | None:
         if not self.world.main:
             self.evals[self.step] = float(self.world.broadcast(None))
             return None
@@ -365,8 +376,11 @@ class GRPOTrainer:
         interrupted = self.step < self.total_steps
         if interrupted and not self.quiet:
             print(f"\nstopped after step {self.step} (checkpointed)")
-        if not interrupted and self.world.main:
-            self._finish()
+        if not interrupted:
+            # FSDP: the whole weights, gathered by every rank; rank 0 exports them.
+            final = full_weights(self.model, trainable_only=False) if is_sharded(self.model) else None
+            if self.world.main:
+                self._finish(final)
         self.world.barrier()
         close_world()
         return TrainResult(
@@ -435,6 +449,9 @@ class GRPOTrainer:
             state["sampler"] = self.sampler.state_dict()
         pending = self.collector.pending_state()
         files = {"pending.json": json.dumps(pending)} if pending is not None else {}
+        weights = optim = None
+        if is_sharded(self.model):  # whole tensors, gathered by every rank together
+            weights, optim = full_weights(self.model), full_optimizer_state(self.optimizer)
         if not self.world.main:  # rank 0 writes the one checkpoint every rank resumes from
             self.world.barrier()
             return
@@ -444,6 +461,8 @@ class GRPOTrainer:
             self.model,
             self.optimizer,
             state,
+            weights=weights,
+            optimizer_state=optim,
             keep=self.cfg.train.keep_checkpoints,
             files=files,
         )
@@ -469,7 +488,7 @@ class GRPOTrainer:
             where = f"step {self.step} ({ck.name})" if ck is not None else "the start (no checkpoint yet)"
             print(f"resuming {self.run_dir} from {where}")
 
-    def _finish(self) -> None:
+    def _finish(self, weights: dict[str, Any] | None = None) -> None:
         from agentgym.eval.curriculum_plots import plot_teacher
         from agentgym.eval.plots import plot_training
 
@@ -478,7 +497,7 @@ class GRPOTrainer:
             plot_teacher(self.run_dir, dims=self.cfg.teacher.plot_dims or None)
         except Exception as exc:  # plotting must never lose a finished run
             print(f"warning: plots failed: {exc!r}")
-        self.export(self.run_dir / "final")
+        self.export(self.run_dir / "final", weights)
         first, last = min(self.evals), max(self.evals)
         warm = self.cfg.warmup.steps
         summary = {
@@ -493,8 +512,11 @@ class GRPOTrainer:
         }
         atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=1))
 
-    def export(self, path: Path) -> Path:
+    def export(self, path: Path, weights: dict[str, Any] | None = None) -> Path:
         """Write a checkpoint folder that ``--policy PATH`` (and transformers) can load.
+
+        ``weights``: a sharded model's parameters as whole tensors (from every rank), put
+        into a fresh unsharded copy of the model that is then saved.
 
         With an adapter per role: ``PATH/<role>/`` holds the base with that role's adapter
         merged (one loadable model per role) and ``PATH/adapters/`` the PEFT adapters.
@@ -507,6 +529,14 @@ class GRPOTrainer:
                 self.tokenizer.save_pretrained(str(path / role))
             return path
         model = self.model
+        if weights is not None:
+            from agentgym.policies.models import load_model
+
+            dtype = str(next(iter(weights.values())).dtype).removeprefix("torch.")
+            model = load_model(self.cfg.model.name, seed=self.cfg.seed, dtype=dtype)[0]
+            result = model.load_state_dict(weights, strict=False)
+            if result.unexpected_keys or any(k not in (model._tied_weights_keys or {}) for k in result.missing_keys):
+                raise RuntimeError(f"export: the gathered weights do not fit the model: {result}")
         if hasattr(model, "merge_and_unload"):  # a PEFT model: save the merged weights
             model = copy.deepcopy(model).merge_and_unload()
         model.save_pretrained(str(path), safe_serialization=True)

@@ -27,6 +27,7 @@ import torch
 
 from agentgym.grpo.batch import TokenBatch, policy_logprobs
 from agentgym.grpo.distributed import World
+from agentgym.grpo.fsdp import gathered, is_sharded, local_tensor
 from agentgym.grpo.loss import (
     KLEstimator,
     LossAgg,
@@ -99,7 +100,7 @@ def update_policy(
     plan = _Plan(rows, roles, s.micro_batch_size, batch.prompt_keys() if s.share_prefix else None)
     if s.optimizer_steps > 1 and batch.old_logp is None:
         t = time.perf_counter()
-        with autocast(device, _dtype(s)):
+        with gathered(model), autocast(device, _dtype(s)):
             batch.old_logp = _logprobs_without_grad(
                 model, batch, plan.micro_batches(rows), s.temperature, activate, s.share_prefix
             )
@@ -107,26 +108,50 @@ def update_policy(
     step_norm = _normalizer(batch, rows, world)
     n_steps = 0
     params = [p for p in model.parameters() if p.requires_grad]
+    sharded = is_sharded(model)
     for epoch in range(s.updates_per_batch):
         for part in plan.mini_batches(s.mini_batches, n_rows):
             norm = _normalizer(batch, part, world)
             optimizer.zero_grad(set_to_none=True)
-            for role, chunk in plan.micro_batches(part):
-                if role is not None and activate is not None:
-                    activate(role)
-                mb = batch.select(chunk).to(device)
-                with autocast(device, _dtype(s)):
-                    result = _micro_batch(model, mb, norm, s, ref_model)
-                stats.add(result, mb.loss_mask, first_pass=epoch == 0)
+            # Under FSDP: whole weights for this rank's micro-batches, gradients summed on exit.
+            with gathered(model, reduce_grads=True):
+                for role, chunk in plan.micro_batches(part):
+                    if role is not None and activate is not None:
+                        activate(role)
+                    mb = batch.select(chunk).to(device)
+                    with autocast(device, _dtype(s)):
+                        result = _micro_batch(model, mb, norm, s, ref_model)
+                    stats.add(result, mb.loss_mask, first_pass=epoch == 0)
             t = time.perf_counter()
-            world.all_reduce_grads(params)  # every rank's share of the step loss, summed
-            stats.grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, s.max_grad_norm)))
+            if not sharded:
+                world.all_reduce_grads(params)  # every rank's share of the step loss, summed
+            stats.grad_norms.append(clip_grad_norm(params, s.max_grad_norm, world if sharded else None))
             optimizer.step()
             stats.optimizer_s += time.perf_counter() - t
             n_steps += 1
     optimizer.zero_grad(set_to_none=True)
     stats.sum_over(world)
     return stats.result(s, step_norm, n_steps)
+
+
+def clip_grad_norm(params: Sequence[torch.nn.Parameter], max_norm: float, shards: World | None = None) -> float:
+    """Scale the gradients so their global L2 norm is at most ``max_norm``; returns the norm.
+
+    The sum of squares is taken in float64, so the norm (and the clip factor) comes out
+    the same whether each gradient is whole or cut into ``shards`` (FSDP: each rank sums
+    its shards, then the ranks add up); in float32 the two summation orders differ in the
+    last bits, and a clipped step would then drift from the one-process step.
+    """
+    grads = [local_tensor(p.grad) for p in params if p.grad is not None]
+    sq = sum((float(torch.linalg.vector_norm(g, dtype=torch.float64)) ** 2 for g in grads), 0.0)
+    if shards is not None:
+        sq = shards.sum_ints(sq)[0]
+    total = sq**0.5
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        for g in grads:
+            g.mul_(coef)
+    return total
 
 
 def _dtype(s: UpdateSettings) -> torch.dtype | None:

@@ -507,6 +507,7 @@ def train(
 ) -> None:
     """Train a policy with GRPO from a config; ends with held-out success before and after."""
     from agentgym.config import ConfigError, dump_config, load_config
+    from agentgym.grpo.checkpoint import CheckpointWriteError
     from agentgym.grpo.trainer import resume_run, train_from_config
 
     if resume is None and config is None:
@@ -537,6 +538,9 @@ def train(
     except (ConfigError, FileExistsError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
+    except CheckpointWriteError as exc:  # a full disk: say so, the run resumes from the last one
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
     if result.interrupted:
         if _rank() == 0:
             console.print(
@@ -562,6 +566,9 @@ def sft(
     except (ConfigError, FileExistsError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
+    except CheckpointWriteError as exc:  # a full disk: say so, the run resumes from the last one
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
     if result.interrupted:
         if _rank() == 0:
             console.print(

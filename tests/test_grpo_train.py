@@ -272,3 +272,26 @@ def test_step_record_breaks_the_step_time_into_its_parts(tmp_path):
     assert rec["time/sample_s"] > 0 and rec["time/env_s"] > 0
     assert rec["time/sample_s"] + rec["time/env_s"] <= rec["time/generate_s"]
     assert rec["train/micro_batches"] >= 2
+
+
+def test_a_checkpoint_that_cannot_be_written_says_why_and_keeps_the_last_one(tmp_path, monkeypatch):
+    """A full disk mid-write (torch raises RuntimeError from its zip writer): a clear error
+    naming the free space and the resume command, the previous checkpoint intact, no
+    half-written folder left behind."""
+    from agentgym.grpo import checkpoint as ck
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters())
+    root = tmp_path / "run" / "checkpoints"
+    first = ck.save_checkpoint(root, 1, model, opt, {})
+
+    def full_disk(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 113310848 vs 113310736")
+
+    monkeypatch.setattr(ck.torch, "save", full_disk)
+    with pytest.raises(ck.CheckpointWriteError, match=r"MiB are free.*step_000001\) is intact.*--resume"):
+        ck.save_checkpoint(root, 2, model, opt, {})
+    assert ck.list_checkpoints(root) == [first]
+    assert not list(root.glob(".step_*"))
+    monkeypatch.undo()
+    assert ck.load_checkpoint(first, model, opt)["step"] == 1

@@ -122,6 +122,10 @@ def remove_stale_temporaries(root: Path) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (a full disk, most often); nothing earlier was lost."""
+
+
 def save_checkpoint(
     root: Path,
     step: int,
@@ -153,6 +157,14 @@ def save_checkpoint(
             shutil.rmtree(final)
         os.replace(tmp, final)
         _fsync_dir(root)
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError
+        free = shutil.disk_usage(root).free / 2**20
+        last = latest_checkpoint(root)
+        kept = f"the last complete checkpoint ({last.name}) is intact" if last else "no earlier checkpoint exists"
+        raise CheckpointWriteError(
+            f"writing checkpoint step {step} under {root} failed: {exc}. {free:.0f} MiB are free on that disk; "
+            f"{kept}. Free some space, then continue with: agentgym train --resume {root.parent}"
+        ) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -557,6 +557,7 @@ def sft(
 ) -> None:
     """Supervised fine-tuning alone: the config's warm start (warmup.*), no GRPO steps."""
     from agentgym.config import ConfigError
+    from agentgym.grpo.checkpoint import CheckpointWriteError
     from agentgym.grpo.trainer import train_from_config
 
     if "=" in config and not Path(config).exists():  # only overrides, on the defaults

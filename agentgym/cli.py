@@ -705,6 +705,46 @@ def serve(
         server.close()
 
 
+@app.command("generate-server")
+def generate_server(
+    model: Annotated[str, typer.Argument(help="Model to serve: the run config's model.name.")] = "smollm2-135m",
+    backend: Annotated[str, typer.Option(help="vllm (CUDA GPUs) or transformers (any device).")] = "transformers",
+    host: Annotated[str, typer.Option(help="Address to listen on (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port, printed).")] = 8001,
+    seed: Annotated[int, typer.Option(help="The run's seed (it builds the tiny test model).")] = 0,
+    device: Annotated[str, typer.Option(help="transformers backend: auto, cpu or cuda.")] = "auto",
+    token: Annotated[
+        str | None, typer.Option(help="Require 'Authorization: Bearer TOKEN' (default: $AGENTGYM_SERVER_TOKEN).")
+    ] = None,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="vllm: share of each GPU's memory.")] = 0.9,
+    tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs the model is sharded over.")] = 1,
+) -> None:
+    """Generate rollouts for a trainer on other GPUs or machines (model.backend: remote).
+
+    The trainer sends prompts as token ids and uploads its weights after every step; see
+    agentgym.policies.remote for the protocol."""
+    import os
+
+    from agentgym.policies.remote import serve_model
+
+    token = token or os.environ.get("AGENTGYM_SERVER_TOKEN")
+    options = {"gpu_memory_utilization": gpu_memory_utilization, "tensor_parallel_size": tensor_parallel_size}
+    try:
+        server = serve_model(
+            model, backend=backend, host=host, port=port, seed=seed, device=device, token=token, vllm_options=options
+        )
+    except (ValueError, OSError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    print(f"serving {model} ({backend}) at {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
 def _version(value: bool) -> None:
     if value:
         from agentgym import __version__

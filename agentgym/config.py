@@ -48,6 +48,17 @@ class VLLMOptions(_Section):
     tensor_parallel_size: int = Field(1, ge=1)
 
 
+class RemoteOptions(_Section):
+    """Where the generation server is (``model.backend: remote``; see agentgym.policies.remote)."""
+
+    #: The server ``agentgym generate-server`` printed, e.g. http://10.0.0.2:8001.
+    url: str | None = None
+    #: Seconds one request (a batch of generations, a weight upload) may take.
+    timeout_s: float = Field(600.0, gt=0)
+    #: Size of one weight-upload request; a model of any size goes up in parts.
+    chunk_mb: int = Field(256, ge=1)
+
+
 class ModelConfig(_Section):
     #: smollm2-135m (embedded default), tiny (tests), a checkpoint folder or a hub id.
     name: str = "smollm2-135m"
@@ -55,10 +66,13 @@ class ModelConfig(_Section):
     lora: LoraConfig | None = None
     #: Threads torch may use (0: leave torch's default).
     threads: int = Field(0, ge=0)
-    #: Who generates rollouts: the trained model itself (transformers, CPU or GPU) or a
-    #: vLLM engine on the GPU that receives the weights after every update.
-    backend: Literal["transformers", "vllm"] = "transformers"
+    #: Who generates rollouts: the trained model itself (transformers, CPU or GPU), a
+    #: vLLM engine on the trainer's GPU (one per rank under torchrun), or a generation
+    #: server on other GPUs or machines (remote); the last two receive the weights after
+    #: every update.
+    backend: Literal["transformers", "vllm", "remote"] = "transformers"
     vllm: VLLMOptions = VLLMOptions()
+    remote: RemoteOptions = RemoteOptions()
 
 
 class EnvConfig(_Section):
@@ -237,8 +251,6 @@ def _check_fsdp(cfg: RunConfig) -> None:
         why = "model.lora (train the adapters data parallel: train.fsdp=false)"
     elif cfg.rollout.off_policy_steps > 0:
         why = "rollout.off_policy_steps > 0 (its sampler is a second whole copy of the model)"
-    elif cfg.model.backend == "vllm":
-        why = "model.backend=vllm"
     if why is not None:
         raise ConfigError(f"train.fsdp is not implemented together with {why}")
 
@@ -271,10 +283,14 @@ class RunConfig(_Section):
             raise ValueError("nothing to train: train.steps is 0 and there is no warm start (warmup.steps)")
         if self.rollout.max_new_tokens >= self.rollout.max_episode_tokens:
             raise ValueError("rollout.max_new_tokens must be smaller than rollout.max_episode_tokens")
-        if self.model.backend == "vllm" and self.model.lora is not None:
+        if self.model.backend in ("vllm", "remote") and self.model.lora is not None:
             raise ValueError(
-                "model.lora cannot be combined with model.backend=vllm yet (vLLM receives full weights); "
-                "use full fine-tuning or model.backend=transformers"
+                f"model.lora cannot be combined with model.backend={self.model.backend} yet (the engine "
+                "receives full weights); use full fine-tuning or model.backend=transformers"
+            )
+        if self.model.backend == "remote" and not self.model.remote.url:
+            raise ValueError(
+                "model.backend=remote needs model.remote.url, the address `agentgym generate-server` printed"
             )
         if self.multiagent.adapters == "per_role":
             if self.model.lora is None:
@@ -314,6 +330,13 @@ def check_backends(cfg: RunConfig) -> None:
         why = vllm_unavailable_reason()
         if why is not None:
             raise ConfigError(f"model.backend=vllm: {why} (or set model.backend=transformers)")
+    if cfg.model.backend == "remote":
+        from agentgym.policies.remote import RemoteGenerationError, RemotePolicy
+
+        try:
+            RemotePolicy.ping(cfg.model.remote.url, timeout_s=min(cfg.model.remote.timeout_s, 30.0))
+        except RemoteGenerationError as exc:
+            raise ConfigError(f"model.backend=remote: {exc}") from None
 
 
 def _suggest(key: str, options: list[str]) -> str:

@@ -120,9 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     add_out(ap, "compare")
     args = ap.parse_args(argv)
 
-    results: dict[str, list[dict[str, Any]]] = {}
-    for name, *overrides in args.variant:
-        for seed in args.seeds:
+    # Seed-major order (every variant at seed 0, then at seed 1, ...): a comparison cut
+    # short still has the same seeds for every variant.
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name, *_ in args.variant}
+    for seed in args.seeds:
+        for name, *overrides in args.variant:
             run = args.runs / f"{name}-s{seed}"
             if not (run / "summary.json").exists():
                 cmd = [
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{name} seed {seed}] done in {(time.perf_counter() - t0) / 60:.1f} min", flush=True)
             row = read_run(run)
             row["seed"] = seed
-            results.setdefault(name, []).append(row)
+            results[name].append(row)
             print(f"[{name} seed {seed}] held-out {row['before']:.1%} -> {row['after']:.1%}", flush=True)
 
     table = []

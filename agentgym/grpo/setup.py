@@ -162,15 +162,14 @@ def build(cfg: RunConfig) -> Parts:
     if cfg.grpo.beta > 0:
         ref_model, _ = load_model(cfg.model.name, seed=cfg.seed, dtype=str(weights_dtype).removeprefix("torch."))
         ref_model.requires_grad_(False)
-    if cfg.model.backend != "vllm":
-        model.to(device)
-        if ref_model is not None:
-            ref_model.to(device)
+    model.to(device)  # vLLM's engine (model.backend=vllm) shares this rank's GPU
+    if ref_model is not None:
+        ref_model.to(device)
     if cfg.train.fsdp:  # before the optimizer: AdamW's state lives on the shards
         from agentgym.grpo.fsdp import shard
 
         model = shard(model, world)
-    policy = _policy(cfg, model, ref_model, tok, autocast_dtype)
+    policy = _policy(cfg, model, tok, autocast_dtype, world, device)
     if adapters is not None:
         from agentgym.policies.roles import RolePolicy
 
@@ -260,10 +259,11 @@ def build(cfg: RunConfig) -> Parts:
 
 def _check_distributed(cfg: RunConfig, facts: EnvFacts) -> None:
     """What torchrun runs cannot do yet, named before the model loads."""
-    if cfg.model.backend == "vllm":
+    if cfg.model.backend == "vllm" and cfg.model.vllm.tensor_parallel_size > 1:
         raise ConfigError(
-            "model.backend=vllm under torchrun is not implemented yet (one engine per rank needs vLLM's "
-            "external launcher); train data parallel with model.backend=transformers, or vLLM in one process"
+            "model.vllm.tensor_parallel_size > 1 under torchrun is not implemented: each rank runs its own "
+            "vLLM engine on its own GPU (tensor_parallel_size 1); for a model that needs several GPUs to "
+            "generate, serve it on other GPUs (agentgym generate-server --backend vllm) and set model.backend=remote"
         )
 
 
@@ -272,7 +272,7 @@ def importance_weights_on(cfg: RunConfig) -> bool:
     default whenever another engine samples (vLLM, or a one-update-old copy off-policy)."""
     if cfg.grpo.importance_weights is not None:
         return cfg.grpo.importance_weights
-    return cfg.rollout.off_policy_steps > 0 or cfg.model.backend == "vllm"
+    return cfg.rollout.off_policy_steps > 0 or cfg.model.backend in ("vllm", "remote")
 
 
 def _with_lora(cfg: RunConfig, model: Any, seats: tuple[str, ...]) -> tuple[Any, Any]:
@@ -293,22 +293,33 @@ def _with_lora(cfg: RunConfig, model: Any, seats: tuple[str, ...]) -> tuple[Any,
     return get_peft_model(model, lora), None
 
 
-def _policy(cfg: RunConfig, model: Any, ref_model: Any, tok: Any, autocast_dtype: Any = None) -> Any:
-    if cfg.model.backend != "vllm":
+def _policy(cfg: RunConfig, model: Any, tok: Any, autocast_dtype: Any, world: Any, device: Any) -> Any:
+    """Who generates: the trained model, a vLLM engine on this rank's GPU, or a generation server."""
+    if cfg.model.backend == "transformers":
         return TransformersPolicy(model, tok, seed=cfg.seed, autocast_dtype=autocast_dtype)
+    if cfg.model.backend == "remote":
+        from agentgym.policies.remote import RemotePolicy
+
+        ro = cfg.model.remote
+        # rank 0 uploads the weights; the other ranks wait until the server holds them
+        return RemotePolicy(ro.url, tok, timeout_s=ro.timeout_s, chunk_mb=ro.chunk_mb, writer=world.main)
+    import torch
+
     from agentgym.policies.vllm_policy import VLLMPolicy, vllm_model_path
 
-    model.to("cuda")
-    if ref_model is not None:
-        ref_model.to("cuda")
     vo = cfg.model.vllm
+    extra: dict[str, Any] = {"tensor_parallel_size": vo.tensor_parallel_size}
+    if world.distributed:
+        # One engine per rank, inside this process, on this rank's GPU (vLLM's torchrun mode).
+        torch.cuda.set_device(device)
+        extra = {"tensor_parallel_size": 1, "distributed_executor_backend": "external_launcher"}
     return VLLMPolicy(
         vllm_model_path(cfg.model.name, seed=cfg.seed),
         tok,
-        seed=cfg.seed,
+        seed=cfg.seed + world.rank,
         gpu_memory_utilization=vo.gpu_memory_utilization,
         enable_sleep_mode=vo.enable_sleep_mode,
         dtype=vo.dtype,
         max_model_len=vo.max_model_len,
-        tensor_parallel_size=vo.tensor_parallel_size,
+        **extra,
     )

@@ -273,11 +273,17 @@ class GRPOTrainer:
         """Give ``policy`` the current weights, once per step (a vLLM reload is not free)."""
         if self._synced.get(id(policy)) != self.step:
             model = self.model
+            if is_sharded(model) and getattr(policy, "copies_weights", False):
+                # vLLM or a generation server needs whole tensors: every rank gathers them
+                # together (a collective), whatever its policy then does with them.
+                whole = full_weights(model, trainable_only=False)
+                policy.sync_weights(iter(whole.items()), version=self.step)
+            else:
 
-            def weights():  # read only by a policy that copies them (vLLM), never under FSDP
-                yield from model.state_dict().items()
+                def weights():  # read only by a policy that copies them (vLLM, a server)
+                    yield from model.state_dict().items()
 
-            policy.sync_weights(weights(), version=self.step)
+                policy.sync_weights(weights(), version=self.step)
             self._synced[id(policy)] = self.step
 
     def _check_staleness(self, batch: Collected) -> None:

@@ -97,6 +97,9 @@ class VLLMPolicy(PolicyBase):
     with log-probs at temperature 1, as in the other backends.
     """
 
+    #: sync_weights reads the tensors (the trainer gathers FSDP shards first).
+    copies_weights = True
+
     def __init__(
         self,
         model: str,

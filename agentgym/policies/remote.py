@@ -1,0 +1,413 @@
+"""Generation on another process or machine: a generation server and the policy that talks to it.
+
+The trainer keeps the weights and computes the loss; a server (``agentgym generate-server``)
+holds a second copy of the model on other GPUs (vLLM) or another CPU (transformers) and
+samples the rollouts. After every optimizer step the trainer pushes its weights to the
+server, which swaps them in between two generation calls, never during one. Token ids go
+both ways, as with the in-process backends: prompts as ids, completions as ids with the
+sampled tokens' log-probs, so what is trained on is exactly what was sampled.
+
+=============================  ================================================================
+``GET /health``                ``{"ok", "model", "backend", "version"}``
+``POST /generate``             JSON ``{"prompts": [[id, ...], ...], "sampling": {max_new_tokens,
+                               temperature, top_p, top_k}, "seeds": [n, ...] | null}``; answers
+                               ``{"version", "completions": [{"token_ids", "logprobs",
+                               "finish_reason"}]}``
+``POST /weights?version=V``    the body is one part of the new weights in safetensors format
+``&part=i&parts=K``            (``application/octet-stream``); when all K parts of version V
+                               are in, they are loaded at once; answers ``{"version",
+                               "applied", "received"}``
+=============================  ================================================================
+
+A new version's first part drops the unfinished parts of an older one, and a part whose
+tensors the served model does not have is refused (400) before anything is loaded, so a
+trainer that crashed mid-upload leaves the server on its last whole weights. Anyone who can
+reach the port can replace the weights: the server listens on 127.0.0.1 unless told
+otherwise, and ``--token`` (or ``AGENTGYM_SERVER_TOKEN``) makes every request carry
+``Authorization: Bearer <token>``.
+
+Under torchrun every rank sends its own prompts; rank 0 alone uploads the weights and the
+other ranks wait until the server reports that version (:meth:`RemotePolicy.sync_weights`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Iterator, Sequence
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from agentgym.policies.base import ChatFormat, Completion, PolicyBase, SamplingParams
+
+_MAX_JSON = 256 << 20  # prompts of a large batch, as JSON
+_MAX_PART = 4 << 30  # one part of the weights
+
+
+class RemoteGenerationError(RuntimeError):
+    """The generation server is unreachable or answered with an error (its message is kept)."""
+
+
+# ----- the server ----------------------------------------------------------------------------
+class GenerationServer:
+    """Serves ``policy`` (any :class:`~agentgym.policies.base.Policy` that can take weights)
+    on ``host:port``; ``serve_forever()`` blocks, ``start()`` runs it in a thread."""
+
+    def __init__(
+        self,
+        policy: Any,
+        *,
+        model: str = "",
+        backend: str = "",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        param_names: Iterable[str] | None = None,
+    ):
+        self.policy = policy
+        self.model, self.backend = model, backend
+        self.token = token or None
+        #: Names in the served model's state dict (a part naming any other tensor is refused).
+        self.param_names = None if param_names is None else frozenset(param_names)
+        self._gen_lock = threading.Lock()  # generation and a weight swap never overlap
+        self._parts_lock = threading.Lock()
+        self._parts: dict[int, Any] = {}
+        self._upload: tuple[int, int] | None = None  # (version, parts) being received
+        self.version = int(getattr(policy, "version", 0))
+        self.httpd = ThreadingHTTPServer((host, port), self._handler())
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def start(self) -> GenerationServer:
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="agentgym-generate", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    # ----- the API ---------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return {"ok": True, "model": self.model, "backend": self.backend, "version": self.version}
+
+    def generate(self, body: dict[str, Any]) -> dict[str, Any]:
+        prompts = body.get("prompts")
+        if not isinstance(prompts, list) or not all(isinstance(p, list) for p in prompts):
+            raise ValueError("prompts must be a list of token id lists")
+        prompts = [[int(t) for t in p] for p in prompts]
+        sampling = SamplingParams(**dict(body.get("sampling") or {}))
+        seeds = body.get("seeds")
+        if seeds is not None:
+            seeds = [int(s) for s in seeds]
+        with self._gen_lock:
+            done = self.policy.generate(prompts, sampling, seeds)
+            version = self.version
+        return {
+            "version": version,
+            "completions": [
+                {"token_ids": c.token_ids, "logprobs": c.logprobs, "finish_reason": c.finish_reason} for c in done
+            ],
+        }
+
+    def receive(self, version: int, part: int, parts: int, data: bytes) -> dict[str, Any]:
+        """One part of version ``version``'s weights; the last one loads them all."""
+        from safetensors.torch import load
+
+        if parts < 1 or not 0 <= part < parts:
+            raise ValueError(f"part {part} of {parts} does not exist")
+        try:
+            tensors = load(data)
+        except Exception as exc:  # a truncated or foreign body
+            raise ValueError(f"the body is not safetensors data: {exc}") from None
+        if self.param_names is not None:
+            unknown = sorted(set(tensors) - self.param_names)
+            if unknown:
+                raise ValueError(
+                    f"the served model ({self.model or 'unnamed'}) has no tensor {unknown[0]!r}"
+                    f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}: "
+                    "is the server running the model the trainer trains?"
+                )
+        with self._parts_lock:
+            if self._upload != (version, parts):  # a new upload: whatever was half-sent is dropped
+                self._upload, self._parts = (version, parts), {}
+            self._parts[part] = tensors
+            if len(self._parts) < parts:
+                return {"version": self.version, "applied": False, "received": len(self._parts)}
+            pieces, self._parts, self._upload = self._parts, {}, None
+        items = [(name, t) for i in range(parts) for name, t in pieces[i].items()]
+        with self._gen_lock:
+            self.policy.sync_weights(items, version=version)
+            self.version = int(version)
+        return {"version": self.version, "applied": True, "received": parts}
+
+    def _authorized(self, headers: Any) -> bool:
+        return self.token is None or headers.get("Authorization") == f"Bearer {self.token}"
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet: every step makes requests
+                pass
+
+            def _reply(self, status: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _run(self, fn: Any, *args: Any) -> None:
+                try:
+                    self._reply(HTTPStatus.OK, fn(*args))
+                except (ValueError, TypeError, KeyError) as e:
+                    self._reply(HTTPStatus.BAD_REQUEST, {"error": f"{type(e).__name__}: {e}"})
+                except Exception as e:  # the engine failed: say so, keep serving
+                    self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(e).__name__}: {e}"})
+
+            def _gate(self) -> bool:
+                if server._authorized(self.headers):
+                    return True
+                self._reply(HTTPStatus.UNAUTHORIZED, {"error": "missing or wrong bearer token"})
+                return False
+
+            def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+                if not self._gate():
+                    return
+                if urlsplit(self.path).path == "/health":
+                    self._reply(HTTPStatus.OK, server.health())
+                else:
+                    self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {self.path}"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                if not self._gate():
+                    return
+                parts = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                limit = _MAX_PART if parts.path == "/weights" else _MAX_JSON
+                if length > limit:
+                    self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body over {limit} bytes"})
+                    return
+                data = self.rfile.read(length)
+                if parts.path == "/weights":
+                    q = parse_qs(parts.query)
+                    try:
+                        version, part, total = (int(q[k][0]) for k in ("version", "part", "parts"))
+                    except (KeyError, ValueError):
+                        self._reply(HTTPStatus.BAD_REQUEST, {"error": "POST /weights needs ?version=&part=&parts="})
+                        return
+                    self._run(server.receive, version, part, total, data)
+                elif parts.path == "/generate":
+                    try:
+                        body = json.loads(data or b"{}")
+                        if not isinstance(body, dict):
+                            raise ValueError("the body must be a JSON object")
+                    except ValueError as e:
+                        self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad JSON body: {e}"})
+                        return
+                    self._run(server.generate, body)
+                else:
+                    self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {parts.path}"})
+
+        return Handler
+
+
+def serve_model(
+    name: str,
+    *,
+    backend: str = "transformers",
+    host: str = "127.0.0.1",
+    port: int = 8001,
+    seed: int = 0,
+    device: str = "auto",
+    token: str | None = None,
+    vllm_options: dict[str, Any] | None = None,
+) -> GenerationServer:
+    """A :class:`GenerationServer` for model ``name`` (same names as ``model.name``)."""
+    from agentgym.policies.models import load_model
+
+    model, tok = load_model(name, seed=seed)
+    names = list(model.state_dict())
+    if backend == "vllm":
+        from agentgym.policies.vllm_policy import VLLMPolicy, vllm_model_path
+
+        del model  # vLLM loads its own copy from the folder
+        policy: Any = VLLMPolicy(
+            vllm_model_path(name, seed=seed), tok, seed=seed, enable_sleep_mode=False, **(vllm_options or {})
+        )
+    elif backend == "transformers":
+        import torch
+
+        from agentgym.policies.transformers_policy import TransformersPolicy
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        policy = TransformersPolicy(model.to(device).requires_grad_(False), tok, seed=seed)
+    else:
+        raise ValueError(f"backend must be transformers or vllm, not {backend!r}")
+    return GenerationServer(policy, model=name, backend=backend, host=host, port=port, token=token, param_names=names)
+
+
+# ----- the client ----------------------------------------------------------------------------
+class RemotePolicy(PolicyBase):
+    """A :class:`~agentgym.policies.base.Policy` whose generation runs on a :class:`GenerationServer`.
+
+    ``writer``: whether :meth:`sync_weights` uploads (rank 0 under torchrun) or only waits
+    until the server holds that version (the other ranks). ``chunk_mb`` bounds one upload
+    request; a model of any size goes up in parts of about that size.
+    """
+
+    #: sync_weights reads the tensors (the trainer gathers FSDP shards first).
+    copies_weights = True
+
+    def __init__(
+        self,
+        url: str,
+        tokenizer: Any,
+        *,
+        timeout_s: float = 600.0,
+        chunk_mb: int = 256,
+        writer: bool = True,
+        token: str | None = None,
+    ):
+        self.url = url.rstrip("/")
+        self.timeout_s = float(timeout_s)
+        self.chunk_bytes = max(1, int(chunk_mb)) << 20
+        self.writer = writer
+        self.token = token if token is not None else os.environ.get("AGENTGYM_SERVER_TOKEN")
+        self.chat = ChatFormat(tokenizer)
+        self.served = self.health()
+        self.version = int(self.served["version"])
+
+    def _call(self, method: str, path: str, data: bytes | None = None, json_body: bool = True) -> Any:
+        headers = {"Content-Type": "application/json" if json_body else "application/octet-stream"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            try:
+                message = json.loads(e.read()).get("error", str(e))
+            except ValueError:
+                message = str(e)
+            raise RemoteGenerationError(f"generation server {self.url}: {method} {path}: {message}") from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise RemoteGenerationError(
+                f"no generation server answers at {self.url} ({reason}); start one with "
+                "`agentgym generate-server MODEL --port PORT` and set model.remote.url"
+            ) from None
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    @classmethod
+    def ping(cls, url: str, timeout_s: float = 30.0, token: str | None = None) -> dict[str, Any]:
+        """The server's ``/health`` answer (a clear :class:`RemoteGenerationError` when none)."""
+        probe = cls.__new__(cls)
+        probe.url, probe.timeout_s = url.rstrip("/"), float(timeout_s)
+        probe.token = token if token is not None else os.environ.get("AGENTGYM_SERVER_TOKEN")
+        return probe.health()
+
+    def generate(
+        self, prompts: Sequence[Sequence[int]], sampling: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[Completion]:
+        if not prompts:
+            return []
+        if seeds is not None and len(seeds) != len(prompts):
+            raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
+        body = {
+            "prompts": [[int(t) for t in p] for p in prompts],
+            "sampling": {
+                "max_new_tokens": sampling.max_new_tokens,
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
+                "top_k": sampling.top_k,
+            },
+            "seeds": None if seeds is None else [int(s) for s in seeds],
+        }
+        out = self._call("POST", "/generate", json.dumps(body).encode())
+        if self.writer and int(out["version"]) != self.version:
+            raise RemoteGenerationError(
+                f"the generation server holds weights version {out['version']}, the trainer {self.version}: "
+                "another trainer is pushing weights to the same server"
+            )
+        done = out["completions"]
+        if len(done) != len(prompts):
+            raise RemoteGenerationError(f"asked for {len(prompts)} completions, got {len(done)}")
+        return [Completion(list(c["token_ids"]), list(c["logprobs"]), c["finish_reason"]) for c in done]
+
+    def sync_weights(self, weights: Iterable[tuple[str, Any]], version: int | None = None) -> None:
+        """Upload the weights (writer) or wait until the server holds ``version`` (the others)."""
+        version = self.version + 1 if version is None else int(version)
+        if not self.writer:
+            self._wait_for(version)
+            self.version = version
+            return
+        parts = list(_parts(weights, self.chunk_bytes))
+        answer: dict[str, Any] = {}
+        for i, blob in enumerate(parts):
+            path = f"/weights?version={version}&part={i}&parts={len(parts)}"
+            answer = self._call("POST", path, blob, json_body=False)
+        if not answer.get("applied"):
+            raise RemoteGenerationError(f"the server did not load weights version {version}: {answer}")
+        self.version = version
+
+    def _wait_for(self, version: int) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        delay = 0.01
+        while True:
+            held = int(self.health()["version"])
+            if held == version:
+                return
+            if time.monotonic() > deadline:
+                raise RemoteGenerationError(
+                    f"waited {self.timeout_s:.0f} s for rank 0 to upload weights version {version} "
+                    f"to {self.url}; the server still holds version {held}"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def _parts(weights: Iterable[tuple[str, Any]], chunk_bytes: int) -> Iterator[bytes]:
+    """The weights as safetensors blobs of about ``chunk_bytes`` each (at least one tensor each)."""
+    from safetensors.torch import save
+
+    group: dict[str, Any] = {}
+    size = 0
+    seen: set[tuple[int, int]] = set()
+    for name, tensor in weights:
+        t = tensor.detach()
+        if hasattr(t, "full_tensor"):
+            raise TypeError(f"{name} is a shard (FSDP): gather the whole weights on every rank first")
+        key = (t.untyped_storage().data_ptr(), t.storage_offset())
+        if key in seen:  # a tied tensor (lm_head = embeddings): sent once, loaded once
+            continue
+        seen.add(key)
+        t = t.to("cpu").contiguous()
+        if group and size + t.numel() * t.element_size() > chunk_bytes:
+            yield save(group)
+            group, size = {}, 0
+        group[name] = t
+        size += t.numel() * t.element_size()
+    yield save(group)

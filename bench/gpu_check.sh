@@ -5,9 +5,11 @@
 #   bash bench/gpu_check.sh            # writes bench/results/gpu_check/*.log and prints a summary
 #
 # 1. the vLLM tests that skip on CPUs (real engine: generation, log-probs, weight sync, sleep);
-# 2. one bf16-mixed GRPO step of the default model with transformers generation and with
-#    vLLM generation (time split: generate / train, from the run's metrics.jsonl);
-# 3. the 2-process distributed test on NCCL (needs 2 GPUs: NCCL refuses two ranks on one).
+# 2. one bf16-mixed GRPO step of the default model with transformers generation, with
+#    vLLM generation, and through a vLLM generation server (time split: generate / train,
+#    from the run's metrics.jsonl);
+# 3. the 2-process distributed tests on NCCL (needs 2 GPUs: NCCL refuses two ranks on one),
+#    then 2 ranks with one vLLM engine each (vLLM's torchrun mode).
 set -u
 cd "$(dirname "$0")/.."
 OUT=bench/results/gpu_check
@@ -37,9 +39,21 @@ echo "== 2. bf16 GRPO steps of the default model"
 step transformers model.backend=transformers
 step vllm model.backend=vllm
 
+echo "== 2b. the same step through a vLLM generation server (model.backend=remote)"
+agentgym generate-server smollm2-135m --backend vllm --port 8011 --gpu-memory-utilization 0.3 \
+  > "$OUT/server.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 120); do curl -sf http://127.0.0.1:8011/health > /dev/null && break; sleep 1; done
+step remote model.backend=remote model.remote.url=http://127.0.0.1:8011
+kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null
+
 echo "== 3. distributed test on NCCL"
 if [ "$NGPU" -ge 2 ]; then
   AGENTGYM_TEST_DEVICE=cuda timeout 300 python -m pytest -q tests/test_distributed.py 2>&1 | tee "$OUT/dist.log" | tail -3 || status=1
+  rm -rf runs/gpu-check-vllm-ranks
+  timeout 300 torchrun --standalone --nproc-per-node 2 -m agentgym train configs/quickstart.yaml \
+    run_dir=runs/gpu-check-vllm-ranks train.steps=2 train.eval_tasks=8 train.device=cuda \
+    model.backend=vllm > "$OUT/vllm_ranks.log" 2>&1 && echo "vllm per rank: ok" || { echo "vllm per rank: FAILED"; status=1; }
 else
   echo "one GPU: NCCL needs a GPU per rank, skipped (the gloo version runs in the CPU suite)" | tee "$OUT/dist.log"
 fi

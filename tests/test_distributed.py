@@ -197,3 +197,30 @@ def test_a_killed_fsdp_run_resumes_exactly(fsdp_run, tmp_path):
     assert r.returncode == 0, (out[-2000:], err[-4000:])
     assert _close(_weights(run), _weights(fsdp_run))
     assert _rows(run) == _rows(fsdp_run)
+
+
+# ----- generation on a server (model.backend=remote) under FSDP -----------------------------
+def test_fsdp_ranks_generating_on_one_server_train_the_weights_of_one(runs, tmp_path):
+    """Both ranks send their prompts to one server; every rank gathers the shards, rank 0
+    alone uploads them and rank 1 waits for that version. The weights are the one-process
+    run's, and the server ends holding them."""
+    from agentgym.policies.models import load_model
+    from agentgym.policies.remote import GenerationServer
+    from agentgym.policies.transformers_policy import TransformersPolicy
+
+    model, tok = load_model("tiny", seed=0)
+    model.requires_grad_(False)
+    server = GenerationServer(TransformersPolicy(model, tok), model="tiny", param_names=model.state_dict()).start()
+    try:
+        run = tmp_path / "fsdp-remote"
+        remote = ("model.backend=remote", f"model.remote.url={server.url}", "grpo.importance_weights=false")
+        _train(run, 2, "train.fsdp=true", *remote)
+        assert server.version == 4
+    finally:
+        server.close()
+    final = _weights(run)
+    assert _close(_weights(runs / "one"), final)
+    served = model.state_dict()
+    assert all(torch.equal(served[k], v) for k, v in final.items())
+    rewards = [r["reward/mean"] for r in _rows(run) if r["kind"] == "train"]
+    assert rewards == pytest.approx([r["reward/mean"] for r in _rows(runs / "one") if r["kind"] == "train"])

@@ -182,3 +182,19 @@ def test_parts_refuse_a_shard():
     with pytest.raises(TypeError, match="gather the whole weights"):
         list(_parts([("w", t)], 1 << 20))
     assert load(next(_parts([("w", torch.ones(2))], 1 << 20)))["w"].tolist() == [1.0, 1.0]
+
+
+def test_serve_model_builds_a_server_for_a_model_name():
+    from agentgym.policies.remote import serve_model
+
+    with pytest.raises(ValueError, match="backend must be transformers or vllm, not 'sglang'"):
+        serve_model("tiny", backend="sglang", port=0)
+    server = serve_model("tiny", port=0, device="cpu").start()
+    try:
+        _, tok = load_model("tiny", seed=0)
+        client = RemotePolicy(server.url, tok)
+        assert client.served == {"ok": True, "model": "tiny", "backend": "transformers", "version": 0}
+        (done,) = client.generate(_prompts(tok)[:1], SamplingParams(max_new_tokens=3, temperature=0.0))
+        assert len(done.token_ids) == len(done.logprobs) == 3
+    finally:
+        server.close()

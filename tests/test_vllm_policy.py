@@ -195,3 +195,24 @@ def test_real_vllm_sync_weights_changes_generation(tiny):
     pol.sleep()
     pol.sync_weights(changed.items())
     assert pol.version == 1 and pol.generate([prompt], greedy)[0].token_ids != before
+
+
+def test_under_torchrun_each_rank_builds_its_own_engine_on_its_gpu(fake_vllm, tiny, monkeypatch):
+    """vLLM's torchrun mode: one engine in each rank's process, tensor parallel 1, on that
+    rank's GPU, with a seed of its own; tensor parallel engines under torchrun are refused."""
+    from agentgym.grpo import setup
+    from agentgym.grpo.distributed import World
+
+    placed = []
+    monkeypatch.setattr(torch.cuda, "set_device", placed.append)
+    cfg = load_config(None, ["model.name=tiny", "model.backend=vllm", "seed=5", "model.vllm.tensor_parallel_size=1"])
+    model, tok = tiny
+    pol = setup._policy(cfg, model, tok, None, World(rank=1, size=2), torch.device("cuda", 1))
+    kw = pol.llm.kwargs
+    assert kw["distributed_executor_backend"] == "external_launcher" and kw["tensor_parallel_size"] == 1
+    assert kw["seed"] == 6 and placed == [torch.device("cuda", 1)]
+    alone = setup._policy(cfg, model, tok, None, World(), torch.device("cuda", 0)).llm.kwargs
+    assert "distributed_executor_backend" not in alone and alone["seed"] == 5 and len(placed) == 1
+    wide = load_config(None, ["model.name=tiny", "model.backend=vllm", "model.vllm.tensor_parallel_size=2"])
+    with pytest.raises(ConfigError, match="tensor_parallel_size > 1 under torchrun is not implemented"):
+        setup._check_distributed(wide, None)

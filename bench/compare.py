@@ -14,7 +14,8 @@ training tasks and the sampling streams.
 
 Reported per variant: held-out success before and after (mean, standard error of the
 mean over seeds, each seed's value), split into the trained region (unseen seeds) and
-the env's held-out region when the space meets it, the generations spent, and minutes;
+the env's held-out region when the space meets it, the generations spent, minutes, and
+in how many GRPO steps some group's rewards differed (a step without is no update);
 beside the JSON, a bar plot of the same (``--out`` with ``.png``).
 """
 
@@ -47,7 +48,7 @@ def mean_sem(xs: list[float]) -> tuple[float, float]:
 def read_run(run: Path) -> dict[str, Any]:
     """Final held-out numbers of one finished run, and what it spent."""
     summary = json.loads((run / "summary.json").read_text())
-    evals, spent, minutes = [], 0, 0.0
+    evals, spent, minutes, grpo_steps, signal, train_success = [], 0, 0.0, 0, 0, []
     for line in (run / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
         if row.get("kind") == "eval":
@@ -55,12 +56,20 @@ def read_run(run: Path) -> dict[str, Any]:
         elif row.get("kind") in ("train", "sft", "rft"):
             spent += int(row.get("rollout/spent", 0) or 0)
             minutes += float(row.get("time/step_s", 0.0)) / 60
+        if row.get("kind") == "train":  # GRPO: did any group have unequal rewards?
+            grpo_steps += 1
+            signal += float(row.get("adv/abs_mean", 0.0) or 0.0) > 0
+            if "success/mean" in row:
+                train_success.append(float(row["success/mean"]))
     last = evals[-1]
     out = {
         "before": summary["heldout_success_before"],
         "after": summary["heldout_success_after"],
         "generations": spent,
         "train_minutes": minutes,
+        "grpo_steps": grpo_steps,
+        "steps_with_signal": signal,
+        "train_success": sum(train_success) / len(train_success) if train_success else None,
     }
     for key, name in (("trained", "trained region, unseen seeds"), ("region", "unseen region")):
         k = f"eval/success[{name}]"
@@ -158,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 entry[key] = dict(zip(("mean", "sem"), mean_sem(vals)))
         entry["generations"] = sum(r["generations"] for r in rows) / len(rows)
         entry["train_minutes"] = sum(r["train_minutes"] for r in rows) / len(rows)
+        entry["steps_with_signal"] = f"{sum(r['steps_with_signal'] for r in rows)}/{sum(r['grpo_steps'] for r in rows)}"
         table.append(entry)
 
     def cell(e: dict[str, Any], key: str) -> str:
@@ -165,12 +175,13 @@ def main(argv: list[str] | None = None) -> int:
 
     print(
         f"\n{'variant':<12} {'before':>16} {'after (all)':>16} {'trained region':>16} {'held-out region':>16}"
-        f" {'generations':>12} {'min/run':>8}"
+        f" {'generations':>12} {'min/run':>8} {'GRPO steps with signal':>23}"
     )
     for e in table:
         print(
             f"{e['variant']:<12} {cell(e, 'before'):>16} {cell(e, 'after'):>16} {cell(e, 'after_trained'):>16}"
             f" {cell(e, 'after_region'):>16} {e['generations']:12.0f} {e['train_minutes']:8.1f}"
+            f" {e['steps_with_signal']:>23}"
         )
     plot(table, Path(args.out).with_suffix(".png"))
     write_report(

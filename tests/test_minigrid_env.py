@@ -158,6 +158,52 @@ def test_oracle_recovers_after_the_agent_did_other_things():
     assert info["success"]
 
 
+def test_a_multi_action_oracle_fits_doorkey_into_four_turns_without_touching_the_level():
+    """oracle_actions=6: the bot plans six actions on a copy of the level. One action per
+    turn solves no DoorKey in 4 turns; six solve them, and each plan is exactly what the
+    one-action bot does on the same level, action by action."""
+    solved = {1: 0, 6: 0}
+    for k in solved:
+        env = agentgym.make("minigrid/doorkey-v0", max_turns=4, max_actions=6, oracle_actions=k)
+        for seed in range(10):
+            env.reset(options={"task": spec("doorkey", 5 + seed % 2, 1, seed=seed)})
+            while True:
+                before = (tuple(env.minigrid.agent_pos), env.minigrid.agent_dir, env.minigrid.step_count)
+                reply = env.oracle()
+                after = (tuple(env.minigrid.agent_pos), env.minigrid.agent_dir, env.minigrid.step_count)
+                assert before == after  # planning never steps the real level
+                words = reply.split(", ")
+                assert 1 <= len(words) <= k and all(w in ACTION_WORDS for w in words)
+                _, _, terminated, truncated, info = env.step(reply)
+                assert info["error"] is None
+                if terminated or truncated:
+                    break
+            solved[k] += info["success"]
+    assert solved == {1: 0, 6: 10}
+    # the plan is the one-action bot's own sequence (same state, same bot memory)
+    one = agentgym.make("minigrid/doorkey-v0", max_turns=100, max_actions=6)
+    many = agentgym.make("minigrid/doorkey-v0", max_turns=100, max_actions=6, oracle_actions=6)
+    for env in (one, many):
+        env.reset(options={"task": spec("doorkey", 6, 1, seed=4)})
+    single = []
+    while True:
+        a = one.oracle()
+        single.append(a)
+        *_, term, trunc, _ = one.step(a)
+        if term or trunc:
+            break
+    planned = []
+    while True:
+        reply = many.oracle()
+        planned += reply.split(", ")
+        *_, term, trunc, _ = many.step(reply)
+        if term or trunc:
+            break
+    assert planned == single
+    with pytest.raises(ValueError, match="oracle_actions"):
+        agentgym.make("minigrid/doorkey-v0", max_actions=3, oracle_actions=4)
+
+
 def test_oracle_needs_a_reset():
     with pytest.raises(RuntimeError):
         agentgym.make("minigrid/empty-v0").oracle()

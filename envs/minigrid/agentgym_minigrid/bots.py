@@ -111,6 +111,8 @@ class BotEnv:
         return self
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_env":  # copy/pickle probe a half-built object
+            raise AttributeError(name)
         return getattr(self._env, name)
 
     def room_from_pos(self, x: int, y: int) -> Any:

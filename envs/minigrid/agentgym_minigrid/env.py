@@ -20,6 +20,8 @@ after ``max_turns`` replies.
 
 from __future__ import annotations
 
+import copy
+
 from typing import Any, ClassVar
 
 import numpy as np
@@ -83,7 +85,11 @@ class MiniGridEnv(TextEnv):
       ``True``/``False`` force it (e.g. hidden for an evaluation);
     - ``subgoal_kind`` ("instruction"): how a shown subgoal is worded: ``instruction``,
       ``object`` or ``position``;
-    - ``system_prompt``: replaces the default (``{cap}`` is filled with ``max_actions``).
+    - ``system_prompt``: replaces the default (``{cap}`` is filled with ``max_actions``);
+    - ``oracle_actions`` (1): actions in one :meth:`oracle` reply, at most ``max_actions``.
+      Above 1 the bot plans ahead on a copy of the level (the reply stops early where the
+      episode ends), so its demonstrations fit tasks into few turns: with 4 turns the bot
+      solves no DoorKey at one action per turn and all of sizes 5-6 at six.
     """
 
     param_space: ClassVar[ParamSpace] = ParamSpace(
@@ -104,6 +110,7 @@ class MiniGridEnv(TextEnv):
         show_subgoals: bool | None = None,
         subgoal_kind: str = "instruction",
         system_prompt: str | None = None,
+        oracle_actions: int = 1,
         render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode)
@@ -113,6 +120,9 @@ class MiniGridEnv(TextEnv):
             raise ValueError(f"show_subgoals must be None, True or False, got {show_subgoals!r}")
         self.max_turns = positive_int("max_turns", max_turns)
         self.max_actions = positive_int("max_actions", max_actions)
+        self.oracle_actions = positive_int("oracle_actions", oracle_actions)
+        if self.oracle_actions > self.max_actions:
+            raise ValueError(f"oracle_actions ({oracle_actions}) must not exceed max_actions ({max_actions})")
         self.success_reward = float(success_reward)
         self.subgoal_reward = float(subgoal_reward)
         self.invalid_penalty = float(invalid_penalty)
@@ -129,6 +139,7 @@ class MiniGridEnv(TextEnv):
         self._bot: Any = None
         self._bot_synced = 0
         self._bot_next: int | None = None
+        self._shadow: MiniGridEnv | None = None  # the copy the last multi-action plan ran on
 
     # ----- episode ---------------------------------------------------------------------
     def _level(self, params: dict[str, Any]) -> Any:
@@ -153,6 +164,7 @@ class MiniGridEnv(TextEnv):
         self._bot = None
         self._bot_synced = 0
         self._bot_next = None
+        self._shadow = None
         parts = [f"Mission: {env.mission}", self.view_text()]
         line = self.subgoal_line()
         if line:
@@ -246,15 +258,40 @@ class MiniGridEnv(TextEnv):
 
     # ----- oracle -----------------------------------------------------------------------
     def oracle(self) -> str:
-        """The next action word of minigrid's BabyAI bot (see :mod:`agentgym_minigrid.bots`).
+        """The next reply of minigrid's BabyAI bot (see :mod:`agentgym_minigrid.bots`): one
+        action word, or with ``oracle_actions`` above 1 up to that many, comma-separated.
 
-        The bot follows the episode action by action (advising mode: it replans after
-        whatever was done). If the agent did several actions since the last call the bot
-        starts afresh; if it fails, the planner's subgoal follower answers instead.
+        Several actions are planned on a copy of the level (the bot sees the true state
+        and the level is deterministic), stopping after the action that ends the episode;
+        the real level is not touched. The bot follows the episode
+        action by action (advising mode: it replans after whatever was done). If the agent
+        did several actions since the last call the bot starts afresh; if it fails, the
+        planner's subgoal follower answers instead.
         """
         if self.minigrid is None or self.task is None:
             raise RuntimeError("call reset() before oracle()")
-        return ACTION_WORDS[self.oracle_action()]
+        if self.oracle_actions == 1:
+            return ACTION_WORDS[self.oracle_action()]
+        # Plan on a copy. When the agent did exactly the last plan, continue from that plan's
+        # copy (the same state, and a bot that remembers what it explored); else from the
+        # real level, where the bot starts afresh.
+        shadow = self._shadow
+        base = shadow if shadow is not None and shadow.actions_done == self.actions_done else self
+        sim = copy.copy(base)  # the env object's fields, with copies of what stepping changes
+        sim.minigrid, sim._bot, sim.subgoals = copy.deepcopy((base.minigrid, base._bot, base.subgoals))
+        sim.actions_done = list(base.actions_done)
+        sim._shadow = None
+        words = []
+        for _ in range(self.oracle_actions):
+            a = sim.oracle_action()
+            words.append(ACTION_WORDS[a])
+            _, _, term, trunc, _ = sim.minigrid.step(a)
+            sim.actions_done.append(a)
+            sim._advance_subgoals()  # the bot's fallback follows the current subgoal
+            if term or trunc:
+                break
+        self._shadow = sim
+        return ", ".join(words)
 
     def oracle_action(self) -> int:
         from agentgym_minigrid.bots import bot_action, make_bot

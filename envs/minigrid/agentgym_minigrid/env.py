@@ -21,7 +21,6 @@ after ``max_turns`` replies.
 from __future__ import annotations
 
 import copy
-
 from typing import Any, ClassVar
 
 import numpy as np

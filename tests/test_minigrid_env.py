@@ -476,6 +476,23 @@ def test_invalid_words_give_an_error_the_penalty_and_do_nothing():
     assert info["error"] and reward == -0.25
 
 
+def test_lenient_action_reader_is_an_env_option():
+    strict = agentgym.make("minigrid/levels-v0")
+    lenient = agentgym.make("minigrid/levels-v0", action_reader="lenient")
+    reply = "I see the wall ahead, so I will turn left and then turn left again."
+    for env in (strict, lenient):
+        env.reset(options={"task": spec("empty", 8, 1, seed=1)})
+    _, reward, *_, info = strict.step(reply)
+    assert info["error"] and strict.minigrid.step_count == 0 and reward == pytest.approx(-0.1)
+    obs, reward, *_, info = lenient.step(reply)
+    assert info["error"] is None and lenient.minigrid.step_count == 2 and reward == 0.0
+    assert obs[0]["content"].count("You turned left.") == 2
+    _, reward, *_, info = lenient.step("The room is empty.")  # still nothing to read: penalised
+    assert info["error"] and lenient.minigrid.step_count == 2 and reward == pytest.approx(-0.1)
+    with pytest.raises(ValueError, match="action_reader"):
+        agentgym.make("minigrid/levels-v0", action_reader="loose")
+
+
 def test_several_actions_per_turn_with_a_cap():
     env = agentgym.make("minigrid/levels-v0", max_actions=3)
     env.reset(options={"task": spec("empty", 8, 1, seed=1)})

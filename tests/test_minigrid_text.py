@@ -126,6 +126,41 @@ def test_not_actions(text):
         parse_actions(text, 8)
 
 
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("I will turn left to face the key, then go forward twice.", [0, 2, 2]),
+        ("The key is to my left, so I should pick up the key and toggle the door", [3, 5]),
+        ("Looking around: nothing here. Let me move forward.", [2]),
+    ],
+)
+def test_lenient_reader_pulls_actions_out_of_prose(text, expected):
+    assert parse_actions(text, 8, "lenient") == (expected, None)
+    with pytest.raises(ActionError):
+        parse_actions(text, 8)  # the strict reader refuses the same reply
+
+
+def test_lenient_reader_reads_an_action_list_as_the_strict_one_does():
+    for text in ("turn right, go forward x2", "1. left\n2. pick up the key", "Actions: toggle, done"):
+        assert parse_actions(text, 8, "lenient") == parse_actions(text, 8)
+    assert parse_actions("forward x20", 8, "lenient")[1]  # the cap warns in both
+
+
+@pytest.mark.parametrize(
+    "text",
+    # words that mean something else in a described scene are not read as actions
+    ["The door is to the left of you and the key is on the right.", "Take a look: the room is open.", "", "fly"],
+)
+def test_lenient_reader_still_refuses_replies_without_an_action(text):
+    with pytest.raises(ActionError, match="no action found|is not an action"):
+        parse_actions(text, 8, "lenient")
+
+
+def test_unknown_reader_is_an_error():
+    with pytest.raises(ValueError, match="reader must be one of"):
+        parse_actions("left", 8, "loose")
+
+
 def test_action_cap():
     actions, warning = parse_actions("forward x20", 8)
     assert actions == [2] * 8 and "only the first 8" in warning

@@ -32,6 +32,7 @@ from agentgym_minigrid.subgoals import KINDS, Subgoal, follow_action, plan_subgo
 from agentgym_minigrid.text import (
     ACTION_WORDS,
     ALLOWED_TEXT,
+    READERS,
     ActionError,
     outcome,
     parse_actions,
@@ -89,6 +90,9 @@ class MiniGridEnv(TextEnv):
       Above 1 the bot plans ahead on a copy of the level (the reply stops early where the
       episode ends), so its demonstrations fit tasks into few turns: with 4 turns the bot
       solves no DoorKey at one action per turn and all of sizes 5-6 at six.
+    - ``action_reader`` ("strict"): ``"lenient"`` pulls action phrases out of prose
+      ("I will turn left to face the key") and skips what is not an action, where the
+      strict reader refuses the whole reply (see :func:`agentgym_minigrid.text.parse_actions`).
     """
 
     param_space: ClassVar[ParamSpace] = ParamSpace(
@@ -110,6 +114,7 @@ class MiniGridEnv(TextEnv):
         subgoal_kind: str = "instruction",
         system_prompt: str | None = None,
         oracle_actions: int = 1,
+        action_reader: str = "strict",
         render_mode: str | None = None,
     ):
         super().__init__(render_mode=render_mode)
@@ -122,6 +127,9 @@ class MiniGridEnv(TextEnv):
         self.oracle_actions = positive_int("oracle_actions", oracle_actions)
         if self.oracle_actions > self.max_actions:
             raise ValueError(f"oracle_actions ({oracle_actions}) must not exceed max_actions ({max_actions})")
+        if action_reader not in READERS:
+            raise ValueError(f"action_reader must be one of {READERS}, got {action_reader!r}")
+        self.action_reader = action_reader
         self.success_reward = float(success_reward)
         self.subgoal_reward = float(subgoal_reward)
         self.invalid_penalty = float(invalid_penalty)
@@ -176,7 +184,7 @@ class MiniGridEnv(TextEnv):
     def _step(self, action: str) -> Feedback:
         env = self.minigrid
         try:
-            actions, warning = parse_actions(action, self.max_actions)
+            actions, warning = parse_actions(action, self.max_actions, self.action_reader)
         except ActionError as exc:
             error = str(exc)
             return Feedback(

@@ -159,11 +159,27 @@ class ActionError(ValueError):
     """A reply that holds no usable action, or words that are not actions."""
 
 
-def parse_actions(text: str, max_actions: int) -> tuple[list[int], str | None]:
+#: Phrases a lenient reader pulls out of prose: those that rarely mean anything else
+#: there (not "left", "right", "move", "open", "take", "stop", ...: a scene described in
+#: words is full of them).
+LENIENT_PHRASES: tuple[str, ...] = tuple(
+    p for p in _PHRASES_LONGEST_FIRST if " " in p and p not in ("go ahead", "move ahead")
+) + ("forward", "toggle", "pickup")
+_LENIENT_SCAN = re.compile(r"\b(?:" + "|".join(re.escape(p) for p in LENIENT_PHRASES) + r")\b")
+READERS = ("strict", "lenient")
+
+
+def parse_actions(text: str, max_actions: int, reader: str = "strict") -> tuple[list[int], str | None]:
     """``(actions, warning)`` for a reply; raises :class:`ActionError` on unusable text.
 
     ``warning`` is set (and the list cut) when the reply has more than ``max_actions``.
+    ``reader="lenient"`` reads a part that is not an action list by pulling the
+    :data:`LENIENT_PHRASES` out of it in order ("I will turn left to face the key" is
+    ``turn left``) and skips parts with none; only a reply with no action at all is an
+    error. The strict reader (the default) refuses any part that is not an action.
     """
+    if reader not in READERS:
+        raise ValueError(f"reader must be one of {READERS}, got {reader!r}")
     markers = list(_MARKER.finditer(text))
     if markers:
         text = text[markers[-1].end() :]
@@ -173,7 +189,13 @@ def parse_actions(text: str, max_actions: int) -> tuple[list[int], str | None]:
         chunk = _normalise(raw)
         if not chunk:
             continue
-        action, count = _read_chunk(chunk)
+        try:
+            action, count = _read_chunk(chunk)
+        except ActionError:
+            if reader == "strict":
+                raise
+            actions.extend(PHRASES[m.group(0)] for m in _LENIENT_SCAN.finditer(chunk))
+            continue
         actions.extend([action] * count)
         if len(actions) > 4 * max_actions + 64:  # no need to read a runaway reply further
             break

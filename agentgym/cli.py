@@ -31,6 +31,8 @@ def _parse_params(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}")
         k, v = item.split("=", 1)
+        if k.strip() in out:  # a second value would silently replace the first
+            raise typer.BadParameter(f"{k.strip()!r} given twice; give several values as NAME=[v1,v2]")
         out[k.strip()] = yaml.safe_load(v)  # 3 -> int, true -> bool, 0.5 -> float, +- -> str
     return out
 

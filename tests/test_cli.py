@@ -138,6 +138,10 @@ def test_eval_param_restriction_draws_the_trainer_s_own_eval_tasks(tmp_path):
     assert {p["high"] for p, _ in got} <= {3, 4} and data["meta"]["params"] == {"high": [3, 4], "hint": [False]}
     res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "-p", "nope=[1]"])
     assert res.exit_code == 2 and "unknown parameter" in " ".join(res.output.replace("│", " ").split())
+    # a name given twice would silently keep only its last value: refused, with the list form
+    res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "-p", "high=3", "-p", "high=4"])
+    said = " ".join(res.output.replace("│", " ").split())
+    assert res.exit_code == 2 and "'high' given twice" in said and "NAME=[v1,v2]" in said
 
 
 def test_demos_writes_training_demonstrations_a_warm_start_reads(tmp_path, chat):

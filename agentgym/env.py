@@ -21,6 +21,8 @@ checking and info bookkeeping.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -122,32 +124,93 @@ def _random_text(rng: np.random.Generator, max_len: int) -> str:
 
 class TaskFamily:
     """What single- and multi-agent envs share about tasks: the declared space, the
-    held-out split, and turning ``options["task"]`` into a validated :class:`TaskSpec`."""
+    held-out split (content, seeds, region), and turning ``options["task"]`` into a
+    validated :class:`TaskSpec`."""
 
     #: The knobs of this family's tasks; teachers sample points of it.
     param_space: ClassVar[ParamSpace] = ParamSpace([])
-    #: Seeds and region that training never samples.
+    #: Contents, seeds and region that training never samples.
     held_out: ClassVar[HeldOut] = HeldOut()
 
-    @classmethod
-    def sample_train_task(cls, rng: np.random.Generator) -> TaskSpec:
-        """A training task: never in the held-out region nor the held-out seeds."""
-        return TrainingTasks(cls.param_space, cls.held_out).spec(rng)
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        # Remember how this instance was made, so the default content key can make a twin.
+        self = super().__new__(cls)
+        self._init_args = (args, dict(kwargs))
+        return self
+
+    # ----- content: what makes two tasks the same problem --------------------------------
+    def content_key(self, task: TaskSpec) -> str:
+        """A canonical key of ``task``'s content: two specs with the same key are the same
+        problem for training and evaluation (the expression, the question and its tool
+        world, the grid and mission, the heaps).
+
+        The default renders what a twin of this env (made with the same arguments) says
+        when it opens ``task``: every seat's opening messages. Families override it with
+        something cheaper or more exact; an override must not change this env's episode.
+        """
+        twin = self.__dict__.get("_content_twin")
+        if twin is None:
+            args, kwargs = self.__dict__.get("_init_args", ((), {}))
+            twin = self._content_twin = type(self)(*args, **kwargs)
+        return opening_text(twin, task)
+
+    def is_held_out_content(self, key: str) -> bool:
+        """Whether the content ``key`` is held out (default: its stable hash, see :class:`HeldOut`)."""
+        return self.held_out.holds_content(key)
+
+    def training_tasks(self, restrict: Mapping[str, Any] | None = None) -> TrainingTasks:
+        """This env's task space seen from training (``restrict``: a config's ``env.params``),
+        with this env naming each task's content."""
+        return TrainingTasks(self.param_space, self.held_out, restrict, content=self)
 
     @classmethod
-    def held_out_tasks(cls, n: int, seed: int = 0) -> list[TaskSpec]:
-        """``n`` evaluation tasks over the whole space (see :meth:`TrainingTasks.held_out_specs`):
-        held-out seeds, every fourth task inside the held-out region when there is one."""
-        return TrainingTasks(cls.param_space, cls.held_out).held_out_specs(n, seed=seed)
+    def content_oracle(cls, env_kwargs: Mapping[str, Any] | None = None) -> TaskFamily:
+        """An instance of this family (made once per set of kwargs and kept) that names
+        contents for class-level task drawing."""
+        cache = cls.__dict__.get("_oracles")
+        if cache is None:
+            cache = {}
+            cls._oracles = cache
+        key = json.dumps(dict(env_kwargs or {}), sort_keys=True, default=repr)
+        if key not in cache:
+            cache[key] = cls(**dict(env_kwargs or {}))
+        return cache[key]
+
+    @classmethod
+    def sample_train_task(cls, rng: np.random.Generator, env_kwargs: Mapping[str, Any] | None = None) -> TaskSpec:
+        """A training task: never held-out content, a held-out seed, or in the held-out region."""
+        return cls.content_oracle(env_kwargs).training_tasks().spec(rng)
+
+    @classmethod
+    def held_out_tasks(
+        cls,
+        n: int,
+        seed: int = 0,
+        env_kwargs: Mapping[str, Any] | None = None,
+        restrict: Mapping[str, Any] | None = None,
+    ) -> list[TaskSpec]:
+        """Up to ``n`` evaluation tasks with distinct held-out contents over the whole
+        (or ``restrict``-ed) space (see :meth:`TrainingTasks.held_out_specs`): held-out
+        seeds, every fourth task inside the held-out region when there is one."""
+        return cls.content_oracle(env_kwargs).training_tasks(restrict).held_out_specs(n, seed=seed)
 
     def resolve_task(self, task: Any, rng: np.random.Generator) -> TaskSpec:
         """``task`` (a TaskSpec or its dict) validated against the space; None draws a
         training task from ``rng``. Bad params raise a ParamError naming the parameter."""
         if task is None:
-            task = self.sample_train_task(rng)
+            task = self.training_tasks().spec(rng)
         elif not isinstance(task, TaskSpec):
             task = TaskSpec.from_dict(task)
         return TaskSpec(self.param_space.validate(task.params), int(task.seed))
+
+
+def opening_text(env: TaskFamily, task: TaskSpec) -> str:
+    """What ``env`` says when it opens ``task`` (a game: every seat's opening messages), as
+    JSON text. It opens the task on ``env``, as ``reset`` would, without the bookkeeping."""
+    clean = env.param_space.validate(task.params)
+    env.task = TaskSpec(clean, int(task.seed))  # as reset() sets it before _reset
+    opening = env._reset(dict(clean), np.random.default_rng(int(task.seed)))
+    return json.dumps(opening, sort_keys=True, ensure_ascii=False, default=str)
 
 
 class TextEnv(TaskFamily, gymnasium.Env):

@@ -13,6 +13,7 @@ space plus a range of seeds (:class:`HeldOut`); training-side sampling excludes 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -208,18 +209,42 @@ class Region:
 
 @dataclass(frozen=True)
 class HeldOut:
-    """A held-out split: a range of seeds and (optionally) a region of the space.
+    """A held-out split: a share of task contents, a range of seeds and (optionally) a
+    region of the space.
 
-    Training never samples a seed in ``seeds`` nor params inside ``region``. Evaluation
-    draws its tasks from ``seeds`` across the whole space, so it measures both new
-    instances of trained parameters and the never-trained region.
+    Two seeds can make the same problem in a small space (one-digit ``a + b`` has 162),
+    so seeds alone do not hold anything out. Each task has a content key (see
+    ``TaskFamily.content_key``); a stable hash of it puts the content in the held-out
+    share with probability ``content_fraction``. Training never yields held-out content,
+    a held-out seed, or params inside ``region``; evaluation draws held-out content only,
+    from ``seeds``, across the whole space, so it measures both new problems of trained
+    parameters and the never-trained region.
     """
 
     seeds: range = range(1_000_000_000, 1_000_000_000 + 1_000_000)
     region: Region | None = None
+    #: Share of contents held out (0 turns the content split off: every content trains).
+    content_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.content_fraction < 1.0:
+            raise ValueError(f"content_fraction must be in [0, 1), got {self.content_fraction!r}")
 
     def is_held_out(self, params: Mapping[str, Any], seed: int) -> bool:
         return seed in self.seeds or (self.region is not None and self.region.contains(params))
+
+    def holds_content(self, key: str) -> bool:
+        """Whether the content named by ``key`` is held out (the same answer on every machine)."""
+        return content_bucket(key) < self.content_fraction
+
+
+def content_bucket(key: str) -> float:
+    """A stable uniform number in [0, 1) for a content key: the first 8 bytes of its SHA-256.
+
+    Not salted by env: the same problem text is held out in every env that poses it.
+    """
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 #: Seeds that training draws from never reach this value (held-out ranges live above it).

@@ -3,15 +3,16 @@
 :class:`TaskSpec` names one task. :class:`TrainingTasks` is an env's space seen from
 training: narrowed by a config's restriction, with the held-out split removed. It is the
 only code that makes task specs, for training (:meth:`TrainingTasks.spec`, which refuses
-the held-out region and seeds) and for evaluation (:meth:`TrainingTasks.held_out_specs`,
-used by the trainer and ``agentgym eval`` alike).
+the held-out region and seeds and redraws seeds whose content is held out) and for
+evaluation (:meth:`TrainingTasks.held_out_specs`, distinct held-out contents, used by the
+trainer and ``agentgym eval`` alike).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -48,6 +49,18 @@ class TaskSpec:
         return cls(params=dict(d["params"]), seed=int(d["seed"]))
 
 
+class ContentOracle(Protocol):
+    """What names a task's content and says whether it is held out (an env does both)."""
+
+    def content_key(self, task: TaskSpec) -> str: ...
+
+    def is_held_out_content(self, key: str) -> bool: ...
+
+
+#: Seeds tried for one params point before a teacher is told all its content is held out.
+MAX_CONTENT_TRIES = 256
+
+
 class TrainingTasks:
     """The training side of an env's task space: what every teacher samples from.
 
@@ -58,9 +71,20 @@ class TrainingTasks:
     region and draws the seed from the training range, so no held-out spec can be made.
     """
 
-    def __init__(self, space: ParamSpace, held_out: HeldOut, restrict: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        space: ParamSpace,
+        held_out: HeldOut,
+        restrict: Mapping[str, Any] | None = None,
+        content: ContentOracle | None = None,
+    ):
         self.full_space = space
         self.held_out = held_out
+        #: Names each task's content; None: no content split (seeds and region only),
+        #: for spaces that are not an env's (synthetic teacher benchmarks).
+        self.content = content
+        #: Held-out draws of the last :meth:`held_out_specs` that repeated an earlier content.
+        self.repeats_skipped = 0
         unknown = set(restrict or {}) - set(space.names)
         if unknown:
             raise ParamError(
@@ -80,24 +104,45 @@ class TrainingTasks:
                 return p
         raise ParamError("the training restriction lies inside the held-out region: nothing can be sampled")
 
+    def is_train_content(self, task: TaskSpec) -> bool:
+        """True when ``task``'s content may be trained on (always, without a content oracle)."""
+        return self.content is None or not self.content.is_held_out_content(self.content.content_key(task))
+
     def held_out_specs(self, n: int, seed: int = 0) -> list[TaskSpec]:
-        """``n`` evaluation specs: held-out seeds, params from the (restricted) space.
+        """Up to ``n`` evaluation specs with distinct held-out contents: held-out seeds,
+        params from the (restricted) space.
 
         Every fourth task (the first included) lies inside the held-out region, where that
-        region meets the restricted space, so reports can split new seeds of trained
+        region meets the restricted space, so reports can split new problems of trained
         params from params training never saw. Without such an overlap every task is a
-        new seed of the restricted space.
+        new problem of the restricted space. A space with fewer than ``n`` held-out
+        contents gives fewer tasks (``len`` of the result says how many); without a
+        content oracle, held-out seeds alone (``n`` tasks).
         """
         rng = np.random.default_rng(seed)
-        picks = rng.choice(len(self.held_out.seeds), size=n, replace=False)
         region = _region_within(self.held_out.region, self.space)
-        tasks = []
-        for i, pick in enumerate(picks):
-            if region is not None and i % 4 == 0:
+        seeds = self.held_out.seeds
+        tasks: list[TaskSpec] = []
+        seen: set[str] = set()
+        self.repeats_skipped = 0
+        budget = n if self.content is None else 64 * n + 1024
+        for _ in range(budget):
+            if len(tasks) == n:
+                break
+            if region is not None and len(tasks) % 4 == 0:
                 params = _sample_inside(self.space, region, rng)
             else:
                 params = self.space.sample(rng)
-            tasks.append(TaskSpec(params, int(self.held_out.seeds[int(pick)])))
+            spec = TaskSpec(params, int(seeds[int(rng.integers(len(seeds)))]))
+            if self.content is not None:
+                key = self.content.content_key(spec)
+                if not self.content.is_held_out_content(key):
+                    continue
+                if key in seen:
+                    self.repeats_skipped += 1
+                    continue
+                seen.add(key)
+            tasks.append(spec)
         return tasks
 
     def seed(self, rng: np.random.Generator) -> int:
@@ -107,15 +152,32 @@ class TrainingTasks:
                 return s
 
     def spec(self, rng: np.random.Generator, params: Mapping[str, Any] | None = None) -> TaskSpec:
-        """A training TaskSpec; given ``params`` must be valid and allowed (else ParamError)."""
+        """A training TaskSpec; given ``params`` must be valid and allowed (else ParamError).
+
+        Seeds whose content is held out are redrawn; params all of whose contents are held
+        out (a tiny space) are a ParamError after :data:`MAX_CONTENT_TRIES` seeds.
+        """
         if params is None:
-            return TaskSpec(self.params(rng), self.seed(rng))
+            for _ in range(MAX_CONTENT_TRIES):
+                task = TaskSpec(self.params(rng), self.seed(rng))
+                if self.is_train_content(task):
+                    return task
+            raise ParamError(
+                f"{MAX_CONTENT_TRIES} training draws all had held-out content: the training space is too small "
+                "for the content split (lower the env's HeldOut.content_fraction or widen env.params)"
+            )
         clean = self.space.validate(params)
         if not self.is_allowed(clean):
             raise ParamError(
                 f"{clean} lies in the held-out region {self.held_out.region.name!r}: a teacher may not sample it"
             )
-        return TaskSpec(clean, self.seed(rng))
+        for _ in range(MAX_CONTENT_TRIES):
+            task = TaskSpec(clean, self.seed(rng))
+            if self.is_train_content(task):
+                return task
+        raise ParamError(
+            f"every task of {clean} tried ({MAX_CONTENT_TRIES} seeds) is held-out content: a teacher may not sample it"
+        )
 
 
 def _narrow(dim: Any, allowed: Any) -> Any:

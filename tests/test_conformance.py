@@ -161,3 +161,58 @@ def test_the_oracle_solves_training_tasks(env_id):
     finally:
         env.close()
     assert solved == 3, f"the oracle solved {solved} of 3 tasks"
+
+
+#: Envs whose first observation shows less than the task's content, so two different
+#: problems can open alike: MiniGrid's first view is the agent's partial view of a grid.
+PARTIAL_VIEW = ("minigrid/",)
+#: Envs whose reset needs a browser or a sandbox: their content keys are checked, not their openings.
+HEAVY_RESET = ("web/", "tools/python-v0", "tools/mixed-v0")
+
+
+def _opening_text(env, spec) -> str:
+    if is_multiagent(env):
+        out = env.reset(options={"task": spec})
+        if isinstance(env, TextParallelEnv):
+            obs = out[0]
+        else:
+            obs = {a: env.observe(a) for a in env.possible_agents}
+        return repr(sorted((a, o["messages"]) for a, o in obs.items()))
+    messages, _ = env.reset(options={"task": spec})
+    return repr(messages)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_training_never_draws_held_out_content(env_id):
+    """Held out in content, not only in seed: many training draws (uniform and at given
+    params, as a teacher draws) share no content with the held-out tasks, and the
+    held-out tasks are distinct problems."""
+    env = agentgym.make(env_id)  # content keys need no browser and no sandbox
+    try:
+        tasks = env.training_tasks()
+        held = tasks.held_out_specs(48, seed=0)
+        if env.held_out.content_fraction == 0 and type(env).is_held_out_content is TextEnv.is_held_out_content:
+            assert held == []  # one content (a user's page): nothing can be held out
+            return
+        assert held, f"{env_id}: no held-out task"  # Kuhn poker has 6 deals: 2 are held out
+        rng = np.random.default_rng(1)
+        train = [tasks.spec(rng) for _ in range(300)]
+        for _ in range(100):
+            params = tasks.params(rng)
+            try:
+                train.append(tasks.spec(rng, params))
+            except agentgym.spaces.ParamError:
+                pass  # every content of those params is held out: a teacher is refused
+        held_keys = [env.content_key(t) for t in held]
+        train_keys = {env.content_key(t) for t in train}
+        assert len(set(held_keys)) == len(held_keys), f"{env_id}: held-out tasks repeat a content"
+        assert not train_keys & set(held_keys), f"{env_id}: training draws held-out content"
+        assert all(env.is_held_out_content(k) for k in held_keys)
+        if env_id.startswith(HEAVY_RESET + PARTIAL_VIEW):
+            return
+        # What the agent is shown, compared as text: no training opening is a held-out one.
+        train_text = {_opening_text(env, t) for t in train[:150]}
+        shared = [t for t in held if _opening_text(env, t) in train_text]
+        assert not shared, f"{env_id}: {len(shared)} held-out openings appear in training draws"
+    finally:
+        env.close()

@@ -78,7 +78,7 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
             f"env.id: {exc.args[0] if exc.args else exc}"
         ) from None  # a wrong env id fails before the model loads
     try:
-        tasks = TrainingTasks(env_cls.param_space, env_cls.held_out, cfg.env.params)
+        TrainingTasks(env_cls.param_space, env_cls.held_out, cfg.env.params)
     except ValueError as exc:
         hint = ""
         names = set(cfg.env.params) - {d.name for d in env_cls.param_space.dims}
@@ -91,6 +91,9 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
         raise ConfigError(f"env.kwargs: {_kwarg_problem(env_cls, cfg.env.kwargs, exc)}") from None
     except ValueError as exc:
         raise ConfigError(f"env.kwargs: {exc}") from None
+    # The probe (made with the run's kwargs) names each task's content from here on: training
+    # never draws held-out content and evaluation draws only held-out content.
+    tasks = probe.training_tasks(cfg.env.params)
     try:
         check_model_name(cfg.model.name)
     except ModelNotAvailable as exc:

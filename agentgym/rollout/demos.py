@@ -27,7 +27,7 @@ import numpy as np
 from agentgym.policies.base import ChatFormat, SamplingParams
 from agentgym.rollout.episode import Episode
 from agentgym.rollout.pool import InProcessPool
-from agentgym.tasks import TaskSpec, TrainingTasks
+from agentgym.tasks import TaskSpec
 
 
 @dataclass
@@ -90,7 +90,7 @@ def make_demos(
     from agentgym.registry import spec
 
     cls = spec(env_id).load_class()
-    tasks = TrainingTasks(cls.param_space, cls.held_out, restrict)
+    tasks = cls.content_oracle(env_kwargs).training_tasks(restrict)  # never held-out content
     rng = np.random.default_rng(seed)
     specs = [tasks.spec(rng) for _ in range(n)]
     sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)

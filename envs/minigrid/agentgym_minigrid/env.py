@@ -21,11 +21,12 @@ after ``max_turns`` replies.
 from __future__ import annotations
 
 import copy
+import hashlib
 from typing import Any, ClassVar
 
 import numpy as np
 
-from agentgym import Categorical, Feedback, HeldOut, Integer, ParamSpace, Region, TextEnv
+from agentgym import Categorical, Feedback, HeldOut, Integer, ParamSpace, Region, TaskSpec, TextEnv
 from agentgym.env import positive_int
 from agentgym_minigrid import levels
 from agentgym_minigrid.subgoals import KINDS, Subgoal, follow_action, plan_subgoals
@@ -157,6 +158,21 @@ class MiniGridEnv(TextEnv):
             env.gen_obs = _no_obs  # the text view is computed once per turn from the grid
             self._levels[key] = env
         return env
+
+    def content_key(self, task: TaskSpec) -> str:
+        """The level as laid out (the whole grid, the agent's start and direction) and its
+        mission; whether subgoals are shown does not make another problem."""
+        params = self.param_space.validate(task.params)
+        key = (params["family"], params["size"], params["count"])
+        cache = self.__dict__.setdefault("_key_levels", {})  # not the episode's levels: keying leaves them be
+        env = cache.get(key)
+        if env is None:
+            env = cache[key] = levels.build(*key)
+            env.gen_obs = _no_obs
+        levels.reset_level(env, int(np.random.default_rng(int(task.seed)).integers(0, 2**31 - 1)))
+        u = env.unwrapped
+        grid = hashlib.sha256(u.grid.encode().tobytes()).hexdigest()[:32]
+        return f"{params['family']}|{u.width}x{u.height}|{grid}|{tuple(u.agent_pos)}|{u.agent_dir}|{u.mission}"
 
     def _reset(self, params: dict[str, Any], rng: np.random.Generator) -> list[dict[str, str]]:
         env = self._level(params)

@@ -51,7 +51,8 @@ def _split_of(task_env: str, kinds: tuple[str, ...]) -> tuple[ParamSpace, HeldOu
         Categorical("opponent", ("self", *kinds), description="who plays the other seat ('self': self-play)"),
         Integer("seat", 0, 1, description="the learner's seat when the partner is scripted"),
     ]
-    return ParamSpace(dims), HeldOut(seeds=cls.held_out.seeds, region=cls.held_out.region)
+    held = cls.held_out
+    return ParamSpace(dims), HeldOut(seeds=held.seeds, region=held.region, content_fraction=held.content_fraction)
 
 
 class _FromTaskEnv:
@@ -113,6 +114,15 @@ class TeamGame(TextAECEnv):
 
     def _opening(self) -> dict[str, list[Message]]:
         raise NotImplementedError
+
+    def content_key(self, task: TaskSpec) -> str:
+        """The task env's content key: a problem held out of ``math/arithmetic-v0`` is held
+        out of its team games too, whatever the seats and partner."""
+        inner = {k: v for k, v in self.param_space.validate(task.params).items() if k not in _SEAT_PARAMS}
+        return self.inner.content_key(TaskSpec(inner, int(task.seed)))
+
+    def is_held_out_content(self, key: str) -> bool:
+        return self.inner.is_held_out_content(key)
 
     def judge(self, answer: str) -> bool:
         """True when the task env counts ``answer`` as correct (its own verifier, a fresh episode)."""

@@ -153,6 +153,7 @@ class BFCLEnv(TaskFileEnv):
         super(TaskFileEnv, self).__init__(max_turns=max_turns, **kwargs)
         if not 0.0 <= float(held_out_fraction) < 1.0:
             raise ValueError(f"held_out_fraction must be in [0, 1), got {held_out_fraction!r}")
+        self.held_out_fraction = float(held_out_fraction)
         self.by_category = {c: load_category(c, data_dir) for c in CATEGORIES}
         self.tasks = [t for ts in self.by_category.values() for t in ts]
         self.category_splits: dict[str, dict[bool, dict[int, list[FileTask]]]] = {}

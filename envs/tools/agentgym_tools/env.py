@@ -30,6 +30,7 @@ from agentgym import (
     Integer,
     ParamSpace,
     Region,
+    TaskSpec,
     TextEnv,
 )
 from agentgym.env import positive_int
@@ -261,6 +262,21 @@ class ToolWorldEnv(ToolEnv):
     def _run_python(self, code: str) -> str:
         return self.sandbox.run(code).message()
 
+    def content_key(self, task: TaskSpec) -> str:
+        """The question, the tools offered and the answer of the world ``task`` makes (its
+        hidden data show in the answer); made without the sandbox."""
+        params = dict(self.param_space.validate(task.params))
+        world_name = self.fixed_world or params["world"]
+        rng = np.random.default_rng(int(task.seed))
+        if world_name == "python":
+            world = python_world.generate(params, rng, _never_run)
+        else:
+            world = {"calculator": calculator, "database": database, "calendar": calendar}[world_name].generate(
+                params, rng
+            )
+        tools = sorted(t.name for t in world.tools)
+        return json.dumps([world_name, world.question, world.answer_format, tools, world.answer], default=str)
+
     def _reset(self, params: dict[str, Any], rng: np.random.Generator) -> list[dict[str, str]]:
         world_name = self.fixed_world or params["world"]
         if world_name == "python":
@@ -364,3 +380,7 @@ __all__ = [
     "ToolEnv",
     "ToolWorldEnv",
 ]
+
+
+def _never_run(code: str) -> Any:
+    raise AssertionError("content keys are made without running code")

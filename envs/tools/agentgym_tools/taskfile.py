@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from agentgym import HeldOut, Integer, ParamSpace
+from agentgym import HeldOut, Integer, ParamSpace, TaskSpec
 from agentgym.spaces import TRAIN_SEED_LIMIT
 from agentgym_tools.calls import SchemaError, Tool, ToolCall
 from agentgym_tools.env import ToolEnv
@@ -196,6 +196,7 @@ class TaskFileEnv(ToolEnv):
         super().__init__(max_turns=max_turns, **kwargs)
         if not 0.0 <= float(held_out_fraction) < 1.0:
             raise ValueError(f"held_out_fraction must be in [0, 1), got {held_out_fraction!r}")
+        self.held_out_fraction = float(held_out_fraction)
         self.tasks = load_tasks(path, format)
         self.path = Path(path)
         self.splits: dict[bool, dict[int, list[FileTask]]] = {False: {}, True: {}}
@@ -212,6 +213,14 @@ class TaskFileEnv(ToolEnv):
         bucket = min(split, key=lambda b: (abs(b - want), b))
         group = split[bucket]
         return group[int(np.random.default_rng(seed).integers(len(group)))]
+
+    def content_key(self, task: TaskSpec) -> str:
+        """The id of the file task ``task`` picks (ids name contents in a task file)."""
+        return self.pick(self.param_space.validate(task.params), int(task.seed)).id
+
+    def is_held_out_content(self, key: str) -> bool:
+        """The file's own split by id hash (training seeds never pick held-out ids)."""
+        return _held_out(key, self.held_out_fraction)
 
     def _reset(self, params: dict[str, Any], rng: np.random.Generator) -> list[dict[str, str]]:
         assert self.task is not None

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from agentgym import Feedback, HeldOut, ParamSpace, TextEnv
+from agentgym import Feedback, HeldOut, ParamSpace, TaskSpec, TextEnv
 from agentgym.env import positive_int
 from agentgym_web.actions import Action, ActionError, execute, format_action, is_fatal, parse_action
 from agentgym_web.browser import BrowserFailure, BrowserHung, BrowserNotFound, BrowserPool, get_pool
@@ -496,6 +497,9 @@ class PageEnv(WebEnv):
     """
 
     serves_pages: ClassVar[bool] = True
+    # One page is one task: there is no other content to hold out, so the content split
+    # is off and held-out evaluation of this env has no tasks (evaluate it by seed yourself).
+    held_out: ClassVar[HeldOut] = HeldOut(content_fraction=0.0)
 
     def __init__(
         self,
@@ -516,6 +520,10 @@ class PageEnv(WebEnv):
         self.goal = goal
         self.success_js = success_js
         self.expected_answer = answer
+
+    def content_key(self, task: TaskSpec) -> str:
+        """The pages and the goal: every seed of this env is the same task."""
+        return json.dumps([self.pages, self.goal], sort_keys=True)
 
     async def _open(self, page: Any) -> None:
         await page.goto(self.site_origin + "/", wait_until="domcontentloaded")

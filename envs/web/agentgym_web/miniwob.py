@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from agentgym import Categorical, HeldOut, ParamSpace, Region
+from agentgym import Categorical, HeldOut, ParamSpace, Region, TaskSpec
 from agentgym_web.env import Outcome, WebEnv
 
 #: Supported tasks (each with an oracle; success rates in the README).
@@ -140,6 +140,10 @@ def task_url(task: str) -> str:
     return "file://" + path
 
 
+def _js_seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(1, 2**31 - 1))
+
+
 class MiniWobEnv(WebEnv):
     """MiniWoB++ tasks through the text view; ``task`` is the parameter.
 
@@ -164,9 +168,18 @@ class MiniWobEnv(WebEnv):
         self.js_seed = 0
         self._oracle_state: dict[str, Any] = {}
 
+    def content_key(self, task: TaskSpec) -> str:
+        """The task and the seed its page script draws the instance from.
+
+        The instance itself (the utterance, the buttons) exists only once the page has run
+        in a browser, so two script seeds that happen to draw the same instance count as
+        two contents here; the held-out *tasks* (the region) are held out in full."""
+        params = self.param_space.validate(task.params)
+        return f"miniwob|{params['task']}|{_js_seed(np.random.default_rng(int(task.seed)))}"
+
     def _prepare(self, params: dict[str, Any], rng: np.random.Generator) -> None:
         self.task_name = params["task"]
-        self.js_seed = int(rng.integers(1, 2**31 - 1))
+        self.js_seed = _js_seed(rng)
         self._url = task_url(self.task_name)
         self._oracle_state = {}
         self.goal = ""  # the page's utterance; never the last episode's

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import numpy as np
 
-from agentgym import Categorical, HeldOut, Integer, ParamSpace, Region
+from agentgym import Categorical, HeldOut, Integer, ParamSpace, Region, TaskSpec
 from agentgym_web.env import Outcome, WebEnv
 from agentgym_web.page import parse_view
 from agentgym_web.server import Response
@@ -37,6 +38,16 @@ class SiteEnv(WebEnv):
         self.site = self.build_site(params, rng)
         self.goal = self.site.goal
         self._oracle_state = {}
+
+    def content_key(self, task: TaskSpec) -> str:
+        """The site's goal and the page it opens on, as built for ``task`` (no browser needed).
+
+        Sites that differ only on deeper pages share a key: coarser than the content, which
+        can only hold out more, never leak a held-out site into training."""
+        params = dict(self.param_space.validate(task.params))
+        site = self.build_site(params, np.random.default_rng(int(task.seed)))
+        page = site.handle("GET", site.start_path, {}, {})
+        return json.dumps([type(self).__name__, site.goal, site.start_path, page.body])
 
     async def _open(self, page: Any) -> None:
         self.site.reset_state()

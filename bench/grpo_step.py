@@ -34,12 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def make_prompts(n: int, seed: int = 0):
     import agentgym
-    from agentgym.curriculum import TrainingTasks
-
-    cls = agentgym.spec("math/arithmetic-v0").load_class()
-    tt = TrainingTasks(cls.param_space, cls.held_out, {"digits": [1], "n_operands": [2]})
-    rng = np.random.default_rng(seed)
     env = agentgym.make("math/arithmetic-v0")
+    tt = env.training_tasks({"digits": [1], "n_operands": [2]})
+    rng = np.random.default_rng(seed)
     tasks = [tt.spec(rng) for _ in range(n)]
     prompts = [env.reset(options={"task": t})[0] for t in tasks]
     return tasks, prompts

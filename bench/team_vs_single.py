@@ -55,7 +55,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     import agentgym_multiagent  # noqa: F401  (registers the games)
 
-    from agentgym.curriculum import TrainingTasks
     from agentgym.env import TaskSpec
     from agentgym.eval.heldout import evaluate_env
     from agentgym.grpo.trainer import EVAL_SEED
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     params = json.loads(args.params)
     math_cls = spec("math/arithmetic-v0").load_class()
-    tasks = TrainingTasks(math_cls.param_space, math_cls.held_out, params).held_out_specs(args.tasks, seed=EVAL_SEED)
+    tasks = math_cls.held_out_tasks(args.tasks, seed=EVAL_SEED, restrict=params)  # distinct held-out problems
     team_tasks = [TaskSpec({**t.params, "opponent": "self", "seat": 0}, t.seed) for t in tasks]
     policy = make_policy(args.policy, seed=0)
     sp = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=0.0)

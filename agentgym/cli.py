@@ -581,6 +581,108 @@ def sft(
     _print_result(result)
 
 
+@app.command(context_settings={"allow_extra_args": False})
+def compare(
+    config: Annotated[str, typer.Argument(help="YAML run config every arm starts from.")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Overrides for every arm, e.g. train.steps=12.")] = None,
+    arm: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arm",
+            "-a",
+            help="An arm: its name, then its overrides, as one quoted string: --arm 'bandit teacher.name=bandit' "
+            "(repeatable; default: one arm 'base', the config as it is).",
+        ),
+    ] = None,
+    arms: Annotated[
+        Path | None,
+        typer.Option(
+            "--arms",
+            help="YAML file of arms, each NAME: a list of key=value strings, or NAME: {dotted.key: value} "
+            "(they follow the --arm ones).",
+        ),
+    ] = None,
+    seeds: Annotated[str, typer.Option(help="Seeds, each one run per arm: 0,1,2.")] = "0,1,2",
+    baseline: Annotated[
+        str | None, typer.Option(help="The arm the others are compared with (default: the first).")
+    ] = None,
+    metric: Annotated[
+        str,
+        typer.Option(
+            help="The summary.json key compared (a dotted key reaches into mappings); for a key with 'after' in it, "
+            "its 'before' twin is shown too."
+        ),
+    ] = "heldout_success_after",
+    runs: Annotated[
+        Path | None, typer.Option(help="Folder of the run folders ARM-sSEED (default: runs/compare/CONFIG_NAME).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="JSON report; the PNG plot goes beside it (default: results/compare/CONFIG_NAME.json)."),
+    ] = None,
+    no_train: Annotated[
+        bool, typer.Option("--no-train", help="Only read finished runs (unfinished ones are listed, not run).")
+    ] = False,
+    train_command: Annotated[
+        str | None,
+        typer.Option(
+            help="The command that trains one run, e.g. 'torchrun --nproc-per-node 2 -m agentgym train' "
+            "(default: this python -m agentgym train)."
+        ),
+    ] = None,
+) -> None:
+    """Compare arms (config overrides) over seeds: each (arm, seed) is one `agentgym train` run.
+
+    Reports per arm the metric's mean ± standard error over seeds and each seed's value,
+    and each arm's difference to the baseline with a 95% t interval and p-value (paired
+    by seed when both arms ran the same seeds, else Welch's). Finished runs are read, not
+    rerun; a stopped run is resumed, so the same command continues a comparison. Writes
+    a JSON report (every run's resolved config, code commit and machine) and a PNG plot.
+
+    Example: agentgym compare configs/math-teacher.yaml --arm 'random teacher.name=random'
+    --arm 'bandit teacher.name=bandit' --seeds 0,1,2
+    """
+    import shlex
+
+    from agentgym.compare import (
+        Arm,
+        CompareError,
+        CompareInterrupted,
+        Plan,
+        default_out,
+        load_arms_file,
+        parse_arm,
+        parse_seeds,
+        report_table,
+        run_comparison,
+        write_report,
+    )
+
+    try:
+        arm_list = [parse_arm(a) for a in arm or []] + (load_arms_file(arms) if arms is not None else [])
+        plan = Plan(
+            config=config,
+            arms=arm_list or [Arm("base")],
+            seeds=parse_seeds(seeds),
+            overrides=list(overrides or []),
+            baseline=baseline,
+            metric=metric,
+            runs=runs,
+        )
+        if train_command is not None:
+            plan.train_command = shlex.split(train_command)
+        report = run_comparison(plan, train=not no_train, command=shlex.join(["agentgym", *sys.argv[1:]]))
+    except CompareError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+    except CompareInterrupted as exc:
+        console.print(escape(str(exc)), soft_wrap=True)
+        raise typer.Exit(130) from None
+    console.print(report_table(report))
+    paths = write_report(report, out if out is not None else default_out(plan))
+    console.print(f"wrote {paths[0]} and {paths[1]}", soft_wrap=True)
+
+
 @app.command()
 def demos(
     env_id: Annotated[str, typer.Argument(help="Registered env id.")],

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -87,12 +87,27 @@ class TeacherConfig(_Section):
     #: Which teacher picks training tasks: random, schedule, bandit or alp_gmm.
     name: Literal["random", "schedule", "bandit", "alp_gmm"] = "random"
     #: Options of that teacher (see agentgym/curriculum), e.g. {signal: abs_adv, sampler: sec}.
+    #: Unset options take the papers' run defaults, scaled to this run's length (the
+    #: bandit's SEC alpha 0.5 and tau 0.3; ALP-GMM's fit_rate a fifth of the run's groups,
+    #: within [20, 250]; see the README's teacher section).
     options: dict[str, Any] = {}
-    #: Keep only groups whose pass rate lies in [low, high] (null: keep all); composes
-    #: with any teacher, and dropped rollouts count as spent.
+    #: What the teacher and the filters (grpo.dynamic_sampling, pass_rate_band) read of
+    #: each episode: "success" (0 or 1), "reward" (the shaped reward, format bonuses and
+    #: subgoals included) or "part:<name>" (one reward part the env reports, e.g.
+    #: part:correct). The update's advantages always use the shaped reward.
+    outcome: str = "success"
+    #: Keep only groups whose pass rate (mean outcome) lies in [low, high] (null: keep
+    #: all); composes with any teacher, and dropped rollouts count as spent.
     pass_rate_band: tuple[float, float] | None = None
     #: One or two parameter names for the curriculum plots (default: the first that vary).
     plot_dims: list[str] = []
+
+    @field_validator("outcome")
+    @classmethod
+    def _check_outcome(cls, v: str) -> str:
+        from agentgym.curriculum.base import check_outcome
+
+        return check_outcome(v)
 
 
 class RayOptions(_Section):
@@ -141,7 +156,8 @@ class GRPOConfig(_Section):
     #: default): on whenever another engine samples (model.backend: vllm, or
     #: rollout.off_policy_steps: 1), off when the trained model samples itself.
     importance_weights: bool | None = None
-    #: Drop groups whose rewards are all equal and sample more tasks (DAPO).
+    #: Drop groups whose outcomes (teacher.outcome: success by default) are all equal and
+    #: sample more tasks (DAPO).
     dynamic_sampling: bool = False
     #: Extra rollout rounds the filters (dynamic sampling, pass-rate band) may spend to refill.
     max_refill_rounds: int = Field(2, ge=0)
@@ -201,6 +217,10 @@ class WarmupConfig(_Section):
     params: dict[str, Any] = {}
     #: Most new tokens of one demonstrated reply (longer replies are cut).
     max_new_tokens: int = Field(256, ge=1, le=1_000_000)
+    #: Start GRPO with a fresh AdamW state (moments and step count zeroed) when the warm
+    #: start ends, so its first steps are not partly more SFT (one AdamW through both
+    #: leaves 0.9^k of the SFT first moment in GRPO step k). false: one state through both.
+    reset_optimizer: bool = True
 
 
 class TrainConfig(_Section):

@@ -25,9 +25,9 @@ cell, all 0 at the start. One episode on a task in cell k:
 Score: % of the 100 cells (the whole grid, the unlearnable block included, so at most
 84%) with competence > 0.75 after 20,000 episodes, played in rounds of 50 (the teacher
 samples 50 tasks, the student plays them in order, the teacher is updated with the 50
-results). Each episode is a GroupResult of one reward (no advantage: the |advantage|
-signal does not apply, so bandits here use the EMA signals on the normalized reward,
-``outcome="reward"``). The student's constants were set before any teacher ran; random
+results). Each episode is a GroupResult of one reward whose outcome (what teachers read)
+is that reward, the cell's competence (no advantage: the |advantage| signal does not
+apply, so bandits here use the EMA signals). The student's constants were set before any teacher ran; random
 then lands near the reference's 4%.
 
 (b) GRPO simulator
@@ -49,10 +49,13 @@ transfer kernel were picked after a small sweep (lr 0.02-0.5, spacing 0.75-2, ke
 0.5/0.25 and 0.7/0.4/0.2) for random near the reference's 0.6-0.7 with room above it,
 and are the same for every teacher.
 
-Teacher options are shown in each row. Defaults are the published ones (teachers.md);
-rows with ``sec_alpha=0.5`` use the SEC paper's run settings with a temperature scaled to
-the signal's range (|A| about 1: 0.2; p(1-p) at most 0.25: 0.05; EMA-LP of rewards a few
-hundredths: 0.02).
+Teacher options are shown in each row; every teacher also gets the run-length options the
+trainer would give it for this budget (:func:`agentgym.curriculum.run_options`: ALP-GMM's
+fit rate, the proportional bandit's epsilon decay). Unset options are the defaults: the
+papers' run settings (SEC alpha 0.5, tau 0.3 times the signal's range). Rows with
+``sec_alpha=0.1 sec_tau=1.0`` are SEC's stated defaults, this project's defaults before
+they were changed. The ``entropy`` column is the lowest ``teacher/entropy_ratio`` of the
+run (1 = sampling stayed uniform).
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ from agentgym.curriculum import (  # noqa: E402
     PassRateBand,
     TrainingTasks,
     make_teacher,
+    run_options,
 )
 from agentgym.spaces import Categorical, Continuous, HeldOut, ParamSpace  # noqa: E402
 
@@ -147,7 +151,7 @@ def run_grid(
     name: str, opts: dict[str, Any], seed: int, episodes: int, extra: int, batch: int = 50
 ) -> dict[str, float]:
     tasks = TrainingTasks(grid_space(extra), HeldOut())
-    teacher = make_teacher(name, tasks, seed=seed, **opts)
+    teacher = make_teacher(name, tasks, seed=seed, **{**run_options(name, -(-episodes // batch), batch), **opts})
     student = GridStudent(np.random.default_rng(10_000 + seed))
     done = 0
     while done < episodes:
@@ -155,7 +159,7 @@ def run_grid(
         results = []
         for s in specs:
             r = student.play(s.params["x"], s.params["y"])
-            results.append(GroupResult(s, [r], [r >= MASTERY], 0.0))
+            results.append(GroupResult(s, [r], [r >= MASTERY], 0.0, outcomes=[r]))
         teacher.update(results)
         done += len(specs)
     return {"score": student.mastered()}
@@ -223,10 +227,15 @@ def run_grpo(
     name: str, opts: dict[str, Any], seed: int, steps: int, transfer: bool, filt: str | None = None, per_step: int = 4
 ) -> dict[str, float]:
     tasks = TrainingTasks(ParamSpace([Categorical("category", CATS)]), HeldOut())
-    teacher = make_teacher(name, tasks, seed=seed, **opts)
+    teacher = make_teacher(name, tasks, seed=seed, **{**run_options(name, steps, per_step), **opts})
     student = GRPOStudent(np.random.default_rng(20_000 + seed), transfer)
     budget = steps * per_step * G
     spent = dropped = done_steps = 0
+    lowest = 1.0  # the lowest teacher/entropy_ratio of the run
+
+    def spread() -> float:
+        return min(lowest, teacher.metrics().get("teacher/entropy_ratio", 1.0))
+
     if filt is None:
         for _ in range(steps):
             groups = student.play(teacher.sample(per_step))
@@ -234,6 +243,7 @@ def run_grpo(
             student.learn(groups)
             spent += per_step * G
             done_steps += 1
+            lowest = spread()
     else:
         f = DynamicSampling() if filt == "dynamic" else PassRateBand(0.25, 0.75)
         fs = FilteredSampling(teacher, f, max_rounds=4)
@@ -243,8 +253,10 @@ def run_grpo(
             dropped += st.rollouts_dropped
             student.learn(kept)
             done_steps += 1
+            lowest = spread()
     return {
         "score": student.score(),
+        "entropy": lowest,
         "steps": float(done_steps),
         "rollouts": float(spent),
         "dropped_frac": dropped / max(spent, 1),
@@ -254,23 +266,17 @@ def run_grpo(
 # ----- the rows ------------------------------------------------------------------------
 
 
-def label_of(name: str, opts: dict[str, Any], filt: str | None = None, hide: tuple[str, ...] = ()) -> str:
-    """A row label: the teacher name and every option it was given (``hide``: common to all rows)."""
-    parts = [name] + [f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in opts.items() if k not in hide]
+def label_of(name: str, opts: dict[str, Any], filt: str | None = None) -> str:
+    """A row label: the teacher name and every option it was given."""
+    parts = [name] + [f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in opts.items()]
     if filt:
         parts.append("+ dynamic sampling" if filt == "dynamic" else "+ pass-rate band [0.25, 0.75]")
     return " ".join(parts)
 
 
-#: Options every grid bandit gets: learning signals on the normalized reward (no advantages there).
-GRID_BANDIT = {"outcome": "reward"}
-#: SEC temperatures scaled to each signal's range (|A| ~ 1, p(1-p) <= 0.25, reward EMA-LP ~ 0.01-0.05),
-#: with alpha 0.5 as in the SEC paper's runs. The defaults (alpha 0.1, tau 1.0) get their own rows.
-SEC_TUNED = {
-    "abs_adv": {"sec_alpha": 0.5, "sec_tau": 0.2},
-    "p1p": {"sec_alpha": 0.5, "sec_tau": 0.05},
-    "ema_lp": {"sec_alpha": 0.5, "sec_tau": 0.02},
-}
+#: SEC's stated defaults (alpha 0.1, tau 1.0): this project's defaults until they were
+#: found to leave the sampling near uniform at the budgets runs use.
+SEC_OLD = {"sec_alpha": 0.1, "sec_tau": 1.0}
 
 
 def grid_rows(extra: int, rounds: int = 400, quick: bool = False) -> list[tuple[str, str, dict[str, Any]]]:
@@ -283,30 +289,18 @@ def grid_rows(extra: int, rounds: int = 400, quick: bool = False) -> list[tuple[
         rows.append(("alp_gmm", {"fit_rate": 150, "random_task_ratio": 0.05}))
     bins = 5 if extra else 10
     for sig in ("ema_lp", "p1p"):
-        base = {**GRID_BANDIT, "signal": sig, "bins": bins}
+        base = {"signal": sig, "bins": bins}
         rows += [
+            ("bandit", {**base, "sampler": "sec", **SEC_OLD}),
             ("bandit", {**base, "sampler": "sec"}),
-            ("bandit", {**base, "sampler": "sec", **SEC_TUNED[sig]}),
             ("bandit", {**base, "sampler": "dump"}),
             ("bandit", {**base, "sampler": "proportional"}),
         ]
     if extra:  # the teacher is told which dims matter
-        rows.append(
-            (
-                "bandit",
-                {
-                    **GRID_BANDIT,
-                    "signal": "p1p",
-                    "bins": 10,
-                    "sampler": "sec",
-                    **SEC_TUNED["p1p"],
-                    "arm_dims": ["x", "y"],
-                },
-            )
-        )
+        rows.append(("bandit", {"signal": "p1p", "bins": 10, "sampler": "sec", "arm_dims": ["x", "y"]}))
     else:  # coarser bins than the test grid
-        rows.append(("bandit", {**GRID_BANDIT, "signal": "p1p", "bins": 5, "sampler": "sec", **SEC_TUNED["p1p"]}))
-    return [(label_of(n, o, hide=("outcome",)), n, o) for n, o in rows]
+        rows.append(("bandit", {"signal": "p1p", "bins": 5, "sampler": "sec"}))
+    return [(label_of(n, o), n, o) for n, o in rows]
 
 
 def grpo_rows(steps: int = 400, quick: bool = False) -> list[tuple[str, str, dict[str, Any], str | None]]:
@@ -321,13 +315,13 @@ def grpo_rows(steps: int = 400, quick: bool = False) -> list[tuple[str, str, dic
         rows.append(("alp_gmm", {"fit_rate": 100}, None))
     for sig in ("abs_adv", "ema_lp", "p1p"):
         rows += [
+            ("bandit", {"signal": sig, "sampler": "sec", **SEC_OLD}, None),
             ("bandit", {"signal": sig, "sampler": "sec"}, None),
-            ("bandit", {"signal": sig, "sampler": "sec", **SEC_TUNED[sig]}, None),
             ("bandit", {"signal": sig, "sampler": "dump"}, None),
             ("bandit", {"signal": sig, "sampler": "proportional"}, None),
         ]
     rows += [
-        ("bandit", {"signal": "abs_adv", "sampler": "sec", **SEC_TUNED["abs_adv"]}, "dynamic"),
+        ("bandit", {"signal": "abs_adv", "sampler": "sec"}, "dynamic"),
         ("bandit", {"signal": "abs_adv", "sampler": "dump"}, "dynamic"),
     ]
     return [(label_of(n, o, f), n, o, f) for n, o, f in rows]
@@ -357,7 +351,7 @@ def print_table(title: str, rows: dict[str, dict[str, float]], unit: str, base: 
     pct = unit.startswith("%")
     ref = rows[base]["score"]
     width = max(len(k) for k in rows) + 2
-    extra = "" if pct else f"{'steps':>7}{'rollouts':>10}{'dropped':>9}"
+    extra = "" if pct else f"{'steps':>7}{'rollouts':>10}{'dropped':>9}{'entropy':>9}"
     print(f"{'teacher':<{width}}{unit:>16}{'vs random':>11}{extra}{'s/run':>7}")
     for label, s in rows.items():
         if pct:
@@ -367,7 +361,7 @@ def print_table(title: str, rows: dict[str, dict[str, float]], unit: str, base: 
         else:
             val = f"{s['score']:.3f} ± {s['score_std']:.3f}"
             ratio = f"{s['score'] - ref:+.3f}"
-            more = f"{s['steps']:>7.0f}{s['rollouts']:>10.0f}{100 * s['dropped_frac']:>8.0f}%"
+            more = f"{s['steps']:>7.0f}{s['rollouts']:>10.0f}{100 * s['dropped_frac']:>8.0f}%{s['entropy']:>9.2f}"
         print(f"{label:<{width}}{val:>16}{ratio:>11}{more}{s['seconds']:>7.1f}")
 
 

@@ -98,8 +98,11 @@ def test_ctrl_c_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, 
 MODES = {
     "on-policy": ["train.steps=6"],
     "off-policy": ["rollout.off_policy_steps=1", "train.steps=6"],
-    # 3 steps of rejection fine-tuning, then 3 GRPO steps: killed in the warm start.
-    "warm start": ["warmup.source=rejection", "warmup.steps=3", "train.steps=3"],
+    # Rejection fine-tuning, then GRPO (with a fresh AdamW state): resumed from checkpoint 2,
+    # which is before the SFT -> GRPO boundary (3 warm-start steps), at it (2), after it (1).
+    "warm start, resumed before GRPO": ["warmup.source=rejection", "warmup.steps=3", "train.steps=3"],
+    "warm start, resumed at the boundary": ["warmup.source=rejection", "warmup.steps=2", "train.steps=4"],
+    "warm start, resumed after the boundary": ["warmup.source=rejection", "warmup.steps=1", "train.steps=5"],
 }
 
 
@@ -135,8 +138,11 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path, mode):
     assert rows_a == rows_b
     staleness = [r["rollout/staleness"] for r in rows_b if r["kind"] in ("train", "sft")]
     assert staleness == ([0, 1, 1, 1, 1, 1] if off_policy else [0] * 6)
-    if mode == "warm start":
-        assert [r["kind"] for r in rows_b if r["kind"] in ("sft", "train")] == ["sft"] * 3 + ["train"] * 3
+    if mode.startswith("warm start"):
+        warm = next(int(o.split("=")[1]) for o in MODES[mode] if o.startswith("warmup.steps="))
+        steps = [r for r in rows_b if r["kind"] in ("sft", "train")]
+        assert [r["kind"] for r in steps] == ["sft"] * warm + ["train"] * (6 - warm)
+        assert [r.get("optimizer/reset", 0.0) for r in steps] == [0.0] * warm + [1.0] + [0.0] * (5 - warm)
     assert pending is bool(off_policy)
     assert json.loads((b / "summary.json").read_text())["steps"] == 6
     assert (b / "plots" / "training.png").stat().st_size > 10_000

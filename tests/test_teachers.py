@@ -55,10 +55,11 @@ def mixed_tasks() -> TrainingTasks:
     return TrainingTasks(MIXED, MIXED_HELD)
 
 
-def group(params, successes, adv=0.0, rewards=None) -> GroupResult:
+def group(params, successes, adv=0.0, rewards=None, outcomes=None) -> GroupResult:
+    """A group; its outcomes (what teachers read) are its successes unless given."""
     successes = [bool(s) for s in successes]
     rewards = [float(s) for s in successes] if rewards is None else [float(r) for r in rewards]
-    return GroupResult(TaskSpec(dict(params), 0), rewards, successes, adv)
+    return GroupResult(TaskSpec(dict(params), 0), rewards, successes, adv, outcomes=outcomes)
 
 
 def three_arms(**kw) -> BanditTeacher:
@@ -128,10 +129,10 @@ def test_ema_learning_progress_after_two_updates_and_p1p():
     np.testing.assert_allclose(p.signals(), [0.1824, 0.25, 0.25])
 
 
-def test_ema_on_normalized_rewards():
-    t = three_arms(signal="ema_lp", outcome="reward", reward_range=(-1.0, 1.0))
-    t.update([group({"arm": "a"}, [0, 0], rewards=[-1.0, -1.0])])  # normalized mean 0
-    t.update([group({"arm": "a"}, [0, 0], rewards=[1.0, 3.0])])  # 1 and 3 -> 1 and 1 (clipped)
+def test_ema_on_normalized_outcomes():
+    t = three_arms(signal="ema_lp", reward_range=(-1.0, 1.0))
+    t.update([group({"arm": "a"}, [0, 0], outcomes=[-1.0, -1.0])])  # normalized mean 0
+    t.update([group({"arm": "a"}, [0, 0], outcomes=[1.0, 3.0])])  # 1 and 3 -> 1 and 1 (clipped)
     # fast = 0.1, slow = 0.01, LP = 0.09
     assert t.signals()[0] == pytest.approx(0.09)
 
@@ -254,8 +255,8 @@ def test_alp_is_distance_to_the_nearest_earlier_task():
     t = ALPGMMTeacher(plane(), fit_rate=100)
     pts = [(0.1, 0.1), (0.9, 0.9), (0.2, 0.1), (0.8, 0.9), (0.1, 0.1), (0.12, 0.1)]
     rew = [0.0, 1.0, 0.3, 0.6, 0.5, 0.45]
-    t.update([group({"u": u, "v": v}, [0], rewards=[r]) for (u, v), r in zip(pts[:3], rew[:3])])
-    t.update([group({"u": u, "v": v}, [0], rewards=[r]) for (u, v), r in zip(pts[3:], rew[3:])])
+    t.update([group({"u": u, "v": v}, [0], outcomes=[r]) for (u, v), r in zip(pts[:3], rew[:3])])
+    t.update([group({"u": u, "v": v}, [0], outcomes=[r]) for (u, v), r in zip(pts[3:], rew[3:])])
     # 0: first task, ALP 0
     # 1: nearest earlier is 0 -> |1 - 0| = 1
     # 2: nearest is 0 (0.1 away) -> |0.3 - 0| = 0.3
@@ -265,9 +266,9 @@ def test_alp_is_distance_to_the_nearest_earlier_task():
     _, r, alp = t.episodes_table()
     np.testing.assert_allclose(alp, [0.0, 1.0, 0.3, 0.4, 0.5, 0.05], atol=1e-12)
     np.testing.assert_allclose(r, rew)
-    # Rewards are normalized from reward_range and clipped: (-1, 1) maps 0 to 0.5 and 3 to 1.
+    # Outcomes are normalized from reward_range and clipped: (-1, 1) maps 0 to 0.5 and 3 to 1.
     t2 = ALPGMMTeacher(plane(), reward_range=(-1.0, 1.0))
-    t2.update([group({"u": 0.5, "v": 0.5}, [0, 0], rewards=[0.0, 3.0])])  # mean of 0.5 and 1
+    t2.update([group({"u": 0.5, "v": 0.5}, [0, 0], outcomes=[0.0, 3.0])])  # mean of 0.5 and 1
     assert t2.episodes_table()[1].tolist() == [0.75]
 
 
@@ -280,7 +281,7 @@ def test_alp_tree_matches_brute_force_across_rebuilds():
     rewards = rng.random(2600)
     i = 0
     for size in [1, 1, 700, 3, 900, 1, 994]:
-        t.update([group(p, [0], rewards=[r]) for p, r in zip(params[i : i + size], rewards[i : i + size])])
+        t.update([group(p, [0], outcomes=[r]) for p, r in zip(params[i : i + size], rewards[i : i + size])])
         i += size
     pts, r, alp = t.episodes_table()
     np.testing.assert_allclose(alp, ALPGMMTeacher.alp_of(pts, r), atol=1e-12)
@@ -294,7 +295,7 @@ def test_alp_gmm_fits_and_focuses_where_progress_is():
     for _ in range(10):
         specs = t.sample(50)
         t.update(
-            [group(s.params, [0], rewards=[float(rng.random() < 0.5) if s.params["u"] < 0.25 else 0.0]) for s in specs]
+            [group(s.params, [0], outcomes=[float(rng.random() < 0.5) if s.params["u"] < 0.25 else 0.0]) for s in specs]
         )
     m = t.metrics()
     assert m["teacher/fits"] == 2 and m["teacher/gmm_components"] >= 2
@@ -407,7 +408,8 @@ def test_dynamic_sampling_and_pass_rate_band_by_hand():
     assert ds.keep(group({}, [1, 0, 1]))  # mixed rewards
     assert not ds.keep(group({}, [1, 1, 1]))  # all equal: zero advantage
     assert not ds.keep(group({}, [0, 0], rewards=[0.5, 0.5]))
-    assert ds.keep(group({}, [0, 0], rewards=[0.5, 0.25]))  # equal successes, different rewards
+    assert not ds.keep(group({}, [0, 0], rewards=[0.5, 0.25]))  # equal successes: rewards are not read
+    assert ds.keep(group({}, [0, 0], rewards=[0.5, 0.25], outcomes=[0.5, 0.25]))  # unless they are the outcomes
     assert not ds.keep(group({}, [1]))  # one reward: nothing to compare
     band = PassRateBand(0.25, 0.75)
     assert band.keep(group({}, [1, 0, 0, 0]))  # 0.25: the band includes its edges
@@ -494,4 +496,4 @@ def test_make_teacher_names_and_options():
     # RandomTeacher as before.
     r = make_teacher("random", tasks, seed=1)
     r.update(synthetic_results(r.sample(6), np.random.default_rng(0), hot_mixed))
-    assert r.metrics() == {"teacher/groups_seen": 6.0}
+    assert r.metrics() == {"teacher/groups_seen": 6.0, "teacher/entropy_ratio": 1.0, "teacher/max_prob_ratio": 1.0}

@@ -167,6 +167,12 @@ def test_a_warm_start_teaches_the_tiny_model_the_demonstrated_replies(tmp_path):
     assert evals[30]["eval/no_answer"] < 0.5 < evals[0]["eval/no_answer"]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["warmup_steps"] == 30 and summary["heldout_success_after_warmup"] == evals[30]["eval/success"]
+    # GRPO started with a fresh AdamW state, and the log says so; the teacher's spread is
+    # logged every step and summed up at the end (a random teacher stays uniform).
+    train = [r for r in rows if r["kind"] == "train"]
+    assert train[0]["optimizer/reset"] == 1.0 and "optimizer/reset" not in train[1]
+    assert all(r["teacher/entropy_ratio"] == 1.0 for r in rows if r["kind"] in ("sft", "train"))
+    assert summary["teacher"]["line"] == "teacher: stayed uniform (entropy 1.00 of uniform)"
     assert res.warmup_steps == 30 and res.steps_done == 32
 
 

@@ -5,10 +5,14 @@
 - ``random``: :class:`RandomTeacher` (no options).
 - ``schedule``: :class:`ScheduleTeacher` (dims, total_steps, window, by, bins).
 - ``bandit``: :class:`BanditTeacher` (arm_dims, bins, signal, sampler, sec_alpha, sec_tau,
-  dump_window, dump_temperature, eps_min, eps_decay, fast_alpha, slow_alpha, outcome,
-  reward_range).
+  dump_window, dump_temperature, eps_min, eps_decay, fast_alpha, slow_alpha,
+  reward_range, total_steps).
 - ``alp_gmm``: :class:`ALPGMMTeacher` (fit_rate, random_task_ratio, max_components,
-  min_components, history, reward_range, max_tries).
+  min_components, history, reward_range, max_tries, total_groups).
+
+Defaults come from the papers' runs, scaled to the run's length where it matters
+(:func:`run_options` gives what the trainer passes: the schedule's and the bandit's
+``total_steps``, ALP-GMM's ``total_groups``); options a user gives always win.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
     "dim_cells",
     "filtered_sampling",
     "make_teacher",
+    "run_options",
     "teacher_options",
 ]
 
@@ -74,6 +79,20 @@ def _teacher_class(name: str) -> type:
         return TEACHERS[name]
     except KeyError:
         raise ValueError(f"unknown teacher {name!r}; available: {', '.join(TEACHERS)}") from None
+
+
+def run_options(name: str, steps: int, groups_per_step: int) -> dict[str, Any]:
+    """The run-length options teacher ``name`` takes, for a run of ``steps`` teacher updates
+    (GRPO steps, and the warm-start steps that sample) of ``groups_per_step`` groups each.
+
+    ``total_steps`` for the schedule (its frontier reaches the hardest cell at the end) and
+    the bandit (its epsilon decay), ``total_groups`` for ALP-GMM (its fit rate). Merge them
+    under the user's options: ``{**run_options(...), **options}``.
+    """
+    if steps < 1:
+        return {}
+    lengths = {"total_steps": int(steps), "total_groups": int(steps) * max(1, int(groups_per_step))}
+    return {k: v for k, v in lengths.items() if k in teacher_options(name)}
 
 
 def make_teacher(name: str, tasks: TrainingTasks, seed: int = 0, **options: Any) -> Teacher:

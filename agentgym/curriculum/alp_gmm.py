@@ -5,9 +5,10 @@ categorical dims all work (a discrete value is the centre of its cell; a drawn p
 mapped back with ``from_unit``).
 
 - **Episodes.** One GroupResult is one episode: its point is ``to_unit(params)`` and its
-  reward the mean of its rewards, each normalized from ``reward_range`` to [0, 1] and
-  clipped. (The G rewards of a group share one task, so their mean is the least noisy
-  reading of that task; ``fit_rate`` therefore counts groups.)
+  reward the mean of its outcomes (success by default, see
+  :class:`~agentgym.curriculum.GroupResult`), each normalized from ``reward_range`` to
+  [0, 1] and clipped. (The G outcomes of a group share one task, so their mean is the
+  least noisy reading of that task; ``fit_rate`` therefore counts groups.)
 - **ALP.** A new episode's absolute learning progress is ``|r - r'|`` with ``r'`` the
   reward of the nearest earlier episode (Euclidean in the unit cube; ties, such as
   repeats of one discrete point, go to the most recent one). The first episode has ALP
@@ -24,6 +25,18 @@ mapped back with ``from_unit``).
   0), a draw from it, the ALP coordinate dropped, the point clipped to the cube and
   mapped back. Draws in the held-out region are redrawn from the same component up to
   ``max_tries`` times, then replaced by a uniform allowed point.
+- **Defaults.** ``random_task_ratio`` 0.2 (the paper's). ``fit_rate``: the paper's 250
+  groups never comes in a run of tens of groups (a 12-step run of 4 tasks plays 48), so
+  when the run's length is known (the trainer passes ``total_groups``: GRPO steps x
+  tasks per step) it is a fifth of the run, at least 20 and at most 250: 48 groups fit
+  at 20 and 40, 200 groups every 40. Without ``total_groups``: 250.
+- **Metrics.** Beside fits and ALP, how far the sampling is from uniform
+  (``teacher/entropy_ratio``, ``teacher/max_prob_ratio``), estimated on a binning of
+  the space (discrete dims by value up to ``ESTIMATE_BINS`` values, otherwise
+  ``ESTIMATE_BINS`` equal unit-cube slices): the teacher's distribution over the bins
+  (its uniform share plus draws from the mixture) against uniform allowed sampling,
+  both by seeded Monte Carlo draws that never touch the teacher's own generator. Before
+  the first fit the two are the same and the ratio is exactly 1.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ from agentgym.curriculum.base import (
     TrainingTasks,
     check_reward_range,
     normalized_reward,
+    spread_metrics,
 )
 from agentgym.curriculum.cells import MAX_TRIES, params_from_unit, uniform_allowed
 from agentgym.env import TaskSpec
@@ -48,6 +62,22 @@ from agentgym.spaces import ParamError
 
 #: Rows kept outside the KD-tree (searched by brute force) before it is rebuilt.
 REBUILD = 1024
+#: The paper's fit rate, and the bounds of the one scaled to a run's length.
+PAPER_FIT_RATE = 250
+MIN_FIT_RATE = 20
+#: Numeric dims are cut into this many slices to estimate the sampling entropy.
+ESTIMATE_BINS = 4
+#: Monte Carlo draws of that estimate.
+ESTIMATE_DRAWS = 8192
+
+
+def default_fit_rate(total_groups: int | None) -> int:
+    """Groups between fits: a fifth of the run, within [20, 250]; 250 when the run's length is unknown."""
+    if not total_groups:
+        return PAPER_FIT_RATE
+    return int(min(PAPER_FIT_RATE, max(MIN_FIT_RATE, total_groups // 5)))
+
+
 #: Rows of a batch whose distances are computed at once.
 _CHUNK = 256
 _TIE = 1e-9  # relative tolerance under which two distances count as equal
@@ -60,14 +90,19 @@ class ALPGMMTeacher:
         self,
         tasks: TrainingTasks,
         seed: int = 0,
-        fit_rate: int = 250,
+        fit_rate: int | None = None,
         random_task_ratio: float = 0.2,
         max_components: int = 10,
         min_components: int = 2,
         history: int | None = None,
         reward_range: Sequence[float] = (0.0, 1.0),
         max_tries: int = MAX_TRIES,
+        total_groups: int | None = None,
     ):
+        if total_groups is not None and total_groups < 1:
+            raise ValueError(f"total_groups must be >= 1, got {total_groups}")
+        if fit_rate is None:
+            fit_rate = default_fit_rate(total_groups)
         if fit_rate < 2:
             raise ValueError(f"fit_rate must be >= 2, got {fit_rate}")
         if not 0 <= random_task_ratio <= 1:
@@ -79,6 +114,7 @@ class ALPGMMTeacher:
         if max_tries < 1:
             raise ValueError(f"max_tries must be >= 1, got {max_tries}")
         self.tasks = tasks
+        self.total_groups = None if total_groups is None else int(total_groups)
         self.fit_rate = int(fit_rate)
         self.random_task_ratio = float(random_task_ratio)
         self.min_components, self.max_components = int(min_components), int(max_components)
@@ -101,6 +137,8 @@ class ALPGMMTeacher:
         self._chol: np.ndarray | None = None
         self._pick: np.ndarray | None = None
         self._means: np.ndarray | None = None
+        self._uniform_bins: np.ndarray | None = None  # uniform allowed sampling over the estimate's bins
+        self._gmm_bins: np.ndarray | None = None  # the mixture's draws over the same bins
 
     # ----- history and ALP -------------------------------------------------------------
     def _grow(self, need: int) -> None:
@@ -217,6 +255,7 @@ class ALPGMMTeacher:
 
     def _set_gmm(self, gmm: dict[str, Any] | None) -> None:
         self._gmm = gmm
+        self._gmm_bins = None
         if gmm is None:
             self._chol = self._pick = self._means = None
             return
@@ -274,7 +313,7 @@ class ALPGMMTeacher:
                 continue
             pts.append(u)
             rews.append(
-                float(np.mean([normalized_reward(x, self.reward_range) for x in res.rewards])) if res.rewards else 0.0
+                float(np.mean([normalized_reward(x, self.reward_range) for x in res.outcomes])) if res.outcomes else 0.0
             )
         if not pts:
             return
@@ -316,14 +355,53 @@ class ALPGMMTeacher:
         self._set_gmm(state["gmm"])
         self.rng.bit_generator.state = state["rng"]
 
+    # ----- how far from uniform --------------------------------------------------------
+    def _bin_counts(self) -> np.ndarray:
+        """Bins per dim of the entropy estimate (see the module doc)."""
+        out = []
+        for d in self.tasks.space.dims:
+            n = getattr(d, "n", None)
+            out.append(n if n is not None and n <= ESTIMATE_BINS else ESTIMATE_BINS)
+        return np.asarray(out, dtype=np.int64)
+
+    def _histogram(self, units: np.ndarray) -> np.ndarray:
+        """Share of the unit-cube points ``units`` (rows) in each bin of the estimate."""
+        counts = self._bin_counts()
+        idx = np.minimum(np.floor(np.clip(units, 0.0, 1.0) * counts).astype(np.int64), counts - 1)
+        flat = np.ravel_multi_index(tuple(idx.T), tuple(counts)) if len(counts) else np.zeros(len(units), np.int64)
+        h = np.bincount(flat, minlength=int(np.prod(counts))).astype(np.float64)
+        return h / max(1.0, h.sum())
+
+    def sampling_bins(self) -> tuple[np.ndarray, np.ndarray]:
+        """(this teacher's sampling distribution, uniform allowed sampling) over the estimate's bins."""
+        space = self.tasks.space
+        if self._uniform_bins is None:
+            rng = np.random.default_rng(0)
+            pts = [space.to_unit(uniform_allowed(self.tasks, rng, self.max_tries)) for _ in range(ESTIMATE_DRAWS)]
+            self._uniform_bins = self._histogram(np.asarray(pts).reshape(-1, self.dim))
+        if self._gmm is None:
+            return self._uniform_bins.copy(), self._uniform_bins.copy()
+        if self._gmm_bins is None:
+            assert self._chol is not None and self._pick is not None and self._means is not None
+            rng = np.random.default_rng(1)
+            comps = rng.choice(len(self._pick), size=ESTIMATE_DRAWS, p=self._pick)
+            z = rng.standard_normal((ESTIMATE_DRAWS, self.dim + 1))
+            draws = self._means[comps] + np.einsum("nij,nj->ni", self._chol[comps], z)
+            self._gmm_bins = self._histogram(draws[:, : self.dim])
+        r = self.random_task_ratio
+        return r * self._uniform_bins + (1.0 - r) * self._gmm_bins, self._uniform_bins.copy()
+
     def metrics(self) -> dict[str, float]:
         a = max(0, self._n - self.fit_rate)
         return {
             "teacher/episodes": float(self._episodes),
             "teacher/fits": float(self._fits),
+            "teacher/fit_rate": float(self.fit_rate),
+            "teacher/gmm_fitted": float(self._gmm is not None),
             "teacher/gmm_components": float(len(self._gmm["weights"]) if self._gmm else 0),
             "teacher/alp_mean": float(self._alp[a : self._n].mean()) if self._n else 0.0,
             "teacher/reward_mean": float(self._r[a : self._n].mean()) if self._n else 0.0,
             "teacher/history": float(self._n),
             "teacher/skipped": float(self._skipped),
+            **spread_metrics(*self.sampling_bins()),
         }

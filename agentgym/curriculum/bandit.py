@@ -9,11 +9,12 @@ allowed point). ``update`` maps each GroupResult's params back to its arm.
 
 Per arm the teacher keeps, from every group it hears about:
 
-- a window of the last ``dump_window`` group mean |advantage| values;
-- a fast EMA of the group *outcome* (success rate, or with ``outcome="reward"`` the mean
-  reward normalized from ``reward_range`` to [0, 1]) with rate ``fast_alpha``, and a
-  slow EMA that tracks the fast one with rate ``slow_alpha``. Both start at the arm's
-  first outcome, so an arm seen once has no learning progress yet.
+- a window of the last ``dump_window`` group mean |advantage| values (the advantages of
+  the group's *outcomes*: success by default, see :class:`~agentgym.curriculum.GroupResult`);
+- a fast EMA of the group's mean outcome, each outcome normalized from ``reward_range``
+  to [0, 1] (the default (0, 1) leaves successes as they are), with rate
+  ``fast_alpha``, and a slow EMA that tracks the fast one with rate ``slow_alpha``.
+  Both start at the arm's first outcome, so an arm seen once has no learning progress yet.
 
 Signals (the arm's current value):
 
@@ -29,9 +30,21 @@ Samplers:
   not played in it, so they decay; ``p = softmax(Q / sec_tau)``.
 - ``dump``: ``UCB_j = s_j + sqrt(2 ln(N + 1) / (n_j + 1))`` with s_j the signal, n_j the
   number of groups arm j ever had and N their sum; ``p = softmax(UCB / dump_temperature)``.
-- ``proportional``: ``p_j = eps / K + (1 - eps) s_j / sum(s)`` (uniform when every
-  signal is 0), ``eps = eps_min + (1 - eps_min) exp(-step / eps_decay)`` with step the
-  number of update calls so far.
+- ``proportional`` (MAGELLAN-style): ``p_j = eps / K + (1 - eps) s_j / sum(s)`` (uniform
+  when every signal is 0), ``eps = eps_min + (1 - eps_min) exp(-step / eps_decay)`` with
+  step the number of update calls so far.
+
+Defaults are the papers' run settings, scaled to the run where its length matters:
+
+- ``sec_alpha`` 0.5 and ``sec_tau`` 0.3 (SEC's runs use 0.5 and 0.2-0.4; its stated
+  defaults 0.1 and 1.0 leave the best arm under 2x as likely as an untried one after 12
+  steps). The temperature is on the signal's scale, so for the smaller signals it is
+  0.3 times their range: ``p1p`` (at most 0.25) 0.075, ``ema_lp`` (a few hundredths to
+  a tenth) 0.03.
+- ``eps_decay``: a quarter of the run (``total_steps / 4``: epsilon is about 0.21 at the
+  end) when the run's length is known (the trainer passes ``total_steps``, its GRPO
+  steps); MAGELLAN's 320 otherwise.
+- DUMP: window 300, temperature 0.1 (the paper's).
 """
 
 from __future__ import annotations
@@ -47,7 +60,9 @@ from agentgym.curriculum.base import (
     GroupResult,
     TrainingTasks,
     check_reward_range,
+    entropy,
     normalized_reward,
+    spread_metrics,
 )
 from agentgym.curriculum.cells import cell_index, draw_params, fully_held_out, product_cells
 from agentgym.env import TaskSpec
@@ -55,7 +70,12 @@ from agentgym.spaces import ParamError
 
 SIGNALS = ("abs_adv", "ema_lp", "p1p")
 SAMPLERS = ("sec", "dump", "proportional")
-OUTCOMES = ("success", "reward")
+#: SEC's temperature in units of each signal's range (|A| about 1, p(1-p) at most 0.25,
+#: EMA learning progress about 0.1 at most).
+SEC_TAU = 0.3
+SIGNAL_SCALE = {"abs_adv": 1.0, "p1p": 0.25, "ema_lp": 0.1}
+#: MAGELLAN's epsilon decay, for a bandit that does not know its run's length.
+EPS_DECAY = 320.0
 
 
 def softmax(x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -75,7 +95,7 @@ def ucb(signal: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.asarray(signal, dtype=np.float64) + np.sqrt(2.0 * math.log(counts.sum() + 1.0) / (counts + 1.0))
 
 
-def epsilon(step: int, eps_min: float = 0.2, eps_decay: float = 320.0) -> float:
+def epsilon(step: int, eps_min: float = 0.2, eps_decay: float = EPS_DECAY) -> float:
     """The proportional sampler's exploration rate after ``step`` update calls."""
     return eps_min + (1.0 - eps_min) * math.exp(-step / eps_decay)
 
@@ -99,23 +119,27 @@ class BanditTeacher:
         bins: int = 4,
         signal: str = "abs_adv",
         sampler: str = "sec",
-        sec_alpha: float = 0.1,
-        sec_tau: float = 1.0,
+        sec_alpha: float = 0.5,
+        sec_tau: float | None = None,
         dump_window: int = 300,
         dump_temperature: float = 0.1,
         eps_min: float = 0.2,
-        eps_decay: float = 320.0,
+        eps_decay: float | None = None,
         fast_alpha: float = 0.1,
         slow_alpha: float = 0.1,
-        outcome: str = "success",
         reward_range: Sequence[float] = (0.0, 1.0),
+        total_steps: int | None = None,
     ):
         if signal not in SIGNALS:
             raise ValueError(f"unknown signal {signal!r}; choose one of {SIGNALS}")
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
-        if outcome not in OUTCOMES:
-            raise ValueError(f"unknown outcome {outcome!r}; choose one of {OUTCOMES}")
+        if total_steps is not None and total_steps < 1:
+            raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+        if sec_tau is None:
+            sec_tau = SEC_TAU * SIGNAL_SCALE[signal]
+        if eps_decay is None:
+            eps_decay = max(1.0, total_steps / 4) if total_steps else EPS_DECAY
         if bins < 1:
             raise ValueError(f"bins must be >= 1, got {bins}")
         for name, v in (("sec_alpha", sec_alpha), ("fast_alpha", fast_alpha), ("slow_alpha", slow_alpha)):
@@ -135,7 +159,8 @@ class BanditTeacher:
             raise ValueError(f"arm_dims repeat a name: {names}")
         self.arm_dims = list(names)
         self.bins = int(bins)
-        self.signal, self.sampler, self.outcome = signal, sampler, outcome
+        self.signal, self.sampler = signal, sampler
+        self.total_steps = None if total_steps is None else int(total_steps)
         self.sec_alpha, self.sec_tau = float(sec_alpha), float(sec_tau)
         self.dump_window, self.dump_temperature = int(dump_window), float(dump_temperature)
         self.eps_min, self.eps_decay = float(eps_min), float(eps_decay)
@@ -204,11 +229,10 @@ class BanditTeacher:
         return [self.tasks.spec(self.rng, draw_params(self.tasks, self.rng, self._cells[j])) for j in picks]
 
     def _outcome(self, r: GroupResult) -> float:
-        if self.outcome == "success":
-            return r.success_rate
-        if not r.rewards:
+        """The group's mean outcome, each normalized from ``reward_range`` to [0, 1]."""
+        if not r.outcomes:
             return 0.0
-        return float(np.mean([normalized_reward(x, self.reward_range) for x in r.rewards]))
+        return float(np.mean([normalized_reward(x, self.reward_range) for x in r.outcomes]))
 
     def update(self, results: Sequence[GroupResult]) -> None:
         self._step += 1
@@ -271,7 +295,8 @@ class BanditTeacher:
             "teacher/step": float(self._step),
             "teacher/groups_seen": float(self._n.sum()),
             "teacher/arms": float(len(self._cells)),
-            "teacher/entropy": float(-(p[p > 0] * np.log(p[p > 0])).sum()),
+            "teacher/entropy": entropy(p),
+            **spread_metrics(p),
             "teacher/unmapped": float(self._unmapped),
         }
         if self.sampler == "proportional":

@@ -4,10 +4,14 @@ A filter decides per played group whether the trainer should use it. Filters are
 teachers: the teacher still hears about every group played (it learns from the dropped
 ones too), and every comparison counts the dropped rollouts as spent compute.
 
-- :class:`DynamicSampling` (DAPO): drop groups whose rewards are all equal; with
-  group-normalized advantages they carry no gradient.
+Filters read a group's outcomes (its successes unless the run names another outcome,
+``teacher.outcome``), not its shaped rewards: a group where every answer is right and
+only a format bonus differs is not "learnable", though its shaped advantages are +-1.
+
+- :class:`DynamicSampling` (DAPO): drop groups whose outcomes are all equal; with
+  group-normalized advantages of the outcome they carry no gradient.
 - :class:`PassRateBand` (balanced online difficulty filtering): keep groups whose
-  success rate lies in ``[low, high]``.
+  mean outcome (the success rate by default) lies in ``[low, high]``.
 - :class:`FilteredSampling`: sample from a teacher, play, update the teacher with every
   group, keep the filtered ones, and refill until the target or ``max_rounds``.
 """
@@ -27,13 +31,13 @@ class Filter(Protocol):
 
 
 class DynamicSampling:
-    """Keep a group unless all its rewards are equal (a group of one reward is dropped)."""
+    """Keep a group unless all its outcomes are equal (a group of one episode is dropped)."""
 
     def __init__(self, tol: float = 0.0):
         self.tol = float(tol)
 
     def keep(self, result: GroupResult) -> bool:
-        r = list(result.rewards)
+        r = list(result.outcomes or ())
         return len(r) > 1 and max(r) - min(r) > self.tol
 
     __call__ = keep
@@ -43,7 +47,7 @@ class DynamicSampling:
 
 
 class PassRateBand:
-    """Keep a group whose success rate is in ``[low, high]`` (both included)."""
+    """Keep a group whose mean outcome (success rate by default) is in ``[low, high]`` (both included)."""
 
     def __init__(self, low: float = 0.1, high: float = 0.9):
         if not 0 <= low <= high <= 1:
@@ -51,7 +55,7 @@ class PassRateBand:
         self.low, self.high = float(low), float(high)
 
     def keep(self, result: GroupResult) -> bool:
-        return bool(result.successes) and self.low <= result.success_rate <= self.high
+        return bool(result.outcomes) and self.low <= result.outcome_mean <= self.high
 
     __call__ = keep
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from agentgym.curriculum.base import GroupResult, TrainingTasks
+from agentgym.curriculum.base import GroupResult, TrainingTasks, spread_metrics
 from agentgym.curriculum.cells import draw_params, fully_held_out, product_cells
 from agentgym.env import TaskSpec
 from agentgym.spaces import Continuous
@@ -114,9 +114,12 @@ class ScheduleTeacher:
 
     def metrics(self) -> dict[str, float]:
         active = self.active_cells()
+        p = np.zeros(len(self.cells))
+        p[active] = 1.0 / active.size
         return {
             "teacher/frontier": self.frontier,
             "teacher/active_cells": float(active.size),
             "teacher/active_level": float(self.levels[active].mean()),
             "teacher/groups_seen": float(self._groups),
+            **spread_metrics(p),
         }

@@ -5,6 +5,12 @@ tells the teacher about every group and keeps the groups that pass the filters. 
 is one task's G episodes of one seat: in a game each seat the policy played is judged
 (and its advantages computed) on its own, as GRPO compares it.
 
+What the teacher and the filters read of each episode is its *outcome*
+(``teacher.outcome``): its success by default, its shaped reward, or one reward part
+(:func:`episode_outcome`); a group's mean |advantage| for the teacher is computed on
+those outcomes. The update's advantages are computed by the trainer on the shaped
+rewards, whatever the outcome.
+
 With ``rollout.off_policy_steps: 1`` the next step's batch is collected in a background
 thread (:meth:`Collector.start`) while the trainer updates. A finished batch that has not
 been trained on yet is part of the run's state: :meth:`Collector.pending_state` gives it
@@ -14,6 +20,7 @@ to the checkpoint and :meth:`Collector.restore_pending` puts it back on resume.
 from __future__ import annotations
 
 import threading
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
@@ -22,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from agentgym.curriculum import FilteredSampling, GroupResult, Teacher
+from agentgym.curriculum.base import check_outcome
 from agentgym.grpo.advantages import group_advantages, group_ids
 from agentgym.grpo.distributed import World
 from agentgym.policies.base import call_with_seeds, stream_seed
@@ -31,6 +39,33 @@ from agentgym.tasks import TaskSpec
 
 class RolloutCancelled(RuntimeError):
     """A background rollout stopped because the trainer closed."""
+
+
+def episode_outcome(episode: Episode, outcome: str = "success") -> float:
+    """What teachers and filters read of ``episode``: 1.0 / 0.0 for its success
+    (``success``), its shaped reward (``reward``) or one reward part (``part:<name>``;
+    0.0 when the episode does not report that part)."""
+    if outcome == "success":
+        return float(bool(episode.success))
+    if outcome == "reward":
+        return float(episode.reward)
+    return float(episode.reward_parts.get(outcome[len("part:") :], 0.0))
+
+
+def group_result(episodes: list[Episode], outcome: str = "success", scale_std: bool = True) -> GroupResult:
+    """One group (one task, one seat) as the teacher and the filters see it: its rewards and
+    successes, its outcomes, and the mean |GRPO advantage| of the outcomes."""
+    outcomes = [episode_outcome(e, outcome) for e in episodes]
+    adv = group_advantages(outcomes, [0] * len(outcomes), scale_std=scale_std)
+    return GroupResult(
+        episodes[0].task,
+        [e.reward for e in episodes],
+        [e.success for e in episodes],
+        float(np.mean(np.abs(adv))),
+        episodes[0].agent,
+        list(episodes),
+        outcomes=outcomes,
+    )
 
 
 @dataclass
@@ -51,6 +86,7 @@ class Collected:
                     "successes": r.successes,
                     "mean_abs_advantage": r.mean_abs_advantage,
                     "agent": r.agent,
+                    "outcomes": r.outcomes,
                 }
                 for r in self.results
             ],
@@ -66,6 +102,7 @@ class Collected:
                 list(r["successes"]),
                 float(r["mean_abs_advantage"]),
                 r.get("agent", ""),
+                outcomes=r.get("outcomes"),
             )
             for r in d["results"]
         ]
@@ -86,6 +123,7 @@ class Collector:
         group_size: int,
         max_refill_rounds: int,
         scale_std: bool = True,
+        outcome: str = "success",
         seed: int = 0,
         world: World | None = None,
     ):
@@ -97,6 +135,9 @@ class Collector:
         self.tasks_per_step = tasks_per_step
         self.group_size = group_size
         self.scale_std = scale_std
+        #: What teachers and filters read of each episode (see :func:`episode_outcome`).
+        self.outcome = check_outcome(outcome)
+        self._part_checked = False
         # With no filter every group is kept, so the batch fills in one round.
         self.sampling = FilteredSampling(teacher, filters, max_rounds=max_refill_rounds + 1)
         self._stop = threading.Event()
@@ -142,6 +183,7 @@ class Collector:
             return per_task
 
         kept, fs = self.sampling(play, self.tasks_per_step)
+        self._check_part(played)
         if self.world.distributed:
             totals = self.world.sum_ints(*counts.values())
             counts = {k: int(v) for k, v in zip(counts, totals)}
@@ -164,7 +206,7 @@ class Collector:
         episodes, the others' as results only (rewards, successes: what filters and the
         teacher read)."""
         light = [
-            [(r.task.to_dict(), r.rewards, r.successes, r.mean_abs_advantage, r.agent) for r in groups]
+            [(r.task.to_dict(), r.rewards, r.successes, r.mean_abs_advantage, r.agent, r.outcomes) for r in groups]
             for groups in local
         ]
         out: list[list[GroupResult]] = []
@@ -173,7 +215,9 @@ class Collector:
                 out.extend(local)
                 continue
             for groups in theirs:
-                out.append([GroupResult(TaskSpec.from_dict(t), rw, sc, a, ag) for t, rw, sc, a, ag in groups])
+                out.append(
+                    [GroupResult(TaskSpec.from_dict(t), rw, sc, a, ag, outcomes=oc) for t, rw, sc, a, ag, oc in groups]
+                )
         if len(out) != n:
             raise RuntimeError(f"ranks returned {len(out)} tasks for a round of {n}")
         return out
@@ -183,16 +227,25 @@ class Collector:
         by_seat: dict[str, list[Episode]] = {}
         for e in eps:
             by_seat.setdefault(e.agent, []).append(e)
-        out = []
-        for agent, members in by_seat.items():
-            rewards = [e.reward for e in members]
-            adv = group_advantages(rewards, [0] * len(rewards), scale_std=self.scale_std)
-            out.append(
-                GroupResult(
-                    members[0].task, rewards, [e.success for e in members], float(np.mean(np.abs(adv))), agent, members
-                )
+        return [group_result(members, self.outcome, self.scale_std) for members in by_seat.values()]
+
+    def _check_part(self, played: list[GroupResult]) -> None:
+        """Warn (once) when no episode of a batch reports the reward part teachers read."""
+        if self._part_checked or not self.outcome.startswith("part:"):
+            return
+        eps = [e for r in played for e in r.episodes]
+        name = self.outcome[len("part:") :]
+        if any(name in e.reward_parts for e in eps):
+            self._part_checked = True
+        elif eps:
+            self._part_checked = True  # said once
+            seen = sorted({k for e in eps for k in e.reward_parts})
+            warnings.warn(
+                f"teacher.outcome={self.outcome}: no episode of this batch reports a reward part {name!r} "
+                f"(they report: {', '.join(seen) or 'none'}), so teachers and filters read 0 for it",
+                RuntimeWarning,
+                stacklevel=2,
             )
-        return out
 
     def _check_stop(self, rounds: int, live: int) -> None:
         if self._stop.is_set():

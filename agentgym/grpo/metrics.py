@@ -1,8 +1,11 @@
-"""What one training step logs: rollout, reward and response statistics of its batch."""
+"""What one training step logs: rollout, reward and response statistics of its batch;
+and, at the end of a run, what its teacher did."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,4 +55,57 @@ def teacher_groups(results: Sequence[GroupResult]) -> list[dict[str, Any]]:
         if r.agent:
             row["agent"] = r.agent
         out.append(row)
+    return out
+
+
+#: A teacher departed from uniform when, at some step, its sampling entropy fell below
+#: this share of uniform's or its most likely arm was this many times uniform's probability.
+DEPARTED_ENTROPY = 0.95
+DEPARTED_MAX_PROB = 1.5
+
+
+def teacher_summary(name: str, metrics_path: Path) -> dict[str, Any]:
+    """Whether the run's teacher sampled anything but uniformly, from the steps' logged
+    ``teacher/entropy_ratio`` and ``teacher/max_prob_ratio`` (see
+    :func:`agentgym.curriculum.base.spread_metrics`); ``line`` says it in words, e.g.
+    ``teacher: stayed uniform (entropy 1.00 of uniform)``."""
+    rows = []
+    if metrics_path.exists():
+        for text in metrics_path.read_text().splitlines():
+            if text.strip():
+                row = json.loads(text)
+                if row.get("kind") in ("train", "sft") and "teacher/entropy_ratio" in row:
+                    rows.append(row)
+    out: dict[str, Any] = {"name": name}
+    if not rows:
+        out.update(
+            verdict="unknown",
+            line=f"teacher: {name} logged no teacher/entropy_ratio, so whether it departed from uniform is unknown",
+        )
+        return out
+    lowest = min(rows, key=lambda r: r["teacher/entropy_ratio"])
+    low, last = lowest["teacher/entropy_ratio"], rows[-1]["teacher/entropy_ratio"]
+    top = max(r.get("teacher/max_prob_ratio", 1.0) for r in rows)
+    out.update(
+        entropy_ratio_min=low,
+        entropy_ratio_min_step=lowest["step"],
+        entropy_ratio_last=last,
+        max_prob_ratio_max=top,
+    )
+    if low < DEPARTED_ENTROPY or top >= DEPARTED_MAX_PROB:
+        verdict = "departed"
+        line = (
+            f"teacher: departed from uniform (entropy {low:.2f} of uniform at its lowest, step {lowest['step']}; "
+            f"{last:.2f} at the end; most likely arm {top:.1f}x uniform)"
+        )
+    elif round(low, 2) >= 1.0 and round(top, 2) <= 1.0:
+        verdict = "uniform"
+        line = "teacher: stayed uniform (entropy 1.00 of uniform)"
+    else:
+        verdict = "near_uniform"
+        line = (
+            f"teacher: stayed near uniform (entropy {low:.2f} of uniform at its lowest; "
+            f"most likely arm {top:.2f}x uniform)"
+        )
+    out.update(verdict=verdict, line=line)
     return out

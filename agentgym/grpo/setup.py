@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from agentgym.config import ConfigError, RunConfig, check_backends, check_report_to, import_modules
-from agentgym.curriculum import DynamicSampling, PassRateBand, Teacher, make_teacher
+from agentgym.curriculum import DynamicSampling, PassRateBand, Teacher, make_teacher, run_options
 from agentgym.grpo.collect import Collector
 from agentgym.grpo.distributed import BroadcastTeacher, World, init_world
 from agentgym.grpo.update import UpdateSettings
@@ -112,9 +112,13 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
         facts = EnvFacts(int(getattr(probe, "max_turns", 1)), seats)
     finally:
         probe.close()
-    options = dict(cfg.teacher.options)
-    if cfg.teacher.name == "schedule":
-        options.setdefault("total_steps", cfg.train.steps)
+    if "outcome" in cfg.teacher.options:
+        raise ConfigError(
+            "teacher.options.outcome is now teacher.outcome (success, reward or part:<name>), "
+            "read by every teacher and filter"
+        )
+    # Unset options scaled to this run's length; the user's own options win.
+    options = {**run_options(cfg.teacher.name, teacher_steps(cfg), cfg.rollout.tasks_per_step), **cfg.teacher.options}
     try:  # a wrong teacher option fails before the model loads
         teacher = make_teacher(cfg.teacher.name, tasks, seed=cfg.seed, **options)
     except (TypeError, ValueError) as exc:
@@ -122,6 +126,12 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
     check_backends(cfg)  # a missing Ray, vLLM or GPU is named before the model loads
     check_report_to(cfg)
     return tasks, teacher, facts
+
+
+def teacher_steps(cfg: RunConfig) -> int:
+    """How many batches the teacher chooses in this run: the GRPO steps, and the warm-start
+    steps that sample like GRPO (``warmup.source: rejection``)."""
+    return cfg.train.steps + (cfg.warmup.steps if cfg.warmup.source == "rejection" else 0)
 
 
 def _kwarg_problem(env_cls: type, given: dict[str, Any], exc: TypeError) -> str:
@@ -218,6 +228,7 @@ def build(cfg: RunConfig) -> Parts:
         group_size=ro.group_size,
         max_refill_rounds=g.max_refill_rounds,
         scale_std=g.scale_std,
+        outcome=cfg.teacher.outcome,
         seed=cfg.seed,
         world=world,
     )

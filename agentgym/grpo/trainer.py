@@ -49,11 +49,11 @@ from agentgym.grpo.checkpoint import latest_checkpoint, load_checkpoint, remove_
 from agentgym.grpo.collect import Collected, RolloutCancelled
 from agentgym.grpo.distributed import close_world
 from agentgym.grpo.fsdp import full_optimizer_state, full_weights, gathered, is_sharded
-from agentgym.grpo.metrics import batch_metrics, rollout_metrics, teacher_groups
+from agentgym.grpo.metrics import batch_metrics, rollout_metrics, teacher_groups, teacher_summary
 from agentgym.grpo.runlog import RunLog, atomic_write
 from agentgym.grpo.setup import EVAL_SEED, build
 from agentgym.grpo.update import update_policy
-from agentgym.grpo.warmup import build_demos, sft_settings
+from agentgym.grpo.warmup import build_demos, reset_optimizer_state, sft_settings
 from agentgym.policies.base import SamplingParams
 
 __all__ = ["EVAL_SEED", "GRPOTrainer", "RolloutCancelled", "TrainResult", "resume_run", "train_from_config"]
@@ -117,11 +117,23 @@ class GRPOTrainer:
 
     def step_once(self) -> dict[str, Any]:
         """The next step of the run: a warm-start step while there are any left, else GRPO."""
-        in_warmup = self.step < self.cfg.warmup.steps
-        lr = self.cfg.warmup.lr if in_warmup else self.cfg.grpo.lr
+        warm = self.cfg.warmup
+        in_warmup = self.step < warm.steps
+        # The warm start's AdamW moments would otherwise steer GRPO's first steps.
+        reset = warm.steps > 0 and self.step == warm.steps and warm.reset_optimizer
+        if reset:
+            reset_optimizer_state(self.optimizer)
+        lr = warm.lr if in_warmup else self.cfg.grpo.lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        return self.sft_step() if in_warmup else self.train_step()
+        record = self.sft_step() if in_warmup else self.train_step()
+        if reset:
+            record["optimizer/reset"] = 1.0
+            if not self.quiet:
+                from tqdm import tqdm
+
+                tqdm.write("warm start done: GRPO starts with a fresh AdamW state (warmup.reset_optimizer)")
+        return record
 
     def sft_step(self) -> dict[str, Any]:
         """One supervised step on demonstrations (or, with ``source: rejection``, on the
@@ -515,8 +527,11 @@ class GRPOTrainer:
             "eval_tasks": len(self.eval_tasks),
             "world_size": self.world.size,
             "evals": {str(k): v for k, v in sorted(self.evals.items())},
+            "teacher": teacher_summary(self.cfg.teacher.name, self.run_dir / "metrics.jsonl"),
         }
         atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=1))
+        if not self.quiet:
+            print(summary["teacher"]["line"])
 
     def export(self, path: Path, weights: dict[str, Any] | None = None) -> Path:
         """Write a checkpoint folder that ``--policy PATH`` (and transformers) can load.

@@ -306,3 +306,32 @@ def test_grpo_after_a_warm_start_starts_with_a_fresh_adamw_state(tmp_path):
     state = kept.optimizer.state[p]
     assert float(state["step"]) == 3.0
     assert not torch.allclose(state["exp_avg"], (1 - b1) * grads[id(p)], rtol=1e-3, atol=1e-9)
+
+
+def test_a_run_reads_the_outcome_it_names(tmp_path):
+    """teacher.outcome reaches the collector: a named part is what the teacher hears, and
+    a part no episode reports is said once (its outcome reads 0)."""
+    import warnings
+
+    from agentgym.grpo.trainer import GRPOTrainer
+
+    cfg = _warm_cfg(tmp_path, "warmup.source=none", "warmup.steps=0", "teacher.outcome=part:no_e")
+    tr = GRPOTrainer(cfg, quiet=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            batch = tr.collector.collect()
+        assert all(r.outcomes == [e.reward_parts["no_e"] for e in r.episodes] for r in batch.results)
+    finally:
+        tr.close()
+    cfg = _warm_cfg(tmp_path / "typo", "warmup.source=none", "warmup.steps=0", "teacher.outcome=part:no_ee")
+    tr = GRPOTrainer(cfg, quiet=True)
+    try:
+        with pytest.warns(RuntimeWarning, match=r"reports a reward part 'no_ee' \(they report: no_e\)"):
+            batch = tr.collector.collect()
+        assert all(r.outcomes == [0.0] * len(r.episodes) for r in batch.results)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            tr.collector.collect()  # said once
+    finally:
+        tr.close()

@@ -160,8 +160,11 @@ class TaskFamily:
 
     def training_tasks(self, restrict: Mapping[str, Any] | None = None) -> TrainingTasks:
         """This env's task space seen from training (``restrict``: a config's ``env.params``),
-        with this env naming each task's content."""
-        return TrainingTasks(self.param_space, self.held_out, restrict, content=self)
+        with this env naming each task's content (unless its ``held_out.content_fraction``
+        is 0: then seeds and region alone split it, for an env whose every task is one
+        content, such as a single page)."""
+        content = self if self.held_out.content_fraction > 0 else None
+        return TrainingTasks(self.param_space, self.held_out, restrict, content=content)
 
     @classmethod
     def content_oracle(cls, env_kwargs: Mapping[str, Any] | None = None) -> TaskFamily:

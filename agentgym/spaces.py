@@ -223,7 +223,8 @@ class HeldOut:
 
     seeds: range = range(1_000_000_000, 1_000_000_000 + 1_000_000)
     region: Region | None = None
-    #: Share of contents held out (0 turns the content split off: every content trains).
+    #: Share of contents held out. 0 turns the content split off: seeds and region alone
+    #: split the tasks, for an env with a single content (a user's one page).
     content_fraction: float = 0.25
 
     def __post_init__(self) -> None:

@@ -10,7 +10,7 @@ trainer and ``agentgym eval`` alike).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,6 +59,8 @@ class ContentOracle(Protocol):
 
 #: Seeds tried for one params point before a teacher is told all its content is held out.
 MAX_CONTENT_TRIES = 256
+#: Teacher proposals tried (see :meth:`TrainingTasks.spec_from`) before a uniform training task.
+MAX_PROPOSALS = 8
 
 
 class TrainingTasks:
@@ -85,6 +87,8 @@ class TrainingTasks:
         self.content = content
         #: Held-out draws of the last :meth:`held_out_specs` that repeated an earlier content.
         self.repeats_skipped = 0
+        #: Params (as ``repr`` of their sorted items) found to have no training content.
+        self._all_held_out: set[str] = set()
         unknown = set(restrict or {}) - set(space.names)
         if unknown:
             raise ParamError(
@@ -171,13 +175,32 @@ class TrainingTasks:
             raise ParamError(
                 f"{clean} lies in the held-out region {self.held_out.region.name!r}: a teacher may not sample it"
             )
-        for _ in range(MAX_CONTENT_TRIES):
-            task = TaskSpec(clean, self.seed(rng))
-            if self.is_train_content(task):
-                return task
+        known = repr(sorted(clean.items()))
+        if known not in self._all_held_out:
+            for _ in range(MAX_CONTENT_TRIES):
+                task = TaskSpec(clean, self.seed(rng))
+                if self.is_train_content(task):
+                    return task
+            self._all_held_out.add(known)
         raise ParamError(
             f"every task of {clean} tried ({MAX_CONTENT_TRIES} seeds) is held-out content: a teacher may not sample it"
         )
+
+    def spec_from(self, rng: np.random.Generator, propose: Callable[[], Mapping[str, Any]]) -> TaskSpec:
+        """A training spec at a teacher's proposed params (``propose()``, allowed params).
+
+        In a small space a proposal can have no training content at all (every problem
+        of a one-heap Nim of up to 2 held out): the next proposal is tried, and after
+        :data:`MAX_PROPOSALS` a uniform training task is returned. The task's own params
+        are in the spec, so a teacher credits the result to where it really was.
+        """
+        for _ in range(MAX_PROPOSALS):
+            try:
+                return self.spec(rng, propose())
+            except ParamError:
+                if self.content is None:
+                    raise
+        return self.spec(rng)
 
 
 def _narrow(dim: Any, allowed: Any) -> Any:

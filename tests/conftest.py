@@ -76,7 +76,8 @@ class NoEEnv(TextEnv):
     """A trivially learnable reward: 1 when the reply has no letter 'e' (most tokens qualify)."""
 
     param_space = ParamSpace([Integer("level", 0, 3)])
-    held_out = HeldOut(seeds=range(1_000_000_000, 1_000_010_000))
+    # Every task says the same thing: one content, so no content split (seeds only).
+    held_out = HeldOut(seeds=range(1_000_000_000, 1_000_010_000), content_fraction=0.0)
 
     def _reset(self, params, rng):
         return [{"role": "user", "content": "Say something."}]

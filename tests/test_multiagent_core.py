@@ -9,7 +9,7 @@ import pytest
 from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
 
 import agentgym
-from agentgym import Categorical, Integer, ParamSpace
+from agentgym import Categorical, HeldOut, Integer, ParamSpace
 from agentgym.env import TaskSpec
 from agentgym.grpo.advantages import group_advantages, seat_groups, split_moves
 from agentgym.multiagent import POLICY, Outcome, TextAECEnv, TextParallelEnv
@@ -23,6 +23,8 @@ class ToyNim(TextAECEnv):
     """One heap; take 1-3; whoever takes the last object wins (+1, the other -1)."""
 
     param_space = ParamSpace([Integer("heap", 1, 9), Categorical("opponent", ("self", "ones")), Integer("seat", 0, 1)])
+    # A heap is the whole content and tests train on one heap: no content split (seeds only).
+    held_out = HeldOut(content_fraction=0.0)
     scripted_kinds = ("ones", "random")
 
     def _reset(self, params, rng):
@@ -327,10 +329,10 @@ def test_grpo_trains_on_a_game_with_per_seat_metrics_and_game_eval(tmp_path):
     rep = trainer.evaluate()
     assert set(rep.by_param["opponent"]) == {"ones", "self"}
     assert set(rep.by_param["seat"]) == {"player_0", "player_1", "all"}
-    # 2 tasks x 2 seats vs "ones", + 2 self-play games x 2 seats: player_0 forfeits, and
-    # player_1, which never moved, still counts in evaluation.
-    assert rep.overall.episodes == 8
-    assert rep.by_param["opponent / seat"]["ones / player_1"].episodes == 2
+    # 2 tasks x 2 seats vs "ones", + 2 self-play games x 2 seats, each train.eval_k=4 times:
+    # player_0 forfeits, and player_1, which never moved, still counts in evaluation.
+    assert rep.overall.episodes == 8 * 4 and rep.overall.tasks == 2  # standard errors over the 2 deals
+    assert rep.by_param["opponent / seat"]["ones / player_1"].episodes == 2 * 4
     # The eval line carries each opponent's success, and the training plot draws them.
     import json
 

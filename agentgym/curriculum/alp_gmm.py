@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -285,9 +285,12 @@ class ALPGMMTeacher:
             x = self._means[c] + self._chol[c] @ self.rng.standard_normal(self.dim + 1)
         return uniform_allowed(self.tasks, self.rng, self.max_tries)
 
+    def _uniform(self) -> dict[str, Any]:
+        return uniform_allowed(self.tasks, self.rng, self.max_tries)
+
     def sample(self, n: int) -> list[TaskSpec]:
         if self._gmm is None:
-            return [self.tasks.spec(self.rng, uniform_allowed(self.tasks, self.rng, self.max_tries)) for _ in range(n)]
+            return [self.tasks.spec_from(self.rng, self._uniform) for _ in range(n)]
         assert self._chol is not None and self._pick is not None
         # Per call: one coin per task (uniform or mixture), its component and its Gaussian draw.
         coins = self.rng.random(n)
@@ -300,7 +303,8 @@ class ALPGMMTeacher:
                 p = uniform_allowed(self.tasks, self.rng, self.max_tries)
             else:
                 p = self._from_gmm(int(comps[i]), draws[i])
-            out.append(self.tasks.spec(self.rng, p))
+            # a proposal without training content: uniform allowed params instead
+            out.append(self.tasks.spec_from(self.rng, _first_then(p, self._uniform)))
         return out
 
     def update(self, results: Sequence[GroupResult]) -> None:
@@ -405,3 +409,13 @@ class ALPGMMTeacher:
             "teacher/skipped": float(self._skipped),
             **spread_metrics(*self.sampling_bins()),
         }
+
+
+def _first_then(first: dict[str, Any], then: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """A proposer that gives ``first`` once, then calls ``then``."""
+    given = [first]
+
+    def propose() -> dict[str, Any]:
+        return given.pop() if given else then()
+
+    return propose

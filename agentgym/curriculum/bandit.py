@@ -226,7 +226,9 @@ class BanditTeacher:
     # ----- Teacher protocol ----------------------------------------------------------
     def sample(self, n: int) -> list[TaskSpec]:
         picks = self.rng.choice(len(self._cells), size=n, p=self._probs)
-        return [self.tasks.spec(self.rng, draw_params(self.tasks, self.rng, self._cells[j])) for j in picks]
+        return [
+            self.tasks.spec_from(self.rng, lambda j=j: draw_params(self.tasks, self.rng, self._cells[j])) for j in picks
+        ]
 
     def _outcome(self, r: GroupResult) -> float:
         """The group's mean outcome, each normalized from ``reward_range`` to [0, 1]."""

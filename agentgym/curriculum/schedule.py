@@ -91,7 +91,10 @@ class ScheduleTeacher:
     def sample(self, n: int) -> list[TaskSpec]:
         active = self.active_cells()
         picks = self.rng.integers(active.size, size=n)
-        return [self.tasks.spec(self.rng, draw_params(self.tasks, self.rng, self.cells[active[i]])) for i in picks]
+        return [
+            self.tasks.spec_from(self.rng, lambda i=i: draw_params(self.tasks, self.rng, self.cells[active[i]]))
+            for i in picks
+        ]
 
     def update(self, results: Sequence[GroupResult]) -> None:
         self._updates += 1

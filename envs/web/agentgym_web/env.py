@@ -498,7 +498,7 @@ class PageEnv(WebEnv):
 
     serves_pages: ClassVar[bool] = True
     # One page is one task: there is no other content to hold out, so the content split
-    # is off and held-out evaluation of this env has no tasks (evaluate it by seed yourself).
+    # is off and held-out seeds alone are what evaluation draws (the same page).
     held_out: ClassVar[HeldOut] = HeldOut(content_fraction=0.0)
 
     def __init__(

@@ -326,10 +326,18 @@ def eval_cmd(
         ),
     ] = "smollm2-135m",
     tasks: Annotated[int, typer.Option(help="Held-out tasks per environment.")] = 100,
-    k: Annotated[int, typer.Option(help="Samples per task (pass@k); k=1 samples greedily.")] = 1,
+    k: Annotated[
+        int, typer.Option(help="Samples per task at --temperature: their mean success (mean@k) and pass@k.")
+    ] = 4,
     seed: Annotated[int, typer.Option(help="Seed of the held-out task draw and sampling.")] = 0,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per turn.")] = 256,
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (default 0 for k=1, else 1).")] = None,
+    temperature: Annotated[
+        float,
+        typer.Option(help="Temperature of the k samples: the training one (rollout.temperature); 0: greedy."),
+    ] = 1.0,
+    greedy: Annotated[
+        bool, typer.Option("--greedy/--no-greedy", help="Also play every task once greedily (temperature 0).")
+    ] = True,
     by: Annotated[list[str] | None, typer.Option(help="Also break results down by these parameters.")] = None,
     out: Annotated[Path, typer.Option(help="Where to write the JSON report.")] = Path("results/eval.json"),
     samples: Annotated[
@@ -361,17 +369,25 @@ def eval_cmd(
         ),
     ] = None,
 ) -> None:
-    """Evaluate a policy on held-out tasks: success, mean reward, pass@k, by region.
+    """Evaluate a policy on held-out tasks: mean@k, pass@k and greedy success, each with its
+    standard error and 95% interval over the distinct tasks, by region; mean reward.
 
-    For a multi-agent game the policy plays each task in every seat against each
-    --opponent; success is the learner seat's (a win, a correct final answer)."""
+    The report is the trainer's: --k samples per task at --temperature (the training
+    temperature) and a greedy pass. For a multi-agent game the policy plays each task in
+    every seat against each --opponent; success is the learner seat's (a win, a correct
+    final answer). Writes the JSON report, every sample as JSONL, and a PNG beside the JSON."""
     from agentgym.eval import evaluate_env, write_json
 
     for env_id in env_ids:
         _check_env(env_id)  # fail on a wrong id before loading a model
     if k < 1 or tasks < 1:
         raise typer.BadParameter("--k and --tasks must be at least 1")
-    sampling = _sampling(max_new_tokens, temperature if temperature is not None else (0.0 if k == 1 else 1.0))
+    if temperature == 0 and k > 1:
+        raise typer.BadParameter("--temperature 0 is greedy: its k samples would all be alike; use --k 1")
+    sampling = _sampling(max_new_tokens, temperature)
+    from agentgym.eval import eval_passes
+
+    passes = eval_passes(sampling, greedy)
     kwargs = _parse_params(env_kwarg)
     restrict = {k: v if isinstance(v, list) else [v] for k, v in _parse_params(param).items()}
     task_lists: dict[str, Any] = {}
@@ -403,11 +419,6 @@ def eval_cmd(
             raise typer.BadParameter(str(exc), param_hint="--opponent") from None
         finally:
             probe.close()
-    if games and k > 1:
-        raise typer.BadParameter(
-            f"pass@k does not apply to games ({', '.join(games)}): each deal is played once per opponent and seat",
-            param_hint="--k",
-        )
     for env_id in env_ids:  # a misspelt breakdown fails before the model loads
         names = [d.name for d in _check_env(env_id).load_class().param_space.dims]
         names += ["opponent", "opponent / seat"] if env_id in games else []
@@ -436,7 +447,8 @@ def eval_cmd(
                 from agentgym.eval.games import evaluate_games
 
                 opps, n_seats = games[env_id]
-                bar = prog.add_task(env_id, total=tasks * sum(1 if o == "self" else n_seats for o in opps))
+                plays = sum(1 if o == "self" else n_seats for o in opps)
+                bar = prog.add_task(env_id, total=len(task_lists.get(env_id, range(tasks))) * plays * passes)
                 reports.append(
                     evaluate_games(
                         pol,
@@ -444,7 +456,9 @@ def eval_cmd(
                         opponents=opps,
                         n_tasks=tasks,
                         tasks=task_lists.get(env_id),
+                        k=k,
                         sampling=sampling,
+                        greedy=greedy,
                         seed=seed,
                         env_kwargs=kwargs,
                         progress=lambda n, bar=bar: prog.advance(bar, n),
@@ -452,7 +466,7 @@ def eval_cmd(
                     )
                 )
                 continue
-            bar = prog.add_task(env_id, total=tasks)
+            bar = prog.add_task(env_id, total=len(task_lists.get(env_id, range(tasks))) * passes)
             reports.append(
                 evaluate_env(
                     pol,
@@ -461,6 +475,7 @@ def eval_cmd(
                     tasks=task_lists.get(env_id),
                     k=k,
                     sampling=sampling,
+                    greedy=greedy,
                     seed=seed,
                     env_kwargs=kwargs,
                     progress=lambda n, bar=bar: prog.advance(bar, n),
@@ -479,6 +494,7 @@ def eval_cmd(
         meta={
             "policy": policy,
             "k": k,
+            "greedy": greedy,
             "seed": seed,
             "sampling": sampling.__dict__,
             "env_kwargs": kwargs,
@@ -487,6 +503,12 @@ def eval_cmd(
         },
     )
     console.print(f"wrote {path}")
+    try:
+        from agentgym.eval.plots import plot_report
+
+        console.print(f"wrote {plot_report(reports, path.with_suffix('.png'))}")
+    except Exception as exc:  # a plot must never lose an evaluation
+        console.print(f"[yellow]warning:[/yellow] plot failed: {escape(repr(exc))}")
 
 
 @app.command(context_settings={"allow_extra_args": False})
@@ -729,30 +751,64 @@ def _rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def _estimate_text(d: dict[str, Any] | None) -> str:
+    """An estimate stored as a dict (summary, checkpoint) as ``41.2% ± 3.1 [35.0, 47.4]``."""
+    from agentgym.eval import Estimate
+
+    return "-" if not d else Estimate(**d).text()
+
+
 def _print_result(result) -> None:
     if _rank() != 0:
         return
     first, last = min(result.evals), max(result.evals)
-    table = Table(title=f"held-out success ({result.run_dir})")
-    for col in ("", "step", "success"):
-        table.add_column(col)
-    table.add_row("before", str(first), f"{result.evals[first]:.1%}")
+    stats = getattr(result, "eval_stats", {}) or {}
+    settings = stats.get(last, {})
+    k, temp = settings.get("k", "k"), settings.get("temperature")
+    title = "held-out success"
+    if temp is not None:
+        title += f": mean@{k} at T={temp:g}, greedy, pass@{k}; ± s.e. [95% CI] over tasks"
+    table = Table(title=title)
+    for col in ("", "step", f"mean@{k}", "greedy", f"pass@{k}", "tasks"):
+        table.add_column(col, justify="left" if col in ("", "step") else "right")
+
+    def row(label: str, step: int) -> None:
+        st = stats.get(step)
+        if st is None:  # an eval from a checkpoint that predates standard errors
+            table.add_row(label, str(step), f"{result.evals[step]:.1%}", "-", "-", "-")
+            return
+        cells = [_estimate_text(st.get(name)).replace(" [", "\n[") for name in ("mean_at_k", "greedy", "pass_at_k")]
+        table.add_row(label, str(step), *cells, str(st.get("tasks", "-")))
+
+    row("before", first)
     warm = getattr(result, "warmup_steps", 0)
     if warm and warm in result.evals and warm != last:
-        table.add_row("after warm start", str(warm), f"{result.evals[warm]:.1%}")
-    table.add_row("after", str(last), f"{result.evals[last]:.1%}")
-    table.add_row("change", "", f"{(result.evals[last] - result.evals[first]) * 100:+.1f} points")
+        row("after warm start", warm)
+    row("after", last)
+    table.add_row("change", "", f"{(result.evals[last] - result.evals[first]) * 100:+.1f} points", "", "", "")
     console.print(table)
     console.print(
-        f"{result.steps_done} steps in {result.seconds / 60:.1f} min; plots in {result.run_dir / 'plots'}, "
+        f"{result.run_dir}: {result.steps_done} steps in {result.seconds / 60:.1f} min; plots in "
+        f"{result.run_dir / 'plots'}, "
         f"model in {result.run_dir / 'final'}"
     )
 
 
+def _cell(est) -> str:
+    """An estimate as a table cell: value ± s.e. over its interval."""
+    return "-" if est is None else est.text().replace(" [", "\n[")
+
+
 def print_reports(reports, by: list[str] | None = None) -> None:
+    """The eval table: per env, overall, per held-out region and per ``by`` parameter, the
+    three estimates as value ± s.e. [95% interval] and the distinct tasks they rest on."""
     k = reports[0].k if reports else 1
-    table = Table(title=f"held-out evaluation (k={k})")
-    for col in ("env", "split", "tasks", "success", "mean reward", f"pass@{k}", "no answer"):
+    temp = reports[0].temperature if reports else 0.0
+    table = Table(
+        title=f"held-out evaluation: mean@{k} at T={temp:g} (primary), pass@{k}, greedy; ± s.e. [95% CI] over tasks"
+    )
+    cols = ("env", "split", "tasks", f"mean@{k}", f"pass@{k}", "greedy", "mean reward", "no answer")
+    for col in cols:
         table.add_column(col, justify="right" if col not in ("env", "split") else "left")
 
     parts = sorted({p for rep in reports for p in rep.overall.reward_parts})
@@ -764,9 +820,8 @@ def print_reports(reports, by: list[str] | None = None) -> None:
             env,
             split,
             str(r.tasks),
-            f"{r.success:.1%}",
+            *(_cell(e) for e in (r.mean_at_k, r.pass_at_k, r.greedy)),
             f"{r.mean_reward:.3f}",
-            f"{r.pass_at_k:.1%}",
             f"{r.format_errors:.1%}",
             *(f"{r.reward_parts.get(p, 0.0):.3f}" for p in parts),
         )

@@ -235,6 +235,13 @@ class TrainConfig(_Section):
     eval_every: int = Field(0, ge=0)
     eval_tasks: int = Field(64, ge=1, le=10_000_000)
     eval_max_new_tokens: int = Field(64, ge=1, le=1_000_000)
+    #: Samples per held-out task at train.eval_temperature: the primary number is their
+    #: mean success over tasks (mean@k), with pass@k beside it.
+    eval_k: int = Field(4, ge=1, le=1024)
+    #: Temperature of those samples (null: rollout.temperature, what GRPO optimises).
+    eval_temperature: float | None = Field(None, ge=0)
+    #: Also play every held-out task once greedily (temperature 0) and report that success.
+    eval_greedy: bool = True
     #: Checkpoint every N steps (and at the end).
     save_every: int = Field(5, ge=1)
     #: Keep only the newest N checkpoints.
@@ -255,6 +262,14 @@ class TrainConfig(_Section):
     #: rank gathers the whole weights only for its rollout and its micro-batches. Off:
     #: every rank holds the whole model (plain data parallel; gradients are summed).
     fsdp: bool = False
+
+    @model_validator(mode="after")
+    def _check_eval(self) -> TrainConfig:
+        if self.eval_temperature == 0 and self.eval_k > 1:
+            raise ValueError(
+                "train.eval_temperature=0 is greedy: its train.eval_k samples would all be alike; set train.eval_k=1"
+            )
+        return self
 
 
 def _check_fsdp(cfg: RunConfig) -> None:

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from agentgym.cli import app
@@ -212,11 +213,14 @@ def test_eval_streams_samples_and_progress_outside_a_terminal(tmp_path):
         ["eval", "test/guess-v0", "--policy", "tiny", "--tasks", "3", "--max-new-tokens", "3", "--out", str(out)],
     )
     assert res.exit_code == 0, res.output
-    assert "test/guess-v0: 3/3" in res.output  # the plain progress line (CliRunner is no terminal)
+    # the plain progress line (CliRunner is no terminal): 3 tasks, a sampled and a greedy pass
+    assert "test/guess-v0: 6/6" in res.output
     rows = [json.loads(line) for line in out.with_suffix(".samples.jsonl").read_text().splitlines()]
-    assert len(rows) == 3 and {r["task_index"] for r in rows} == {0, 1, 2}
+    sampled = [r for r in rows if r["pass"] == "sampled"]
+    assert len(sampled) == 3 * 4 and len(rows) == 3 * 4 + 3 and {r["task_index"] for r in rows} == {0, 1, 2}
     assert all(r["messages"][0]["role"] in ("system", "user") and "reward_parts" in r for r in rows)
-    assert [r["success"] for r in rows] == [t["successes"][0] for t in json.loads(out.read_text())["envs"][0]["tasks"]]
+    report = json.loads(out.read_text())["envs"][0]
+    assert [r["success"] for r in sampled] == [s for t in report["tasks"] for s in t["successes"]]
 
 
 def test_evaluate_env_hands_over_each_batch_as_it_ends():
@@ -232,3 +236,29 @@ def test_evaluate_env_hands_over_each_batch_as_it_ends():
         on_samples=lambda rows: batches.append(len(rows)),
     )
     assert batches == [2, 2, 1] and len(report.tasks) == 5  # a stop after the first batch keeps 2 samples
+
+
+def test_eval_reports_standard_errors_in_its_table_json_and_plot(tmp_path):
+    out = tmp_path / "eval.json"
+    args = ["eval", "math/arithmetic-v0", "--policy", "tiny", "--tasks", "3", "--max-new-tokens", "3"]
+    res = runner.invoke(app, [*args, "--k", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.replace("│", " ").split())
+    assert "mean@2 at T=1 (primary), pass@2, greedy; ± s.e. [95% CI] over tasks" in said
+    assert "± " in said and "[" in said  # value ± s.e. [low, high] cells
+    rep = json.loads(out.read_text())["envs"][0]
+    overall = rep["overall"]
+    assert rep["k"] == 2 and rep["temperature"] == 1.0 and overall["tasks"] == 3
+    for name in ("mean_at_k", "pass_at_k", "greedy"):
+        assert set(overall[name]) == {"value", "se", "low", "high", "tasks"} and overall[name]["tasks"] == 3
+    assert overall["success"] == overall["mean_at_k"]["value"]
+    # mean@2 and greedy from their own passes: each task's 2 sampled and 1 greedy outcomes
+    per_task = [sum(t["successes"]) / 2 for t in rep["tasks"]]
+    assert overall["mean_at_k"]["value"] == pytest.approx(sum(per_task) / 3)
+    assert overall["greedy"]["value"] == pytest.approx(sum(t["greedy_successes"][0] for t in rep["tasks"]) / 3)
+    assert out.with_suffix(".png").stat().st_size > 0 and f"wrote {out.with_suffix('.png')}" in said
+    res = runner.invoke(app, [*args, "--k", "1", "--no-greedy", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["envs"][0]["overall"]["greedy"] is None
+    res = runner.invoke(app, [*args, "--k", "2", "--temperature", "0", "--out", str(out)])
+    assert res.exit_code == 2 and "--k 1" in res.output

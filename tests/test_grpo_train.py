@@ -295,3 +295,56 @@ def test_a_checkpoint_that_cannot_be_written_says_why_and_keeps_the_last_one(tmp
     assert not list(root.glob(".step_*"))
     monkeypatch.undo()
     assert ck.load_checkpoint(first, model, opt)["step"] == 1
+
+
+def test_held_out_evals_carry_standard_errors_to_metrics_summary_checkpoints_and_table(tmp_path, capsys):
+    from agentgym.cli import _print_result
+    from agentgym.grpo.checkpoint import latest_checkpoint
+
+    cfg = tiny_cfg(
+        tmp_path,
+        "env.id=math/arithmetic-v0",
+        "rollout.temperature=0.9",
+        "train.steps=1",
+        "train.eval_tasks=3",
+        "train.eval_k=2",
+        "train.save_every=1",
+    )
+    tr = GRPOTrainer(cfg, quiet=True)
+    res = tr.train()
+    run = tmp_path / "run"
+    evals = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    assert [e["step"] for e in evals] == [0, 1]
+    for line in evals:  # k samples at the training temperature, and a greedy pass
+        assert (line["eval/k"], line["eval/temperature"], line["eval/tasks"]) == (2, 0.9, 3)
+        assert line["eval/success"] == line["eval/mean_at_k"] and line["eval/success_se"] == line["eval/mean_at_k_se"]
+        for name in ("mean_at_k", "pass_at_k", "greedy"):
+            assert {f"eval/{name}_se", f"eval/{name}_low", f"eval/{name}_high"} <= set(line)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["heldout_success_before"] == evals[0]["eval/success"] == res.evals[0]
+    assert summary["heldout_success_after_se"] == evals[1]["eval/success_se"]
+    after = summary["heldout_after"]
+    assert after["step"] == 1 and after["k"] == 2 and after["temperature"] == 0.9 and after["tasks"] == 3
+    assert after["greedy"]["se"] == evals[1]["eval/greedy_se"] and after["pass_at_k"]["tasks"] == 3
+    assert summary["heldout_before"]["mean_at_k"]["value"] == summary["heldout_success_before"]
+    assert (summary["eval_k"], summary["eval_temperature"], summary["eval_greedy"]) == (2, 0.9, True)
+    assert summary["eval_distinct_tasks"] == 3 and summary["eval_tasks"] == 3
+    step0 = json.loads((run / "evals" / "step_000000.json").read_text())["envs"][0]
+    assert step0["overall"]["mean_at_k"]["tasks"] == 3 and len(step0["tasks"][0]["successes"]) == 2
+    assert (run / "plots" / "training.png").stat().st_size > 0
+    # The end-of-run table: value ± s.e. [95% CI] and the tasks, before and after.
+    _print_result(res)
+    said = capsys.readouterr().out
+    assert "mean@2 at T=0.9" in said and "±" in said and said.count(" 3 │") >= 2
+    # The estimates survive a resume; a checkpoint from before they existed still loads.
+    again = GRPOTrainer(load_config(run / "config.yaml"), resume=True, quiet=True)
+    same = json.dumps(again.eval_stats, sort_keys=True) == json.dumps(tr.eval_stats, sort_keys=True)  # NaN too
+    assert same and again.evals == tr.evals
+    again.close()
+    state_file = latest_checkpoint(run / "checkpoints") / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["eval_stats"]
+    state_file.write_text(json.dumps(state))
+    old = GRPOTrainer(load_config(run / "config.yaml"), resume=True, quiet=True)
+    assert old.eval_stats == {} and old.evals == tr.evals and old._heldout_text() == f"{tr.evals[1]:.1%}"
+    old.close()

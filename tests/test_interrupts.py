@@ -75,11 +75,12 @@ def uninterrupted(tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("where", ["generate:4", "optimizer:3"])
+@pytest.mark.parametrize("where", ["generate:5", "optimizer:3"])
 def test_ctrl_c_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, uninterrupted, where):
-    """Ctrl-C in the middle of step 3's generation (run call 4: the first is the step-0
-    evaluation) or right after step 3's optimizer step: the run finishes step 3, saves it
-    and exits 130; ``--resume`` then ends with bit-identical weights and metrics."""
+    """Ctrl-C in the middle of step 3's generation (run call 5: the first two are the step-0
+    evaluation's sampled and greedy passes) or right after step 3's optimizer step: the run
+    finishes step 3, saves it and exits 130; ``--resume`` then ends with bit-identical
+    weights and metrics."""
     run = tmp_path / "cut"
     p = _cli(["train", *CLI_OVER, f"run_dir={run}"], sigint_at=where)
     out, err = p.communicate(timeout=600)

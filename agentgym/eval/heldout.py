@@ -1,79 +1,174 @@
-"""Held-out evaluation: play an env's held-out tasks and report success and pass@k.
+"""Held-out evaluation: play an env's held-out tasks and report success with its uncertainty.
 
 Held-out tasks come from the env's held-out seed range, spread over its whole parameter
 space; a share of them lies in the held-out region that training never samples, and
 the report splits the two ("unseen region" vs "trained region, unseen seeds").
+
+Each task is played twice over: ``k`` samples at the evaluation temperature (the
+training temperature in the trainer: what GRPO optimises) and, by default, once
+greedily. A row of the report gives three means over its distinct tasks, each an
+:class:`~agentgym.eval.stats.Estimate` with a standard error and a 95% interval:
+
+- ``mean_at_k``: the task's success rate over its k samples (the primary number);
+- ``pass_at_k``: the unbiased pass@k estimate of the task (at least one of k succeeds);
+- ``greedy``: the task's greedy success (0 or 1).
+
+Standard errors are over tasks (see :mod:`agentgym.eval.stats`); tasks that repeat in
+the list (the same params and seed) are one unit, so ``tasks`` counts distinct tasks.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agentgym.env import TaskSpec
-from agentgym.policies.base import Policy, SamplingParams
+from agentgym.eval.stats import Estimate, estimate, pass_at_k
+from agentgym.policies.base import Policy, SamplingParams, stream_seed
 from agentgym.registry import spec as env_spec
 from agentgym.rollout.episode import Episode
-from agentgym.rollout.pool import EnvPool
+from agentgym.rollout.pool import EnvPool, InProcessPool
 from agentgym.rollout.runner import RolloutRunner
 
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from ``n`` samples of which ``c`` succeeded (Chen et al., 2021)."""
-    if not 0 <= c <= n or not 1 <= k <= n:
-        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+__all__ = ["EnvReport", "RowStats", "TaskResult", "evaluate_env", "eval_passes", "pass_at_k", "write_json"]
 
 
 @dataclass
 class RowStats:
-    """Aggregates over a set of tasks."""
+    """Aggregates over a set of tasks (a report's row).
 
+    ``mean_at_k``, ``pass_at_k`` and ``greedy`` are means over the ``tasks`` distinct
+    tasks with their standard errors; ``greedy`` is None when no greedy pass ran.
+    ``mean_reward``, ``format_errors`` and ``reward_parts`` are means over the sampled
+    episodes."""
+
+    #: Distinct tasks: the unit of every standard error.
     tasks: int = 0
+    #: Sampled episodes (k per task and setting; the greedy pass not counted).
     episodes: int = 0
+    #: The primary number, ``mean_at_k.value`` (kept as a plain float for older readers).
     success: float = 0.0
     mean_reward: float = 0.0
-    pass_at_k: float = 0.0
+    #: Share of sampled episodes without a usable answer (any env error).
     format_errors: float = 0.0
     #: Mean of each reward part over the episodes (parts an episode lacks count as 0).
     reward_parts: dict[str, float] = field(default_factory=dict)
+    mean_at_k: Estimate = field(default_factory=Estimate.empty)
+    pass_at_k: Estimate = field(default_factory=Estimate.empty)
+    greedy: Estimate | None = None
 
 
 @dataclass
 class EnvReport:
+    """One env's held-out evaluation: the whole set, by held-out region and by parameter."""
+
     env_id: str
+    #: Samples per task (and setting) at ``temperature``.
     k: int
     overall: RowStats
     by_region: dict[str, RowStats]
     by_param: dict[str, dict[str, RowStats]]
     tasks: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: Temperature of the k samples (0: they are the greedy pass).
+    temperature: float = 0.0
 
 
-def _aggregate(groups: Sequence[Sequence[Episode]], k: int) -> RowStats:
-    eps = [e for g in groups for e in g]
-    if not eps:
+@dataclass
+class TaskResult:
+    """A task's episodes in one setting (a game: one opponent and seat).
+
+    ``greedy`` is the greedy pass: the same list as ``sampled`` when those were greedy,
+    empty when no greedy pass ran."""
+
+    task: TaskSpec
+    sampled: list[Episode]
+    greedy: list[Episode] = field(default_factory=list)
+
+
+def task_key(task: TaskSpec) -> Hashable:
+    """What makes two tasks the same unit: their params and seed."""
+    return json.dumps(task.params, sort_keys=True, default=str), int(task.seed)
+
+
+def _rate(eps: Sequence[Episode]) -> float:
+    return sum(bool(e.success) for e in eps) / len(eps)
+
+
+def _aggregate(results: Sequence[TaskResult], k: int, key: Callable[[TaskSpec], Hashable] = task_key) -> RowStats:
+    """A row over ``results``: a distinct task's number is the mean over its settings."""
+    results = [r for r in results if r.sampled]
+    if not results:
         return RowStats()
+    units: dict[Hashable, list[TaskResult]] = defaultdict(list)
+    for r in results:
+        units[key(r.task)].append(r)
+
+    def per_task(value: Callable[[TaskResult], float], rows: Sequence[Sequence[TaskResult]]) -> list[float]:
+        return [sum(value(r) for r in rs) / len(rs) for rs in rows if rs]
+
+    rows = list(units.values())
+    mean_k = estimate(per_task(lambda r: _rate(r.sampled), rows))
+    pass_k = estimate(
+        per_task(lambda r: pass_at_k(len(r.sampled), sum(e.success for e in r.sampled), min(k, len(r.sampled))), rows)
+    )
+    greedy_rows = [[r for r in rs if r.greedy] for rs in rows]
+    greedy = estimate(per_task(lambda r: _rate(r.greedy), greedy_rows)) if any(greedy_rows) else None
+    eps = [e for r in results for e in r.sampled]
     return RowStats(
-        tasks=len(groups),
+        tasks=len(units),
         episodes=len(eps),
-        success=sum(e.success for e in eps) / len(eps),
+        success=mean_k.value,
         mean_reward=sum(e.reward for e in eps) / len(eps),
-        pass_at_k=sum(pass_at_k(len(g), sum(e.success for e in g), min(k, len(g))) for g in groups) / len(groups),
         format_errors=sum(bool(e.errors) for e in eps) / len(eps),
         reward_parts={
             part: sum(e.reward_parts.get(part, 0.0) for e in eps) / len(eps)
             for part in sorted({p for e in eps for p in e.reward_parts})
         },
+        mean_at_k=mean_k,
+        pass_at_k=pass_k,
+        greedy=greedy,
     )
+
+
+def eval_passes(sampling: SamplingParams, greedy: bool) -> int:
+    """Passes over the task list: the sampled one, and a greedy one unless it is greedy already."""
+    return 1 + (greedy and sampling.temperature > 0)
+
+
+def _play(
+    runner: RolloutRunner,
+    env_id: str,
+    tasks: Sequence[TaskSpec],
+    k: int,
+    *,
+    seed: int,
+    batch_tasks: int,
+    name: str,
+    on_samples: Callable[[list[dict[str, Any]]], None] | None,
+    progress: Callable[[int], None] | None,
+) -> list[list[Episode]]:
+    """Each task's ``k`` episodes, in task order. Task i samples from streams seeded by
+    ``(env_id, seed, i)``: the same draws at every evaluation of a run, whatever the batch,
+    and none taken from the policy's own generator (training's RNG stays untouched)."""
+    out: list[list[Episode]] = []
+    for start in range(0, len(tasks), batch_tasks):
+        chunk = tasks[start : start + batch_tasks]
+        seeds = [stream_seed("heldout", env_id, seed, start + i) for i in range(len(chunk))]
+        by_task: dict[int, list[Episode]] = defaultdict(list)
+        for e in runner.run(env_id, chunk, group_size=k, seeds=seeds):
+            by_task[e.group].append(e)
+        out.extend(by_task[i] for i in range(len(chunk)))
+        if on_samples is not None:
+            on_samples([{**sample_record(e, start + i), "pass": name} for i in range(len(chunk)) for e in by_task[i]])
+        if progress is not None:
+            progress(len(chunk))
+    return out
 
 
 def evaluate_env(
@@ -83,6 +178,7 @@ def evaluate_env(
     n_tasks: int = 100,
     k: int = 1,
     sampling: SamplingParams | None = None,
+    greedy: bool = True,
     seed: int = 0,
     batch_tasks: int = 32,
     env_kwargs: dict[str, Any] | None = None,
@@ -91,56 +187,71 @@ def evaluate_env(
     pool: EnvPool | None = None,
     on_samples: Callable[[list[dict[str, Any]]], None] | None = None,
 ) -> EnvReport:
-    """Evaluate ``policy`` on ``n_tasks`` held-out tasks of ``env_id``, ``k`` samples each
-    (or on the given ``tasks``); ``pool`` holds the envs (default: in this process).
+    """Evaluate ``policy`` on ``n_tasks`` held-out tasks of ``env_id`` (or on ``tasks``).
 
-    ``on_samples`` gets every sample of each finished chunk as it completes (see
-    :func:`sample_record`), so a stopped evaluation keeps what it had done."""
+    Each task is played ``k`` times with ``sampling`` (default: greedy for k=1, else
+    temperature 1) and, with ``greedy``, once more at temperature 0 over the same tasks;
+    a greedy ``sampling`` is its own greedy pass. ``pool`` holds the envs (default: in
+    this process).
+
+    ``progress`` gets the number of tasks of each finished chunk of each pass (a whole
+    evaluation counts ``len(tasks) * eval_passes(sampling, greedy)``); ``on_samples``
+    gets every sample of each finished chunk as it completes (see :func:`sample_record`,
+    with ``pass``: "sampled" or "greedy"), so a stopped evaluation keeps what it had done."""
     sampling = sampling or SamplingParams(max_new_tokens=256, temperature=0.0 if k == 1 else 1.0)
     env_cls = env_spec(env_id).load_class()
-    if tasks is None:
-        tasks = env_cls.held_out_tasks(n_tasks, seed=seed)
-    runner = RolloutRunner(policy, sampling, env_kwargs=env_kwargs, pool=pool)
+    tasks = list(tasks) if tasks is not None else env_cls.held_out_tasks(n_tasks, seed=seed, env_kwargs=env_kwargs)
+    own_pool = pool is None
+    pool = pool if pool is not None else InProcessPool()
     t0 = time.perf_counter()
-    groups: list[list[Episode]] = []
-    for start in range(0, len(tasks), batch_tasks):
-        chunk = tasks[start : start + batch_tasks]
-        eps = runner.run(env_id, chunk, group_size=k)
-        by_group: dict[int, list[Episode]] = defaultdict(list)
-        for e in eps:
-            by_group[e.group].append(e)
-        groups.extend(by_group[i] for i in range(len(chunk)) if by_group[i])
-        if on_samples is not None:
-            on_samples([sample_record(e, i) for i in range(len(chunk)) for e in by_group[i]])
-        if progress is not None:
-            progress(len(chunk))
+    common = {"seed": seed, "batch_tasks": batch_tasks, "on_samples": on_samples, "progress": progress}
+    try:
+        runner = RolloutRunner(policy, sampling, env_kwargs=env_kwargs, pool=pool)
+        sampled = _play(runner, env_id, tasks, k, name="sampled", **common)
+        if sampling.temperature == 0:
+            greedy_eps = sampled
+        elif greedy:
+            runner = RolloutRunner(policy, replace(sampling, temperature=0.0), env_kwargs=env_kwargs, pool=pool)
+            greedy_eps = _play(runner, env_id, tasks, 1, name="greedy", **common)
+        else:
+            greedy_eps = [[] for _ in tasks]
+    finally:
+        if own_pool:
+            pool.close()
+    results = [TaskResult(t, s, g) for t, s, g in zip(tasks, sampled, greedy_eps) if s]
     region = env_cls.held_out.region
-    regions: dict[str, list[list[Episode]]] = defaultdict(list)
-    params: dict[str, dict[str, list[list[Episode]]]] = defaultdict(lambda: defaultdict(list))
-    for g in groups:
-        p = g[0].task.params
+    regions: dict[str, list[TaskResult]] = defaultdict(list)
+    params: dict[str, dict[str, list[TaskResult]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        p = r.task.params
         inside = region is not None and region.contains(p)
-        regions["unseen region" if inside else "trained region, unseen seeds"].append(g)
+        regions["unseen region" if inside else "trained region, unseen seeds"].append(r)
         for name, v in p.items():
             if not isinstance(v, float):
-                params[name][str(v)].append(g)
+                params[name][str(v)].append(r)
     return EnvReport(
         env_id=env_id,
         k=k,
-        overall=_aggregate(groups, k),
-        by_region={name: _aggregate(gs, k) for name, gs in sorted(regions.items())},
-        by_param={n: {v: _aggregate(gs, k) for v, gs in sorted(vals.items())} for n, vals in params.items()},
+        overall=_aggregate(results, k),
+        by_region={name: _aggregate(rs, k) for name, rs in sorted(regions.items())},
+        by_param={n: {v: _aggregate(rs, k) for v, rs in sorted(vals.items())} for n, vals in params.items()},
         tasks=[
             {
-                "task": g[0].task.to_dict(),
-                "successes": [e.success for e in g],
-                "rewards": [e.reward for e in g],
-                "reply": next((m["content"][:500] for m in reversed(g[0].messages) if m["role"] == "assistant"), ""),
+                "task": r.task.to_dict(),
+                "successes": [e.success for e in r.sampled],
+                "rewards": [e.reward for e in r.sampled],
+                "greedy_successes": [e.success for e in r.greedy],
+                "reply": _last_reply(r.sampled[0], 500),
             }
-            for g in groups
+            for r in results
         ],
         seconds=time.perf_counter() - t0,
+        temperature=sampling.temperature,
     )
+
+
+def _last_reply(ep: Episode, chars: int) -> str:
+    return next((m["content"][:chars] for m in reversed(ep.messages) if m["role"] == "assistant"), "")
 
 
 def sample_record(ep: Episode, task_index: int) -> dict[str, Any]:
@@ -160,6 +271,7 @@ def sample_record(ep: Episode, task_index: int) -> dict[str, Any]:
 
 
 def write_json(reports: Sequence[EnvReport], path: str | Path, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``{"meta": ..., "envs": [report, ...]}`` atomically (unknown standard errors are NaN)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"meta": meta or {}, "envs": [asdict(r) for r in reports]}

@@ -1,13 +1,19 @@
-"""PNG plots of a run's learning curves, read from its metrics.jsonl."""
+"""PNG plots of a run's learning curves (read from its metrics.jsonl) and of eval reports.
+
+Held-out numbers are drawn with error bars of one standard error over tasks.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 PANELS = [
     ("reward/mean", "training reward (mean over episodes)"),
-    ("eval/success", "held-out success (greedy)"),
+    ("eval/success", "held-out success: mean@k ± s.e. (dashed: greedy)"),
     ("response/tokens_mean", "response length (policy tokens)"),
     ("entropy", "policy entropy (nats/token)"),
     ("time/step_s", "seconds per step"),
@@ -21,6 +27,32 @@ EXTRA = {
     "eval/success": ("eval/opponent/", "eval/success["),
     "success/mean": "success/seat/",
 }
+
+
+def se_key(key: str) -> str:
+    """The metric holding ``key``'s standard error: ``eval/success[r]`` -> ``eval/success_se[r]``,
+    ``eval/opponent/o`` -> ``eval/opponent_se/o``, ``eval/greedy`` -> ``eval/greedy_se``."""
+    if key.endswith("]") and "[" in key:
+        name, split = key.split("[", 1)
+        return f"{name}_se[{split}"
+    head, sep, tail = key.rpartition("/")
+    if head.endswith("/opponent") or head.endswith("/opponent_greedy"):
+        return f"{head}_se/{tail}"
+    return key + "_se"
+
+
+def _series(ax: Any, rows: list[dict], key: str, **style: Any) -> bool:
+    """Draw ``key`` over steps, with standard-error bars where the rows carry them."""
+    pts = [(r["step"], r[key], r.get(se_key(key))) for r in rows if key in r]
+    if not pts:
+        return False
+    xs, ys, ses = zip(*pts)
+    if any(e is not None and not math.isnan(e) for e in ses):
+        yerr = [0.0 if e is None or math.isnan(e) else e for e in ses]
+        ax.errorbar(xs, ys, yerr=yerr, capsize=2, **style)
+    else:
+        ax.plot(xs, ys, **style)
+    return True
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -50,19 +82,19 @@ def plot_training(metrics_path: str | Path, out_dir: str | Path) -> Path:
             ax.axvspan(
                 0, max(warm), color="tab:green", alpha=0.08, label="warm start" if key == "eval/success" else None
             )
-        pts = [(r["step"], r[key]) for r in rows if key in r]
-        if pts:
-            xs, ys = zip(*pts)
-            marker = "o" if key.startswith("eval/") or len(xs) < 30 else None
-            ax.plot(xs, ys, marker=marker, ms=4, label="all")
+        n = sum(key in r for r in rows)
+        if n:
+            marker = "o" if key.startswith("eval/") or n < 30 else None
+            _series(ax, rows, key, marker=marker, ms=4, label="all")
             prefixes = EXTRA.get(key, ())
             prefixes = (prefixes,) if isinstance(prefixes, str) else prefixes
             extras = sorted({(k, pre) for r in rows for k in r for pre in prefixes if k.startswith(pre)})
             for extra, pre in extras:
-                e_pts = [(r["step"], r[extra]) for r in rows if extra in r]
-                ex, ey = zip(*e_pts)
                 label = extra[len(pre) :].rstrip("]")
-                ax.plot(ex, ey, marker=marker, ms=3, lw=1, alpha=0.8, label=label)
+                _series(ax, rows, extra, marker=marker, ms=3, lw=1, alpha=0.8, label=label)
+            greedy = dict(marker="s", ms=3, lw=1, ls="--", color="k", label="greedy")
+            if key == "eval/success" and _series(ax, rows, "eval/greedy", **greedy):
+                extras.append(("eval/greedy", ""))
             if extras or (warm and key == "eval/success"):
                 ax.legend(fontsize=7)
             if key.startswith("eval/") or "success" in key:
@@ -74,6 +106,40 @@ def plot_training(metrics_path: str | Path, out_dir: str | Path) -> Path:
         ax.grid(alpha=0.3)
     fig.suptitle(Path(metrics_path).parent.name)
     path = out_dir / "training.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_report(reports: Sequence[Any], path: str | Path) -> Path:
+    """Bars of mean@k, pass@k and greedy success (error bars: one standard error) for
+    each env of an eval report, overall and per held-out region; ``path`` is the PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, len(reports), figsize=(5.5 * len(reports), 4), squeeze=False, constrained_layout=True)
+    names = {"mean_at_k": "mean@{k}", "pass_at_k": "pass@{k}", "greedy": "greedy"}
+    for ax, rep in zip(axes.flat, reports):
+        rows = [("all", rep.overall), *rep.by_region.items()]
+        width = 0.8 / len(names)
+        for j, (attr, label) in enumerate(names.items()):
+            ests = [getattr(r, attr) for _, r in rows]
+            if all(e is None for e in ests):
+                continue
+            vals = [float("nan") if e is None else e.value for e in ests]
+            errs = [0.0 if e is None or math.isnan(e.se) else e.se for e in ests]
+            xs = [i + (j - 1) * width for i in range(len(rows))]
+            ax.bar(xs, vals, width, yerr=errs, capsize=3, label=label.format(k=rep.k))
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([f"{name}\n({r.tasks} tasks)" for name, r in rows], fontsize=8)
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{rep.env_id} (T={rep.temperature:g})", fontsize=10)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=8)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from agentgym.config import ConfigError, RunConfig, dump_config, load_config
-from agentgym.eval import evaluate_any, report_metrics
+from agentgym.eval import evaluate_any, report_metrics, report_summary
 from agentgym.eval.heldout import EnvReport, write_json
 from agentgym.grpo.advantages import group_advantages, seat_groups, split_moves
 from agentgym.grpo.batch import collate
@@ -68,6 +68,8 @@ class TrainResult:
     seconds: float = 0.0
     #: Steps of supervised warm start at the start of the run (its held-out eval is at this step).
     warmup_steps: int = 0
+    #: Each held-out eval's estimates with their standard errors (see :func:`report_summary`).
+    eval_stats: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class GRPOTrainer:
@@ -98,7 +100,10 @@ class GRPOTrainer:
         self.quiet = quiet or not self.world.main
         self.log = RunLog(self.run_dir, enabled=self.world.main)
         self.step = 0
+        #: The primary held-out number (mean@k) of each eval, by step.
         self.evals: dict[int, float] = {}
+        #: Each eval's estimates (mean@k, pass@k, greedy) with standard errors, by step (rank 0).
+        self.eval_stats: dict[int, dict[str, Any]] = {}
         self._stop_requested = False
         self._synced: dict[int, int] = {}  # id(policy) -> step whose weights it holds
         if resume:
@@ -323,22 +328,34 @@ class GRPOTrainer:
         with gathered(self.model):  # FSDP: rank 0 evaluates with the whole weights
             return self._evaluate()
 
+    @property
+    def eval_temperature(self) -> float:
+        """Temperature of the held-out samples: train.eval_temperature, else the training one."""
+        t = self.cfg.train.eval_temperature
+        return self.cfg.rollout.temperature if t is None else t
+
     def _evaluate(self) -> EnvReport | None:
+        """train.eval_k samples per held-out task at :attr:`eval_temperature` (the primary
+        number, mean@k, goes to ``self.evals``) and, with train.eval_greedy, a greedy pass."""
         if not self.world.main:
             self.evals[self.step] = float(self.world.broadcast(None))
             return None
-        sp = SamplingParams(max_new_tokens=self.cfg.train.eval_max_new_tokens, temperature=0.0)
+        train = self.cfg.train
+        sp = SamplingParams(max_new_tokens=train.eval_max_new_tokens, temperature=self.eval_temperature)
         rep = evaluate_any(
             self.policy,
             self.cfg.env.id,
             tasks=self.eval_tasks,
             sampling=sp,
+            k=train.eval_k,
+            greedy=train.eval_greedy,
             env_kwargs=self.cfg.env.kwargs,
             pool=self.parts.pool,
             opponents=self.cfg.multiagent.eval_opponents,
             seed=self.cfg.seed,
         )
         write_json([rep], self.run_dir / "evals" / f"step_{self.step:06d}.json", meta={"step": self.step})
+        self.eval_stats[self.step] = report_summary(rep)
         self.evals[self.step] = float(self.world.broadcast(rep.overall.success))
         self.log.write({"step": self.step, "kind": "eval", **report_metrics(rep)})
         return rep
@@ -375,11 +392,10 @@ class GRPOTrainer:
                 if last or self._stop_now() or self.step % cfg.train.save_every == 0:
                     self._save()
                 bar.update(1)
-                heldout = self.evals[max(self.evals)] if self.evals else float("nan")
                 bar.set_description(self._stage())
                 bar.set_postfix(
                     reward=f"{record.get('reward/mean', float('nan')):.2f}",
-                    heldout=f"{heldout:.1%}",
+                    heldout=self._heldout_text(),
                     s_step=f"{record['time/step_s']:.1f}",
                 )
         except KeyboardInterrupt:  # a second Ctrl-C: abort now, keep the last checkpoint
@@ -408,7 +424,17 @@ class GRPOTrainer:
             interrupted,
             time.perf_counter() - t_start,
             warmup_steps=cfg.warmup.steps,
+            eval_stats=dict(self.eval_stats),
         )
+
+    def _heldout_text(self) -> str:
+        """The latest held-out mean@k and its standard error, for the progress bar."""
+        if not self.evals:
+            return "-"
+        step = max(self.evals)
+        se = ((self.eval_stats.get(step) or {}).get("mean_at_k") or {}).get("se")
+        text = f"{self.evals[step]:.1%}"
+        return text if se is None or np.isnan(se) else f"{text}±{se * 100:.1f}"
 
     def _stage(self) -> str:
         return "SFT" if self.step <= self.cfg.warmup.steps and self.cfg.warmup.steps else "GRPO"
@@ -462,7 +488,12 @@ class GRPOTrainer:
     # ----- persistence -------------------------------------------------------------------
     def _save(self) -> None:
         self.collector.wait()  # the sampler's generator and the teacher are not read mid-rollout
-        state = {"policy": self.policy.state_dict(), "teacher": self.teacher.state_dict(), "evals": self.evals}
+        state = {
+            "policy": self.policy.state_dict(),
+            "teacher": self.teacher.state_dict(),
+            "evals": self.evals,
+            "eval_stats": self.eval_stats,
+        }
         if self.sampler is not self.policy:
             state["sampler"] = self.sampler.state_dict()
         pending = self.collector.pending_state()
@@ -499,6 +530,8 @@ class GRPOTrainer:
                 self.sampler.load_state_dict(state["sampler"])
             self.teacher.load_state_dict(state["teacher"])
             self.evals = {int(k): float(v) for k, v in state.get("evals", {}).items()}
+            # A checkpoint written before evals had standard errors holds none.
+            self.eval_stats = {int(k): v for k, v in state.get("eval_stats", {}).items()}
             if (ck / "pending.json").exists():  # the batch generated for the next step
                 self.collector.restore_pending(json.loads((ck / "pending.json").read_text()))
         self.log.trim(self.step if ck is not None else None)
@@ -524,6 +557,7 @@ class GRPOTrainer:
             "heldout_success_after_warmup": self.evals.get(warm) if warm else None,
             "heldout_success_before": self.evals[first],
             "heldout_success_after": self.evals[last],
+            **self._heldout_summary(first, last, warm),
             "eval_tasks": len(self.eval_tasks),
             "world_size": self.world.size,
             "evals": {str(k): v for k, v in sorted(self.evals.items())},
@@ -532,6 +566,35 @@ class GRPOTrainer:
         atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=1))
         if not self.quiet:
             print(summary["teacher"]["line"])
+
+    def _heldout_summary(self, first: int, last: int, warm: int) -> dict[str, Any]:
+        """summary.json's held-out part: the settings, and at the first eval, the last and
+        the one after the warm start, mean@k, pass@k and greedy with standard errors.
+
+        ``heldout_success_*_se`` go with the primary ``heldout_success_*`` numbers;
+        ``heldout_before``/``heldout_after`` hold :func:`report_summary` of those evals
+        (None for an eval of a checkpoint that predates standard errors)."""
+        train = self.cfg.train
+
+        def at(step: int) -> dict[str, Any] | None:
+            stats = self.eval_stats.get(step)
+            return None if stats is None else {"step": step, **stats}
+
+        def se(step: int) -> float | None:
+            return (self.eval_stats.get(step) or {}).get("mean_at_k", {}).get("se")
+
+        latest = self.eval_stats.get(last) or {}
+        return {
+            "heldout_success_before_se": se(first),
+            "heldout_success_after_se": se(last),
+            "heldout_before": at(first),
+            "heldout_after": at(last),
+            "heldout_after_warmup": at(warm) if warm else None,
+            "eval_k": train.eval_k,
+            "eval_temperature": self.eval_temperature,
+            "eval_greedy": train.eval_greedy,
+            "eval_distinct_tasks": latest.get("tasks"),
+        }
 
     def export(self, path: Path, weights: dict[str, Any] | None = None) -> Path:
         """Write a checkpoint folder that ``--policy PATH`` (and transformers) can load.

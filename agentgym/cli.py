@@ -392,14 +392,10 @@ def eval_cmd(
     restrict = {k: v if isinstance(v, list) else [v] for k, v in _parse_params(param).items()}
     task_lists: dict[str, Any] = {}
     if restrict:
-        from agentgym.curriculum import TrainingTasks
-
         for env_id in env_ids:
             cls = _check_env(env_id).load_class()
             try:
-                task_lists[env_id] = TrainingTasks(cls.param_space, cls.held_out, restrict).held_out_specs(
-                    tasks, seed=seed
-                )
+                task_lists[env_id] = cls.held_out_tasks(tasks, seed=seed, env_kwargs=kwargs, restrict=restrict)
             except (ValueError, KeyError, TypeError) as exc:
                 raise typer.BadParameter(f"{env_id}: {exc}", param_hint="--param") from None
     from agentgym.multiagent import is_multiagent

@@ -120,8 +120,8 @@ class TrainingTasks:
         region meets the restricted space, so reports can split new problems of trained
         params from params training never saw. Without such an overlap every task is a
         new problem of the restricted space. A space with fewer than ``n`` held-out
-        contents gives fewer tasks (``len`` of the result says how many); without a
-        content oracle, held-out seeds alone (``n`` tasks).
+        contents gives fewer tasks (``len`` of the result says how many; none at all is a
+        ParamError); without a content oracle, held-out seeds alone (``n`` tasks).
         """
         rng = np.random.default_rng(seed)
         region = _region_within(self.held_out.region, self.space)
@@ -130,23 +130,28 @@ class TrainingTasks:
         seen: set[str] = set()
         self.repeats_skipped = 0
         budget = n if self.content is None else 64 * n + 1024
+        misses_in_region = 0  # in a row: a small region runs out of distinct contents
         for _ in range(budget):
             if len(tasks) == n:
                 break
-            if region is not None and len(tasks) % 4 == 0:
-                params = _sample_inside(self.space, region, rng)
-            else:
-                params = self.space.sample(rng)
+            in_region = region is not None and len(tasks) % 4 == 0 and misses_in_region < 256
+            params = _sample_inside(self.space, region, rng) if in_region else self.space.sample(rng)
             spec = TaskSpec(params, int(seeds[int(rng.integers(len(seeds)))]))
             if self.content is not None:
                 key = self.content.content_key(spec)
-                if not self.content.is_held_out_content(key):
-                    continue
-                if key in seen:
-                    self.repeats_skipped += 1
+                fresh = key not in seen
+                if not (fresh and self.content.is_held_out_content(key)):
+                    self.repeats_skipped += not fresh
+                    misses_in_region += in_region
                     continue
                 seen.add(key)
+            misses_in_region = 0 if in_region else misses_in_region
             tasks.append(spec)
+        if n > 0 and not tasks:
+            raise ParamError(
+                "no held-out task: every content of this (restricted) space is training content; widen the "
+                "space (env.params / --param) or raise the env's HeldOut.content_fraction"
+            )
         return tasks
 
     def seed(self, rng: np.random.Generator) -> int:

@@ -26,6 +26,11 @@ class GuessEnv(TextEnv):
         super().__init__(render_mode=render_mode)
         self.max_turns = max_turns
 
+    def content_key(self, task):
+        # The secret is part of the problem though the opening does not show it.
+        secret = int(np.random.default_rng(task.seed).integers(1, task.params["high"] + 1))
+        return f"{task.params['high']}|{task.params['hint']}|{secret}"
+
     def _reset(self, params, rng):
         self.secret = int(rng.integers(1, params["high"] + 1))
         hint = f" It is {'even' if self.secret % 2 == 0 else 'odd'}." if params["hint"] else ""

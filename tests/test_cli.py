@@ -103,7 +103,6 @@ def test_eval_passes_env_kwargs_and_checks_them_first(tmp_path):
 
 def test_eval_param_restriction_draws_the_trainer_s_own_eval_tasks(tmp_path):
     import agentgym
-    from agentgym.curriculum import TrainingTasks
     from agentgym.grpo.trainer import EVAL_SEED
 
     out = tmp_path / "eval.json"
@@ -119,7 +118,7 @@ def test_eval_param_restriction_draws_the_trainer_s_own_eval_tasks(tmp_path):
             "--max-new-tokens",
             "4",
             "-p",
-            "high=[3, 4]",
+            "high=[10, 11, 12]",
             "-p",
             "hint=false",
             "--seed",
@@ -131,12 +130,15 @@ def test_eval_param_restriction_draws_the_trainer_s_own_eval_tasks(tmp_path):
     assert res.exit_code == 0, res.output
     data = json.loads(out.read_text())
     got = [(t["task"]["params"], t["task"]["seed"]) for t in data["envs"][0]["tasks"]]
-    cls = agentgym.spec("test/guess-v0").load_class()
-    want = TrainingTasks(cls.param_space, cls.held_out, {"high": [3, 4], "hint": [False]}).held_out_specs(
-        5, seed=EVAL_SEED
-    )
+    env = agentgym.make("test/guess-v0")  # the trainer's eval tasks come from the env, as here
+    want = env.training_tasks({"high": [10, 11, 12], "hint": [False]}).held_out_specs(5, seed=EVAL_SEED)
     assert got == [(t.params, t.seed) for t in want]
-    assert {p["high"] for p, _ in got} <= {3, 4} and data["meta"]["params"] == {"high": [3, 4], "hint": [False]}
+    assert len({env.content_key(agentgym.TaskSpec(p, s)) for p, s in got}) == len(got) == 5  # distinct problems
+    assert {p["high"] for p, _ in got} <= {10, 11, 12}
+    assert data["meta"]["params"] == {"high": [10, 11, 12], "hint": [False]}
+    # a space whose every problem trains has nothing held out: a clear error, before any model loads
+    res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "-p", "high=[3, 4]", "-p", "hint=false"])
+    assert res.exit_code == 2 and "no held-out task" in " ".join(res.output.replace("│", " ").split())
     res = runner.invoke(app, ["eval", "test/guess-v0", "--policy", "tiny", "-p", "nope=[1]"])
     assert res.exit_code == 2 and "unknown parameter" in " ".join(res.output.replace("│", " ").split())
     # a name given twice would silently keep only its last value: refused, with the list form

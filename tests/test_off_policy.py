@@ -195,7 +195,7 @@ def test_self_play_games_run_off_policy(tmp_path):
             "seed=1",
             "model.name=tiny",
             "env.id=multiagent/nim-v0",
-            "env.params.heaps=[1]",
+            "env.params.heaps=[1, 2]",  # 12 deals: 2 held out (one heap of up to 3 holds none out)
             "env.params.max_heap=[3]",
             "env.params.opponent=[self]",
             "rollout.tasks_per_step=2",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import agentgym
-from agentgym import Integer, ParamSpace
+from agentgym import HeldOut, Integer, ParamSpace
 from agentgym.config import ConfigError, load_config
 from agentgym.multiagent import Outcome, TextAECEnv
 
@@ -18,6 +18,7 @@ class TwoSays(TextAECEnv):
 
     agent_names = ("first", "second")
     param_space = ParamSpace([Integer("n", 1, 3)])
+    held_out = HeldOut(content_fraction=0.0)  # every task says the same: one content, seeds only
     scripted_kinds = ("plain",)
 
     def _reset(self, params, rng):

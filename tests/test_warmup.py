@@ -154,6 +154,8 @@ def test_a_warm_start_teaches_the_tiny_model_the_demonstrated_replies(tmp_path):
         "train.steps=2",
         "train.eval_every=1",
         "train.save_every=100",
+        "train.eval_k=1",  # greedy: what the demonstrations taught, without sampling noise
+        "train.eval_temperature=0",
     )
     tr = GRPOTrainer(cfg, quiet=True)
     res = tr.train()

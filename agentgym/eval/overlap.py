@@ -85,23 +85,28 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m agentgym.eval.overlap CONFIG.yaml", file=sys.stderr)
         return 2
     cfg = load_config(args[0])
-    draws = cfg.train.steps * cfg.rollout.tasks_per_step * cfg.rollout.group_size
-    rows = overlap(
-        cfg.env.id,
-        cfg.env.params,
-        env_kwargs=cfg.env.kwargs,
-        eval_tasks=cfg.train.eval_tasks,
-        train_draws=draws,
-        seed=cfg.seed,
-    )
-    print(f"{cfg.env.id} {dict(cfg.env.params)}: {cfg.train.eval_tasks} held-out tasks asked, {draws} training draws")
-    for r in rows:
-        print(
-            f"  {r.split}: {r.shared} of {r.heldout_tasks} held-out prompts are produced by training draws "
-            f"({r.distinct_heldout_prompts} distinct held-out prompts, {r.distinct_training_prompts} distinct "
-            "training prompts)"
+    tasks = cfg.train.steps * cfg.rollout.tasks_per_step
+    # The run trains on `tasks` draws (each sampled group_size times); a longer run draws more.
+    for draws, what in ((tasks, "the run's own task draws"), (tasks * cfg.rollout.group_size, "one per generation")):
+        rows = overlap(
+            cfg.env.id,
+            cfg.env.params,
+            env_kwargs=cfg.env.kwargs,
+            eval_tasks=cfg.train.eval_tasks,
+            train_draws=draws,
+            seed=cfg.seed,
         )
-    print(json.dumps([asdict(r) for r in rows]))
+        print(
+            f"{cfg.env.id} {dict(cfg.env.params)}: {cfg.train.eval_tasks} held-out tasks asked, "
+            f"{draws} training draws ({what})"
+        )
+        for r in rows:
+            print(
+                f"  {r.split}: {r.shared} of {r.heldout_tasks} held-out prompts are produced by training draws "
+                f"({r.distinct_heldout_prompts} distinct held-out prompts, {r.distinct_training_prompts} distinct "
+                "training prompts)"
+            )
+        print(json.dumps([asdict(r) for r in rows]))
     return 0
 
 

@@ -24,6 +24,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agentgym import stats
+
 #: Coverage of every interval in reports.
 LEVEL = 0.95
 
@@ -66,18 +68,15 @@ class Estimate:
 
 
 def mean_se(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (sample SD with ddof=1 over sqrt(n)).
+    """Mean and standard error of the mean (sample SD with ddof=1 over sqrt(n)), as
+    :func:`agentgym.stats.mean_se` computes them.
 
     No value: (NaN, NaN). One value: (value, NaN), since one task says nothing about the
     spread between tasks."""
-    n = len(values)
-    if n == 0:
+    if not values:
         return float("nan"), float("nan")
-    mean = math.fsum(values) / n
-    if n == 1:
-        return mean, float("nan")
-    var = math.fsum((x - mean) ** 2 for x in values) / (n - 1)
-    return mean, math.sqrt(var / n)
+    mean, se = stats.mean_se(list(values))
+    return mean, float("nan") if se is None else se
 
 
 def t_interval(
@@ -87,9 +86,7 @@ def t_interval(
     is NaN or ``n < 2``."""
     if n < 2 or math.isnan(se) or math.isnan(mean):
         return float("nan"), float("nan")
-    from scipy.stats import t
-
-    half = float(t.ppf((1 + level) / 2, n - 1)) * se
+    half = stats.t_quantile((1 + level) / 2, n - 1) * se
     return max(bounds[0], mean - half), min(bounds[1], mean + half)
 
 

@@ -95,6 +95,10 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
     # never draws held-out content and evaluation draws only held-out content.
     tasks = probe.training_tasks(cfg.env.params)
     try:
+        tasks.held_out_specs(cfg.train.eval_tasks, seed=EVAL_SEED)
+    except ValueError as exc:
+        raise ConfigError(f"train.eval_tasks: {exc}") from None
+    try:
         check_model_name(cfg.model.name)
     except ModelNotAvailable as exc:
         raise ConfigError(f"model.name: {exc}") from None

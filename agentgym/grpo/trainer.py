@@ -371,6 +371,8 @@ class GRPOTrainer:
             self.log.open_tensorboard(self.step, config)
         self.log.open_trackers([t for t in cfg.train.report_to if t != "tensorboard"], config, cfg.train.project)
         previous = self._catch_sigint()
+        if not self.quiet:
+            print(self._eval_plan(), flush=True)
         bar = tqdm(
             total=self.total_steps,
             initial=self.step,
@@ -426,6 +428,15 @@ class GRPOTrainer:
             warmup_steps=cfg.warmup.steps,
             eval_stats=dict(self.eval_stats),
         )
+
+    def _eval_plan(self) -> str:
+        """One line at the start: what each held-out evaluation measures, and on how many problems."""
+        t = self.cfg.train
+        n, asked = len(self.eval_tasks), t.eval_tasks
+        temp = self.cfg.rollout.temperature if t.eval_temperature is None else t.eval_temperature
+        size = f"{n} distinct held-out problems" + (f" ({asked} asked; the space holds no more)" if n < asked else "")
+        what = f"{t.eval_k} samples each at temperature {temp:g}" + (" plus greedy" if t.eval_greedy else "")
+        return f"held-out eval: {size}, never trained on; {what}"
 
     def _heldout_text(self) -> str:
         """The latest held-out mean@k and its standard error, for the progress bar."""

@@ -754,6 +754,23 @@ def _estimate_text(d: dict[str, Any] | None) -> str:
     return "-" if not d else Estimate(**d).text()
 
 
+def _summary_of(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _change_text(est: dict[str, Any] | None) -> str:
+    """A paired change in points: ``+15.7 ± 1.7\n[+12.4, +19.0]``."""
+    if not est or est.get("value") is None:
+        return "-"
+    text = f"{est['value'] * 100:+.1f} ± {est['se'] * 100:.1f}"
+    if est.get("low") is not None and est.get("high") is not None:
+        text += f"\n[{est['low'] * 100:+.1f}, {est['high'] * 100:+.1f}]"
+    return text
+
+
 def _print_result(result) -> None:
     if _rank() != 0:
         return
@@ -781,7 +798,12 @@ def _print_result(result) -> None:
     if warm and warm in result.evals and warm != last:
         row("after warm start", warm)
     row("after", last)
-    table.add_row("change", "", f"{(result.evals[last] - result.evals[first]) * 100:+.1f} points", "", "", "")
+    change = _summary_of(result.run_dir).get("heldout_change") or {}
+    if change:  # paired by task: after minus before on the same tasks
+        cells = [_change_text(change.get(name)) for name in ("mean_at_k", "greedy")]
+        table.add_row("change", "(paired)", *cells, "", "")
+    else:
+        table.add_row("change", "", f"{(result.evals[last] - result.evals[first]) * 100:+.1f} points", "", "", "")
     console.print(table)
     console.print(
         f"{result.run_dir}: {result.steps_done} steps in {result.seconds / 60:.1f} min; plots in "

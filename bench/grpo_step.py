@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def make_prompts(n: int, seed: int = 0):
     import agentgym
+
     env = agentgym.make("math/arithmetic-v0")
     tt = env.training_tasks({"digits": [1], "n_operands": [2]})
     rng = np.random.default_rng(seed)

@@ -62,3 +62,18 @@ def test_pass_at_k_by_hand():
     assert pass_at_k(4, 3, 2) == 1.0
     with pytest.raises(ValueError):
         pass_at_k(4, 1, 5)
+
+
+def test_a_paired_change_is_the_mean_of_per_task_differences():
+    from agentgym.eval.stats import paired_change
+
+    before, after = [0.0, 0.5, 0.25, 1.0], [0.5, 0.5, 1.0, 1.0]
+    est = paired_change(before, after)
+    diffs = [0.5, 0.0, 0.75, 0.0]  # mean 0.3125; sample variance 0.296875 / 3
+    assert est.value == pytest.approx(0.3125) and est.tasks == 4
+    assert est.se == pytest.approx(math.sqrt(sum((d - 0.3125) ** 2 for d in diffs) / 3 / 4))
+    # t with 3 degrees of freedom: 3.182446; never clipped to [0, 1] (a change can be negative)
+    assert est.low == pytest.approx(0.3125 - 3.182446 * est.se, abs=1e-5)
+    assert paired_change(after, before).value == pytest.approx(-0.3125)
+    with pytest.raises(ValueError, match="same tasks"):
+        paired_change([0.0], [0.0, 1.0])

@@ -329,13 +329,22 @@ def test_held_out_evals_carry_standard_errors_to_metrics_summary_checkpoints_and
     assert summary["heldout_before"]["mean_at_k"]["value"] == summary["heldout_success_before"]
     assert (summary["eval_k"], summary["eval_temperature"], summary["eval_greedy"]) == (2, 0.9, True)
     assert summary["eval_distinct_tasks"] == 3 and summary["eval_tasks"] == 3
+    # The change is paired by task: its value is the difference of the means, its s.e. that
+    # of the per-task differences (recomputed here from the two evals' task records).
+    change = summary["heldout_change"]["mean_at_k"]
+    assert change["value"] == pytest.approx(summary["heldout_success_after"] - summary["heldout_success_before"])
+    recs = [json.loads((run / "evals" / f"step_{s:06d}.json").read_text())["envs"][0]["tasks"] for s in (0, 1)]
+    per = [{json.dumps(t["task"], sort_keys=True): sum(t["successes"]) / 2 for t in r} for r in recs]
+    diffs = [per[1][key] - per[0][key] for key in sorted(per[0])]
+    mean = sum(diffs) / 3
+    assert change["se"] == pytest.approx((sum((d - mean) ** 2 for d in diffs) / 2 / 3) ** 0.5, nan_ok=True)
     step0 = json.loads((run / "evals" / "step_000000.json").read_text())["envs"][0]
     assert step0["overall"]["mean_at_k"]["tasks"] == 3 and len(step0["tasks"][0]["successes"]) == 2
     assert (run / "plots" / "training.png").stat().st_size > 0
     # The end-of-run table: value ± s.e. [95% CI] and the tasks, before and after.
     _print_result(res)
     said = capsys.readouterr().out
-    assert "mean@2 at T=0.9" in said and "±" in said and said.count(" 3 │") >= 2
+    assert "mean@2 at T=0.9" in said and "±" in said and said.count(" 3 │") >= 2 and "(paired)" in said
     # The estimates survive a resume; a checkpoint from before they existed still loads.
     again = GRPOTrainer(load_config(run / "config.yaml"), resume=True, quiet=True)
     same = json.dumps(again.eval_stats, sort_keys=True) == json.dumps(tr.eval_stats, sort_keys=True)  # NaN too

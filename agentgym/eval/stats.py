@@ -95,3 +95,17 @@ def estimate(per_task: Sequence[float], level: float = LEVEL) -> Estimate:
     mean, se = mean_se(per_task)
     low, high = t_interval(mean, se, len(per_task), level)
     return Estimate(mean, se, low, high, len(per_task))
+
+
+def paired_change(before: Sequence[float], after: Sequence[float], level: float = LEVEL) -> Estimate:
+    """The change ``after - before`` of per-task values measured on the same tasks: the
+    mean of the per-task differences, its standard error and t interval (in [-1, 1]).
+
+    Pairing by task removes the spread between tasks that both evaluations share, so the
+    change is known far better than the two standard errors side by side suggest."""
+    if len(before) != len(after):
+        raise ValueError(f"paired values need the same tasks: {len(before)} vs {len(after)}")
+    diffs = [b - a for a, b in zip(before, after, strict=True)]
+    mean, se = mean_se(diffs)
+    low, high = t_interval(mean, se, len(diffs), level, bounds=(-1.0, 1.0))
+    return Estimate(mean, se, low, high, len(diffs))

@@ -33,7 +33,7 @@ import signal
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ import torch
 from agentgym.config import ConfigError, RunConfig, dump_config, load_config
 from agentgym.eval import evaluate_any, report_metrics, report_summary
 from agentgym.eval.heldout import EnvReport, write_json
+from agentgym.eval.stats import paired_change
 from agentgym.grpo.advantages import group_advantages, seat_groups, split_moves
 from agentgym.grpo.batch import collate
 from agentgym.grpo.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
@@ -600,12 +601,32 @@ class GRPOTrainer:
             "heldout_success_after_se": se(last),
             "heldout_before": at(first),
             "heldout_after": at(last),
+            "heldout_change": self._paired_change(first, last),
             "heldout_after_warmup": at(warm) if warm else None,
             "eval_k": train.eval_k,
             "eval_temperature": self.eval_temperature,
             "eval_greedy": train.eval_greedy,
             "eval_distinct_tasks": latest.get("tasks"),
         }
+
+    def _paired_change(self, first: int, last: int) -> dict[str, Any] | None:
+        """After minus before on the same held-out tasks, paired by task (mean@k and greedy),
+        from the two evals' per-task records; None when they are not the same tasks."""
+        try:
+            reports = [json.loads((self.run_dir / "evals" / f"step_{s:06d}.json").read_text()) for s in (first, last)]
+            rows = [{json.dumps(t["task"], sort_keys=True): t for t in r["envs"][0]["tasks"]} for r in reports]
+        except (OSError, ValueError, KeyError, IndexError):
+            return None
+        if first == last or set(rows[0]) != set(rows[1]) or not rows[0]:
+            return None
+        keys = sorted(rows[0])
+        out: dict[str, Any] = {}
+        for name, column in (("mean_at_k", "successes"), ("greedy", "greedy_successes")):
+            vals = [[_mean(row[key].get(column)) for key in keys] for row in rows]
+            if any(v is None for v in vals[0] + vals[1]):
+                continue
+            out[name] = asdict(paired_change(vals[0], vals[1]))
+        return out or None
 
     def export(self, path: Path, weights: dict[str, Any] | None = None) -> Path:
         """Write a checkpoint folder that ``--policy PATH`` (and transformers) can load.
@@ -665,3 +686,7 @@ def resume_run(run_dir: str | Path, quiet: bool = False, overrides: list[str] | 
     if overrides:
         (run_dir / "config.yaml").write_text(dump_config(cfg))
     return GRPOTrainer(cfg, resume=True, quiet=quiet).train()
+
+
+def _mean(values: Any) -> float | None:
+    return sum(map(float, values)) / len(values) if values else None

@@ -84,8 +84,9 @@ class EnvConfig(_Section):
 
 
 class TeacherConfig(_Section):
-    #: Which teacher picks training tasks: random, schedule, bandit or alp_gmm.
-    name: Literal["random", "schedule", "bandit", "alp_gmm"] = "random"
+    #: Which teacher picks training tasks: random, schedule, bandit or alp_gmm; or fixed
+    #: (a fixed set of options.n_tasks training tasks, cycled: the optimizer sanity check).
+    name: Literal["random", "schedule", "bandit", "alp_gmm", "fixed"] = "random"
     #: Options of that teacher (see agentgym/curriculum), e.g. {signal: abs_adv, sampler: sec}.
     #: Unset options take the papers' run defaults, scaled to this run's length (the
     #: bandit's SEC alpha 0.5 and tau 0.3; ALP-GMM's fit_rate a fifth of the run's groups,

@@ -497,3 +497,21 @@ def test_make_teacher_names_and_options():
     r = make_teacher("random", tasks, seed=1)
     r.update(synthetic_results(r.sample(6), np.random.default_rng(0), hot_mixed))
     assert r.metrics() == {"teacher/groups_seen": 6.0, "teacher/entropy_ratio": 1.0, "teacher/max_prob_ratio": 1.0}
+
+
+def test_the_fixed_teacher_cycles_one_set_of_distinct_training_tasks():
+    import agentgym
+    from agentgym.curriculum import make_teacher
+
+    env = agentgym.make("math/arithmetic-v0")
+    tasks = env.training_tasks({"digits": [1], "n_operands": [2], "operators": ["+"], "negatives": [False]})
+    t = make_teacher("fixed", tasks, seed=3, n_tasks=5)
+    first = t.sample(3) + t.sample(4)
+    keys = [env.content_key(s) for s in first]
+    assert len(set(keys[:5])) == 5 and keys[5:] == keys[:2]  # 5 distinct problems, then round again
+    assert all(tasks.is_train_content(s) for s in first)
+    again = make_teacher("fixed", tasks, seed=0, n_tasks=5)
+    again.load_state_dict(t.state_dict())
+    assert again.sample(5) == t.sample(5)  # the same set and place after a resume
+    with pytest.raises(ValueError, match="n_tasks"):
+        make_teacher("fixed", tasks, n_tasks=0)

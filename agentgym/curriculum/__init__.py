@@ -22,7 +22,7 @@ from typing import Any
 
 from agentgym.curriculum.alp_gmm import ALPGMMTeacher
 from agentgym.curriculum.bandit import SAMPLERS, SIGNALS, BanditTeacher
-from agentgym.curriculum.base import GroupResult, RandomTeacher, Teacher, TrainingTasks
+from agentgym.curriculum.base import FixedSetTeacher, GroupResult, RandomTeacher, Teacher, TrainingTasks
 from agentgym.curriculum.cells import Cell, dim_cells
 from agentgym.curriculum.filters import (
     DynamicSampling,
@@ -51,6 +51,7 @@ __all__ = [
     "TEACHERS",
     "Teacher",
     "TrainingTasks",
+    "FixedSetTeacher",
     "dim_cells",
     "filtered_sampling",
     "make_teacher",
@@ -61,6 +62,7 @@ __all__ = [
 #: Teacher names accepted by :func:`make_teacher` and their classes.
 TEACHERS: dict[str, type] = {
     "random": RandomTeacher,
+    "fixed": FixedSetTeacher,
     "schedule": ScheduleTeacher,
     "bandit": BanditTeacher,
     "alp_gmm": ALPGMMTeacher,

@@ -77,6 +77,9 @@ def teacher_summary(name: str, metrics_path: Path) -> dict[str, Any]:
                 if row.get("kind") in ("train", "sft") and "teacher/entropy_ratio" in row:
                     rows.append(row)
     out: dict[str, Any] = {"name": name}
+    if name == "fixed":
+        out.update(verdict="fixed", line="teacher: a fixed set of training tasks, cycled (teacher.name=fixed)")
+        return out
     if not rows:
         out.update(
             verdict="unknown",

@@ -95,6 +95,26 @@ class NoEEnv(TextEnv):
 agentgym.register("test/no-e-v0", NoEEnv, description="reward 1 when the reply has no letter e")
 
 
+class EOrNotEnv(TextEnv):
+    """Reply with the letter e, or without it, as the prompt asks: a reward only a policy
+    that reads its prompt can earn on both kinds of task."""
+
+    param_space = ParamSpace([Categorical("want_e", (False, True))])
+    # Two problems in all: no content split (seeds only).
+    held_out = HeldOut(seeds=range(1_000_000_000, 1_000_010_000), content_fraction=0.0)
+
+    def _reset(self, params, rng):
+        self.want = bool(params["want_e"])
+        return [{"role": "user", "content": "Reply with the letter e." if self.want else "Reply without the letter e."}]
+
+    def _step(self, action):
+        ok = ("e" in action.lower()) == self.want
+        return Feedback([], {"ok": float(ok)}, terminated=True, success=ok)
+
+
+agentgym.register("test/e-or-not-v0", EOrNotEnv, description="reply with or without an e, as asked")
+
+
 def fake_installed_dist(root, name: str, entry_points: str) -> None:
     """Write ``NAME-0.1.dist-info`` into ``root``: what pip leaves for an installed package,
     so importlib.metadata finds its entry points once ``root`` is on sys.path."""

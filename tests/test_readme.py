@@ -82,6 +82,24 @@ def test_python_quickstart_snippet_runs():
     exec(compile(snippet.replace("print(", "(lambda *a: None)("), "README", "exec"), {})
 
 
+def test_every_python_block_runs_or_is_run_elsewhere():
+    """Each README Python block runs, pasted alone: the rollout-and-eval one here, with the
+    tiny model and a smaller evaluation; the others in the tests named beside them."""
+    elsewhere = {
+        # the quickstart and the multi-agent snippet (test_multiagent_snippet_plays_a_whole_game)
+        "import agentgym\nfrom agentgym import TaskSpec": "test_python_quickstart_snippet_runs",
+        "# my_envs/__init__.py": "test_register_a_new_environment_example_works",
+    }
+    blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
+    rest = [b for b in blocks if not any(b.startswith(m) for m in elsewhere)]
+    assert len(rest) == 1 and "RolloutRunner" in rest[0], [b[:60] for b in rest]
+    code = rest[0].replace('make_policy("smollm2-135m")', 'make_policy("tiny")').replace("n_tasks=100", "n_tasks=3")
+    code = code.replace("max_new_tokens=128", "max_new_tokens=4").replace("print(", "(lambda *a: None)(")
+    ns: dict = {}
+    exec(compile(code, "README", "exec"), ns)  # a fresh namespace: nothing from another block
+    assert len(ns["episodes"]) == 32 and ns["report"].overall.tasks == 3
+
+
 def test_restricted_training_tasks_never_hold_out():
     """The trainer's task source with a restriction that overlaps the held-out region."""
     cls = agentgym.spec("math/arithmetic-v0").load_class()

@@ -542,14 +542,41 @@ def check_report_to(cfg: RunConfig) -> None:
 
 
 def import_modules(names: list[str], where: str = "imports") -> None:
-    """Import each module (an env registry's side effects); raise :class:`ConfigError` naming a failure."""
-    import importlib
+    """Import each module (an env registry's side effects); raise :class:`ConfigError` naming a failure.
 
+    The current folder goes first on ``sys.path``, as ``python -m`` puts it: the ``agentgym``
+    script alone would not find ``my_envs.py`` beside the user.
+    """
+    import importlib
+    import os
+    import sys
+
+    if not names:
+        return
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    importlib.invalidate_caches()  # a module written since the last import (tests, notebooks)
     for name in names:
         try:
             importlib.import_module(name)
         except Exception as exc:  # ImportError, or the module itself failing
-            raise ConfigError(f"{where}: cannot import {name!r}: {type(exc).__name__}: {exc}") from None
+            hint = _import_hint(name, exc, cwd)
+            raise ConfigError(f"{where}: cannot import {name!r}: {type(exc).__name__}: {exc}{hint}") from None
+
+
+def _import_hint(name: str, exc: Exception, cwd: str) -> str:
+    """How to make a module that was not found importable (empty when the module itself failed)."""
+    if name.endswith(".py") or "/" in name or "\\" in name:
+        path = Path(name)
+        return f" (give a module name, not a file: {path.stem!r}, run from the folder that holds {path.name})"
+    if not isinstance(exc, ModuleNotFoundError) or exc.name is None or not name.startswith(exc.name):
+        return ""  # found, but its own code or one of its imports failed: the message says which
+    first = name.split(".")[0]
+    return (
+        f" (looked in the current folder {cwd} and on sys.path: run from the folder that holds {first}.py "
+        f"or {first}/, or add that folder to PYTHONPATH, or pip install the package)"
+    )
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

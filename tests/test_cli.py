@@ -264,3 +264,23 @@ def test_eval_reports_standard_errors_in_its_table_json_and_plot(tmp_path):
     assert json.loads(out.read_text())["envs"][0]["overall"]["greedy"] is None
     res = runner.invoke(app, [*args, "--k", "2", "--temperature", "0", "--out", str(out)])
     assert res.exit_code == 2 and "--k 1" in res.output
+
+
+def test_import_finds_a_module_in_the_current_folder(tmp_path, monkeypatch):
+    """``--import my_envs`` from my_envs.py's own folder works without PYTHONPATH (as ``python -m``)."""
+    import os
+    import sys
+
+    (tmp_path / "here_envs_mod.py").write_text("LOADED = True\n")
+    monkeypatch.chdir(tmp_path)
+    # the console script has no '' or cwd on sys.path; pytest run as ``python -m`` does
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", os.getcwd(), str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "here_envs_mod", raising=False)
+    res = runner.invoke(app, ["--import", "here_envs_mod", "envs", "--json"])
+    assert res.exit_code == 0, res.output
+    assert sys.modules["here_envs_mod"].LOADED
+    monkeypatch.delitem(sys.modules, "here_envs_mod")
+    res = runner.invoke(app, ["--import", "not_here_mod_xyz", "envs"])
+    assert res.exit_code == 2 and "PYTHONPATH" in res.output and "not_here_mod_xyz.py" in res.output, res.output
+    res = runner.invoke(app, ["--import", "here_envs_mod.py", "envs"])
+    assert res.exit_code == 2 and "give a module name, not a file: 'here_envs_mod'" in res.output, res.output

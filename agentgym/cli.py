@@ -263,6 +263,18 @@ def _sampling(max_new_tokens: int, temperature: float):
         raise typer.BadParameter(str(exc)) from None
 
 
+def _check_policy(name: str) -> None:
+    """Refuse a --policy that cannot load here at once (no network), before anything loads."""
+    from agentgym.policies import check_policy_name
+    from agentgym.policies.models import ModelNotAvailable
+
+    try:
+        check_policy_name(name)
+    except ModelNotAvailable as exc:
+        console.print(f"[red]error:[/red] --policy: {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
 def _policy(name: str, seed: int):
     from agentgym.policies import make_policy
     from agentgym.policies.models import ModelNotAvailable
@@ -292,6 +304,7 @@ def rollout(
     from agentgym.rollout import make_runner
 
     _check_env(env_id)  # a wrong id fails before the model loads
+    _check_policy(policy)
     params = _parse_params(param)
     tasks = [_task(env_id, params, seed + i) for i in range(n)]
     sampling = _sampling(max_new_tokens, temperature)
@@ -380,6 +393,7 @@ def eval_cmd(
 
     for env_id in env_ids:
         _check_env(env_id)  # fail on a wrong id before loading a model
+    _check_policy(policy)
     if k < 1 or tasks < 1:
         raise typer.BadParameter("--k and --tasks must be at least 1")
     if temperature == 0 and k > 1:

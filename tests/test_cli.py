@@ -284,3 +284,41 @@ def test_import_finds_a_module_in_the_current_folder(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "PYTHONPATH" in res.output and "not_here_mod_xyz.py" in res.output, res.output
     res = runner.invoke(app, ["--import", "here_envs_mod.py", "envs"])
     assert res.exit_code == 2 and "give a module name, not a file: 'here_envs_mod'" in res.output, res.output
+
+
+@pytest.mark.parametrize("command", ["rollout", "eval", "sft", "generate-server"])
+def test_an_unknown_model_name_fails_at_once_without_the_network(command, tmp_path, monkeypatch):
+    """rollout / eval / sft / generate-server refuse a model that is not here before anything loads:
+    no hub retries (a minute without a network), and the error names what works."""
+    import time
+
+    import transformers
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("a model load was tried")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", no_load)
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", no_load)
+    monkeypatch.chdir(tmp_path)
+    name = "nobody/no-such-model-xyz"
+    args = {
+        "rollout": ["rollout", "test/guess-v0", "--policy", name],
+        "eval": ["eval", "test/guess-v0", "--policy", name, "--tasks", "2"],
+        "sft": [
+            "sft",
+            f"model.name={name}",
+            "env.id=test/guess-v0",
+            "env.params={}",
+            "warmup.source=oracle",
+            "warmup.steps=1",
+        ],
+        "generate-server": ["generate-server", name],
+    }[command]
+    start = time.monotonic()
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, (res.output, res.exception)
+    assert time.monotonic() - start < 10
+    text = " ".join(res.output.split())
+    assert name in text and "smollm2-135m" in text and "tiny" in text and "A folder path works too" in text, text
+    if command in ("rollout", "eval"):
+        assert "random" in text and "openai:" in text

@@ -160,7 +160,7 @@ def check_model_name(name: str) -> None:
     A built-in name, a local folder with a ``config.json``, or a hub id already in the
     local Hugging Face cache pass; anything else would have transformers retry a hub
     (about a minute with no network) before failing, and agentgym fetches no model at
-    run time.
+    run time. Nothing here touches the network.
     """
     if name in ("tiny", DEFAULT_MODEL):
         return
@@ -178,8 +178,9 @@ def check_model_name(name: str) -> None:
     if isinstance(cached, str):
         return
     raise ModelNotAvailable(
-        f"model {name!r} is not a known name ({DEFAULT_MODEL}, tiny), not a local checkpoint folder, and not in "
-        f"the local Hugging Face cache; agentgym downloads no model at run time (fetch it first, e.g. "
+        f"model {name!r} is not a known name ({DEFAULT_MODEL}, tiny), not a checkpoint folder here, and not in "
+        f"the local Hugging Face cache. A folder path works too (one holding config.json, e.g. a run's "
+        f"runs/NAME/final); agentgym downloads no model at run time (fetch a hub model first: "
         f"huggingface-cli download {name})"
     )
 
@@ -189,6 +190,7 @@ def load_model(name: str = DEFAULT_MODEL, *, seed: int = 0, dtype: str = "float3
     import torch
     from transformers import AutoModelForCausalLM
 
+    check_model_name(name)  # an unknown name fails now, not after a minute of hub retries
     torch_dtype = getattr(torch, dtype)
     if name == "tiny":
         tok = load_tokenizer("tiny")

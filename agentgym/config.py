@@ -8,7 +8,7 @@ model loads. Values given on the command line are parsed as YAML scalars
 
 from __future__ import annotations
 
-import difflib
+import functools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -318,7 +318,10 @@ class RunConfig(_Section):
         if self.train.steps == 0 and w.steps == 0:
             raise ValueError("nothing to train: train.steps is 0 and there is no warm start (warmup.steps)")
         if self.rollout.max_new_tokens >= self.rollout.max_episode_tokens:
-            raise ValueError("rollout.max_new_tokens must be smaller than rollout.max_episode_tokens")
+            raise ValueError(
+                f"rollout.max_new_tokens ({self.rollout.max_new_tokens}) must be smaller than "
+                f"rollout.max_episode_tokens ({self.rollout.max_episode_tokens}): one reply must fit in an episode"
+            )
         if self.model.backend in ("vllm", "remote") and self.model.lora is not None:
             raise ValueError(
                 f"model.lora cannot be combined with model.backend={self.model.backend} yet (the engine "
@@ -375,9 +378,28 @@ def check_backends(cfg: RunConfig) -> None:
             raise ConfigError(f"model.backend=remote: {exc}") from None
 
 
-def _suggest(key: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(key, options, n=1, cutoff=0.4)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def _suggest(keys: list[str], options: list[str]) -> str:
+    """A hint for the unknown last of ``keys`` among ``options`` (see :mod:`agentgym.config_hints`)."""
+    from agentgym.config_hints import suggest
+
+    trl = {name: " and ".join(targets) for name, (targets, _) in TRL_NAMES.items()}
+    return suggest(".".join(keys[:-1]), keys[-1], options, _all_keys(), trl)
+
+
+@functools.cache
+def _all_keys() -> list[str]:
+    """Every dotted key of :class:`RunConfig`, sections walked."""
+    out: list[str] = []
+
+    def walk(model: Any, prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            out.append(prefix + name)
+            sub = _submodel(field)
+            if sub is not None:
+                walk(sub, f"{prefix}{name}.")
+
+    walk(RunConfig, "")
+    return out
 
 
 # ----- the names TRL's GRPOConfig users type --------------------------------------------------
@@ -490,7 +512,7 @@ def apply_override(data: dict[str, Any], dotted: str) -> None:
             where = ".".join(keys[:i]) or "the top level"
             raise ConfigError(
                 f"unknown config key {path!r}: {key!r} is not in {where}; valid: "
-                f"{sorted(fields)}{_suggest(key, list(fields))}"
+                f"{sorted(fields)}{_suggest(keys[: i + 1], list(fields))}"
             )
         if i == len(keys) - 1:
             try:
@@ -612,6 +634,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             loc = ".".join(str(x) for x in err["loc"])
             if err["type"] == "extra_forbidden":
                 problems.append(f"unknown config key {loc!r}{_suggest_for(err['loc'])}")
+            elif err["type"] == "value_error" and isinstance(err.get("input"), dict):
+                # a section's own check: its message names the keys and values; the input is the whole section
+                problems.append(str(err.get("ctx", {}).get("error", err["msg"])))
             else:
                 problems.append(f"{loc or 'config'}: {err['msg']} (got {err.get('input')!r})")
         raise ConfigError("invalid config: " + "; ".join(problems)) from None
@@ -631,7 +656,7 @@ def _suggest_for(loc: tuple) -> str:
             return ""
         model = _submodel(fields[key])
     fields = getattr(model, "model_fields", None)
-    return f"; valid: {sorted(fields)}{_suggest(str(loc[-1]), list(fields))}" if fields else ""
+    return f"; valid: {sorted(fields)}{_suggest([str(x) for x in loc], list(fields))}" if fields else ""
 
 
 def _read_value(data: dict[str, Any], dotted: str) -> Any:

@@ -231,3 +231,45 @@ def test_report_to_wandb_logs_every_step_with_the_config(tmp_path, monkeypatch):
     logged_steps = [c[1][0] for c in calls if c[0] == "log"]
     assert 1 in logged_steps and 2 in logged_steps
     assert not (run / "tb").exists()  # tensorboard was not asked for
+
+
+@pytest.mark.parametrize(
+    "override, says, not_says",
+    [
+        ("save_steps=5", "(TRL/transformers' save_steps is 'train.save_every' here)", "'seed'"),
+        ("train.save_steps=5", "(did you mean 'save_every'?)", "'steps'?"),
+        ("warmup.path=demos.jsonl", "(did you mean 'file'?)", "'batch_size'"),
+        ("per_device_train_batch_size=4", "rollout.tasks_per_step x rollout.group_size", "did you mean"),
+        ("gradient_accumulation_steps=2", "grpo.micro_batch_size sequences at a time", "did you mean"),
+        ("lr=1e-5", "(did you mean 'grpo.lr' or 'warmup.lr'?)", "'seed'"),
+        ("grpo.learning_rat=1e-5", "(did you mean 'learning_rate'? TRL's name for grpo.lr)", "'mini_batches'"),
+        ("grpo.zzz_qqq=1", "unknown config key 'grpo.zzz_qqq'", "did you mean"),  # close to nothing: no guess
+    ],
+)
+def test_unknown_keys_get_a_mapping_or_a_close_match_only(override, says, not_says):
+    """A TRL/transformers name gets where it lives here; an alias its field; a far guess is not made."""
+    from agentgym.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [override])
+    hint = str(info.value).rsplit("]", 1)[-1]  # after the list of valid keys
+    assert says in str(info.value) and not_says not in hint, str(info.value)
+
+
+def test_unknown_keys_in_a_yaml_file_get_the_same_hints(tmp_path):
+    from agentgym.config import ConfigError, load_config
+
+    path = tmp_path / "run.yaml"
+    path.write_text("save_steps: 5\nwarmup:\n  path: demos.jsonl\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert "(TRL/transformers' save_steps is 'train.save_every' here)" in text and "(did you mean 'file'?)" in text
+    assert "did you mean 'seed'" not in text and "did you mean 'batch_size'" not in text, text
+
+
+def test_a_section_check_names_its_values_not_the_whole_config(tmp_path):
+    res, lines, run = _train(tmp_path, "rollout.max_new_tokens=2000", "rollout.max_episode_tokens=1500")
+    assert res.exit_code == 2 and len(lines) == 1, res.output
+    assert "rollout.max_new_tokens (2000) must be smaller than rollout.max_episode_tokens (1500)" in lines[0]
+    assert "got" not in lines[0] and "env" not in lines[0], lines[0]

@@ -944,8 +944,30 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _plain_warnings(ctx: typer.Context) -> None:
+    """Show Python warnings as one ``warning: ...`` line on stderr for this command.
+
+    Python's own format (source path, line number, the code line) reads like a traceback
+    in the middle of a progress bar; ``tqdm.write`` prints above the bar. The warnings
+    are still Python warnings (filters apply; library code can catch them): only how an
+    uncaught one is shown changes, and only until the command ends.
+    """
+    import warnings
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+        from tqdm import tqdm
+
+        tqdm.write(f"warning: {message}", file=file or sys.stderr)
+
+    warnings.showwarning = show
+    ctx.call_on_close(lambda: setattr(warnings, "showwarning", previous))
+
+
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -960,6 +982,8 @@ def _root(
 ) -> None:
     """agentgym: train LLM agents with RL on Gymnasium/PettingZoo text environments."""
     from agentgym.config import ConfigError, import_modules
+
+    _plain_warnings(ctx)
 
     try:
         import_modules(list(imports or []), where="--import")

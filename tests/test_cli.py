@@ -322,3 +322,32 @@ def test_an_unknown_model_name_fails_at_once_without_the_network(command, tmp_pa
     assert name in text and "smollm2-135m" in text and "tiny" in text and "A folder path works too" in text, text
     if command in ("rollout", "eval"):
         assert "random" in text and "openai:" in text
+
+
+def test_run_time_warnings_are_plain_lines_and_still_python_warnings(tmp_path):
+    """A warning during a run prints as one 'warning: ...' line (no source path, no code line
+    that reads like a traceback); outside the CLI it stays a Python warning."""
+    import warnings
+
+    from agentgym.grpo.trainer import train_from_config
+
+    over = [
+        "model.name=tiny",
+        "env.id=test/guess-v0",
+        "rollout.tasks_per_step=1",
+        "rollout.group_size=2",
+        "rollout.max_new_tokens=1",
+        "train.steps=1",
+        "train.eval_tasks=1",
+        "train.eval_max_new_tokens=1",
+    ]
+    before = warnings.showwarning
+    res = runner.invoke(app, ["train", *over, f"run_dir={tmp_path / 'cli'}"])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.output.splitlines() if "trained on no tokens" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: step 1 trained on no tokens"), res.output
+    assert "RuntimeWarning" not in res.output and "warnings.warn(" not in res.output, res.output
+    assert ".py:" not in res.output, res.output
+    assert warnings.showwarning is before  # only for the command
+    with pytest.warns(RuntimeWarning, match="trained on no tokens"):
+        train_from_config(None, [*over, f"run_dir={tmp_path / 'lib'}"], quiet=True)

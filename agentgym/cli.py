@@ -538,6 +538,14 @@ def train(
         bool,
         typer.Option("--print-config", help="Print the resolved config (every default, TRL names mapped) and exit."),
     ] = False,
+    from_warm_start: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-warm-start",
+            help="Start from this run's kept warm start (RUN/warm_start) instead of training it again; the two "
+            "configs must agree on everything up to the end of the warm start (checked).",
+        ),
+    ] = None,
 ) -> None:
     """Train a policy with GRPO from a config; ends with held-out success before and after."""
     from agentgym.config import ConfigError, dump_config, load_config
@@ -546,6 +554,8 @@ def train(
 
     if resume is None and config is None:
         raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR")
+    if resume is not None and from_warm_start is not None:
+        raise typer.BadParameter("--from-warm-start starts a new run; --resume continues one: give one of them")
     if print_config:
         try:
             if config is not None and "=" in config and not Path(config).exists():
@@ -568,7 +578,7 @@ def train(
         else:
             if config is not None and "=" in config and not Path(config).exists():
                 overrides, config = [config, *(overrides or [])], None
-            result = train_from_config(config, overrides)
+            result = train_from_config(config, overrides, from_warm_start=from_warm_start)
     except (ConfigError, FileExistsError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
@@ -662,6 +672,14 @@ def compare(
             "(default: this python -m agentgym train)."
         ),
     ] = None,
+    share_warm_start: Annotated[
+        bool,
+        typer.Option(
+            help="Start a run from the kept warm start of a run in the same folder whose settings up to the end "
+            "of the warm start match (seed included): the same run bit for bit, without training and evaluating "
+            "that warm start again."
+        ),
+    ] = True,
 ) -> None:
     """Compare arms (config overrides) over seeds: each (arm, seed) is one `agentgym train` run.
 
@@ -700,6 +718,7 @@ def compare(
             baseline=baseline,
             metric=metric,
             runs=runs,
+            share_warm_start=share_warm_start,
         )
         if train_command is not None:
             plan.train_command = shlex.split(train_command)

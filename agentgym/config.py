@@ -148,9 +148,13 @@ class GRPOConfig(_Section):
     eps_high: float = Field(0.28, ge=0)
     loss_agg: Literal["token_mean", "seq_mean_token_mean", "dr_grpo"] = "token_mean"
     scale_std: bool = True
-    #: KL penalty to the initial model (0: no reference model is loaded).
+    #: KL penalty to the reference model (grpo.kl_ref; 0: no penalty).
     beta: float = Field(0.0, ge=0)
     kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    #: The reference model of the KL penalty and of the logged ``kl/ref``: "warm_start"
+    #: (default), the weights when the warm start ends, as RLHF anchors to its SFT model
+    #: (with no warm start: the model as loaded); "base", the model as loaded.
+    kl_ref: Literal["warm_start", "base"] = "warm_start"
     #: Cap of the truncated importance weight for tokens sampled by another engine.
     is_cap: float = Field(3.0, gt=0)
     #: Apply the truncated importance weight min(pi_old / pi_sampler, is_cap). null (the
@@ -247,6 +251,11 @@ class TrainConfig(_Section):
     save_every: int = Field(5, ge=1)
     #: Keep only the newest N checkpoints.
     keep_checkpoints: int = Field(2, ge=1)
+    #: Log ``kl/ref``, the KL from the sampling policy to the reference model (grpo.kl_ref)
+    #: on the step's own samples (k3 estimate per loss token), every N GRPO steps (0:
+    #: never). Costs one forward pass of the reference model per measured step, and the
+    #: memory of a second copy of the weights.
+    kl_every: int = Field(0, ge=0)
     #: Where the trained model (and the transformers sampler, and the reference model)
     #: live: "auto" is the GPU when torch sees one, else the CPU. Under torchrun each
     #: rank takes its own GPU (LOCAL_RANK).

@@ -91,6 +91,9 @@ class NoEEnv(TextEnv):
         ok = "e" not in action.lower()
         return Feedback([], {"no_e": float(ok)}, terminated=True, success=ok)
 
+    def oracle(self):
+        return "ok"
+
 
 agentgym.register("test/no-e-v0", NoEEnv, description="reward 1 when the reply has no letter e")
 

@@ -114,6 +114,9 @@ STUB = textwrap.dedent("""
     args = sys.argv[1:]
     with open(os.environ["STUB_CALLS"], "a") as f:
         f.write(json.dumps(args) + "\\n")
+    if "--from-warm-start" in args:
+        at = args.index("--from-warm-start")
+        del args[at : at + 2]
     if args[0] == "--resume":
         run = Path(args[1])
         cfg = load_config(run / "config.yaml")
@@ -190,6 +193,37 @@ def test_each_arm_and_seed_is_one_run_with_its_overrides(stub, tmp_path):
     assert by_dir["bandit-s1"]["config"]["teacher"]["name"] == "bandit"
     assert by_dir["bandit-s1"]["config"]["seed"] == 1 and by_dir["bandit-s1"]["config"]["grpo"]["lr"] == 2e-5
     assert by_dir["random-s0"]["config_source"].endswith("config.yaml")
+
+
+def test_a_run_starts_from_a_kept_warm_start_with_the_same_settings(stub, tmp_path):
+    """Only a run whose settings up to the end of the warm start (seed included) match a
+    kept warm start in the comparison's folder starts from it."""
+    from agentgym.config import dump_config, load_config
+    from agentgym.grpo.checkpoint import COMPLETE
+
+    make_plan, calls = stub
+    config = tmp_path / "warm.yaml"
+    config.write_text("model: {name: tiny}\ntrain: {steps: 2}\nwarmup: {source: oracle, steps: 2}\n")
+    donor = tmp_path / "runs" / "donor-s0"
+    (donor / "warm_start" / "step_000002").mkdir(parents=True)
+    (donor / "warm_start" / "step_000002" / COMPLETE).write_text("2\n")
+    (donor / "config.yaml").write_text(dump_config(load_config(str(config), ["grpo.lr=5e-6", f"run_dir={donor}"])))
+    arms = [Arm("random", ["grpo.lr=1e-5"]), Arm("bandit", ["teacher.name=bandit", "warmup.lr=1e-3"])]
+    run_comparison(make_plan(config=str(config), arms=arms, seeds=[0, 1]), log=lambda s: None)
+    started = {
+        next(a for a in c if a.startswith("run_dir=")).rsplit("/", 1)[-1]: c[c.index("--from-warm-start") + 1]
+        if "--from-warm-start" in c
+        else None
+        for c in calls()
+    }
+    assert started == {"random-s0": str(donor), "bandit-s0": None, "random-s1": None, "bandit-s1": None}
+    # Off on request.
+    (tmp_path / "calls.jsonl").unlink()
+    run_comparison(
+        make_plan(config=str(config), arms=[Arm("again", ["grpo.lr=2e-5"])], seeds=[0], share_warm_start=False),
+        log=lambda s: None,
+    )
+    assert "--from-warm-start" not in calls()[0]
 
 
 def test_finished_runs_are_read_not_rerun_and_stopped_ones_resumed(stub, monkeypatch):

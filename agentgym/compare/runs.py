@@ -127,6 +127,10 @@ class Plan:
     metric: str = DEFAULT_METRIC
     runs: Path | None = None
     train_command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "agentgym", "train"])
+    #: Start a new run from the kept warm start of a run in the same folder whose settings
+    #: up to the end of the warm start are the same (same seed included): the same run,
+    #: bit for bit, without training and evaluating that warm start again.
+    share_warm_start: bool = True
 
     @property
     def runs_dir(self) -> Path:
@@ -292,6 +296,20 @@ def check_run_config(run_dir: Path, planned: dict[str, Any]) -> None:
         )
 
 
+def _warm_start_donor(plan: Plan, arm: Arm, seed: int) -> Path | None:
+    """A run of this comparison's folder that kept the warm start this run would train."""
+    if not plan.share_warm_start:
+        return None
+    from agentgym.config import ConfigError, load_config
+    from agentgym.grpo.fork import find_donor
+
+    try:
+        cfg = load_config(plan.config, plan.run_overrides(arm, seed))
+    except ConfigError:
+        return None
+    return find_donor(plan.runs_dir, cfg)
+
+
 def train_run(plan: Plan, arm: Arm, seed: int, log: Callable[[str], None] = print) -> None:
     """Train (or resume) one run in a subprocess; record the launch in its ``provenance.json``."""
     run = plan.run_dir(arm, seed)
@@ -300,6 +318,9 @@ def train_run(plan: Plan, arm: Arm, seed: int, log: Callable[[str], None] = prin
         cmd = [*plan.train_command, "--resume", str(run)]
     else:
         cmd = [*plan.train_command, plan.config, *plan.run_overrides(arm, seed)]
+        donor = _warm_start_donor(plan, arm, seed)
+        if donor is not None:
+            cmd += ["--from-warm-start", str(donor)]
     run.mkdir(parents=True, exist_ok=True)
     prov_path = run / "provenance.json"
     prov = json.loads(prov_path.read_text()) if prov_path.exists() else {"launches": []}

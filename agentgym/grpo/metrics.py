@@ -23,6 +23,9 @@ def rollout_metrics(episodes: Sequence[Episode], results: Sequence[GroupResult],
     rewards = [x for r in results for x in r.rewards]
     out["reward/mean"] = float(np.mean(rewards)) if rewards else 0.0
     out["success/mean"] = float(np.mean([s for r in results for s in r.successes])) if rewards else 0.0
+    # A group whose rewards are all equal has zero advantages: it teaches nothing.
+    played = [r for r in results if len(r.rewards)]
+    out["groups/with_signal"] = float(np.mean([np.ptp(r.rewards) > 0 for r in played])) if played else 0.0
     for k in sorted({k for e in episodes for k in e.reward_parts}):
         out[f"reward/{k}"] = float(np.mean([e.reward_parts.get(k, 0.0) for e in episodes]))
     for seat in sorted({e.agent for e in episodes if e.agent}):

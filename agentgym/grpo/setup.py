@@ -17,6 +17,7 @@ import torch
 
 from agentgym.config import ConfigError, RunConfig, check_backends, check_report_to, import_modules
 from agentgym.curriculum import DynamicSampling, PassRateBand, Teacher, make_teacher, run_options
+from agentgym.grpo.checkpoint import rng_state, set_rng_state
 from agentgym.grpo.collect import Collector
 from agentgym.grpo.distributed import BroadcastTeacher, World, init_world
 from agentgym.grpo.update import UpdateSettings
@@ -127,6 +128,12 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
         teacher = make_teacher(cfg.teacher.name, tasks, seed=cfg.seed, **options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"teacher: {exc}") from None
+    if cfg.model.lora is not None and cfg.warmup.steps and cfg.grpo.kl_ref == "warm_start":
+        if cfg.grpo.beta > 0 or cfg.train.kl_every > 0:
+            raise ConfigError(
+                "grpo.kl_ref: warm_start anchors to the warm-started weights, which with LoRA are the base plus "
+                "an adapter; that is not supported yet: set grpo.kl_ref: base (the model as loaded)"
+            )
     check_backends(cfg)  # a missing Ray, vLLM or GPU is named before the model loads
     check_report_to(cfg)
     return tasks, teacher, facts
@@ -176,9 +183,11 @@ def build(cfg: RunConfig) -> Parts:
     model, adapters = _with_lora(cfg, model, facts.seats)
     model.eval()  # dropout only where LoRA dropout is asked for (UpdateSettings.train_mode)
     ref_model = None
-    if cfg.grpo.beta > 0:
+    if cfg.grpo.beta > 0 or cfg.train.kl_every > 0:
+        saved = rng_state()  # loading the reference draws nothing the run would otherwise draw
         ref_model, _ = load_model(cfg.model.name, seed=cfg.seed, dtype=str(weights_dtype).removeprefix("torch."))
         ref_model.requires_grad_(False)
+        set_rng_state(saved)
     model.to(device)  # vLLM's engine (model.backend=vllm) shares this rank's GPU
     if ref_model is not None:
         ref_model.to(device)

@@ -49,6 +49,7 @@ from agentgym.grpo.batch import collate
 from agentgym.grpo.checkpoint import latest_checkpoint, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from agentgym.grpo.collect import Collected, RolloutCancelled
 from agentgym.grpo.distributed import close_world
+from agentgym.grpo.fork import WARM_START_DIR
 from agentgym.grpo.fsdp import full_optimizer_state, full_weights, gathered, is_sharded
 from agentgym.grpo.metrics import batch_metrics, rollout_metrics, teacher_groups, teacher_summary
 from agentgym.grpo.runlog import RunLog, atomic_write
@@ -129,6 +130,8 @@ class GRPOTrainer:
         reset = warm.steps > 0 and self.step == warm.steps and warm.reset_optimizer
         if reset:
             reset_optimizer_state(self.optimizer)
+        if warm.steps > 0 and self.step == warm.steps and self._anchors_to_warm_start():
+            self._load_ref(self._whole_weights())  # the KL anchor: the warm-started weights
         lr = warm.lr if in_warmup else self.cfg.grpo.lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -223,13 +226,18 @@ class GRPOTrainer:
             )
             roles = [e.agent for e in samples] if self.adapters is not None else None
             activate = self.adapters.activate_seat if self.adapters is not None else None
+            every = cfg.train.kl_every
+            if every and self.adapters is None and (self.step - cfg.warmup.steps) % every == 0:
+                kl = self._kl_to_ref(tokens)  # before the update: the sampler's own tokens
+                if kl is not None:
+                    record["kl/ref"] = kl
             record.update(
                 update_policy(
                     self.model,
                     self.optimizer,
                     tokens,
                     self.parts.update,
-                    ref_model=self.ref_model,
+                    ref_model=self.ref_model if cfg.grpo.beta > 0 else None,
                     roles=roles,
                     activate=activate,
                     world=self.world,
@@ -392,6 +400,8 @@ class GRPOTrainer:
                 last = self.step == self.total_steps
                 if last or self._eval_due():
                     self._evaluate_with(bar)
+                if cfg.warmup.steps and self.step == cfg.warmup.steps:
+                    self._save(WARM_START_DIR)  # kept: other runs start from it (agentgym.grpo.fork)
                 if last or self._stop_now() or self.step % cfg.train.save_every == 0:
                     self._save()
                 bar.update(1)
@@ -497,9 +507,60 @@ class GRPOTrainer:
         finally:
             self.parts.pool.close()
 
+    def _relog_teacher(self) -> None:
+        """A forked run's warm-start lines carry the donor's teacher metrics: write this run's
+        own teacher's, which drew nothing during the warm start (what it would have logged)."""
+        path = self.run_dir / "metrics.jsonl"
+        own = self.teacher.metrics()
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for row in rows:
+            if row.get("kind") == "sft":
+                for key in [k for k in row if k.startswith("teacher/")]:
+                    del row[key]
+                row.update(own)
+        atomic_write(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+    # ----- the reference model -------------------------------------------------------------
+    def _anchors_to_warm_start(self) -> bool:
+        return self.ref_model is not None and self.cfg.grpo.kl_ref == "warm_start"
+
+    def _whole_weights(self) -> dict[str, torch.Tensor]:
+        """The trained model's whole weights (under FSDP gathered by every rank: a collective)."""
+        if is_sharded(self.model):
+            return full_weights(self.model, trainable_only=False)
+        return {k: v.detach() for k, v in self.model.state_dict().items()}
+
+    def _load_ref(self, weights: dict[str, torch.Tensor]) -> None:
+        params = dict(self.ref_model.named_parameters())
+        missing = [k for k in params if k not in weights]
+        if missing:
+            raise RuntimeError(f"the reference model's weights are incomplete: {missing[:3]} missing")
+        with torch.no_grad():
+            for name, p in params.items():
+                p.copy_(weights[name])
+
+    def _kl_to_ref(self, tokens: Any) -> float | None:
+        """Mean over the step's loss tokens of the k3 estimate of KL(sampler || reference),
+        from the sampler's own log-probs and one forward pass of the reference model."""
+        from agentgym.grpo.loss import kl_estimate
+        from agentgym.grpo.update import reference_logprobs
+
+        rows = tokens.trainable_rows()
+        if not rows or self.ref_model is None:
+            return None
+        ref = reference_logprobs(self.ref_model, tokens, rows, self.parts.update)
+        mask = tokens.loss_mask[rows].bool()
+        kl = kl_estimate(tokens.sampler_logp[rows], ref[rows], "k3")
+        return float(kl[mask].mean()) if mask.any() else None
+
     # ----- persistence -------------------------------------------------------------------
-    def _save(self) -> None:
+    def _save(self, folder: str = "checkpoints") -> None:
+        """Checkpoint this step in ``run_dir/folder``: ``checkpoints`` (the newest
+        train.keep_checkpoints kept) or ``warm_start`` (the end of the warm start, kept for
+        the run's life: the KL anchor on resume, and where other runs fork from; without the
+        AdamW moments where GRPO resets them anyway)."""
         self.collector.wait()  # the sampler's generator and the teacher are not read mid-rollout
+        warm_start = folder == WARM_START_DIR
         state = {
             "policy": self.policy.state_dict(),
             "teacher": self.teacher.state_dict(),
@@ -511,20 +572,24 @@ class GRPOTrainer:
         pending = self.collector.pending_state()
         files = {"pending.json": json.dumps(pending)} if pending is not None else {}
         weights = optim = None
+        slim = warm_start and self.cfg.warmup.reset_optimizer
         if is_sharded(self.model):  # whole tensors, gathered by every rank together
-            weights, optim = full_weights(self.model), full_optimizer_state(self.optimizer)
+            weights = full_weights(self.model)
+            optim = None if slim else full_optimizer_state(self.optimizer)
+        if slim:  # GRPO's first step clears the moments: keep only the param groups
+            optim = {"state": {}, "param_groups": self.optimizer.state_dict()["param_groups"]}
         if not self.world.main:  # rank 0 writes the one checkpoint every rank resumes from
             self.world.barrier()
             return
         save_checkpoint(
-            self.run_dir / "checkpoints",
+            self.run_dir / folder,
             self.step,
             self.model,
             self.optimizer,
             state,
             weights=weights,
             optimizer_state=optim,
-            keep=self.cfg.train.keep_checkpoints,
+            keep=1 if warm_start else self.cfg.train.keep_checkpoints,
             files=files,
         )
         self.world.barrier()
@@ -540,13 +605,28 @@ class GRPOTrainer:
             self.policy.load_state_dict(state["policy"])
             if self.sampler is not self.policy and "sampler" in state:
                 self.sampler.load_state_dict(state["sampler"])
-            self.teacher.load_state_dict(state["teacher"])
+            forked = "teacher" not in state  # a run forked from a warm start builds its own teacher
+            if not forked:
+                self.teacher.load_state_dict(state["teacher"])
             self.evals = {int(k): float(v) for k, v in state.get("evals", {}).items()}
             # A checkpoint written before evals had standard errors holds none.
             self.eval_stats = {int(k): v for k, v in state.get("eval_stats", {}).items()}
             if (ck / "pending.json").exists():  # the batch generated for the next step
                 self.collector.restore_pending(json.loads((ck / "pending.json").read_text()))
+        warm = self.cfg.warmup.steps
+        if warm and self.step > warm and self._anchors_to_warm_start():
+            anchor = latest_checkpoint(self.run_dir / WARM_START_DIR)
+            if anchor is None:
+                raise RuntimeError(
+                    f"{self.run_dir} anchors its KL to the warm start (grpo.kl_ref: warm_start), whose weights are "
+                    f"kept in {self.run_dir / WARM_START_DIR}; that folder is missing, so the run cannot resume"
+                )
+            from safetensors.torch import load_file
+
+            self._load_ref(load_file(str(anchor / "weights.safetensors")))
         self.log.trim(self.step if ck is not None else None)
+        if ck is not None and forked and self.world.main:
+            self._relog_teacher()
         if not self.quiet:
             where = f"step {self.step} ({ck.name})" if ck is not None else "the start (no checkpoint yet)"
             print(f"resuming {self.run_dir} from {where}")
@@ -660,9 +740,23 @@ class GRPOTrainer:
         return path
 
 
-def train_from_config(path: str | None, overrides: list[str] | None = None, quiet: bool = False) -> TrainResult:
+def train_from_config(
+    path: str | None,
+    overrides: list[str] | None = None,
+    quiet: bool = False,
+    from_warm_start: str | Path | None = None,
+) -> TrainResult:
+    """Train the config's run; ``from_warm_start``: start it from that run's kept warm start
+    (the same warm start by config, checked: :func:`agentgym.grpo.fork.fork_warm_start`)."""
     cfg = load_config(path, overrides)
-    return GRPOTrainer(cfg, quiet=quiet).train()
+    if from_warm_start is None:
+        return GRPOTrainer(cfg, quiet=quiet).train()
+    from agentgym.grpo.fork import fork_warm_start
+
+    fork_warm_start(from_warm_start, cfg)
+    if not quiet:
+        print(f"starting from the warm start of {from_warm_start} (the same settings up to step {cfg.warmup.steps})")
+    return GRPOTrainer(cfg, resume=True, quiet=quiet).train()
 
 
 #: What ``--resume`` may change: how long the run goes on and how often it evaluates and saves,

@@ -229,6 +229,14 @@ def _micro_batch_loss(model, mb: TokenBatch, norm: Normalizer, s: UpdateSettings
     return _MicroResult(loss.detach(), clipped, old, mb.sampler_logp, entropy, t1 - t0, time.perf_counter() - t1)
 
 
+def reference_logprobs(ref_model, batch: TokenBatch, rows: Sequence[int], s: UpdateSettings) -> torch.Tensor:
+    """A frozen model's log-probs of ``rows`` at the sampling temperature, (B, L), no gradients."""
+    device = next(ref_model.parameters()).device
+    plan = _Plan(rows, None, s.micro_batch_size, batch.prompt_keys() if s.share_prefix else None)
+    with autocast(device, _dtype(s)):
+        return _logprobs_without_grad(ref_model, batch, plan.micro_batches(rows), s.temperature, None, s.share_prefix)
+
+
 @torch.no_grad()
 def _logprobs_without_grad(
     model, batch: TokenBatch, chunks, temperature: float, activate, share_prefix: bool = True

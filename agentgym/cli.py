@@ -730,6 +730,11 @@ def compare(
         console.print(escape(str(exc)), soft_wrap=True)
         raise typer.Exit(130) from None
     console.print(report_table(report))
+    curves = report.get("curves") or {}
+    if any(len(rows) > 1 for rows in curves.values()):
+        from agentgym.compare.curves import curves_table
+
+        console.print(curves_table(curves))
     paths = write_report(report, out if out is not None else default_out(plan))
     console.print(f"wrote {paths[0]} and {paths[1]}", soft_wrap=True)
 

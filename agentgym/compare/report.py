@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from agentgym.compare.curves import arm_curves, plot_curves
 from agentgym.compare.runs import Plan, RunResult, before_metric, code_version, machine
 from agentgym.stats import Difference, mean_se, paired_difference, welch_difference
 
@@ -79,6 +80,11 @@ def _costs(rows: list[RunResult]) -> dict[str, Any]:
         "train_minutes": round(sum(c["train_minutes"] for c in costs) / len(costs), 2),
         "grpo_steps_with_signal": sum(c["grpo_steps_with_signal"] for c in costs),
         "grpo_steps": sum(c["grpo_steps"] for c in costs),
+        **(
+            {"wall_minutes": round(sum(c["wall_minutes"] for c in costs) / len(costs), 2)}
+            if all("wall_minutes" in c for c in costs)
+            else {}
+        ),
     }
 
 
@@ -141,6 +147,8 @@ def build_report(
         "tests": TESTS,
         "arms": [asdict(a) for a in arms],
         "runs": [asdict(r) for r in results],
+        # Every evaluation of every run, per arm over seeds (agentgym.compare.curves).
+        "curves": arm_curves([asdict(r) for r in results]),
         "missing": list(missing or []),
         # The code and machine that wrote this report; each run's own are under runs[].launches.
         "code": code_version(),
@@ -149,12 +157,16 @@ def build_report(
 
 
 def write_report(report: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
-    """Write the JSON and, beside it, the PNG plot (same name, ``.png``); return both paths."""
+    """Write the JSON and, beside it, the PNG plot (same name, ``.png``) and, where runs
+    evaluated more than once, the learning curves (``<name>_curves.png``); return the first two."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str) + "\n")
     png = out.with_suffix(".png")
     plot_report(report, png)
+    curves = report.get("curves") or {}
+    if any(len(rows) > 1 for rows in curves.values()):  # a learning curve needs two evaluations
+        plot_curves(curves, out.with_name(out.stem + "_curves.png"), title=f"{report['config']}")
     return out, png
 
 

@@ -429,12 +429,23 @@ def _costs(run_dir: Path) -> dict[str, Any]:
         if row.get("kind") == "train":  # without unequal rewards in some group, a step updates nothing
             grpo_steps += 1
             with_signal += float(row.get("adv/abs_mean", 0.0) or 0.0) > 0
-    return {
+    out: dict[str, Any] = {
         "generations": spent,
         "train_minutes": round(seconds / 60, 2),
         "grpo_steps": grpo_steps,
         "grpo_steps_with_signal": with_signal,
     }
+    # Wall clock of the run's own launches (evaluations included); a run started from
+    # another's warm start did not pay for that warm start, its donor did.
+    prov = run_dir / "provenance.json"
+    try:
+        launches = json.loads(prov.read_text()).get("launches", []) if prov.exists() else []
+    except json.JSONDecodeError:
+        launches = []
+    wall = [float(x["seconds"]) for x in launches if isinstance(x.get("seconds"), (int, float))]
+    if wall:
+        out["wall_minutes"] = round(sum(wall) / 60, 2)
+    return out
 
 
 def read_run(plan: Plan, arm: Arm, seed: int, planned: dict[str, Any]) -> RunResult:

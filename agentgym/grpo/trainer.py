@@ -682,6 +682,8 @@ class GRPOTrainer:
             "heldout_before": at(first),
             "heldout_after": at(last),
             "heldout_change": self._paired_change(first, last),
+            # What the steps after the warm start added, paired by task (None without a warm start).
+            "heldout_change_after_warmup": self._paired_change(warm, last) if warm and warm < last else None,
             "heldout_after_warmup": at(warm) if warm else None,
             "eval_k": train.eval_k,
             "eval_temperature": self.eval_temperature,

@@ -1,0 +1,43 @@
+"""Learning curves of a comparison: evaluations aligned on GRPO steps, mean and s.e. over seeds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentgym.compare.curves import arm_curves, curves_table, plot_curves, run_curve
+
+
+def _run(path, evals, warm=4):
+    path.mkdir(parents=True)
+    rows = [{"step": 1, "kind": "sft"}]
+    for step, value, se in evals:
+        rows.append({"step": step, "kind": "eval", "eval/tasks": 50, "eval/mean_at_k": value, "eval/mean_at_k_se": se})
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 9, "kind": "ev')
+    return {"run_dir": str(path), "config": {"warmup": {"steps": warm}}}
+
+
+def test_curves_align_on_grpo_steps_and_average_over_seeds(tmp_path):
+    runs = [
+        {"arm": "a", "seed": 0, **_run(tmp_path / "a0", [(0, 0.1, 0.01), (4, 0.5, 0.02), (14, 0.6, 0.02)])},
+        {"arm": "a", "seed": 1, **_run(tmp_path / "a1", [(0, 0.1, 0.01), (4, 0.4, 0.02), (14, 0.8, 0.03)])},
+        {"arm": "b", "seed": 0, **_run(tmp_path / "b0", [(0, 0.1, 0.01), (4, 0.5, 0.02), (14, 0.55, 0.04)])},
+    ]
+    # A torn last line (a crash mid-write) is skipped; steps count from the warm start's end.
+    assert [p["step"] for p in run_curve(tmp_path / "a0", 4)] == [-4, 0, 10]
+    curves = arm_curves(runs)
+    a = {r["step"]: r["mean_at_k"] for r in curves["a"]}
+    assert a[10]["mean"] == pytest.approx(0.7) and a[10]["se"] == pytest.approx(0.1) and a[10]["band"] == "seeds"
+    assert a[-4]["se"] == 0.0 and a[0]["n"] == 2
+    b = {r["step"]: r["mean_at_k"] for r in curves["b"]}
+    # One seed: the band is the run's own standard error over its tasks, and says so.
+    assert b[10] == {"mean": 0.55, "se": 0.04, "n": 1, "band": "tasks"}
+    png = plot_curves(curves, tmp_path / "c.png", title="t")
+    assert png.stat().st_size > 5000
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(curves_table(curves, steps=[0, 10]))
+    text = console.export_text()
+    assert "70.0±10.0" in text and "55.0±4.0" in text

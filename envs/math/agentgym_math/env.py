@@ -27,7 +27,7 @@ import numpy as np
 
 from agentgym import Categorical, Feedback, HeldOut, Integer, ParamSpace, Region, TaskSpec, TextEnv
 from agentgym.env import positive_int
-from agentgym_math.generators import arithmetic, linear, rationals, word
+from agentgym_math.generators import arithmetic, chain, linear, rationals, word
 from agentgym_math.problem import Draws, Problem, Rand
 from agentgym_math.verifier import NO_ANSWER_ERROR, check, extract_answer, last_number
 
@@ -132,6 +132,24 @@ class ArithmeticEnv(MathEnv):
         region=Region({"digits": [3], "n_operands": [4]}, name="3-digit, 4 operands"), content_fraction=0.5
     )
     generator = staticmethod(arithmetic.generate)
+
+
+class ChainEnv(MathEnv):
+    """One-digit + and - chains of 2 to 8 numbers, in four wordings: ``Compute 3 + 8 - 5.``
+
+    The curriculum testbed: length is the difficulty knob (skill carries over along it),
+    wording should not matter. Held out: a quarter of all problems (by text), and every
+    5-number chain worded ``result`` (a cell never trained on).
+    """
+
+    param_space = ParamSpace(
+        [
+            Integer("n_operands", 2, 8, description="numbers in the chain (the difficulty knob)"),
+            Categorical("wording", tuple(chain.WORDINGS), description="how the question is put"),
+        ]
+    )
+    held_out = HeldOut(region=Region({"n_operands": [5], "wording": ["result"]}, name="5 numbers, 'result' wording"))
+    generator = staticmethod(chain.generate)
 
 
 class FractionsEnv(MathEnv):

@@ -10,6 +10,7 @@ import agentgym
 
 _FAMILIES = (
     ("arithmetic", "ArithmeticEnv", "integer arithmetic with operator precedence"),
+    ("chain", "ChainEnv", "one-digit + and - chains of 2-8 numbers in four wordings (a curriculum testbed)"),
     ("fractions", "FractionsEnv", "exact arithmetic on fractions, decimals and mixed numbers"),
     ("linear", "LinearEnv", "solve a linear equation for x"),
     ("word", "WordEnv", "multi-step word problems with distractors"),

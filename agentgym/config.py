@@ -247,6 +247,11 @@ class TrainConfig(_Section):
     eval_temperature: float | None = Field(None, ge=0)
     #: Also play every held-out task once greedily (temperature 0) and report that success.
     eval_greedy: bool = True
+    #: Spread the held-out tasks evenly over the cells of the space (every combination of
+    #: env.params values; discrete dims only), eval_tasks rounded up to a multiple of the
+    #: cell count, so mean@k weights every cell equally (a curriculum's metric); off: tasks
+    #: are drawn uniformly over the space.
+    eval_per_cell: bool = False
     #: Checkpoint every N steps (and at the end).
     save_every: int = Field(5, ge=1)
     #: Keep only the newest N checkpoints.

@@ -112,6 +112,44 @@ class TrainingTasks:
         """True when ``task``'s content may be trained on (always, without a content oracle)."""
         return self.content is None or not self.content.is_held_out_content(self.content.content_key(task))
 
+    def held_out_specs_per_cell(self, n: int, seed: int = 0) -> list[TaskSpec]:
+        """Held-out specs spread evenly over the cells of the (restricted) space, every
+        combination of its discrete dims' values: ``ceil(n / cells)`` distinct held-out
+        contents per cell (fewer where a cell has no more), dealt cell by cell in turn, so
+        a mean over the tasks weights every cell (nearly) equally. Cells inside the
+        held-out region are included; reports split them off by region."""
+        import itertools
+
+        dims = list(self.space)
+        if any(not hasattr(d, "values") for d in dims):
+            cont = [d.name for d in dims if not hasattr(d, "values")]
+            raise ParamError(f"per-cell evaluation needs discrete dims; {cont} are continuous")
+        cells = [dict(zip([d.name for d in dims], combo)) for combo in itertools.product(*(d.values for d in dims))]
+        k = -(-n // len(cells))
+        rng = np.random.default_rng(seed)
+        seeds = self.held_out.seeds
+        seen: set[str] = set()
+        self.repeats_skipped = 0
+        per_cell: list[list[TaskSpec]] = []
+        for cell in cells:
+            got: list[TaskSpec] = []
+            for _ in range(64 * k + 256 if self.content is not None else k):
+                if len(got) == k:
+                    break
+                spec = TaskSpec(dict(cell), int(seeds[int(rng.integers(len(seeds)))]))
+                if self.content is not None:
+                    key = self.content.content_key(spec)
+                    if key in seen or not self.content.is_held_out_content(key):
+                        self.repeats_skipped += key in seen
+                        continue
+                    seen.add(key)
+                got.append(spec)
+            per_cell.append(got)
+        tasks = [cell[i] for i in range(k) for cell in per_cell if i < len(cell)]
+        if n > 0 and not tasks:
+            raise ParamError("no held-out task in any cell: widen the space or raise HeldOut.content_fraction")
+        return tasks
+
     def held_out_specs(self, n: int, seed: int = 0) -> list[TaskSpec]:
         """Up to ``n`` evaluation specs with distinct held-out contents: held-out seeds,
         params from the (restricted) space.

@@ -110,3 +110,32 @@ def test_a_problem_held_out_of_arithmetic_is_held_out_of_its_team_games():
         gkey = game.content_key(TaskSpec({**params, "opponent": "self", "seat": 1}, seed))
         assert key == gkey and game.is_held_out_content(gkey) == math_env.is_held_out_content(key)
     game.close()
+
+
+def test_per_cell_held_out_tasks_weight_every_cell_equally():
+    """math/chain-v0 has 7 lengths x 4 wordings: 56 tasks asked give 2 per cell, every one
+    distinct and held out by content; a 2-number cell holds only ~40 held-out problems, so
+    asking 50 per cell gives fewer there (never a repeat) and 50 elsewhere."""
+    from collections import Counter
+
+    import agentgym
+
+    env = agentgym.make("math/chain-v0")
+    tasks = env.training_tasks({})
+    specs = tasks.held_out_specs_per_cell(56, seed=1)
+    cells = Counter((t.params["n_operands"], t.params["wording"]) for t in specs)
+    assert len(cells) == 28 and set(cells.values()) == {2}
+    keys = [env.content_key(t) for t in specs]
+    assert len(set(keys)) == 56 and all(env.is_held_out_content(k) for k in keys)
+    # The first 28 tasks are one per cell: a truncated list still covers every cell.
+    assert len({(t.params["n_operands"], t.params["wording"]) for t in specs[:28]}) == 28
+    many = Counter((t.params["n_operands"], t.params["wording"]) for t in tasks.held_out_specs_per_cell(50 * 28))
+    assert 20 < many[(2, "what")] < 50 and many[(8, "what")] == 50
+    # A run config asks for it with train.eval_per_cell.
+    from agentgym.config import load_config
+    from agentgym.grpo.setup import held_out_tasks
+
+    cfg = load_config(
+        None, ["env.id=math/chain-v0", "env.params={}", "train.eval_tasks=30", "train.eval_per_cell=true"]
+    )
+    assert len(held_out_tasks(tasks, cfg)) == 56  # rounded up to 2 per cell

@@ -96,7 +96,7 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
     # never draws held-out content and evaluation draws only held-out content.
     tasks = probe.training_tasks(cfg.env.params)
     try:
-        tasks.held_out_specs(cfg.train.eval_tasks, seed=EVAL_SEED)
+        held_out_tasks(tasks, cfg)
     except ValueError as exc:
         raise ConfigError(f"train.eval_tasks: {exc}") from None
     try:
@@ -137,6 +137,13 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
     check_backends(cfg)  # a missing Ray, vLLM or GPU is named before the model loads
     check_report_to(cfg)
     return tasks, teacher, facts
+
+
+def held_out_tasks(tasks: TrainingTasks, cfg: RunConfig) -> list[TaskSpec]:
+    """The run's held-out evaluation tasks (train.eval_tasks, per cell with train.eval_per_cell)."""
+    if cfg.train.eval_per_cell:
+        return tasks.held_out_specs_per_cell(cfg.train.eval_tasks, seed=EVAL_SEED)
+    return tasks.held_out_specs(cfg.train.eval_tasks, seed=EVAL_SEED)
 
 
 def teacher_steps(cfg: RunConfig) -> int:
@@ -263,7 +270,7 @@ def build(cfg: RunConfig) -> Parts:
         train_mode=lora is not None and lora.dropout > 0,
         autocast=None if autocast_dtype is None else str(autocast_dtype).removeprefix("torch."),
     )
-    eval_tasks = tasks.held_out_specs(cfg.train.eval_tasks, seed=EVAL_SEED)
+    eval_tasks = held_out_tasks(tasks, cfg)
     return Parts(
         tasks,
         teacher,

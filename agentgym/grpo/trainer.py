@@ -446,6 +446,9 @@ class GRPOTrainer:
         n, asked = len(self.eval_tasks), t.eval_tasks
         temp = self.cfg.rollout.temperature if t.eval_temperature is None else t.eval_temperature
         size = f"{n} distinct held-out problems" + (f" ({asked} asked; the space holds no more)" if n < asked else "")
+        if t.eval_per_cell:
+            cells = len({json.dumps(task.params, sort_keys=True, default=str) for task in self.eval_tasks})
+            size += f", spread evenly over {cells} cells"
         what = f"{t.eval_k} samples each at temperature {temp:g}" + (" plus greedy" if t.eval_greedy else "")
         return f"held-out eval: {size}, never trained on; {what}"
 

@@ -236,6 +236,10 @@ class TrainConfig(_Section):
     project: str | None = None
     #: GRPO steps (after the warm-up's steps); 0 with a warm start: supervised only.
     steps: int = Field(20, ge=0, le=10_000_000)
+    #: Stop once this many generations (rollouts, those a filter dropped included) are
+    #: spent, train.steps staying the upper bound: arms that spend differently per step
+    #: (dynamic sampling, a teacher's filters) compared at equal compute. null: no budget.
+    max_generations: int | None = Field(None, ge=1)
     #: Held-out evaluation every N steps (and always at the start and the end); 0: only those two.
     eval_every: int = Field(0, ge=0)
     eval_tasks: int = Field(64, ge=1, le=10_000_000)

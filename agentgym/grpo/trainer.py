@@ -107,6 +107,8 @@ class GRPOTrainer:
         #: Each eval's estimates (mean@k, pass@k, greedy) with standard errors, by step (rank 0).
         self.eval_stats: dict[int, dict[str, Any]] = {}
         self._stop_requested = False
+        #: Generations spent so far (train.max_generations), dropped ones included.
+        self.generations = 0
         self._synced: dict[int, int] = {}  # id(policy) -> step whose weights it holds
         if resume:
             self._restore()
@@ -393,11 +395,12 @@ class GRPOTrainer:
         try:
             if self.step == 0 and 0 not in self.evals:
                 self._evaluate_with(bar)
-            while self.step < self.total_steps and not self._stop_now():
+            while self.step < self.total_steps and not self._budget_spent() and not self._stop_now():
                 record = self.step_once()
+                self.generations += int(record.get("rollout/spent", 0) or 0)
                 self.log.write(record)
                 self.log.write({"step": self.step, "groups": self.last_groups}, file="teacher.jsonl")
-                last = self.step == self.total_steps
+                last = self.step == self.total_steps or self._budget_spent()
                 if last or self._eval_due():
                     self._evaluate_with(bar)
                 if cfg.warmup.steps and self.step == cfg.warmup.steps:
@@ -420,7 +423,9 @@ class GRPOTrainer:
                 signal.signal(signal.SIGINT, previous)
             self.log.close()
             self.close()
-        interrupted = self.step < self.total_steps
+        interrupted = self.step < self.total_steps and not self._budget_spent()
+        if not interrupted and self.step < self.total_steps and not self.quiet:
+            print(f"generation budget spent ({self.generations} >= train.max_generations) after step {self.step}")
         if interrupted and not self.quiet:
             print(f"\nstopped after step {self.step} (checkpointed)")
         if not interrupted:
@@ -439,6 +444,10 @@ class GRPOTrainer:
             warmup_steps=cfg.warmup.steps,
             eval_stats=dict(self.eval_stats),
         )
+
+    def _budget_spent(self) -> bool:
+        budget = self.cfg.train.max_generations
+        return budget is not None and self.generations >= budget and self.step >= self.cfg.warmup.steps
 
     def _eval_plan(self) -> str:
         """One line at the start: what each held-out evaluation measures, and on how many problems."""
@@ -509,6 +518,21 @@ class GRPOTrainer:
             self.collector.close()
         finally:
             self.parts.pool.close()
+
+    def _spent_in_log(self) -> int:
+        """Generations spent by the steps in metrics.jsonl (a resumed run counts on from there)."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.exists():
+            return 0
+        total = 0
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("kind") in ("train", "sft"):
+                total += int(row.get("rollout/spent", 0) or 0)
+        return total
 
     def _relog_teacher(self) -> None:
         """A forked run's warm-start lines carry the donor's teacher metrics: write this run's
@@ -628,6 +652,7 @@ class GRPOTrainer:
 
             self._load_ref(load_file(str(anchor / "weights.safetensors")))
         self.log.trim(self.step if ck is not None else None)
+        self.generations = int(self.world.broadcast(self._spent_in_log() if self.world.main else None))
         if ck is not None and forked and self.world.main:
             self._relog_teacher()
         if not self.quiet:
@@ -654,6 +679,7 @@ class GRPOTrainer:
             "heldout_success_after": self.evals[last],
             **self._heldout_summary(first, last, warm),
             "eval_tasks": len(self.eval_tasks),
+            "generations": self.generations,
             "world_size": self.world.size,
             "evals": {str(k): v for k, v in sorted(self.evals.items())},
             "teacher": teacher_summary(self.cfg.teacher.name, self.run_dir / "metrics.jsonl"),

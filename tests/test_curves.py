@@ -11,7 +11,7 @@ from agentgym.compare.curves import arm_curves, curves_table, plot_curves, run_c
 
 def _run(path, evals, warm=4):
     path.mkdir(parents=True)
-    rows = [{"step": 1, "kind": "sft"}]
+    rows = [{"step": 1, "kind": "sft"}, {"step": 5, "kind": "train", "rollout/spent": 32}]
     for step, value, se in evals:
         rows.append({"step": step, "kind": "eval", "eval/tasks": 50, "eval/mean_at_k": value, "eval/mean_at_k_se": se})
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 9, "kind": "ev')
@@ -30,6 +30,9 @@ def test_curves_align_on_grpo_steps_and_average_over_seeds(tmp_path):
     a = {r["step"]: r["mean_at_k"] for r in curves["a"]}
     assert a[10]["mean"] == pytest.approx(0.7) and a[10]["se"] == pytest.approx(0.1) and a[10]["band"] == "seeds"
     assert a[-4]["se"] == 0.0 and a[0]["n"] == 2
+    gens = {r["step"]: r["generations"] for r in curves["a"]}
+    assert gens == {-4: 0, 0: 0, 10: 32}  # what the steps up to each eval spent
+    assert plot_curves(curves, tmp_path / "g.png", x="generations").exists()
     b = {r["step"]: r["mean_at_k"] for r in curves["b"]}
     # One seed: the band is the run's own standard error over its tasks, and says so.
     assert b[10] == {"mean": 0.55, "se": 0.04, "n": 1, "band": "tasks"}

@@ -28,14 +28,22 @@ def run_curve(run_dir: str | Path, warmup_steps: int = 0) -> list[dict[str, Any]
     points: dict[int, dict[str, Any]] = {}
     if not path.exists():
         return []
+    spent: dict[int, int] = {}  # generations spent by each step
     for line in path.read_text().splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if row.get("kind") in ("train", "sft"):
+            spent[int(row["step"])] = int(row.get("rollout/spent", 0) or 0)
         if row.get("kind") != "eval":
             continue
-        point: dict[str, Any] = {"step": int(row["step"]) - warmup_steps, "tasks": row.get("eval/tasks")}
+        step = int(row["step"])
+        point: dict[str, Any] = {
+            "step": step - warmup_steps,
+            "generations": sum(n for s, n in spent.items() if s <= step),
+            "tasks": row.get("eval/tasks"),
+        }
         for name in CURVE_METRICS:
             if f"eval/{name}" in row:
                 point[name] = row[f"eval/{name}"]
@@ -59,6 +67,8 @@ def arm_curves(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         for step in sorted(steps):
             seeds = steps[step]
             row: dict[str, Any] = {"step": step, "seeds": sorted(seeds), "tasks": _first(seeds, "tasks")}
+            gens = [p["generations"] for p in seeds.values() if p.get("generations") is not None]
+            row["generations"] = sum(gens) / len(gens) if gens else None  # mean over seeds
             for name in CURVE_METRICS:
                 values = [p[name] for p in seeds.values() if p.get(name) is not None]
                 if not values:
@@ -78,8 +88,9 @@ def _first(seeds: dict[int, dict[str, Any]], key: str) -> Any:
     return next((p.get(key) for p in seeds.values() if p.get(key) is not None), None)
 
 
-def plot_curves(curves: dict[str, list[dict[str, Any]]], path: str | Path, title: str = "") -> Path:
-    """mean@k and greedy against GRPO steps, one line per arm with a standard-error band."""
+def plot_curves(curves: dict[str, list[dict[str, Any]]], path: str | Path, title: str = "", x: str = "step") -> Path:
+    """mean@k and greedy against GRPO steps (``x="generations"``: generations spent, for
+    arms that spend differently per step), one line per arm with a standard-error band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,19 +100,22 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], path: str | Path, title
     fig, axes = plt.subplots(1, max(1, len(metrics)), figsize=(5.2 * max(1, len(metrics)), 4.0), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=False):
         for i, (arm, rows) in enumerate(curves.items()):
-            pts = [(r["step"], r[metric]) for r in rows if metric in r]
+            pts = [(r[x], r[metric]) for r in rows if metric in r and r.get(x) is not None]
             if not pts:
                 continue
-            x = [s for s, _ in pts]
+            xs = [s for s, _ in pts]
             y = [100 * p["mean"] for _, p in pts]
             se = [100 * (p["se"] or 0.0) for _, p in pts]
             n = max(p["n"] for _, p in pts)
-            ax.plot(x, y, marker="o", ms=3, color=f"C{i}", label=f"{arm} ({n} seed{'s' if n > 1 else ''})")
+            ax.plot(xs, y, marker="o", ms=3, color=f"C{i}", label=f"{arm} ({n} seed{'s' if n > 1 else ''})")
             ax.fill_between(
                 x, [a - b for a, b in zip(y, se)], [a + b for a, b in zip(y, se)], color=f"C{i}", alpha=0.18
             )
-        ax.axvline(0, color="gray", lw=0.8, ls=":")
-        ax.set_xlabel("GRPO step (0: end of the warm start; left of it: before any training)")
+        if x == "step":
+            ax.axvline(0, color="gray", lw=0.8, ls=":")
+            ax.set_xlabel("GRPO step (0: end of the warm start; left of it: before any training)")
+        else:
+            ax.set_xlabel("generations spent (dropped rollouts included)")
         ax.set_ylabel({"mean_at_k": "held-out mean@k (%)", "greedy": "held-out greedy success (%)"}[metric])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")

@@ -34,8 +34,10 @@ def run_curve(run_dir: str | Path, warmup_steps: int = 0) -> list[dict[str, Any]
             row = json.loads(line)
         except json.JSONDecodeError:
             continue
+        if not isinstance(row.get("step"), int):
+            continue
         if row.get("kind") in ("train", "sft"):
-            spent[int(row["step"])] = int(row.get("rollout/spent", 0) or 0)
+            spent[row["step"]] = int(row.get("rollout/spent", 0) or 0)
         if row.get("kind") != "eval":
             continue
         step = int(row["step"])

@@ -57,3 +57,13 @@ def test_a_resumed_run_counts_the_budget_from_its_log(tmp_path):
     assert tr.train().interrupted
     res = resume_run(run, quiet=True)
     assert not res.interrupted and res.steps_done == 5 and _spent(run) == [8] * 5
+
+
+def test_teachers_scale_to_the_steps_the_budget_allows():
+    """A teacher's run-length options (ALP-GMM's fit rate, the bandit's decay) follow the
+    steps the generation budget allows, not the train.steps upper bound."""
+    from agentgym.grpo.setup import teacher_steps
+
+    cfg = load_config(None, [*BASE, "train.steps=600", "train.max_generations=960"])
+    assert teacher_steps(cfg) == 120  # 960 / (2 x 4)
+    assert teacher_steps(load_config(None, [*BASE, "train.steps=30", "train.max_generations=960"])) == 30

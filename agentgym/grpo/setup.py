@@ -149,7 +149,11 @@ def held_out_tasks(tasks: TrainingTasks, cfg: RunConfig) -> list[TaskSpec]:
 def teacher_steps(cfg: RunConfig) -> int:
     """How many batches the teacher chooses in this run: the GRPO steps, and the warm-start
     steps that sample like GRPO (``warmup.source: rejection``)."""
-    return cfg.train.steps + (cfg.warmup.steps if cfg.warmup.source == "rejection" else 0)
+    steps = cfg.train.steps
+    if cfg.train.max_generations is not None:  # the budget ends the run first, at about this step
+        per_step = cfg.rollout.tasks_per_step * cfg.rollout.group_size
+        steps = min(steps, -(-cfg.train.max_generations // per_step))
+    return steps + (cfg.warmup.steps if cfg.warmup.source == "rejection" else 0)
 
 
 def _kwarg_problem(env_cls: type, given: dict[str, Any], exc: TypeError) -> str:

@@ -140,6 +140,11 @@ class RolloutConfig(_Section):
 
 
 class GRPOConfig(_Section):
+    #: What a training step after the warm start does: "grpo", the policy-gradient update
+    #: below; "rft", rejection fine-tuning (expert iteration), the baseline GRPO has to
+    #: beat on the same generations: sample like GRPO, then cross-entropy on the
+    #: successful episodes only (at grpo.lr; the loss settings below do not apply).
+    objective: Literal["grpo", "rft"] = "grpo"
     lr: float = Field(1e-6, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)

@@ -231,3 +231,46 @@ def test_grpo_only_runs_are_unchanged_by_the_warmup_machinery(tmp_path):
         assert all(g["lr"] == 2e-4 for g in tr.optimizer.param_groups) and tr.demos is None
     finally:
         tr.close()
+
+
+def test_rft_after_a_warm_start_trains_on_the_successful_samples_at_the_grpo_lr(tmp_path, monkeypatch):
+    """grpo.objective=rft: after the oracle warm start, each step samples like GRPO and
+    trains cross-entropy on its successful episodes only, at grpo.lr (the control GRPO
+    has to beat on the same generations)."""
+    from agentgym.grpo import trainer as trainer_mod
+
+    seen = []
+    real = trainer_mod.update_policy
+    monkeypatch.setattr(
+        trainer_mod,
+        "update_policy",
+        lambda m, o, b, s, **kw: (seen.append((len(b), s.objective, o.param_groups[0]["lr"])), real(m, o, b, s, **kw))[
+            1
+        ],
+    )
+    cfg = _cfg(
+        tmp_path,
+        "env.id=test/no-e-v0",
+        "env.params={}",
+        "env.kwargs={}",
+        "warmup.source=oracle",
+        "warmup.demos=8",
+        "warmup.batch_size=4",
+        "warmup.steps=2",
+        "grpo.objective=rft",
+        "grpo.lr=7e-4",
+        "train.steps=3",
+        "rollout.group_size=8",
+    )
+    tr = GRPOTrainer(cfg, quiet=True)
+    try:
+        recs = [tr.step_once() for _ in range(5)]
+    finally:
+        tr.close()
+    assert [r["kind"] for r in recs] == ["sft", "sft", "train", "train", "train"]
+    assert seen[0] == (4, "sft", cfg.warmup.lr)  # demonstrations at the warm-start lr
+    rft = recs[2:]
+    kept = [r["rft/kept_episodes"] for r in rft]
+    assert kept == [round(r["success/mean"] * 16) for r in rft] and all(r["rollout/spent"] == 16 for r in rft)
+    assert seen[2:] == [(k, "sft", 7e-4) for k in kept if k]
+    assert all("adv/abs_mean" not in r for r in rft)  # no policy gradient

@@ -44,6 +44,7 @@ WARM_START_DIR = "warm_start"
 AFTER_WARM_START = (
     "run_dir",
     "teacher",
+    "grpo.objective",
     "grpo.lr",
     "grpo.eps_low",
     "grpo.eps_high",

@@ -137,7 +137,8 @@ class GRPOTrainer:
         lr = warm.lr if in_warmup else self.cfg.grpo.lr
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        record = self.sft_step() if in_warmup else self.train_step()
+        rft = not in_warmup and self.cfg.grpo.objective == "rft"
+        record = self.sft_step() if in_warmup or rft else self.train_step()
         if reset:
             record["optimizer/reset"] = 1.0
             if not self.quiet:
@@ -150,8 +151,12 @@ class GRPOTrainer:
         """One supervised step on demonstrations (or, with ``source: rejection``, on the
         successful episodes of a freshly sampled batch)."""
         t0 = time.perf_counter()
-        record: dict[str, Any] = {"step": self.step + 1, "kind": "sft"}
-        if self.demos is not None:
+        in_warmup = self.step < self.cfg.warmup.steps
+        # After the warm start (grpo.objective: rft) a step is a training step like GRPO's.
+        record: dict[str, Any] = {"step": self.step + 1, "kind": "sft" if in_warmup else "train"}
+        if not in_warmup:
+            record["train/rft"] = 1.0
+        if self.demos is not None and in_warmup:
             episodes = self.demos.batch(self.step)
             episodes = [episodes[i] for i in self.world.share(len(episodes))]  # this rank's rows
             self.last_groups = []
@@ -162,7 +167,8 @@ class GRPOTrainer:
             record.update(rollout_metrics(self._everyone(batch.episodes), batch.results, self.step))
             self.last_groups = teacher_groups(batch.results)
             episodes = [e for e in batch.episodes if e.success]
-            record["warmup/kept_episodes"] = self.world.sum_ints(len(episodes))[0]
+            kept = "warmup/kept_episodes" if in_warmup else "rft/kept_episodes"
+            record[kept] = self.world.sum_ints(len(episodes))[0]
         t1 = time.perf_counter()
         everyone = self._everyone(episodes)
         if everyone:
@@ -471,7 +477,9 @@ class GRPOTrainer:
         return text if se is None or np.isnan(se) else f"{text}±{se * 100:.1f}"
 
     def _stage(self) -> str:
-        return "SFT" if self.step <= self.cfg.warmup.steps and self.cfg.warmup.steps else "GRPO"
+        if self.step <= self.cfg.warmup.steps and self.cfg.warmup.steps:
+            return "SFT"
+        return "RFT" if self.cfg.grpo.objective == "rft" else "GRPO"
 
     def _eval_due(self) -> bool:
         """After the warm start, and every train.eval_every GRPO steps."""
@@ -596,7 +604,7 @@ class GRPOTrainer:
         }
         if self.sampler is not self.policy:
             state["sampler"] = self.sampler.state_dict()
-        pending = self.collector.pending_state()
+        pending = self._pending_state()
         files = {"pending.json": json.dumps(pending)} if pending is not None else {}
         weights = optim = None
         slim = warm_start and self.cfg.warmup.reset_optimizer
@@ -621,6 +629,25 @@ class GRPOTrainer:
         )
         self.world.barrier()
 
+    def _pending_state(self) -> dict[str, Any] | None:
+        """The batch collected for the next step, for the checkpoint. Under torchrun each
+        rank holds its own share of it: every rank's share, in rank order (a collective)."""
+        pending = self.collector.pending_state()
+        if not self.world.distributed:
+            return pending
+        shares = self.world.gather(pending)
+        return None if all(s is None for s in shares) else {"ranks": shares}
+
+    def _restore_pending(self, state: dict[str, Any], ck: Path) -> None:
+        """This rank's share of the checkpoint's pending batch (see :meth:`_pending_state`)."""
+        shares = state["ranks"] if "ranks" in state else [state]
+        if len(shares) != self.world.size:
+            raise RuntimeError(
+                f"{ck} holds a batch collected by {len(shares)} process(es) for its next step "
+                f"(rollout.off_policy_steps); resume it with {len(shares)} process(es), not {self.world.size}"
+            )
+        self.collector.restore_pending(shares[self.world.rank])
+
     def _restore(self) -> None:
         if self.world.main:
             remove_stale_temporaries(self.run_dir / "checkpoints")
@@ -639,7 +666,7 @@ class GRPOTrainer:
             # A checkpoint written before evals had standard errors holds none.
             self.eval_stats = {int(k): v for k, v in state.get("eval_stats", {}).items()}
             if (ck / "pending.json").exists():  # the batch generated for the next step
-                self.collector.restore_pending(json.loads((ck / "pending.json").read_text()))
+                self._restore_pending(json.loads((ck / "pending.json").read_text()), ck)
         warm = self.cfg.warmup.steps
         if warm and self.step > warm and self._anchors_to_warm_start():
             anchor = latest_checkpoint(self.run_dir / WARM_START_DIR)

@@ -219,6 +219,13 @@ def test_a_run_starts_from_a_kept_warm_start_with_the_same_settings(stub, tmp_pa
         for c in calls()
     }
     assert started == {"random-s0": str(donor), "bandit-s0": None, "random-s1": None, "bandit-s1": None}
+    # Another comparison's folder beside this one is searched too.
+    (tmp_path / "calls.jsonl").unlink()
+    run_comparison(
+        make_plan(config=str(config), arms=[Arm("other", ["grpo.lr=3e-5"])], seeds=[0], runs=tmp_path / "runs2"),
+        log=lambda s: None,
+    )
+    assert calls()[0][calls()[0].index("--from-warm-start") + 1] == str(donor)
     # Off on request.
     (tmp_path / "calls.jsonl").unlink()
     run_comparison(

@@ -127,7 +127,8 @@ class Plan:
     metric: str = DEFAULT_METRIC
     runs: Path | None = None
     train_command: list[str] = field(default_factory=lambda: [sys.executable, "-m", "agentgym", "train"])
-    #: Start a new run from the kept warm start of a run in the same folder whose settings
+    #: Start a new run from the kept warm start of a run in the same folder (or a sibling
+    #: comparison's folder) whose settings
     #: up to the end of the warm start are the same (same seed included): the same run,
     #: bit for bit, without training and evaluating that warm start again.
     share_warm_start: bool = True
@@ -297,7 +298,8 @@ def check_run_config(run_dir: Path, planned: dict[str, Any]) -> None:
 
 
 def _warm_start_donor(plan: Plan, arm: Arm, seed: int) -> Path | None:
-    """A run of this comparison's folder that kept the warm start this run would train."""
+    """A run of this comparison's folder (or of another comparison beside it) that kept the
+    warm start this run would train."""
     if not plan.share_warm_start:
         return None
     from agentgym.config import ConfigError, load_config
@@ -307,7 +309,11 @@ def _warm_start_donor(plan: Plan, arm: Arm, seed: int) -> Path | None:
         cfg = load_config(plan.config, plan.run_overrides(arm, seed))
     except ConfigError:
         return None
-    return find_donor(plan.runs_dir, cfg)
+    # This comparison's folder first, then the other comparisons' beside it (runs/compare/*).
+    folders = [plan.runs_dir]
+    if plan.runs_dir.parent.is_dir():
+        folders += sorted(p for p in plan.runs_dir.parent.iterdir() if p.is_dir() and p != plan.runs_dir)
+    return next((d for folder in folders if (d := find_donor(folder, cfg)) is not None), None)
 
 
 def train_run(plan: Plan, arm: Arm, seed: int, log: Callable[[str], None] = print) -> None:

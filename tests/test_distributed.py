@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,9 +69,19 @@ def _launch(args: list[str], nproc: int) -> subprocess.Popen:
 DEVICE = os.environ.get("AGENTGYM_TEST_DEVICE", "cpu")
 
 
-def _train(run: Path, nproc: int, *extra: str) -> None:
+def _train(run: Path, nproc: int, *extra: str, timeout: float = 600) -> None:
     p = _launch(["train", *OVER, f"train.device={DEVICE}", *extra, f"run_dir={run}"], nproc)
-    out, err = p.communicate(timeout=600)
+    _finish(p, timeout)
+
+
+def _finish(p: subprocess.Popen, timeout: float = 600) -> None:
+    """Wait for a launched run; one that hangs (a deadlock) is killed and fails the test."""
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        pytest.fail(f"the run did not finish in {timeout:.0f} s (deadlocked?): {err[-3000:]}")
     assert p.returncode == 0, (out[-2000:], err[-4000:])
 
 
@@ -144,6 +155,58 @@ def test_a_killed_two_process_run_resumes_exactly(runs, tmp_path):
     assert r.returncode == 0, (out[-2000:], err[-4000:])
     assert _close(_weights(run), _weights(runs / "two"))
     assert _rows(run) == _rows(runs / "two")
+
+
+# ----- off-policy (rollout.off_policy_steps=1): the rollout thread beside the update -------
+#: A 2-process off-policy run takes well under a minute here; a deadlock never ends.
+OFF_POLICY_TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def off_runs(runs):
+    for name, nproc in (("off-one", 1), ("off-two", 2)):
+        _train(runs / name, nproc, "rollout.off_policy_steps=1", timeout=OFF_POLICY_TIMEOUT)
+    return runs
+
+
+def test_off_policy_two_processes_train_the_weights_of_one(off_runs):
+    """Step n+1's batch is collected in a background thread while step n all-reduces its
+    gradients: the teacher's broadcasts and the result exchange of that thread use their
+    own process group. On the update's group the two threads' collectives met in a
+    different order on each rank and the run hung at step 1."""
+    one, two = off_runs / "off-one", off_runs / "off-two"
+    assert json.loads((two / "summary.json").read_text())["world_size"] == 2
+    assert _close(_weights(one), _weights(two))
+    # Off-policy indeed: not the on-policy run's weights, and batches one update old.
+    assert not _close(_weights(two), _weights(off_runs / "two"))
+    train1 = [r for r in _rows(one) if r["kind"] == "train"]
+    train2 = [r for r in _rows(two) if r["kind"] == "train"]
+    assert [r["rollout/staleness"] for r in train2] == [0.0, 1.0, 1.0, 1.0]
+    assert any(r["rollout/rounds"] > 1 for r in train2)  # refills ran in the background thread too
+    for a, b in zip(train1, train2, strict=True):
+        for k in ("reward/mean", "rollout/spent", "rollout/dropped", "rollout/rounds", "train/tokens"):
+            assert a[k] == pytest.approx(b[k], rel=1e-6), k
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4, abs=1e-9)
+        assert a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-5)
+    t1, t2 = ((r / "teacher.jsonl").read_text() for r in (one, two))
+    assert t1 == t2
+
+
+def test_off_policy_two_processes_resume_with_each_ranks_pending_batch(off_runs, tmp_path):
+    """The checkpoint after step 2 holds the batch collected for step 3, and each rank
+    collected its own share of it: every share is kept and each rank gets its own back
+    (rank 1 once resumed on rank 0's share: step 3 trained twice rank 0's rows)."""
+    run = tmp_path / "off-resumed"
+    shutil.copytree(off_runs / "off-two", run)
+    shutil.rmtree(run / "checkpoints" / "step_000004")
+    shutil.rmtree(run / "final")
+    (run / "summary.json").unlink()
+    pending = json.loads((run / "checkpoints" / "step_000002" / "pending.json").read_text())
+    assert len(pending["ranks"]) == 2
+    assert pending["ranks"][0]["episodes"] != pending["ranks"][1]["episodes"]
+    _finish(_launch(["train", "--resume", str(run)], 2), OFF_POLICY_TIMEOUT)
+    assert _close(_weights(run), _weights(off_runs / "off-two"))
+    assert _rows(run) == _rows(off_runs / "off-two")
 
 
 # ----- FSDP2 (train.fsdp): the same step with sharded weights, gradients and AdamW state ------

@@ -189,11 +189,16 @@ class BroadcastTeacher:
     Every rank holds one (the same config, the same seed), but only rank 0's is ever
     sampled or updated; its state is what checkpoints hold, and every rank loads it on
     resume, so rank 0 continues exactly.
+
+    The teacher is sampled by the collector, which off-policy runs in a background thread
+    while the main thread all-reduces the update's gradients: its broadcasts go over the
+    rollout's own process group (:meth:`World.for_rollout`), never the update's, or the
+    two threads' collectives would interleave differently on each rank and deadlock.
     """
 
     def __init__(self, teacher: Teacher, world: World):
         self.inner = teacher
-        self.world = world
+        self.world = world.for_rollout()
 
     def sample(self, n: int) -> list[TaskSpec]:
         specs = self.inner.sample(n) if self.world.main else None

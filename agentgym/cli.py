@@ -901,17 +901,29 @@ def serve(
     env_kwarg: Annotated[
         list[str] | None, typer.Option("--env-kwarg", "-e", help="Env constructor argument NAME=VALUE (repeatable).")
     ] = None,
+    openenv: Annotated[
+        bool, typer.Option("--openenv", help="Speak OpenEnv's protocol (WebSocket /ws), for OpenEnv's client.")
+    ] = False,
 ) -> None:
-    """Serve an env over HTTP (reset / step / state as JSON) for other trainers; see agentgym.serve."""
+    """Serve an env over HTTP (reset / step / state as JSON) for other trainers; see agentgym.serve.
+
+    With --openenv it speaks OpenEnv's protocol instead: OpenEnv's client, unmodified, runs
+    its episodes (see agentgym.interop.openenv_server)."""
     from agentgym.serve import EnvServer
 
     _check_env(env_id)
     try:
-        server = EnvServer(env_id, host=host, port=port, env_kwargs=_parse_params(env_kwarg))
+        server = EnvServer(
+            env_id,
+            host=host,
+            port=port,
+            env_kwargs=_parse_params(env_kwarg),
+            protocol="openenv" if openenv else "agentgym",
+        )
     except (TypeError, ValueError, OSError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
-    print(f"serving {env_id} at {server.url}", flush=True)
+    print(f"serving {env_id} at {server.url}" + (" (OpenEnv protocol)" if openenv else ""), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -19,6 +19,9 @@ with its own env instance, so many clients can play at once.
 Errors are JSON too (``{"error": "..."}``, status 400 for a bad request, 404 for an unknown
 session). Start one with ``agentgym serve ENV_ID --port 8000`` (``--port 0`` picks a free
 port and prints it); :class:`RemoteEnv` is the client.
+
+``protocol="openenv"`` (``agentgym serve ENV_ID --openenv``) speaks OpenEnv's protocol
+instead, so OpenEnv's own client runs episodes: see :mod:`agentgym.interop.openenv_server`.
 """
 
 from __future__ import annotations
@@ -43,9 +46,18 @@ _MAX_BODY = 4 << 20
 class EnvServer:
     """Serves ``env_id`` on ``host:port``; ``serve_forever()`` blocks, ``start()`` runs it in a thread."""
 
-    def __init__(self, env_id: str, host: str = "127.0.0.1", port: int = 0, env_kwargs: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        env_id: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        env_kwargs: dict[str, Any] | None = None,
+        protocol: str = "agentgym",
+    ):
         from agentgym.registry import is_multiagent_id, make, spec
 
+        if protocol not in ("agentgym", "openenv"):
+            raise ValueError(f"protocol must be 'agentgym' or 'openenv', got {protocol!r}")
         if is_multiagent_id(env_id):
             raise ValueError(f"{env_id} is a multi-agent game; the server serves single-agent envs")
         self.env_id = env_id
@@ -54,7 +66,14 @@ class EnvServer:
         probe = self._make()  # a wrong id or kwarg fails here, not at the first client
         self.max_turns = int(getattr(probe, "max_turns", 1))
         probe.close()
-        self.env_cls = spec(env_id).load_class()
+        self.env_spec = spec(env_id)
+        self.env_cls = self.env_spec.load_class()
+        self.loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+        self.openenv = None
+        if protocol == "openenv":
+            from agentgym.interop.openenv_server import OpenEnvProtocol
+
+            self.openenv = OpenEnvProtocol(self)
         self.sessions: dict[str, tuple[threading.Lock, Any]] = {}
         self._lock = threading.Lock()
         self.httpd = ThreadingHTTPServer((host, port), self._handler())
@@ -81,6 +100,10 @@ class EnvServer:
             for _, env in self.sessions.values():
                 env.close()
             self.sessions.clear()
+
+    def make_env(self) -> Any:
+        """A new instance of the served env."""
+        return self._make()
 
     # ----- the API ---------------------------------------------------------------------
     def spec(self) -> dict[str, Any]:
@@ -173,7 +196,16 @@ class EnvServer:
             def do_GET(self) -> None:  # noqa: N802 (the http.server API)
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
-                if parts.path == "/health":
+                if server.openenv is not None:
+                    if parts.path == "/ws":
+                        server.openenv.serve_websocket(self)
+                        return
+                    answer = server.openenv.get(parts.path)
+                    if answer is None:
+                        self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {parts.path}"})
+                    else:
+                        self._reply(HTTPStatus.OK, answer)
+                elif parts.path == "/health":
                     self._reply(HTTPStatus.OK, {"ok": True, "env_id": server.env_id})
                 elif parts.path == "/spec":
                     self._run(server.spec)
@@ -183,7 +215,12 @@ class EnvServer:
                     self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {parts.path}"})
 
             def do_POST(self) -> None:  # noqa: N802
-                length = int(self.headers.get("Content-Length") or 0)
+                raw_length = (self.headers.get("Content-Length") or "0").strip()
+                if not raw_length.isdigit():  # "-1" would read to the end of the stream; "abc" would raise
+                    self.close_connection = True
+                    self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad Content-Length {raw_length[:40]!r}"})
+                    return
+                length = int(raw_length)
                 if length > _MAX_BODY:
                     self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "request body too large"})
                     return
@@ -191,11 +228,17 @@ class EnvServer:
                     body = json.loads(self.rfile.read(length) or b"{}")
                     if not isinstance(body, dict):
                         raise ValueError("the body must be a JSON object")
-                except ValueError as e:
-                    self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad JSON body: {e}"})
+                except (ValueError, RecursionError) as e:  # RecursionError: a very deeply nested body
+                    self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad JSON body: {type(e).__name__}: {e}"})
                     return
                 route = {"/reset": server.reset, "/step": server.step}.get(urlsplit(self.path).path)
-                if urlsplit(self.path).path == "/close":
+                if server.openenv is not None:
+                    path = urlsplit(self.path).path
+                    if path in ("/reset", "/step"):
+                        self._run(server.openenv.post, path, body)
+                    else:
+                        self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {path}"})
+                elif urlsplit(self.path).path == "/close":
                     self._run(server.close_session, body.get("session"))
                 elif route is None:
                     self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {self.path}"})

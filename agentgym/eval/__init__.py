@@ -40,10 +40,12 @@ def evaluate_any(
     pool: Any = None,
     opponents: Sequence[str] = ("random",),
     seed: int = 0,
+    progress: Any = None,
 ) -> EnvReport:
     """Held-out evaluation of any registered env, ``k`` samples per task with ``sampling``
     plus a greedy pass (``greedy``): a single-agent env plays each task; a game plays each
-    task in every seat against each of ``opponents``."""
+    task in every seat against each of ``opponents``. ``progress(n)`` is called as each
+    chunk of ``n`` tasks of a pass finishes."""
     from agentgym.registry import is_multiagent_id
 
     if is_multiagent_id(env_id):
@@ -59,9 +61,19 @@ def evaluate_any(
             greedy=greedy,
             env_kwargs=env_kwargs,
             seed=seed,
+            progress=progress,
         )
     return evaluate_env(
-        policy, env_id, tasks=tasks, k=k, sampling=sampling, greedy=greedy, env_kwargs=env_kwargs, pool=pool, seed=seed
+        policy,
+        env_id,
+        tasks=tasks,
+        k=k,
+        sampling=sampling,
+        greedy=greedy,
+        env_kwargs=env_kwargs,
+        pool=pool,
+        seed=seed,
+        progress=progress,
     )
 
 

@@ -370,6 +370,7 @@ class GRPOTrainer:
             pool=self.parts.pool,
             opponents=self.cfg.multiagent.eval_opponents,
             seed=self.cfg.seed,
+            progress=getattr(self, "_eval_progress", None),
         )
         write_json([rep], self.run_dir / "evals" / f"step_{self.step:06d}.json", meta={"step": self.step})
         self.eval_stats[self.step] = report_summary(rep)
@@ -395,9 +396,13 @@ class GRPOTrainer:
             initial=self.step,
             desc=self._stage(),
             unit="step",
-            disable=self.quiet,
+            # In a log file (not a terminal) a bar is a mess of carriage returns: plain lines then.
+            disable=self.quiet or not _terminal(),
             dynamic_ncols=True,
         )
+        plain = not self.quiet and bar.disable
+        t_run, last_line = time.perf_counter(), time.perf_counter()
+        first = self.step
         try:
             if self.step == 0 and 0 not in self.evals:
                 self._evaluate_with(bar)
@@ -420,6 +425,16 @@ class GRPOTrainer:
                     heldout=self._heldout_text(),
                     s_step=f"{record['time/step_s']:.1f}",
                 )
+                if plain and (last or time.perf_counter() - last_line >= 60):
+                    last_line = time.perf_counter()
+                    per_step = (last_line - t_run) / max(1, self.step - first)
+                    left = (self.total_steps - self.step) * per_step / 60
+                    print(
+                        f"step {self.step}/{self.total_steps} ({self._stage()}): reward "
+                        f"{record.get('reward/mean', float('nan')):.2f}, held-out {self._heldout_text()}, "
+                        f"{per_step:.1f} s/step with evals, about {left:.0f} min to go",
+                        flush=True,
+                    )
         except KeyboardInterrupt:  # a second Ctrl-C: abort now, keep the last checkpoint
             if not self.quiet:
                 print("\naborted: the last checkpoint is kept")
@@ -491,8 +506,33 @@ class GRPOTrainer:
     def _evaluate_with(self, bar: Any) -> None:
         stage = self._stage()
         bar.set_description(f"{stage} (held-out eval)")
-        self.evaluate()
+        t = self.cfg.train
+        passes = 1 + (t.eval_greedy and self.eval_temperature > 0)
+        total = len(self.eval_tasks) * passes if not self.parts.env.seats else None
+        done = [0]
+
+        def progress(n: int) -> None:  # tasks finished, of every pass
+            done[0] += n
+            bar.set_postfix_str(f"eval {done[0]}/{total} tasks" if total else f"eval {done[0]} tasks")
+
+        t0 = time.perf_counter()
+        self._eval_progress = progress
+        try:
+            self.evaluate()
+        finally:
+            self._eval_progress = None
         bar.set_description(stage)
+        if not self.quiet and self.step in self.evals:
+            self._say(f"step {self.step}: held-out {self._heldout_text()} ({time.perf_counter() - t0:.0f} s)", bar)
+
+    def _say(self, line: str, bar: Any) -> None:
+        """A line above the progress bar (a plain line when the bar is off, as in logs)."""
+        from tqdm import tqdm
+
+        if bar.disable:
+            print(line, flush=True)
+        else:
+            tqdm.write(line)
 
     def _catch_sigint(self) -> Any:
         """First Ctrl-C: finish and checkpoint the current step, then stop. Second: abort now."""
@@ -838,6 +878,19 @@ def resume_run(run_dir: str | Path, quiet: bool = False, overrides: list[str] | 
     if overrides:
         (run_dir / "config.yaml").write_text(dump_config(cfg))
     return GRPOTrainer(cfg, resume=True, quiet=quiet).train()
+
+
+def _terminal() -> bool:
+    """Whether progress bars can redraw in place: stderr is a terminal and TQDM_DISABLE is unset."""
+    import os
+    import sys
+
+    if os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _mean(values: Any) -> float | None:

@@ -1,0 +1,48 @@
+"""What a training run prints when its output goes to a log file, not a terminal."""
+
+from __future__ import annotations
+
+from agentgym.config import load_config
+from agentgym.grpo.trainer import GRPOTrainer
+
+
+def test_a_logged_run_prints_plain_progress_and_each_eval(tmp_path, capsys):
+    cfg = load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'run'}",
+            "model.name=tiny",
+            "env.id=test/no-e-v0",
+            "rollout.tasks_per_step=2",
+            "rollout.group_size=4",
+            "rollout.max_new_tokens=4",
+            "grpo.mask_truncated=false",
+            "train.eval_tasks=4",
+            "train.eval_k=2",
+            "train.eval_max_new_tokens=4",
+            "train.steps=2",
+            "train.eval_every=1",
+            "train.report_to=[]",
+        ],
+    )
+    seen = []
+    tr = GRPOTrainer(cfg)
+    orig = tr.evaluate
+
+    def evaluate():  # the held-out eval reports its tasks as they finish: 4 sampled + 4 greedy
+        counts = []
+        inner = tr._eval_progress
+        tr._eval_progress = lambda n: (counts.append(n), inner(n))
+        rep = orig()
+        seen.append(sum(counts))
+        return rep
+
+    tr.evaluate = evaluate
+    tr.train()
+    out = capsys.readouterr().out
+    assert "\r" not in out  # no bar redrawn into a log
+    assert "held-out eval: 4 distinct held-out problems" in out
+    for step in (0, 1, 2):
+        assert f"step {step}: held-out " in out
+    assert "step 2/2 (GRPO): reward" in out and "min to go" in out
+    assert seen == [8, 8, 8]

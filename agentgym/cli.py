@@ -1,4 +1,4 @@
-"""The ``agentgym`` command: list envs, play one, print rollouts, evaluate on held-out tasks."""
+"""The `agentgym` command: list envs, play one, print rollouts, evaluate on held-out tasks."""
 
 from __future__ import annotations
 
@@ -16,7 +16,44 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Markdown: docstrings reflow into paragraphs, ``code`` renders as code, and brackets in
+# help (NAME=[v1,v2]) stay text instead of being read as rich markup tags.
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, rich_markup_mode="markdown")
+
+_TYPE_NAMES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "path": "PATH"}
+
+
+def _help_type(text: str | None) -> str | None:
+    """A value's type as click names it (``<list[str]>`` -> ``TEXT``); choices stay as they are."""
+    if not isinstance(text, str) or not (text.startswith("<") and ">" in text):
+        return text
+    core = text[1 : text.index(">")]
+    if core.startswith("list[") and core.endswith("]"):
+        core = core[5:-1]
+    return _TYPE_NAMES.get(core.lower(), core.upper()) + text[text.index(">") + 1 :]
+
+
+def _plain_help_types() -> None:
+    """Typer 0.2x shows every option's Python type (``<bool>`` for a flag): flags get none,
+    values click's names. Only the help's type column changes (a no-op on other versions)."""
+    try:
+        from typer.core import TyperArgument, TyperOption
+    except ImportError:
+        return
+    for cls in (TyperOption, TyperArgument):
+        original = getattr(cls, "display_type_rich", None)
+        if original is None:
+            continue
+
+        def display_type_rich(self: Any, ctx: Any, _original: Any = original) -> str | None:
+            if getattr(self, "is_flag", False) or getattr(self, "is_bool_flag", False):
+                return None
+            return _help_type(_original(self, ctx))
+
+        cls.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_plain_help_types()
 # Not a terminal (a log file, CI): wide enough that tables are not squeezed.
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -322,9 +359,11 @@ def _print_episode(i: int, ep: Any) -> None:
     console.rule(f"episode {i}{seat}  task {json.dumps(ep.task.to_dict())}")
     for m in ep.messages:
         _say(m)
+    # A reply cut at the token limit still ends a one-answer episode as "terminated": say it was cut.
+    cut = ", a reply was cut at --max-new-tokens" if getattr(ep, "hit_length_limit", False) else ""
     console.print(
         f"reward {ep.reward:g}  success {ep.success}  turns {ep.num_turns}  policy tokens {ep.num_policy_tokens} "
-        f" end {ep.end_reason}"
+        f" end: {ep.end_reason}{cut}"
     )
 
 

@@ -204,7 +204,7 @@ def test_play_and_rollout_a_game():
     res = runner.invoke(app, ["rollout", "multiagent/nim-v0", "--policy", "tiny", "--n", "1", "--max-new-tokens", "4"])
     assert res.exit_code == 0, res.output
     # self-play: the policy's seats each get an Episode (a seat the game ended before it moved has none)
-    assert "seat player_0" in res.output and "end terminated" in res.output
+    assert "seat player_0" in res.output and "end: terminated" in res.output
 
 
 def test_eval_streams_samples_and_progress_outside_a_terminal(tmp_path):
@@ -351,3 +351,20 @@ def test_run_time_warnings_are_plain_lines_and_still_python_warnings(tmp_path):
     assert warnings.showwarning is before  # only for the command
     with pytest.warns(RuntimeWarning, match="trained on no tokens"):
         train_from_config(None, [*over, f"run_dir={tmp_path / 'lib'}"], quiet=True)
+
+
+def test_help_reads_as_text_flags_without_types_and_brackets_kept():
+    """Help is rendered as markdown: docstring paragraphs reflow, ``code`` is not shown with
+    its backticks, NAME=[v1,v2] survives (rich markup would eat [v1,v2]), and a flag has no
+    `<bool>` type beside it while a value names its type as click does."""
+    import re
+
+    res = CliRunner().invoke(app, ["eval", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"}, color=False)
+    text = re.sub(r"\s+", " ", res.output)
+    assert res.exit_code == 0 and "NAME=[v1,v2]" in text
+    assert "<bool>" not in text and "<int>" not in text and "<list[str]>" not in text
+    assert "--tasks INTEGER" in text and "--greedy --no-greedy Also play" in text
+    # The docstring's hard line breaks do not survive as ragged lines.
+    assert "(the training temperature) and a greedy pass" in text
+    top = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}, color=False).output
+    assert "``" not in top and "The agentgym command" in re.sub(r"\s+", " ", top)

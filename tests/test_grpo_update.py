@@ -210,3 +210,26 @@ def test_one_pass_one_mini_batch_spends_no_extra_forward(tiny, monkeypatch):
     m = copy.deepcopy(model)
     update_policy(m, torch.optim.SGD(m.parameters(), lr=0.0), batch, _settings(micro_batch_size=8))
     assert len(calls) == 1 and batch.old_logp is None
+
+
+def test_gradient_norm_clipping_scales_the_step_to_max_grad_norm(tiny):
+    """grpo.max_grad_norm below the gradient's norm: the step is the gradient scaled to
+    exactly that norm (direction kept); above it the step is the gradient itself. The
+    reported grad_norm is the norm before clipping."""
+    model, _ = tiny
+    batch = _batch(model)
+
+    def objective(m):
+        return _surrogate(m, batch).sum() / batch.loss_mask.sum()
+
+    grad = _grad_of(model, objective)
+    norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grad.values()))
+    assert norm > 0.1
+    max_norm = norm / 7
+    delta, stats = _sgd_delta(model, batch, _settings(max_grad_norm=max_norm))
+    assert stats["grad_norm"] == pytest.approx(norm, rel=1e-4)
+    step = math.sqrt(sum(float((d.double() ** 2).sum()) for d in delta.values()))
+    assert step == pytest.approx(max_norm, rel=1e-3)
+    _close(delta, {n: g / 7 for n, g in grad.items()})
+    delta, stats = _sgd_delta(model, batch, _settings(max_grad_norm=norm * 1.5))
+    _close(delta, grad)

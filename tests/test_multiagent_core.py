@@ -85,7 +85,28 @@ class ToyGuess(TextParallelEnv):
         return str(self.tried + 1)
 
 
+class ToySeats(TextParallelEnv):
+    """One round of simultaneous replies; player_0 always scores 1 more than player_1, and
+    with ``spread`` a reply of odd length 0.5 more: the seats' returns never compare."""
+
+    param_space = ParamSpace([Categorical("spread", (False, True))])
+    held_out = HeldOut(content_fraction=0.0)
+
+    def _reset(self, params, rng):
+        self.spread = bool(params["spread"])
+        return {a: [{"role": "user", "content": "Say anything."}] for a in self.possible_agents}
+
+    def _play_round(self, actions):
+        rewards = {}
+        for a, text in actions.items():
+            rewards[a] = {"seat": 1.0 if a == "player_0" else 0.0}
+            if self.spread:
+                rewards[a]["odd"] = 0.5 * (len(text) % 2)
+        return Outcome(done=True, rewards=rewards)
+
+
 agentgym.register("test/ma-nim-v0", ToyNim, gymnasium_id=False)
+agentgym.register("test/ma-seats-v0", ToySeats, gymnasium_id=False)
 agentgym.register("test/ma-guess-v0", ToyGuess, gymnasium_id=False)
 
 
@@ -419,3 +440,75 @@ def test_a_teacher_chooses_the_opponent_like_any_other_parameter(tmp_path):
     # The teacher hears one group per (task, seat) the policy played: in self-play both seats.
     assert recs[-1]["teacher/arm[opponent=self]/n"] + recs[-1]["teacher/arm[opponent=ones]/n"] == len(heard)
     assert all(r.agent for r in heard) and len({(id(r.task), r.agent) for r in heard}) == len(heard)
+
+
+def _seats_trainer(tmp_path, *extra):
+    from agentgym.config import load_config
+    from agentgym.grpo.trainer import GRPOTrainer
+
+    over = [
+        f"run_dir={tmp_path / 'run'}",
+        "model.name=tiny",
+        "env.id=test/ma-seats-v0",
+        "rollout.tasks_per_step=2",
+        "rollout.group_size=4",
+        "rollout.max_new_tokens=4",
+        "rollout.temperature=1.0",
+        "grpo.mask_truncated=false",
+        "train.eval_tasks=1",
+        "train.eval_max_new_tokens=2",
+        "train.report_to=[]",
+        *extra,
+    ]
+    return GRPOTrainer(load_config(None, over), quiet=True)
+
+
+def test_the_trainer_computes_advantages_per_seat(tmp_path, monkeypatch):
+    """In a self-play step each seat's episodes are compared with the same seat's in the
+    same task: player_0's constant lead over player_1 gives no advantage. Pooled over
+    seats, player_0 would be pushed up and player_1 down whatever they replied."""
+    from agentgym.grpo import trainer as trainer_mod
+
+    seen = []
+    real = trainer_mod.collate
+    monkeypatch.setattr(
+        trainer_mod, "collate", lambda eps, adv, *a, **k: (seen.append((eps, adv)), real(eps, adv, *a, **k))[1]
+    )
+    trainer = _seats_trainer(tmp_path, "env.params={spread: [true]}", "multiagent.advantages=role")
+    try:
+        trainer.train_step()
+    finally:
+        trainer.close()
+    [(eps, adv)] = seen
+    assert {e.agent for e in eps} == {"player_0", "player_1"} and len(eps) == 2 * 4 * 2
+    rewards = [e.reward for e in eps]
+    by_hand = []
+    for e in eps:
+        mates = [f.reward for f in eps if (f.group, f.agent) == (e.group, e.agent)]
+        mean, std = float(np.mean(mates)), float(np.std(mates))
+        by_hand.append(0.0 if std == 0 else (e.reward - mean) / (std + 1e-6))
+    assert adv == pytest.approx(by_hand, abs=1e-9)
+    assert any(a != 0 for a in adv)  # the odd-length bonus gave some signal
+    pooled = group_advantages(rewards, [e.group for e in eps]).tolist()
+    assert pooled != pytest.approx(adv, abs=1e-3)
+
+
+def test_dynamic_sampling_judges_each_seat_on_its_own(tmp_path):
+    """Without the bonus every seat's group is tied (player_0 all 1, player_1 all 0; the
+    filter reads the reward, teacher.outcome=reward): dynamic sampling drops every group
+    and the step trains on nothing. Judged over both seats together the task would look
+    informative and be kept."""
+    trainer = _seats_trainer(
+        tmp_path,
+        "env.params={spread: [false]}",
+        "teacher.outcome=reward",
+        "grpo.dynamic_sampling=true",
+        "grpo.max_refill_rounds=1",
+    )
+    try:
+        record = trainer.train_step()
+    finally:
+        trainer.close()
+    # 2 rounds of 2 tasks x 2 seats x 4 episodes, every one dropped.
+    assert record["rollout/spent"] == record["rollout/dropped"] == 2 * 2 * 2 * 4
+    assert record["train/skipped"] == 1.0

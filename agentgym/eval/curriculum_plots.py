@@ -57,6 +57,7 @@ def plot_teacher(run_dir: str | Path, dims: list[str] | None = None, columns: in
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     run_dir = Path(run_dir)
     steps = _read(run_dir / "teacher.jsonl")
@@ -80,7 +81,10 @@ def plot_teacher(run_dir: str | Path, dims: list[str] | None = None, columns: in
         for g in groups:
             counts[row[label(g)], (g["step"] - 1) // width] += 1
         share = counts / np.maximum(counts.sum(0, keepdims=True), 1)
-        fig, ax = plt.subplots(figsize=(min(14, 4 + ncol * 0.45), 1.5 + 0.35 * len(labels)), constrained_layout=True)
+        # Wide enough for the title whatever the run's length.
+        fig, ax = plt.subplots(
+            figsize=(min(14, max(8, 4 + ncol * 0.45)), 1.5 + 0.35 * len(labels)), constrained_layout=True
+        )
         im = ax.imshow(
             share,
             aspect="auto",
@@ -91,6 +95,7 @@ def plot_teacher(run_dir: str | Path, dims: list[str] | None = None, columns: in
         )
         ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.set_xlabel("training step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title("what the teacher sampled (share of groups per step window)")
         fig.colorbar(im, ax=ax, label="share")
         path = out_dir / "teacher_sampled.png"
@@ -99,7 +104,10 @@ def plot_teacher(run_dir: str | Path, dims: list[str] | None = None, columns: in
         written.append(path)
 
         # Success per cell in the first and last third of training.
-        thirds = [(1, max(1, last // 3), "first third"), (last - last // 3 + 1 if last >= 3 else 1, last, "last third")]
+        if last >= 3:
+            thirds = [(1, last // 3, "first third"), (last - last // 3 + 1, last, "last third")]
+        else:  # too short for thirds: the first step and the last
+            thirds = [(1, 1, "first step"), (last, last, "last step")]
         fig, axes = plt.subplots(1, 2, figsize=(11, 1.5 + 0.35 * len(labels)), constrained_layout=True, sharey=True)
         for ax, (lo, hi, name) in zip(axes, thirds):
             succ = np.full(len(labels), np.nan)
@@ -116,7 +124,8 @@ def plot_teacher(run_dir: str | Path, dims: list[str] | None = None, columns: in
             ax.invert_yaxis()
             ax.set_xlim(0, 1)
             ax.set_xlabel("training success")
-            ax.set_title(f"competence, steps {lo}-{hi} ({name})")
+            steps = f"step {lo}" if lo == hi else f"steps {lo}-{hi}"
+            ax.set_title(f"competence, {steps} ({name})")
         path = out_dir / "teacher_competence.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
@@ -138,6 +147,7 @@ def plot_teacher(run_dir: str | Path, dims: list[str] | None = None, columns: in
                     ax.plot(xs, ys, label=re.sub(r"^teacher/arm\[(.*)\]/.*$", r"\1", k))
             ax.set_title(f"per-arm {kind}")
             ax.set_xlabel("training step")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
         axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         path = out_dir / "teacher_arms.png"

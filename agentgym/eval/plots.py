@@ -12,15 +12,21 @@ from pathlib import Path
 from typing import Any
 
 PANELS = [
-    ("reward/mean", "training reward (mean over episodes)"),
     ("eval/success", "held-out success: mean@k ± s.e. (dashed: greedy)"),
-    ("response/tokens_mean", "response length (policy tokens)"),
-    ("entropy", "policy entropy (nats/token)"),
-    ("time/step_s", "seconds per step"),
     ("success/mean", "training success"),
+    ("reward/mean", "training reward (mean over episodes)"),
+    ("groups/with_signal", "groups with a learning signal (share)"),
+    ("kl/ref", "KL to the reference (grpo.kl_ref), per token"),
+    ("entropy", "policy entropy (nats/token)"),
+    ("response/tokens_mean", "response length (policy tokens)"),
     ("loss", "loss (warm start: cross-entropy; GRPO: surrogate)"),
     ("grad_norm", "gradient norm (before clipping)"),
+    ("time/step_s", "seconds per step"),
 ]
+#: What a panel without data says (a metric logged only when asked for).
+MISSING = {"kl/ref": "not logged (train.kl_every)", "groups/with_signal": "not logged"}
+#: Per-step series with at least this many points get a running mean over the raw line.
+SMOOTH_FROM = 30
 #: Series drawn beside a panel's main one when present: per seat and per opponent in games.
 EXTRA = {
     "reward/mean": "reward/seat/",
@@ -41,18 +47,39 @@ def se_key(key: str) -> str:
     return key + "_se"
 
 
+def _points(rows: list[dict], key: str) -> list[tuple[int, float, float | None]]:
+    return [(r["step"], r[key], r.get(se_key(key))) for r in rows if key in r and "step" in r]
+
+
 def _series(ax: Any, rows: list[dict], key: str, **style: Any) -> bool:
-    """Draw ``key`` over steps, with standard-error bars where the rows carry them."""
-    pts = [(r["step"], r[key], r.get(se_key(key))) for r in rows if key in r]
+    """Draw ``key`` over steps, with standard-error bars where the rows carry them; a long
+    per-step series as a faint raw line under its running mean."""
+    pts = _points(rows, key)
     if not pts:
         return False
     xs, ys, ses = zip(*pts)
     if any(e is not None and not math.isnan(e) for e in ses):
         yerr = [0.0 if e is None or math.isnan(e) else e for e in ses]
         ax.errorbar(xs, ys, yerr=yerr, capsize=2, **style)
+    elif len(pts) >= SMOOTH_FROM:
+        window = max(5, len(pts) // 20)
+        color = style.pop("color", None)
+        (raw,) = ax.plot(xs, ys, lw=0.8, alpha=0.3, color=color)
+        means = [
+            sum(ys[max(0, i - window + 1) : i + 1]) / len(ys[max(0, i - window + 1) : i + 1]) for i in range(len(ys))
+        ]
+        label = style.pop("label", None)
+        name = f"running mean of {window} steps" if label in (None, "all") else f"{label}, mean of {window} steps"
+        ax.plot(xs, means, color=raw.get_color(), lw=1.6, label=name)
     else:
         ax.plot(xs, ys, **style)
     return True
+
+
+def _same_series(rows: list[dict], a: str, b: str) -> bool:
+    """Whether two series hold the same values at the same steps (a split that is the whole)."""
+    pa, pb = _points(rows, a), _points(rows, b)
+    return bool(pa) and [(s, v) for s, v, _ in pa] == [(s, v) for s, v, _ in pb]
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -75,9 +102,14 @@ def plot_training(metrics_path: str | Path, out_dir: str | Path) -> Path:
     rows = read_metrics(metrics_path)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(2, 4, figsize=(18, 7.5), constrained_layout=True)
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(2, 5, figsize=(22, 7.5), constrained_layout=True)
     warm = [r["step"] for r in rows if r.get("kind") == "sft"]
+    last = max((r["step"] for r in rows if isinstance(r.get("step"), int)), default=1)
     for ax, (key, title) in zip(axes.flat, PANELS):
+        ax.set_xlim(-0.02 * max(last, 1), last + 0.02 * max(last, 1) + (0.5 if last < 5 else 0))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
         if warm:  # the supervised warm start, shaded, before the GRPO steps
             ax.axvspan(
                 0, max(warm), color="tab:green", alpha=0.08, label="warm start" if key == "eval/success" else None
@@ -89,18 +121,20 @@ def plot_training(metrics_path: str | Path, out_dir: str | Path) -> Path:
             prefixes = EXTRA.get(key, ())
             prefixes = (prefixes,) if isinstance(prefixes, str) else prefixes
             extras = sorted({(k, pre) for r in rows for k in r for pre in prefixes if k.startswith(pre)})
+            # A split holding every task (one region) would draw the same line twice.
+            extras = [(k, pre) for k, pre in extras if not _same_series(rows, k, key)]
             for extra, pre in extras:
                 label = extra[len(pre) :].rstrip("]")
                 _series(ax, rows, extra, marker=marker, ms=3, lw=1, alpha=0.8, label=label)
             greedy = dict(marker="s", ms=3, lw=1, ls="--", color="k", label="greedy")
             if key == "eval/success" and _series(ax, rows, "eval/greedy", **greedy):
                 extras.append(("eval/greedy", ""))
-            if extras or (warm and key == "eval/success"):
+            if extras or (warm and key == "eval/success") or n >= SMOOTH_FROM:
                 ax.legend(fontsize=7)
-            if key.startswith("eval/") or "success" in key:
+            if key.startswith("eval/") or "success" in key or key == "groups/with_signal":
                 ax.set_ylim(-0.02, 1.02)
         else:
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+            ax.text(0.5, 0.5, MISSING.get(key, "no data"), ha="center", va="center", transform=ax.transAxes)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -134,6 +134,13 @@ class _TextGame(TaskFamily):
     def max_num_agents(self) -> int:
         return len(self.possible_agents)
 
+    @property
+    def max_seat_moves(self) -> int:
+        """The moves one seat makes in a game that runs to its limit: what bounds one seat's
+        episode (Dr. GRPO's token budget is ``rollout.max_new_tokens`` times this). Seats
+        taking turns share ``max_turns`` (moves in all); simultaneous games override it."""
+        return -(-self.max_turns // len(self.possible_agents))
+
     def controllers(self) -> dict[str, str]:
         """Who plays each seat of the current task: :data:`POLICY` or a scripted kind.
 
@@ -322,6 +329,11 @@ class TextParallelEnv(_TextGame, ParallelEnv):
     """
 
     metadata: ClassVar[dict[str, Any]] = {**_TextGame.metadata, "is_parallelizable": True}
+
+    @property
+    def max_seat_moves(self) -> int:
+        """Every seat moves once a round, and ``max_turns`` counts rounds."""
+        return self.max_turns
 
     def _play_round(self, actions: dict[str, str]) -> Outcome:
         raise NotImplementedError

@@ -126,8 +126,20 @@ def test_dr_grpo_budget_is_one_move_for_move_samples(tmp_path, monkeypatch, mode
         tr.train_step()
     finally:
         tr.close()
-    expected = 4 * (turns or tr.parts.env.max_turns)
+    # A whole episode holds one seat's moves: of the game's 6 moves in all, 3 are its own.
+    expected = 4 * (turns or 3)
     assert tr.parts.env.max_turns == 6 and seen and set(seen[0].token_budget.tolist()) == {float(expected)}
+
+
+def test_a_seat_moves_its_share_of_a_turn_based_game_and_every_round_of_a_simultaneous_one():
+    """max_seat_moves, the move budget of one seat: max_turns counts every seat's moves in
+    a turn-based game (odd limits round up: the first mover gets the extra one) and rounds
+    in a simultaneous one."""
+    from tests.test_multiagent_core import ToyGuess, ToyNim
+
+    assert [ToyNim(max_turns=t).max_seat_moves for t in (1, 5, 6)] == [1, 3, 3]
+    assert ToyNim(max_cycles=4).max_seat_moves == 4
+    assert [ToyGuess(max_turns=t).max_seat_moves for t in (1, 5)] == [1, 5]
 
 
 # ----- bug 8: LoRA dropout acts -----------------------------------------------------------------

@@ -74,7 +74,8 @@ class Normalizer:
     ``total_sequences`` counts rows with at least one loss token (a fully masked row
     takes no part in the mean). Dr. GRPO divides by ``token_budget`` when it is given (the
     sum of each row's most possible policy tokens: ``max_new_tokens`` for one move,
-    ``max_new_tokens * max_turns`` for a whole multi-turn episode), else by
+    ``max_new_tokens * max_turns`` for a whole multi-turn episode, in a game times its
+    own seat's moves, ``max_seat_moves``), else by
     ``total_sequences * max_tokens``.
     """
 

@@ -42,6 +42,13 @@ class EnvFacts:
     max_turns: int
     #: Seats of a multi-agent game (empty for a single-agent env).
     seats: tuple[str, ...]
+    #: The most moves the policy makes in one episode: ``max_turns`` alone; in a game one
+    #: seat's share of them (:attr:`~agentgym.multiagent.TextAECEnv.max_seat_moves`).
+    policy_moves: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.policy_moves:
+            self.policy_moves = self.max_turns
 
 
 @dataclass
@@ -114,7 +121,8 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
                 raise ConfigError("multiagent games run in-process for now: set rollout.backend: inprocess")
         elif cfg.multiagent.adapters == "per_role":
             raise ConfigError(f"multiagent.adapters=per_role needs a multi-agent game; {cfg.env.id} has one agent")
-        facts = EnvFacts(int(getattr(probe, "max_turns", 1)), seats)
+        max_turns = int(getattr(probe, "max_turns", 1))
+        facts = EnvFacts(max_turns, seats, int(probe.max_seat_moves) if seats else max_turns)
     finally:
         probe.close()
     if "outcome" in cfg.teacher.options:

@@ -224,7 +224,9 @@ class GRPOTrainer:
             if per_move:  # each move its own sample, with the return that followed it
                 samples, groups = split_moves(batch.episodes, self.policy.chat.eos_token_ids)
             adv = group_advantages([e.reward for e in samples], groups, scale_std=cfg.grpo.scale_std)
-            budget = cfg.rollout.max_new_tokens * (1 if per_move else self.parts.env.max_turns)
+            # Dr. GRPO's constant: the most tokens one sample can hold (one move, or every
+            # move the policy makes in an episode: in a game its own seat's, not all seats').
+            budget = cfg.rollout.max_new_tokens * (1 if per_move else self.parts.env.policy_moves)
             tokens = collate(
                 samples,
                 adv.tolist(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,7 +99,7 @@ def register(
         entry_point=entry_point,
         kwargs=dict(kwargs or {}),
         description=description,
-        source=_current_source[-1] if _current_source else "agentgym",
+        source=_current_source[-1] if _current_source else _caller_package(),
     )
     _REGISTRY[id] = spec
     if gymnasium_id:
@@ -112,6 +113,18 @@ def register(
             disable_env_checker=True,
         )
     return spec
+
+
+def _caller_package() -> str:
+    """Where a registration outside an entry point comes from: agentgym's own code says
+    "agentgym", a user's module says "module NAME" (its top-level name)."""
+    frame = sys._getframe(2)  # register() <- its caller
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    name = frame.f_globals.get("__name__", "") if frame is not None else ""
+    if not name or name.split(".")[0] == "agentgym":
+        return "agentgym"
+    return f"module {name}" if name != "__main__" else "module __main__"
 
 
 def discover(force: bool = False) -> None:
@@ -132,9 +145,29 @@ def discover(force: bool = False) -> None:
             _current_source.pop()
 
 
+def _resolve_prefixed(id: str) -> None:
+    """Register ``prefix:name`` ids of other frameworks' envs on first use
+    (``textarena:TicTacToe-v0``, ``verifiers:my_taskset``, ``openenv:http://host:port``;
+    see :mod:`agentgym.interop`). A missing package or unknown name is an EnvNotFound
+    saying which."""
+    from agentgym.interop import RESOLVERS
+
+    prefix, _, name = id.partition(":")
+    target = RESOLVERS.get(prefix)
+    if target is None or not name:
+        return
+    module, _, attr = target.partition(":")
+    try:
+        getattr(importlib.import_module(module), attr)(id)
+    except (ImportError, ValueError) as exc:
+        raise EnvNotFound(f"{id!r}: {exc}") from None
+
+
 def spec(id: str) -> EnvSpec:
     """The :class:`EnvSpec` registered under ``id``; a clear error lists close matches."""
     discover()
+    if id not in _REGISTRY and isinstance(id, str) and ":" in id:
+        _resolve_prefixed(id)
     try:
         return _REGISTRY[id]
     except KeyError:

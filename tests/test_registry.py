@@ -150,3 +150,24 @@ def test_a_plain_register_call_is_usable_from_the_cli_and_configs(tmp_path, monk
     cfg = load_config(None, ["imports=[plain_envs_mod]", "env.id=plain/echo-v0", "env.params={}", "model.name=tiny"])
     tasks, teacher, facts = check_config(cfg)
     assert facts.max_turns >= 1 and tasks.space.dims[0].name == "n"
+
+
+def test_an_env_registered_by_a_plain_module_names_that_module_as_its_source(tmp_path, monkeypatch):
+    """`agentgym envs` shows where an env comes from: a user's module, not "agentgym"."""
+    import importlib
+    import sys
+
+    (tmp_path / "my_plain_envs.py").write_text(
+        "import agentgym\nagentgym.register('plain/echo-v0', 'tests.conftest:NoEEnv')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        importlib.import_module("my_plain_envs")
+        assert agentgym.registry.spec("plain/echo-v0").source == "module my_plain_envs"
+        assert agentgym.registry.spec("math/chain-v0").source == "agentgym-math"
+    finally:
+        import gymnasium
+
+        agentgym.registry._REGISTRY.pop("plain/echo-v0", None)
+        gymnasium.registry.pop("plain/echo-v0", None)
+        sys.modules.pop("my_plain_envs", None)

@@ -162,3 +162,18 @@ def test_env_exceptions_drop_the_episode_and_are_counted(chat, monkeypatch):
     eps = runner.run("test/guess-v0", [TaskSpec({"high": 5, "hint": False}, 0)], group_size=3)
     assert eps == [] and runner.last_stats.dropped_env_errors == 3
     assert "worker died" in runner.last_stats.env_error_messages[0]
+
+
+def test_a_cache_build_says_so_once(tmp_path, monkeypatch, capsys):
+    """The default model's one-time GGUF conversion says what it does and where it caches;
+    a cached build is silent."""
+    from agentgym.policies import models
+
+    monkeypatch.setenv("AGENTGYM_CACHE", str(tmp_path))
+    built = []
+    target = models.cache_dir() / "thing"
+    for _ in range(2):
+        models._atomic_build(target, lambda tmp: built.append((tmp / "f").write_text("x")))
+    err = capsys.readouterr().err
+    assert len(built) == 1 and err.count("building thing from the GGUF once; cached in") == 1
+    assert (target / "f").read_text() == "x"

@@ -18,6 +18,7 @@ import fcntl
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ def _atomic_build(target: Path, build) -> Path:
         if (target / ".complete").exists():
             return target
         tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+        # Once per machine, and long enough (up to a minute) to look like a hang unless said.
+        print(f"agentgym: building {target.name} from the GGUF once; cached in {target}", file=sys.stderr, flush=True)
         try:
             build(tmp)
             (tmp / ".complete").write_text("ok\n")

@@ -154,8 +154,9 @@ class TrainingTasks:
         """Up to ``n`` evaluation specs with distinct held-out contents: held-out seeds,
         params from the (restricted) space.
 
-        Every fourth task (the first included) lies inside the held-out region, where that
-        region meets the restricted space, so reports can split new problems of trained
+        Every fourth task (the first included) is drawn inside the held-out region, where that
+        region meets the restricted space (the uniform draws between can land there too, so
+        the region's share is a quarter or more), so reports can split new problems of trained
         params from params training never saw. Without such an overlap every task is a
         new problem of the restricted space. A space with fewer than ``n`` held-out
         contents gives fewer tasks (``len`` of the result says how many; none at all is a

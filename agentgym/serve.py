@@ -129,10 +129,21 @@ class EnvServer:
             task = body["task"]
             if not isinstance(task, dict) or not isinstance(task.get("params"), dict):
                 raise ValueError("task must be {'params': {...}, 'seed': int}")
-            options["task"] = TaskSpec(task["params"], int(task.get("seed", 0)))
+            options["task"] = self._full_task(task["params"], int(task.get("seed", 0)))
         with lock:
             obs, info = env.reset(seed=body.get("seed"), options=options or None)
         return {"session": sid, "observation": obs, "info": info}
+
+    def _full_task(self, params: dict[str, Any], seed: int) -> TaskSpec:
+        """Params left out are filled from a training task drawn with ``seed``, as
+        ``agentgym play -p`` does; the result is checked against the space (ValueError)."""
+        import numpy as np
+
+        space = getattr(self.env_cls, "param_space", None)
+        if space is None or not set(space.names) - set(params):
+            return TaskSpec(params, seed)
+        base = self.env_cls.sample_train_task(np.random.default_rng(seed), env_kwargs=self.env_kwargs)
+        return TaskSpec(space.validate({**base.params, **params}), seed)
 
     def step(self, body: dict[str, Any]) -> dict[str, Any]:
         lock, env = self._session(body.get("session"))

@@ -73,3 +73,17 @@ def test_many_sessions_and_clear_errors(served):
     spec = json.loads(urllib.request.urlopen(served + "/spec").read())
     assert spec["env_id"] == "math/arithmetic-v0" and {p["name"] for p in spec["params"]} >= {"digits"}
     b.close()
+
+
+def test_reset_fills_left_out_params_as_play_does(served):
+    """`/reset` with some params: the rest come from a training task drawn with the seed,
+    the task `agentgym play -p digits=2 --seed 5` plays."""
+    from agentgym.cli import _task
+
+    remote = RemoteEnv(served)
+    remote.reset(options={"task": TaskSpec({"digits": 2}, 5)})
+    got = remote.state()["task"]
+    assert got == _task("math/arithmetic-v0", {"digits": 2}, 5).to_dict() and got["params"]["digits"] == 2
+    with pytest.raises(RemoteEnvError, match="digits"):
+        remote.reset(options={"task": TaskSpec({"digits": 9}, 5)})
+    remote.close()

@@ -89,6 +89,8 @@ def test_every_python_block_runs_or_is_run_elsewhere():
         # the quickstart and the multi-agent snippet (test_multiagent_snippet_plays_a_whole_game)
         "import agentgym\nfrom agentgym import TaskSpec": "test_python_quickstart_snippet_runs",
         "# my_envs/__init__.py": "test_register_a_new_environment_example_works",
+        "# OpenEnv's client on an agentgym env": "test_interop_snippets_run",
+        "# Other frameworks' envs here, by id": "test_interop_snippets_run",
     }
     blocks = re.findall(r"```python\n(.*?)```", README, re.DOTALL)
     rest = [b for b in blocks if not any(b.startswith(m) for m in elsewhere)]
@@ -123,3 +125,40 @@ def test_multiagent_snippet_plays_a_whole_game():
     assert [a for a, _ in printed[:3]] == ["player_0", "player_1", "player_0"]
     assert "You move first." in printed[0][1] and "Your move." in printed[-1][1]
     assert not ns["env"].agents
+
+
+def test_interop_snippets_run(tmp_path):
+    """The "Use agentgym envs elsewhere / use other envs here" blocks: OpenEnv's client on a
+    served env (the README's server command, on a free port), and a TextArena game by id."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    pytest.importorskip("openenv.core")
+    pytest.importorskip("textarena")
+    command = re.search(r"```bash\n(agentgym serve \S+ --port 8000 --openenv)\n```", README).group(1)
+    args = command.replace("--port 8000", "--port 0").split()[1:]
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentgym.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=root,
+    )
+    try:
+        url = proc.stdout.readline().split(" at ")[1].split()[0]
+        client = _block("# OpenEnv's client on an agentgym env").replace("http://127.0.0.1:8000", url)
+        printed: list = []
+        exec(compile(client, "README", "exec"), {"print": lambda *a: printed.append(a)})
+        assert printed[0][0].startswith("What is") and printed[1][1] is True  # the episode ended
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    printed = []
+    exec(
+        compile(_block("# Other frameworks' envs here, by id"), "README", "exec"),
+        {"print": lambda *a: printed.append(a)},
+    )
+    assert printed[0][0] == "player_0" and "Available Moves" in printed[0][1]

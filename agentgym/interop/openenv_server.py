@@ -249,7 +249,7 @@ class OpenEnvProtocol:
             handler.end_headers()
             handler.wfile.flush()
             handler.connection.settimeout(self.idle_timeout)
-            ws = WebSocket(handler.rfile, handler.wfile, MAX_MESSAGE)
+            ws = WebSocket(handler.rfile, handler.wfile, MAX_MESSAGE, sock=handler.connection)
             env = self.server.make_env()
             self._session(ws, Session(env))
         finally:
@@ -264,6 +264,7 @@ class OpenEnvProtocol:
                 raw = ws.receive()
             except WebSocketError as exc:
                 ws.close(exc.code, str(exc))
+                _linger(ws)
                 return
             except (WebSocketClosed, OSError):
                 return
@@ -302,6 +303,25 @@ class OpenEnvProtocol:
         if kind == "close":
             return None
         raise ProtocolError(f"Unknown message type: {kind!r} (reset, step, state, close)", code="UNKNOWN_TYPE")
+
+
+def _linger(ws: WebSocket, max_bytes: int = 2 * MAX_MESSAGE, seconds: float = 2.0) -> None:
+    """After refusing a message, read and drop what the client still sends (a bounded amount,
+    for a bounded time) so it reads the close frame with its reason instead of a reset."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    left = max_bytes
+    try:
+        if ws.sock is not None:
+            ws.sock.settimeout(seconds)
+        while left > 0 and time.monotonic() < deadline:
+            chunk = ws.rfile.read1(min(left, 1 << 16)) if hasattr(ws.rfile, "read1") else b""
+            if not chunk:
+                return
+            left -= len(chunk)
+    except OSError:  # a timeout or a reset: done either way
+        pass
 
 
 def _is_loopback_name(host: str | None) -> bool:

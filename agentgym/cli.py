@@ -943,14 +943,32 @@ def serve(
     openenv: Annotated[
         bool, typer.Option("--openenv", help="Speak OpenEnv's protocol (WebSocket /ws), for OpenEnv's client.")
     ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Require 'Authorization: Bearer TOKEN' (default: $AGENTGYM_SERVER_TOKEN; a fresh one, printed, "
+            "when --host is not loopback)."
+        ),
+    ] = None,
+    max_sessions: Annotated[int, typer.Option(help="Sessions open at once (past it /reset answers 503).")] = 64,
+    idle_seconds: Annotated[float, typer.Option(help="A session idle this long is closed and its env freed.")] = 600.0,
 ) -> None:
     """Serve an env over HTTP (reset / step / state as JSON) for other trainers; see agentgym.serve.
 
     With --openenv it speaks OpenEnv's protocol instead: OpenEnv's client, unmodified, runs
     its episodes (see agentgym.interop.openenv_server)."""
+    import os
+
+    from agentgym.httpserve import is_loopback_host
     from agentgym.serve import EnvServer
 
     _check_env(env_id)
+    token = token or os.environ.get("AGENTGYM_SERVER_TOKEN") or None
+    fresh = token is None and not is_loopback_host(host)
+    if fresh:
+        import secrets
+
+        token = secrets.token_urlsafe(24)
     try:
         server = EnvServer(
             env_id,
@@ -958,11 +976,16 @@ def serve(
             port=port,
             env_kwargs=_parse_params(env_kwarg),
             protocol="openenv" if openenv else "agentgym",
+            token=token,
+            max_sessions=max_sessions,
+            idle_seconds=idle_seconds,
         )
     except (TypeError, ValueError, OSError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     print(f"serving {env_id} at {server.url}" + (" (OpenEnv protocol)" if openenv else ""), flush=True)
+    if fresh:
+        print(f"token: clients send 'Authorization: Bearer {token}' (RemoteEnv: AGENTGYM_SERVER_TOKEN)", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -980,8 +1003,14 @@ def generate_server(
     seed: Annotated[int, typer.Option(help="The run's seed (it builds the tiny test model).")] = 0,
     device: Annotated[str, typer.Option(help="transformers backend: auto, cpu or cuda.")] = "auto",
     token: Annotated[
-        str | None, typer.Option(help="Require 'Authorization: Bearer TOKEN' (default: $AGENTGYM_SERVER_TOKEN).")
+        str | None,
+        typer.Option(
+            help="Require 'Authorization: Bearer TOKEN' (default: $AGENTGYM_SERVER_TOKEN, else a fresh one, printed)."
+        ),
     ] = None,
+    no_token: Annotated[
+        bool, typer.Option("--no-token", help="Loopback only: serve without a token (any local user can push weights).")
+    ] = False,
     gpu_memory_utilization: Annotated[float, typer.Option(help="vllm: share of each GPU's memory.")] = 0.9,
     tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs the model is sharded over.")] = 1,
 ) -> None:
@@ -991,9 +1020,18 @@ def generate_server(
     agentgym.policies.remote for the protocol."""
     import os
 
+    from agentgym.httpserve import is_loopback_host
     from agentgym.policies.remote import serve_model
 
-    token = token or os.environ.get("AGENTGYM_SERVER_TOKEN")
+    token = token or os.environ.get("AGENTGYM_SERVER_TOKEN") or None
+    if no_token and not is_loopback_host(host):
+        console.print(f"[red]error:[/red] --no-token is for a loopback address only, not {escape(host)}")
+        raise typer.Exit(2)
+    fresh = token is None and not no_token
+    if fresh:  # whoever reaches the port can replace the weights: a token by default
+        import secrets
+
+        token = secrets.token_urlsafe(24)
     options = {"gpu_memory_utilization": gpu_memory_utilization, "tensor_parallel_size": tensor_parallel_size}
     try:
         server = serve_model(
@@ -1003,6 +1041,8 @@ def generate_server(
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     print(f"serving {model} ({backend}) at {server.url}", flush=True)
+    if fresh:
+        print(f"token: on the trainer, export AGENTGYM_SERVER_TOKEN={token}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

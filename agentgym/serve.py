@@ -17,8 +17,11 @@ with its own env instance, so many clients can play at once.
 =========================  =====================================================================
 
 Errors are JSON too (``{"error": "..."}``, status 400 for a bad request, 404 for an unknown
-session). Start one with ``agentgym serve ENV_ID --port 8000`` (``--port 0`` picks a free
-port and prints it); :class:`RemoteEnv` is the client.
+session). Requests are JSON (``Content-Type: application/json``); a foreign ``Origin``, a
+``Host`` that does not name loopback on a loopback server, a bad ``Content-Length`` are
+refused (:mod:`agentgym.httpserve`). At most ``max_sessions`` (64) sessions are open; one
+idle for ``idle_seconds`` (600) is closed and its env freed. Start one with
+``agentgym serve ENV_ID --port 8000`` (``--port 0`` picks a free port and prints it); :class:`RemoteEnv` is the client.
 
 ``protocol="openenv"`` (``agentgym serve ENV_ID --openenv``) speaks OpenEnv's protocol
 instead, so OpenEnv's own client runs episodes: see :mod:`agentgym.interop.openenv_server`.
@@ -27,24 +30,40 @@ instead, so OpenEnv's own client runs episodes: see :mod:`agentgym.interop.opene
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import threading
 import urllib.error
 import urllib.request
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import gymnasium
 
 from agentgym.env import ChatSpace, TaskSpec
+from agentgym.httpserve import (
+    MAX_CONNECTIONS,
+    GuardedHandler,
+    GuardedHTTPServer,
+    SessionTable,
+    is_loopback_host,
+    parse_json_object,
+    read_body,
+)
 
 _MAX_BODY = 4 << 20
 
 
 class EnvServer:
-    """Serves ``env_id`` on ``host:port``; ``serve_forever()`` blocks, ``start()`` runs it in a thread."""
+    """Serves ``env_id`` on ``host:port``; ``serve_forever()`` blocks, ``start()`` runs it in a thread.
+
+    Hardened as :mod:`agentgym.httpserve` says (valid lengths, JSON only, no foreign
+    Origin or Host, bounded connections and read timeouts). Sessions are capped at
+    ``max_sessions`` and closed after ``idle_seconds`` without a request, which frees
+    their env (a sandbox worker, a browser). A ``token`` makes every request carry
+    ``Authorization: Bearer <token>``; a bind address other than loopback needs one.
+    """
 
     def __init__(
         self,
@@ -53,6 +72,11 @@ class EnvServer:
         port: int = 0,
         env_kwargs: dict[str, Any] | None = None,
         protocol: str = "agentgym",
+        *,
+        token: str | None = None,
+        max_sessions: int = 64,
+        idle_seconds: float = 600.0,
+        max_connections: int = MAX_CONNECTIONS,
     ):
         from agentgym.registry import is_multiagent_id, make, spec
 
@@ -60,6 +84,11 @@ class EnvServer:
             raise ValueError(f"protocol must be 'agentgym' or 'openenv', got {protocol!r}")
         if is_multiagent_id(env_id):
             raise ValueError(f"{env_id} is a multi-agent game; the server serves single-agent envs")
+        self.loopback = is_loopback_host(host)
+        if not self.loopback and not token:
+            raise ValueError(
+                f"serving on {host} (reachable from other machines) needs a token: --token or $AGENTGYM_SERVER_TOKEN"
+            )
         self.env_id = env_id
         self.env_kwargs = dict(env_kwargs or {})
         self._make = lambda: make(env_id, **self.env_kwargs)
@@ -68,16 +97,13 @@ class EnvServer:
         probe.close()
         self.env_spec = spec(env_id)
         self.env_cls = self.env_spec.load_class()
-        self.loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
         self.openenv = None
         if protocol == "openenv":
             from agentgym.interop.openenv_server import OpenEnvProtocol
 
-            self.openenv = OpenEnvProtocol(self)
-        self.sessions: dict[str, tuple[threading.Lock, Any]] = {}
-        self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), self._handler())
-        self.httpd.daemon_threads = True
+            self.openenv = OpenEnvProtocol(self, max_sessions=max_sessions, idle_timeout=idle_seconds)
+        self.sessions = SessionTable(max_sessions, idle_seconds)
+        self.httpd = GuardedHTTPServer((host, port), self._handler(), token=token, max_connections=max_connections)
         self._thread: threading.Thread | None = None
 
     @property
@@ -96,10 +122,7 @@ class EnvServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-        with self._lock:
-            for _, env in self.sessions.values():
-                env.close()
-            self.sessions.clear()
+        self.sessions.close_all()
 
     def make_env(self) -> Any:
         """A new instance of the served env."""
@@ -119,17 +142,16 @@ class EnvServer:
 
     def reset(self, body: dict[str, Any]) -> dict[str, Any]:
         sid = body.get("session")
-        if sid is None:
-            sid = secrets.token_hex(8)
-            with self._lock:
-                self.sessions[sid] = (threading.Lock(), self._make())
-        lock, env = self._session(sid)
         options = {}
         if body.get("task") is not None:
             task = body["task"]
             if not isinstance(task, dict) or not isinstance(task.get("params"), dict):
                 raise ValueError("task must be {'params': {...}, 'seed': int}")
             options["task"] = self._full_task(task["params"], int(task.get("seed", 0)))
+        if sid is None:
+            sid = secrets.token_hex(16)
+            self.sessions.open(sid, self._make)
+        lock, env = self.sessions.get(sid)
         with lock:
             obs, info = env.reset(seed=body.get("seed"), options=options or None)
         return {"session": sid, "observation": obs, "info": info}
@@ -146,7 +168,7 @@ class EnvServer:
         return TaskSpec(space.validate({**base.params, **params}), seed)
 
     def step(self, body: dict[str, Any]) -> dict[str, Any]:
-        lock, env = self._session(body.get("session"))
+        lock, env = self.sessions.get(body.get("session"))
         if "action" not in body:
             raise ValueError("step needs an 'action'")
         with lock:
@@ -154,7 +176,7 @@ class EnvServer:
         return {"observation": obs, "reward": reward, "terminated": terminated, "truncated": truncated, "info": info}
 
     def state(self, sid: str | None) -> dict[str, Any]:
-        lock, env = self._session(sid)
+        lock, env = self.sessions.get(sid)
         with lock:
             u = env.unwrapped
             return {
@@ -165,46 +187,28 @@ class EnvServer:
             }
 
     def close_session(self, sid: str | None) -> dict[str, Any]:
-        with self._lock:
-            entry = self.sessions.pop(str(sid), None)
-        if entry is None:
-            raise KeyError(f"no session {sid!r}")
-        entry[1].close()
+        self.sessions.close(sid)
         return {"closed": sid}
 
-    def _session(self, sid: Any) -> tuple[threading.Lock, Any]:
-        with self._lock:
-            entry = self.sessions.get(str(sid))
-        if entry is None:
-            raise KeyError(f"no session {sid!r}; POST /reset without one opens a new session")
-        return entry
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[GuardedHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:  # quiet: a training loop makes many requests
-                pass
-
-            def _reply(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(GuardedHandler):
             def _run(self, fn: Any, *args: Any) -> None:
                 try:
-                    self._reply(HTTPStatus.OK, fn(*args))
+                    self.reply(HTTPStatus.OK, fn(*args))
                 except KeyError as e:
-                    self._reply(HTTPStatus.NOT_FOUND, {"error": str(e.args[0] if e.args else e)})
+                    self.reply(HTTPStatus.NOT_FOUND, {"error": str(e.args[0] if e.args else e)})
                 except (ValueError, TypeError, RuntimeError) as e:
-                    self._reply(HTTPStatus.BAD_REQUEST, {"error": f"{type(e).__name__}: {e}"})
+                    self.reply(HTTPStatus.BAD_REQUEST, {"error": f"{type(e).__name__}: {e}"})
 
             def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+                self.handle_one(self._get)
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.handle_one(self._post)
+
+            def _get(self) -> None:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
                 if server.openenv is not None:
@@ -213,46 +217,31 @@ class EnvServer:
                         return
                     answer = server.openenv.get(parts.path)
                     if answer is None:
-                        self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {parts.path}"})
+                        self.reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {parts.path}"})
                     else:
-                        self._reply(HTTPStatus.OK, answer)
+                        self.reply(HTTPStatus.OK, answer)
                 elif parts.path == "/health":
-                    self._reply(HTTPStatus.OK, {"ok": True, "env_id": server.env_id})
+                    self.reply(HTTPStatus.OK, {"ok": True, "env_id": server.env_id})
                 elif parts.path == "/spec":
                     self._run(server.spec)
                 elif parts.path == "/state":
                     self._run(server.state, (query.get("session") or [None])[0])
                 else:
-                    self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {parts.path}"})
+                    self.reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {parts.path}"})
 
-            def do_POST(self) -> None:  # noqa: N802
-                raw_length = (self.headers.get("Content-Length") or "0").strip()
-                if not raw_length.isdigit():  # "-1" would read to the end of the stream; "abc" would raise
-                    self.close_connection = True
-                    self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad Content-Length {raw_length[:40]!r}"})
-                    return
-                length = int(raw_length)
-                if length > _MAX_BODY:
-                    self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": "request body too large"})
-                    return
-                try:
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                    if not isinstance(body, dict):
-                        raise ValueError("the body must be a JSON object")
-                except (ValueError, RecursionError) as e:  # RecursionError: a very deeply nested body
-                    self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad JSON body: {type(e).__name__}: {e}"})
-                    return
-                route = {"/reset": server.reset, "/step": server.step}.get(urlsplit(self.path).path)
+            def _post(self) -> None:
+                body = parse_json_object(read_body(self, _MAX_BODY, "application/json"))
+                path = urlsplit(self.path).path
+                route = {"/reset": server.reset, "/step": server.step}.get(path)
                 if server.openenv is not None:
-                    path = urlsplit(self.path).path
                     if path in ("/reset", "/step"):
                         self._run(server.openenv.post, path, body)
                     else:
-                        self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {path}"})
-                elif urlsplit(self.path).path == "/close":
+                        self.reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {path}"})
+                elif path == "/close":
                     self._run(server.close_session, body.get("session"))
                 elif route is None:
-                    self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {self.path}"})
+                    self.reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {path}"})
                 else:
                     self._run(route, body)
 
@@ -268,9 +257,10 @@ class RemoteEnv(gymnasium.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, url: str, timeout: float = 60.0):
+    def __init__(self, url: str, timeout: float = 60.0, token: str | None = None):
         self.url = url.rstrip("/")
         self.timeout = float(timeout)
+        self.token = token if token is not None else os.environ.get("AGENTGYM_SERVER_TOKEN")
         self.remote_spec = self._call("GET", "/spec")
         self.env_id = self.remote_spec["env_id"]
         self.max_turns = int(self.remote_spec["max_turns"])
@@ -280,9 +270,10 @@ class RemoteEnv(gymnasium.Env):
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 return json.loads(resp.read())

@@ -40,10 +40,11 @@ step transformers model.backend=transformers
 step vllm model.backend=vllm
 
 echo "== 2b. the same step through a vLLM generation server (model.backend=remote)"
+export AGENTGYM_SERVER_TOKEN="gpu-check-$RANDOM$RANDOM$RANDOM"  # the server and the trainer share it
 agentgym generate-server smollm2-135m --backend vllm --port 8011 --gpu-memory-utilization 0.3 \
   > "$OUT/server.log" 2>&1 &
 SERVER=$!
-for _ in $(seq 120); do curl -sf http://127.0.0.1:8011/health > /dev/null && break; sleep 1; done
+for _ in $(seq 120); do curl -sf -H "Authorization: Bearer $AGENTGYM_SERVER_TOKEN" http://127.0.0.1:8011/health > /dev/null && break; sleep 1; done
 step remote model.backend=remote model.remote.url=http://127.0.0.1:8011
 kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null
 

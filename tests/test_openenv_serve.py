@@ -114,7 +114,10 @@ def test_http_endpoints_describe_the_env(served):
     assert {p["name"] for p in get("/spec")["params"]} >= {"digits", "n_operands"}
     # HTTP reset is stateless, as on OpenEnv's servers: it answers the opening and keeps nothing.
     req = urllib.request.Request(
-        served + "/reset", data=json.dumps({"options": {"task": TASK.to_dict()}}).encode(), method="POST"
+        served + "/reset",
+        data=json.dumps({"options": {"task": TASK.to_dict()}}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},  # as OpenEnv's HTTP client sends (json=...)
     )
     opening = json.loads(urllib.request.urlopen(req, timeout=10).read())
     assert opening["done"] is False and opening["observation"]["messages"] == _local_episode([])[0][0][0]
@@ -196,7 +199,11 @@ def test_malformed_http_gets_a_clear_error(served):
             answer = answer.decode()
         assert answer.startswith("HTTP/1.1 400") and "bad Content-Length" in answer
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(urllib.request.Request(served + "/step", data=b'{"action": {}}', method="POST"))
+        urllib.request.urlopen(
+            urllib.request.Request(
+                served + "/step", data=b'{"action": {}}', method="POST", headers={"Content-Type": "application/json"}
+            )
+        )
     assert err.value.code == 400 and "/ws" in json.loads(err.value.read())["error"]
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(served + "/ws", timeout=10)  # no upgrade

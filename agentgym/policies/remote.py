@@ -23,8 +23,12 @@ A new version's first part drops the unfinished parts of an older one, and a par
 tensors the served model does not have is refused (400) before anything is loaded, so a
 trainer that crashed mid-upload leaves the server on its last whole weights. Anyone who can
 reach the port can replace the weights: the server listens on 127.0.0.1 unless told
-otherwise, and ``--token`` (or ``AGENTGYM_SERVER_TOKEN``) makes every request carry
-``Authorization: Bearer <token>``.
+otherwise, and a token (``--token`` or ``AGENTGYM_SERVER_TOKEN``; the command makes a
+fresh one by default, and any address but loopback requires one) makes every request
+carry ``Authorization: Bearer <token>``. Every uploaded tensor must have a served
+tensor's name, shape and kind of dtype (floating or not), each tensor comes once per
+upload, and an upload has at most as many parts as the model has tensors: what a
+half-sent upload holds stays within one copy of the model.
 
 Under torchrun every rank sends its own prompts; rank 0 alone uploads the weights and the
 other ranks wait until the server reports that version (:meth:`RemotePolicy.sync_weights`).
@@ -38,16 +42,26 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from agentgym.httpserve import (
+    MAX_CONNECTIONS,
+    GuardedHandler,
+    GuardedHTTPServer,
+    HTTPRefusal,
+    check_token,
+    is_loopback_host,
+    parse_json_object,
+    read_body,
+)
 from agentgym.policies.base import ChatFormat, Completion, PolicyBase, SamplingParams
 
 _MAX_JSON = 256 << 20  # prompts of a large batch, as JSON
 _MAX_PART = 4 << 30  # one part of the weights
+_MAX_PARTS = 4096  # parts of one upload when the served model's tensors are not known
 
 
 class RemoteGenerationError(RuntimeError):
@@ -57,7 +71,15 @@ class RemoteGenerationError(RuntimeError):
 # ----- the server ----------------------------------------------------------------------------
 class GenerationServer:
     """Serves ``policy`` (any :class:`~agentgym.policies.base.Policy` that can take weights)
-    on ``host:port``; ``serve_forever()`` blocks, ``start()`` runs it in a thread."""
+    on ``host:port``; ``serve_forever()`` blocks, ``start()`` runs it in a thread.
+
+    ``param_names``: the served model's state dict (name -> tensor: every uploaded
+    tensor's name, shape and kind of dtype are checked against it) or only its names.
+    Without it the policy's own ``model.state_dict()`` is used where it has one. The
+    HTTP side is :mod:`agentgym.httpserve`'s (valid lengths, content types, no foreign
+    Origin or Host, bounded connections); a bind address other than loopback needs a
+    ``token``.
+    """
 
     def __init__(
         self,
@@ -68,20 +90,33 @@ class GenerationServer:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str | None = None,
-        param_names: Iterable[str] | None = None,
+        param_names: Iterable[str] | Mapping[str, Any] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ):
+        if not is_loopback_host(host) and not token:
+            raise ValueError(
+                f"serving on {host} lets anyone who reaches it replace the weights: give a token "
+                "(--token or $AGENTGYM_SERVER_TOKEN)"
+            )
         self.policy = policy
         self.model, self.backend = model, backend
         self.token = token or None
-        #: Names in the served model's state dict (a part naming any other tensor is refused).
-        self.param_names = None if param_names is None else frozenset(param_names)
+        if param_names is None and hasattr(getattr(policy, "model", None), "state_dict"):
+            param_names = policy.model.state_dict()
+        #: name -> (shape, floating?) of the served model's tensors, or name -> None where
+        #: only the names are known; None: nothing known (every part is taken as it is).
+        self.param_specs: dict[str, tuple[tuple[int, ...], bool] | None] | None = None
+        if isinstance(param_names, Mapping):
+            self.param_specs = {k: _spec_of(v) for k, v in param_names.items()}
+        elif param_names is not None:
+            self.param_specs = dict.fromkeys(param_names)
+        self.param_names = None if self.param_specs is None else frozenset(self.param_specs)
         self._gen_lock = threading.Lock()  # generation and a weight swap never overlap
         self._parts_lock = threading.Lock()
         self._parts: dict[int, Any] = {}
         self._upload: tuple[int, int] | None = None  # (version, parts) being received
         self.version = int(getattr(policy, "version", 0))
-        self.httpd = ThreadingHTTPServer((host, port), self._handler())
-        self.httpd.daemon_threads = True
+        self.httpd = GuardedHTTPServer((host, port), self._handler(), token=token, max_connections=max_connections)
         self._thread: threading.Thread | None = None
 
     @property
@@ -100,6 +135,11 @@ class GenerationServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+    @property
+    def max_parts(self) -> int:
+        """Parts one upload may have: one tensor each at least, so the model's tensor count."""
+        return len(self.param_specs) if self.param_specs else _MAX_PARTS
 
     # ----- the API ---------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -124,27 +164,51 @@ class GenerationServer:
             ],
         }
 
+    def _check_tensors(self, tensors: dict[str, Any]) -> None:
+        """Every tensor is one the served model has, with its shape and kind of dtype (ValueError)."""
+        if self.param_specs is None:
+            return
+        unknown = sorted(set(tensors) - self.param_names)
+        if unknown:
+            raise ValueError(
+                f"the served model ({self.model or 'unnamed'}) has no tensor {unknown[0]!r}"
+                f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}: "
+                "is the server running the model the trainer trains?"
+            )
+        for name, t in tensors.items():
+            want = self.param_specs[name]
+            if want is None:
+                continue
+            shape, floating = want
+            if tuple(t.shape) != shape:
+                raise ValueError(
+                    f"tensor {name!r} has shape {tuple(t.shape)}, the served model's has {shape}: "
+                    "is the server running the model the trainer trains?"
+                )
+            if t.is_floating_point() != floating:
+                raise ValueError(
+                    f"tensor {name!r} is {t.dtype}, the served model's is {'' if floating else 'not '}floating point"
+                )
+
     def receive(self, version: int, part: int, parts: int, data: bytes) -> dict[str, Any]:
         """One part of version ``version``'s weights; the last one loads them all."""
         from safetensors.torch import load
 
-        if parts < 1 or not 0 <= part < parts:
-            raise ValueError(f"part {part} of {parts} does not exist")
+        if not 1 <= parts <= self.max_parts or not 0 <= part < parts:
+            raise ValueError(f"part {part} of {parts} does not exist (an upload has 1 to {self.max_parts} parts)")
         try:
             tensors = load(data)
         except Exception as exc:  # a truncated or foreign body
             raise ValueError(f"the body is not safetensors data: {exc}") from None
-        if self.param_names is not None:
-            unknown = sorted(set(tensors) - self.param_names)
-            if unknown:
-                raise ValueError(
-                    f"the served model ({self.model or 'unnamed'}) has no tensor {unknown[0]!r}"
-                    f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}: "
-                    "is the server running the model the trainer trains?"
-                )
+        self._check_tensors(tensors)
         with self._parts_lock:
             if self._upload != (version, parts):  # a new upload: whatever was half-sent is dropped
                 self._upload, self._parts = (version, parts), {}
+            earlier = {n for i, p in self._parts.items() if i != part for n in p}
+            twice = sorted(earlier & set(tensors))
+            if twice:  # each tensor once: what an upload holds stays within one model's size
+                self._upload, self._parts = None, {}
+                raise ValueError(f"tensor {twice[0]!r} came in two parts of version {version}; the upload is dropped")
             self._parts[part] = tensors
             if len(self._parts) < parts:
                 return {"version": self.version, "applied": False, "received": len(self._parts)}
@@ -156,78 +220,61 @@ class GenerationServer:
         return {"version": self.version, "applied": True, "received": parts}
 
     def _authorized(self, headers: Any) -> bool:
-        return self.token is None or headers.get("Authorization") == f"Bearer {self.token}"
+        try:
+            check_token(headers, self.token)
+        except HTTPRefusal:
+            return False
+        return True
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[GuardedHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:  # quiet: every step makes requests
-                pass
-
-            def _reply(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(GuardedHandler):
             def _run(self, fn: Any, *args: Any) -> None:
                 try:
-                    self._reply(HTTPStatus.OK, fn(*args))
+                    self.reply(HTTPStatus.OK, fn(*args))
                 except (ValueError, TypeError, KeyError) as e:
-                    self._reply(HTTPStatus.BAD_REQUEST, {"error": f"{type(e).__name__}: {e}"})
+                    self.reply(HTTPStatus.BAD_REQUEST, {"error": f"{type(e).__name__}: {e}"})
                 except Exception as e:  # the engine failed: say so, keep serving
-                    self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(e).__name__}: {e}"})
-
-            def _gate(self) -> bool:
-                if server._authorized(self.headers):
-                    return True
-                self._reply(HTTPStatus.UNAUTHORIZED, {"error": "missing or wrong bearer token"})
-                return False
+                    self.reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(e).__name__}: {e}"})
 
             def do_GET(self) -> None:  # noqa: N802 (the http.server API)
-                if not self._gate():
-                    return
-                if urlsplit(self.path).path == "/health":
-                    self._reply(HTTPStatus.OK, server.health())
-                else:
-                    self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {self.path}"})
+                self.handle_one(self._get)
 
             def do_POST(self) -> None:  # noqa: N802
-                if not self._gate():
-                    return
+                self.handle_one(self._post)
+
+            def _get(self) -> None:
+                if urlsplit(self.path).path == "/health":
+                    self.reply(HTTPStatus.OK, server.health())
+                else:
+                    self.reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {self.path}"})
+
+            def _post(self) -> None:
                 parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                limit = _MAX_PART if parts.path == "/weights" else _MAX_JSON
-                if length > limit:
-                    self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body over {limit} bytes"})
-                    return
-                data = self.rfile.read(length)
                 if parts.path == "/weights":
                     q = parse_qs(parts.query)
                     try:
                         version, part, total = (int(q[k][0]) for k in ("version", "part", "parts"))
                     except (KeyError, ValueError):
-                        self._reply(HTTPStatus.BAD_REQUEST, {"error": "POST /weights needs ?version=&part=&parts="})
+                        self.reply(HTTPStatus.BAD_REQUEST, {"error": "POST /weights needs ?version=&part=&parts="})
                         return
+                    data = read_body(self, _MAX_PART, "application/octet-stream")
                     self._run(server.receive, version, part, total, data)
                 elif parts.path == "/generate":
-                    try:
-                        body = json.loads(data or b"{}")
-                        if not isinstance(body, dict):
-                            raise ValueError("the body must be a JSON object")
-                    except ValueError as e:
-                        self._reply(HTTPStatus.BAD_REQUEST, {"error": f"bad JSON body: {e}"})
-                        return
+                    body = parse_json_object(read_body(self, _MAX_JSON, "application/json"))
                     self._run(server.generate, body)
                 else:
-                    self._reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {parts.path}"})
+                    self.reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint POST {parts.path}"})
 
         return Handler
+
+
+def _spec_of(tensor: Any) -> tuple[tuple[int, ...], bool] | None:
+    shape = getattr(tensor, "shape", None)
+    if shape is None:
+        return None
+    return tuple(int(n) for n in shape), bool(tensor.is_floating_point())
 
 
 def serve_model(
@@ -245,7 +292,7 @@ def serve_model(
     from agentgym.policies.models import load_model
 
     model, tok = load_model(name, seed=seed)
-    names = list(model.state_dict())
+    names = {k: _ShapeOnly(tuple(v.shape), v.is_floating_point()) for k, v in model.state_dict().items()}
     if backend == "vllm":
         from agentgym.policies.vllm_policy import VLLMPolicy, vllm_model_path
 
@@ -264,6 +311,16 @@ def serve_model(
     else:
         raise ValueError(f"backend must be transformers or vllm, not {backend!r}")
     return GenerationServer(policy, model=name, backend=backend, host=host, port=port, token=token, param_names=names)
+
+
+class _ShapeOnly:
+    """A tensor's shape and kind without its data (the vLLM backend frees the model)."""
+
+    def __init__(self, shape: tuple[int, ...], floating: bool):
+        self.shape, self._floating = shape, floating
+
+    def is_floating_point(self) -> bool:
+        return self._floating
 
 
 # ----- the client ----------------------------------------------------------------------------

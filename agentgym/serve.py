@@ -42,6 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 import gymnasium
 
 from agentgym.env import ChatSpace, TaskSpec
+from agentgym.httpclient import ResponseTooLarge, error_text, request_json
 from agentgym.httpserve import (
     MAX_CONNECTIONS,
     GuardedHandler,
@@ -257,6 +258,9 @@ class RemoteEnv(gymnasium.Env):
 
     metadata = {"render_modes": []}
 
+    #: Largest answer read (a transcript as JSON); a larger one is an error, not a memory spike.
+    max_answer_bytes = 64 << 20
+
     def __init__(self, url: str, timeout: float = 60.0, token: str | None = None):
         self.url = url.rstrip("/")
         self.timeout = float(timeout)
@@ -275,14 +279,11 @@ class RemoteEnv(gymnasium.Env):
             headers["Authorization"] = f"Bearer {self.token}"
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read())
+            return request_json(req, self.timeout, self.max_answer_bytes)
         except urllib.error.HTTPError as e:
-            try:
-                message = json.loads(e.read()).get("error", str(e))
-            except ValueError:
-                message = str(e)
-            raise RemoteEnvError(f"{method} {path}: {message}") from None
+            raise RemoteEnvError(f"{method} {path}: {error_text(e)}") from None
+        except ResponseTooLarge as e:
+            raise RemoteEnvError(f"{method} {path}: {e}") from None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)

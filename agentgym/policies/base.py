@@ -7,6 +7,7 @@ trained on are exactly the ids sampled.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -47,6 +48,26 @@ class Completion:
     token_ids: list[int]
     logprobs: list[float]
     finish_reason: Literal["stop", "length"]
+
+
+def checked_completion(ids: Any, logprobs: Any, finish_reason: Any, vocab_size: int, source: str) -> Completion:
+    """A :class:`Completion` from what a server answered, or ValueError naming what is wrong:
+    ids must be integers in ``[0, vocab_size)``, one log-prob (a finite number <= 0) per id,
+    and the finish reason ``stop`` or ``length``. The trainer indexes embeddings with these ids."""
+    if not isinstance(ids, list) or not isinstance(logprobs, list) or len(ids) != len(logprobs):
+        raise ValueError(f"{source} answered a completion without one log-prob per token id")
+    for t in ids:
+        if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < vocab_size:
+            raise ValueError(
+                f"{source} answered token id {t!r}, outside the tokenizer's {vocab_size} ids: "
+                "is it serving the model this tokenizer belongs to?"
+            )
+    for v in logprobs:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not -math.inf < v <= 1e-4:
+            raise ValueError(f"{source} answered log-prob {v!r}: a log-probability is a finite number <= 0")
+    if finish_reason not in ("stop", "length"):
+        raise ValueError(f"{source} answered finish reason {finish_reason!r} (stop or length)")
+    return Completion(list(ids), [float(v) for v in logprobs], finish_reason)
 
 
 @runtime_checkable

@@ -20,12 +20,14 @@ import json
 import os
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from agentgym.policies.base import ChatFormat, Completion, PolicyBase, SamplingParams
+from agentgym.httpclient import ResponseTooLarge, error_text, request_json
+from agentgym.policies.base import ChatFormat, Completion, PolicyBase, SamplingParams, checked_completion
 
 
 class APIError(RuntimeError):
@@ -33,6 +35,12 @@ class APIError(RuntimeError):
 
 
 class OpenAIPolicy(PolicyBase):
+    """A served model as a :class:`~agentgym.policies.base.Policy` (not trainable). Answers are
+    read up to ``max_answer_bytes``; token ids from the server are range-checked against the
+    local tokenizer; the API key never follows a redirect to another origin."""
+
+    max_answer_bytes = 16 << 20
+
     def __init__(
         self,
         base_url: str,
@@ -56,6 +64,8 @@ class OpenAIPolicy(PolicyBase):
         self.chat = ChatFormat(load_tokenizer(tokenizer))
         self.version = 0
         self.requests = 0
+        #: Answers that carried no token ids and were encoded again from their text.
+        self.retokenized = 0
 
     @classmethod
     def from_spec(cls, spec: str, seed: int = 0) -> OpenAIPolicy:
@@ -73,14 +83,16 @@ class OpenAIPolicy(PolicyBase):
             headers["Authorization"] = f"Bearer {self.api_key}"
         req = urllib.request.Request(self.base_url + path, data=json.dumps(body).encode(), headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return json.loads(resp.read())
+            out = request_json(req, self.timeout, self.max_answer_bytes)
         except urllib.error.HTTPError as e:
-            raise APIError(
-                f"{self.base_url}{path}: HTTP {e.code}: {e.read()[:500].decode('utf-8', 'replace')}"
-            ) from None
+            raise APIError(f"{self.base_url}{path}: HTTP {e.code}: {error_text(e)}") from None
         except urllib.error.URLError as e:
             raise APIError(f"{self.base_url}{path}: {e.reason}") from None
+        except (ResponseTooLarge, ValueError, RecursionError) as e:
+            raise APIError(f"{self.base_url}{path}: {type(e).__name__}: {str(e)[:300]}") from None
+        if not isinstance(out, dict):
+            raise APIError(f"{self.base_url}{path}: the answer is not a JSON object")
+        return out
 
     def _one(self, prompt: Sequence[int], sampling: SamplingParams, seed: int) -> Completion:
         body: dict[str, Any] = {
@@ -98,17 +110,42 @@ class OpenAIPolicy(PolicyBase):
             body["top_k"] = sampling.top_k
         out = self._post("/completions", body)
         self.requests += 1
-        choice = out["choices"][0]
-        text = choice.get("text") or ""
-        ids, logprobs = _server_ids(choice.get("logprobs"))
+        choices = out.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if not isinstance(choice, dict):
+            raise APIError(f"{self.base_url}/completions: the answer has no choices[0] object")
+        text = choice.get("text")
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise APIError(f"{self.base_url}/completions: choices[0].text is {type(text).__name__}, not text")
+        try:
+            ids, logprobs = _server_ids(choice.get("logprobs"))
+        except (ValueError, TypeError) as e:
+            raise APIError(f"{self.base_url}/completions: unreadable logprobs: {e}") from None
         if ids is None:
+            # No ids (a server without vLLM's return_tokens_as_token_ids, e.g. vLLM before
+            # 0.6, SGLang, a hosted API): the text is encoded again. Fine for evaluation;
+            # what was sampled may differ from these ids, so it is said once.
+            if not self.retokenized:
+                warnings.warn(
+                    f"{self.base_url} answers text without token ids: replies are re-tokenized, which may not "
+                    "give the ids the model sampled. On vLLM, serve with a version that takes "
+                    "return_tokens_as_token_ids (0.6 or later).",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            self.retokenized += 1
             ids = self.chat.tokenizer.encode(text, add_special_tokens=False)
             logprobs = [0.0] * len(ids)
         finish = "length" if choice.get("finish_reason") == "length" else "stop"
         if finish == "stop" and (not ids or ids[-1] not in self.chat.eos_token_ids):
-            ids = ids + [self.chat.eos_token_ids[0]]  # the turn ended: close it as a local model would
+            ids = ids + [min(self.chat.eos_token_ids)]  # the turn ended: close it as a local model would
             logprobs = logprobs + [0.0]
-        return Completion(ids, logprobs, finish)
+        try:
+            return checked_completion(ids, logprobs, finish, self.chat.vocab_size, f"{self.base_url}/completions")
+        except ValueError as e:
+            raise APIError(str(e)) from None
 
     def generate(
         self, prompts: Sequence[Sequence[int]], sampling: SamplingParams, seeds: Sequence[int] | None = None
@@ -127,7 +164,11 @@ def _server_ids(logprobs: Any) -> tuple[list[int] | None, list[float]]:
         return None, []
     tokens = logprobs.get("tokens")
     values = logprobs.get("token_logprobs") or []
-    if not tokens or not all(isinstance(t, str) and t.startswith("token_id:") for t in tokens):
+    if not isinstance(tokens, list) or not tokens:
         return None, []
+    if not all(isinstance(t, str) and t.startswith("token_id:") for t in tokens):
+        return None, []
+    if not isinstance(values, list):
+        raise ValueError("token_logprobs is not a list")
     ids = [int(t.split(":", 1)[1]) for t in tokens]
     return ids, [float(v) if v is not None else 0.0 for v in values][: len(ids)] + [0.0] * (len(ids) - len(values))

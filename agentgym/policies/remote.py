@@ -47,6 +47,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from agentgym.httpclient import ResponseTooLarge, error_text, request_json
 from agentgym.httpserve import (
     MAX_CONNECTIONS,
     GuardedHandler,
@@ -57,10 +58,11 @@ from agentgym.httpserve import (
     parse_json_object,
     read_body,
 )
-from agentgym.policies.base import ChatFormat, Completion, PolicyBase, SamplingParams
+from agentgym.policies.base import ChatFormat, Completion, PolicyBase, SamplingParams, checked_completion
 
 _MAX_JSON = 256 << 20  # prompts of a large batch, as JSON
 _MAX_PART = 4 << 30  # one part of the weights
+_MAX_ANSWER = 256 << 20  # a batch's completions, as JSON, read by the client
 _MAX_PARTS = 4096  # parts of one upload when the served model's tensors are not known
 
 
@@ -360,14 +362,12 @@ class RemotePolicy(PolicyBase):
             headers["Authorization"] = f"Bearer {self.token}"
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                return json.loads(resp.read())
+            return request_json(req, self.timeout_s, _MAX_ANSWER)
         except urllib.error.HTTPError as e:
-            try:
-                message = json.loads(e.read()).get("error", str(e))
-            except ValueError:
-                message = str(e)
+            message = error_text(e)
             raise RemoteGenerationError(f"generation server {self.url}: {method} {path}: {message}") from None
+        except ResponseTooLarge as e:
+            raise RemoteGenerationError(f"generation server {self.url}: {method} {path}: {e}") from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             raise RemoteGenerationError(
@@ -409,10 +409,21 @@ class RemotePolicy(PolicyBase):
                 f"the generation server holds weights version {out['version']}, the trainer {self.version}: "
                 "another trainer is pushing weights to the same server"
             )
-        done = out["completions"]
-        if len(done) != len(prompts):
-            raise RemoteGenerationError(f"asked for {len(prompts)} completions, got {len(done)}")
-        return [Completion(list(c["token_ids"]), list(c["logprobs"]), c["finish_reason"]) for c in done]
+        done = out.get("completions") if isinstance(out, dict) else None
+        if not isinstance(done, list) or len(done) != len(prompts):
+            got = len(done) if isinstance(done, list) else "no list of"
+            raise RemoteGenerationError(f"asked for {len(prompts)} completions, got {got}")
+        try:
+            return [
+                checked_completion(
+                    c.get("token_ids"), c.get("logprobs"), c.get("finish_reason"), self.chat.vocab_size, self.url
+                )
+                if isinstance(c, dict)
+                else checked_completion(None, None, None, 0, self.url)
+                for c in done
+            ]
+        except ValueError as e:
+            raise RemoteGenerationError(f"generation server {e}") from None
 
     def sync_weights(self, weights: Iterable[tuple[str, Any]], version: int | None = None) -> None:
         """Upload the weights (writer) or wait until the server holds ``version`` (the others)."""

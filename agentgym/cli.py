@@ -70,7 +70,13 @@ def _parse_params(items: list[str] | None) -> dict[str, Any]:
         k, v = item.split("=", 1)
         if k.strip() in out:  # a second value would silently replace the first
             raise typer.BadParameter(f"{k.strip()!r} given twice; give several values as NAME=[v1,v2]")
-        out[k.strip()] = yaml.safe_load(v)  # 3 -> int, true -> bool, 0.5 -> float, +- -> str
+        from agentgym.config import load_yaml
+
+        try:
+            out[k.strip()] = load_yaml(v)  # 3 -> int, true -> bool, 0.5 -> float, +- -> str
+        except (yaml.YAMLError, RecursionError) as exc:
+            why = " ".join(str(exc).split())[:200]
+            raise typer.BadParameter(f"{item!r}: the value is not valid YAML ({why})") from None
     return out
 
 
@@ -562,6 +568,7 @@ def eval_cmd(
 
 @app.command(context_settings={"allow_extra_args": False})
 def train(
+    ctx: typer.Context,
     config: Annotated[str | None, typer.Argument(help="YAML run config (e.g. configs/quickstart.yaml).")] = None,
     overrides: Annotated[
         list[str] | None, typer.Argument(help="Dotted overrides, e.g. grpo.lr=1e-5 train.steps=10.")
@@ -590,6 +597,7 @@ def train(
     from agentgym.config import ConfigError, dump_config, load_config
     from agentgym.grpo.checkpoint import CheckpointWriteError
     from agentgym.grpo.trainer import resume_run, train_from_config
+    from agentgym.state_check import StateFileError
 
     if resume is None and config is None:
         raise typer.BadParameter("give a CONFIG file, or --resume RUN_DIR")
@@ -613,12 +621,13 @@ def train(
                 raise typer.BadParameter(
                     "--resume takes no config: a resumed run keeps its own (train.* overrides only)"
                 )
+            _check_resumable(resume, (ctx.obj or {}).get("imports", []))
             result = resume_run(resume, overrides=overrides)
         else:
             if config is not None and "=" in config and not Path(config).exists():
                 overrides, config = [config, *(overrides or [])], None
             result = train_from_config(config, overrides, from_warm_start=from_warm_start)
-    except (ConfigError, FileExistsError, FileNotFoundError) as exc:
+    except (ConfigError, StateFileError, FileExistsError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None
     except CheckpointWriteError as exc:  # a full disk: say so, the run resumes from the last one
@@ -932,6 +941,27 @@ def print_reports(reports, by: list[str] | None = None) -> None:
     console.print(table)
 
 
+def _check_resumable(run_dir: Path, named: list[str]) -> None:
+    """Before ``--resume`` runs anything from a run folder: the modules its config.yaml would
+    import must be named by the user (``agentgym --import M``), and its checkpoint's state
+    files must decode within bounds (:mod:`agentgym.state_check`)."""
+    from agentgym.config import ConfigError, load_config
+    from agentgym.state_check import check_run_state
+
+    if not (run_dir / "config.yaml").exists():
+        return  # resume_run says so
+    wanted = load_config(run_dir / "config.yaml").imports
+    unnamed = [m for m in wanted if m not in named]
+    if unnamed:
+        flags = " ".join(f"--import {m}" for m in wanted)
+        raise ConfigError(
+            f"{run_dir / 'config.yaml'} imports {', '.join(map(repr, unnamed))}: a run folder does not import code "
+            f"on its own (it may come from elsewhere). If you trust that code, name it: "
+            f"agentgym {flags} train --resume {run_dir}"
+        )
+    check_run_state(run_dir)
+
+
 @app.command()
 def serve(
     env_id: Annotated[str, typer.Argument(help="Environment id to serve.")],
@@ -1099,6 +1129,7 @@ def _root(
     from agentgym.config import ConfigError, import_modules
 
     _plain_warnings(ctx)
+    ctx.obj = {**(ctx.obj or {}), "imports": list(imports or [])}  # what the user named (train --resume)
 
     try:
         import_modules(list(imports or []), where="--import")

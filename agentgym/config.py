@@ -539,7 +539,7 @@ def apply_override(data: dict[str, Any], dotted: str) -> None:
             )
         if i == len(keys) - 1:
             try:
-                node[key] = yaml.safe_load(raw) if raw.strip() else None
+                node[key] = load_yaml(raw) if raw.strip() else None
             except (yaml.YAMLError, RecursionError) as exc:
                 why = " ".join(str(exc).split())[:200]
                 raise ConfigError(
@@ -624,6 +624,27 @@ def _import_hint(name: str, exc: Exception, cwd: str) -> str:
     )
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: ``*name`` shares a node, so nine nested lists of
+    ten aliases (a "billion laughs" of 500 bytes) become 10^9 values for whoever walks them."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "aliases (*name) are not allowed in an agentgym config: write the value out",
+                mark,
+            )
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that refuses aliases (see :class:`_NoAliasLoader`)."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
     """Read a YAML config (or the defaults), apply overrides, validate; raise :class:`ConfigError`."""
     data: dict[str, Any] = {}
@@ -632,7 +653,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.exists():
             raise ConfigError(f"config file {p} does not exist")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+            loaded = load_yaml(p.read_text(encoding="utf-8"))
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{p} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
         except RecursionError:

@@ -57,7 +57,7 @@ def test_empty_run_dir_is_refused(tmp_path):
     "content, says",
     [
         (b"run_dir: \xff\xfe\n", "is not UTF-8 text"),
-        (b"a: &x [*x]\n", "alias that refers to itself"),
+        (b"a: &x [*x]\n", "aliases (*name) are not allowed"),
         (b"a:" + b" [" * 100_000 + b"\n", "nests too deeply"),
         (b"env: {id: [unclosed\n", "is not valid YAML"),
     ],

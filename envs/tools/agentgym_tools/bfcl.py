@@ -82,45 +82,95 @@ def convert_schema(schema: Any) -> Any:
 
 
 def convert_record(question: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, Any]:
-    """One BFCL question and its possible answer as a task record."""
+    """One BFCL question and its possible answer as a task record (TaskFileError when malformed)."""
+    qid = question.get("id")
     if question.get("id") != answer.get("id"):
         raise TaskFileError(f"BFCL question {question.get('id')!r} is paired with answer {answer.get('id')!r}")
     turns = question.get("question")
     if not isinstance(turns, list) or not turns:
-        raise TaskFileError(f"BFCL task {question.get('id')!r}: 'question' must be a non-empty list of turns")
+        raise TaskFileError(f"BFCL task {qid!r}: 'question' must be a non-empty list of turns")
     if len(turns) > 1:
-        raise TaskFileError(f"BFCL task {question.get('id')!r} has {len(turns)} turns; only single-turn sets are read")
+        raise TaskFileError(f"BFCL task {qid!r} has {len(turns)} turns; only single-turn sets are read")
+    if not isinstance(turns[0], list) or not all(
+        isinstance(m, Mapping) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+        for m in turns[0]
+    ):
+        raise TaskFileError(f"BFCL task {qid!r}: a turn must be a list of {{'role': str, 'content': str}} messages")
+    functions = question.get("function", [])
+    if not isinstance(functions, list) or not all(
+        isinstance(f, Mapping) and isinstance(f.get("name"), str) and isinstance(f.get("parameters", {}), Mapping)
+        for f in functions
+    ):
+        raise TaskFileError(
+            f"BFCL task {qid!r}: 'function' must be a list of {{'name': str, 'parameters': {{...}}}} schemas"
+        )
     tools = [
         {"type": "function", "function": {**f, "parameters": convert_schema(f.get("parameters", {}))}}
-        for f in question.get("function", [])
+        for f in functions
     ]
-    takes = {f["name"]: set(f.get("parameters", {}).get("properties", {})) for f in question.get("function", [])}
+    takes = {}
+    for f in functions:
+        props = f.get("parameters", {}).get("properties", {})
+        if not isinstance(props, Mapping):
+            raise TaskFileError(f"BFCL task {qid!r}: {f['name']}'s 'properties' must be an object")
+        takes[f["name"]] = set(props)
+    truth = answer.get("ground_truth", [])
+    if not isinstance(truth, list):
+        raise TaskFileError(f"BFCL task {qid!r}: 'ground_truth' must be a list of {{function: {{arg: [values]}}}}")
     calls = []
-    for call in answer.get("ground_truth", []):
+    for call in truth:
+        if not isinstance(call, Mapping) or len(call) != 1:
+            raise TaskFileError(
+                f"BFCL task {qid!r}: each ground-truth call must be one {{function: {{arg: [values]}}}}"
+            )
         ((name, args),) = call.items()
+        if not isinstance(args, Mapping) or not all(isinstance(v, list) for v in args.values()):
+            raise TaskFileError(f"BFCL task {qid!r}: {name}'s arguments must map each name to a list of values")
         kept = {}
         for arg, vals in args.items():
             if arg not in takes.get(name, set()):
                 if "" in vals:
                     continue  # BFCL's key names an optional argument the schema lacks: nobody can pass it
-                raise TaskFileError(f"BFCL task {question['id']!r}: {name} needs {arg!r}, which its schema lacks")
+                raise TaskFileError(f"BFCL task {qid!r}: {name} needs {arg!r}, which its schema lacks")
             kept[arg] = [None if v == "" else v for v in vals]
         calls.append({"name": name, "arguments": kept})
-    return {"id": question["id"], "messages": turns[0], "tools": tools, "calls": calls}
+    return {"id": qid, "messages": turns[0], "tools": tools, "calls": calls}
+
+
+def _records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) of a JSON-lines file; TaskFileError naming the line of a bad one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TaskFileError(f"{path}: cannot read it as UTF-8 text ({exc})") from None
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise TaskFileError(f"{path} line {n}: not JSON ({str(exc)[:120]})") from None
+        if not isinstance(rec, dict) or not isinstance(rec.get("id"), str):
+            raise TaskFileError(f"{path} line {n}: a BFCL record is a JSON object with a string 'id'")
+        out.append((n, rec))
+    return out
 
 
 def convert(question_file: str | Path, answer_file: str | Path) -> list[dict[str, Any]]:
     """A BFCL question file and its answer file as task records, in file order."""
-    qs = [json.loads(line) for line in Path(question_file).read_text(encoding="utf-8").splitlines() if line.strip()]
-    ans = {
-        rec["id"]: rec
-        for rec in (json.loads(line) for line in Path(answer_file).read_text(encoding="utf-8").splitlines())
-        if rec
-    }
-    missing = [q["id"] for q in qs if q["id"] not in ans]
+    qs = _records(Path(question_file))
+    ans = {rec["id"]: rec for _, rec in _records(Path(answer_file))}
+    missing = [q["id"] for _, q in qs if q["id"] not in ans]
     if missing:
         raise TaskFileError(f"{answer_file}: no answers for {missing[:5]}")
-    return [convert_record(q, ans[q["id"]]) for q in qs]
+    out = []
+    for n, q in qs:
+        try:
+            out.append(convert_record(q, ans[q["id"]]))
+        except TaskFileError as exc:
+            raise TaskFileError(f"{question_file} line {n}: {exc}") from None
+    return out
 
 
 def load_category(category: str, data_dir: str | Path | None = None) -> list[FileTask]:

@@ -177,6 +177,15 @@ def test_dr_grpo_normalizer_is_constant():
     assert logp.grad[1, 1].item() == pytest.approx(4 * logp.grad[0, 1].item())
 
 
+def test_rows_without_loss_tokens_count_in_no_denominator():
+    """A fully masked row (cut and masked, or a seat that never moved) is no sequence of the
+    mean and has no token budget: seq_mean_token_mean and dr_grpo divide by the others'."""
+    mask = torch.tensor([[0, 1, 1, 0], [0, 0, 0, 0], [0, 1, 0, 0]], dtype=torch.float32)
+    norm = Normalizer.of_rows(mask, torch.tensor([8.0, 8.0, 4.0]))
+    assert (norm.total_tokens, norm.total_sequences, norm.token_budget) == (3, 2, 12.0)
+    assert norm.dr_grpo_denominator == 12.0
+
+
 # 9. truncation masking, including a batch where everything is masked ----------------
 def test_all_masked_step_is_zero_not_nan():
     logp = leaf([[-1.0, -2.0], [-0.5, -0.1]])
@@ -195,6 +204,8 @@ def test_truncated_importance_weight():
     w = truncated_importance_weight(old, sampler, cap=2.0)
     assert w.tolist() == pytest.approx([1.0, 2.0, math.exp(-0.5)])  # e^1 = 2.72 capped to 2
     assert truncated_importance_weight(old, old).tolist() == [1.0, 1.0, 1.0]
+    # A constant of the loss: no gradient flows through it, even from log-probs that have one.
+    assert not truncated_importance_weight(leaf([-1.0, -1.5]), torch.tensor([-1.0, -2.0])).requires_grad
 
 
 def test_unknown_aggregation_is_an_error():

@@ -383,3 +383,42 @@ def test_held_out_evals_carry_standard_errors_to_metrics_summary_checkpoints_and
     old = GRPOTrainer(load_config(run / "config.yaml"), resume=True, quiet=True)
     assert old.eval_stats == {} and old.evals == tr.evals and old._heldout_text() == f"{tr.evals[1]:.1%}"
     old.close()
+
+
+def test_the_kl_term_is_measured_against_the_reference_not_the_policy(tmp_path, monkeypatch):
+    """Step 1 (advantages +1, -1, ...) moves the policy away from the reference; step 2 gets
+    zero advantages, so its loss is the KL term alone: beta times the mean k3 estimate over
+    its tokens, which the step also logs as kl/ref (from the same, on-policy log-probs),
+    and it has a gradient. Against the policy itself the term and its gradient would be 0."""
+    import numpy as np
+
+    from agentgym.grpo import trainer as trainer_mod
+
+    calls = []
+
+    def advantages(rewards, groups, **kwargs):
+        calls.append(1)
+        n = len(rewards)
+        return np.resize([1.0, -1.0], n) if len(calls) == 1 else np.zeros(n)
+
+    monkeypatch.setattr(trainer_mod, "group_advantages", advantages)
+    beta = 0.5
+    tr = GRPOTrainer(
+        tiny_cfg(
+            tmp_path,
+            f"grpo.beta={beta}",
+            "grpo.lr=3e-2",
+            "train.kl_every=1",
+            "rollout.max_new_tokens=3",
+            "rollout.group_size=8",
+        ),
+        quiet=True,
+    )
+    try:
+        first, second = tr.train_step(), tr.train_step()
+    finally:
+        tr.close()
+    assert first["kl/ref"] == pytest.approx(0.0, abs=1e-6)  # step 1 starts at the reference
+    assert second["kl/ref"] > 1e-4
+    assert second["loss"] == pytest.approx(beta * second["kl/ref"], rel=1e-3)
+    assert second["grad_norm"] > 0

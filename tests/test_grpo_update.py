@@ -233,3 +233,48 @@ def test_gradient_norm_clipping_scales_the_step_to_max_grad_norm(tiny):
     _close(delta, {n: g / 7 for n, g in grad.items()})
     delta, stats = _sgd_delta(model, batch, _settings(max_grad_norm=norm * 1.5))
     _close(delta, grad)
+
+
+def test_later_passes_weight_tokens_by_the_old_log_probs_not_the_current_ones(tiny):
+    """Two passes over one batch with importance weights: the second optimizer step's
+    gradient is that of the clipped surrogate with ratio pi / pi_old and weight
+    min(pi_old / pi_sampler, cap), pi_old the log-probs before the first pass. A weight
+    taken from the current log-probs equals it in the first pass only."""
+    model, _ = tiny
+    batch = _batch(model)
+    batch.sampler_logp[0] -= math.log(2.0) * batch.loss_mask[0]  # w = 2 on row 0
+    batch.sampler_logp[1] += 0.3 * batch.loss_mask[1]  # w = e^-0.3 on row 1
+    m = copy.deepcopy(model)
+    grads, weights = [], []
+    opt = torch.optim.SGD(m.parameters(), lr=0.05)
+    step = opt.step
+
+    def recording_step(*args, **kwargs):
+        grads.append({n: p.grad.detach().clone() for n, p in m.named_parameters() if p.grad is not None})
+        weights.append({n: p.detach().clone() for n, p in m.named_parameters()})
+        return step(*args, **kwargs)
+
+    opt.step = recording_step
+    s = _settings(updates_per_batch=2, importance_weights=True, is_cap=3.0)
+    update_policy(m, opt, batch, s)
+    assert len(grads) == 2
+    old = batch.old_logp
+    w = torch.clamp(torch.exp(old - batch.sampler_logp), max=3.0)
+    after_one = copy.deepcopy(model)  # the weights the second pass started from
+    with torch.no_grad():
+        for n, p in after_one.named_parameters():
+            p.copy_(weights[1][n])
+
+    def objective(net):
+        logp, _ = policy_logprobs(net, batch, T)
+        rho = torch.exp(logp - old)
+        clipped = torch.clamp(rho, 1 - s.eps_low, 1 + s.eps_high)
+        loss = -torch.minimum(rho * batch.advantages, clipped * batch.advantages) * w
+        return (loss * batch.loss_mask).sum() / batch.loss_mask.sum()
+
+    expected = {n: -g for n, g in _grad_of(after_one, objective).items()}
+    _close(grads[1], {n: expected[n] for n in grads[1]})
+    # The policy moved between the passes, so the current log-probs are not the old ones.
+    with torch.no_grad():
+        now, _ = policy_logprobs(after_one, batch, T)
+    assert float(((now - old).abs() * batch.loss_mask).max()) > 0.05

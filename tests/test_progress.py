@@ -46,3 +46,33 @@ def test_a_logged_run_prints_plain_progress_and_each_eval(tmp_path, capsys):
         assert f"step {step}: held-out " in out
     assert "step 2/2 (GRPO): reward" in out and "min to go" in out
     assert seen == [8, 8, 8]
+
+
+def test_steps_much_slower_than_the_runs_first_ones_are_warned_about_once(tmp_path):
+    import warnings
+
+    import pytest
+
+    from agentgym.grpo import trainer as trainer_mod
+
+    tr = object.__new__(trainer_mod.GRPOTrainer)  # only the speed watch, no model
+    times = [9.0, 1.0, 1.1, 0.9, 1.0, 1.2] + [1.1] * 4 + [5.0] * 5 + [6.0] * 5
+    seen = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for t in times:
+            rec = {"kind": "train", "time/step_s": t}
+            tr._watch_speed(rec)
+            seen.append(rec.get("time/slowdown"))
+    slow = [w for w in caught if "x this run's first steps" in str(w.message)]
+    assert len(slow) == 1 and "model.threads: 1" in str(slow[0].message)
+    first = next(i for i, x in enumerate(seen) if x is not None)
+    assert first == 12 and seen[first] == pytest.approx(5.0 / 1.0)  # median of the last 5 over the first 5
+    # A warm-start (sft) step, or a run whose steps stay near their start, says nothing.
+    quiet = object.__new__(trainer_mod.GRPOTrainer)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for t in [1.0] * 30:
+            quiet._watch_speed({"kind": "train", "time/step_s": t * 2.5})
+            quiet._watch_speed({"kind": "sft", "time/step_s": 100.0})
+    assert not caught

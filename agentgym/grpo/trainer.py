@@ -58,6 +58,10 @@ from agentgym.grpo.update import update_policy
 from agentgym.grpo.warmup import build_demos, reset_optimizer_state, sft_settings
 from agentgym.policies.base import SamplingParams
 
+#: The slow-step warning: the median of the last SLOW_WINDOW GRPO steps above SLOW_RATIO
+#: times the median of the first SLOW_BASELINE (after the very first).
+SLOW_BASELINE, SLOW_WINDOW, SLOW_RATIO = 5, 5, 3.0
+
 __all__ = ["EVAL_SEED", "GRPOTrainer", "RolloutCancelled", "TrainResult", "resume_run", "train_from_config"]
 
 
@@ -411,6 +415,7 @@ class GRPOTrainer:
             while self.step < self.total_steps and not self._budget_spent() and not self._stop_now():
                 record = self.step_once()
                 self.generations += int(record.get("rollout/spent", 0) or 0)
+                self._watch_speed(record)
                 self.log.write(record)
                 self.log.write({"step": self.step, "groups": self.last_groups}, file="teacher.jsonl")
                 last = self.step == self.total_steps or self._budget_spent()
@@ -467,6 +472,29 @@ class GRPOTrainer:
             warmup_steps=cfg.warmup.steps,
             eval_stats=dict(self.eval_stats),
         )
+
+    def _watch_speed(self, record: dict[str, Any]) -> None:
+        """Warn once when GRPO steps run much slower than this run's own first ones: on a
+        small CPU another busy process (a test run, a second job, a browser) can cost an
+        order of magnitude, and nothing else would say why the run crawls."""
+        if record.get("kind") != "train" or "time/step_s" not in record:
+            return
+        times = self.__dict__.setdefault("_step_times", [])
+        times.append(float(record["time/step_s"]))
+        if getattr(self, "_warned_slow", False) or len(times) < SLOW_BASELINE + SLOW_WINDOW + 1:
+            return
+        base = float(np.median(times[1 : SLOW_BASELINE + 1]))  # the first step warms caches up
+        recent = float(np.median(times[-SLOW_WINDOW:]))
+        if base > 0 and recent > SLOW_RATIO * base:
+            self._warned_slow = True
+            record["time/slowdown"] = recent / base
+            warnings.warn(
+                f"GRPO steps now take {recent:.1f} s, {recent / base:.1f}x this run's first steps ({base:.1f} s): "
+                "another process is probably using the CPU. On a small CPU give each torch process one "
+                "thread (model.threads: 1, OMP_NUM_THREADS=1) when two run at once.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def _budget_spent(self) -> bool:
         budget = self.cfg.train.max_generations

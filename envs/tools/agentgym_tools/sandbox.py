@@ -14,6 +14,15 @@ result:
     every capability and carries rlimits (CPU seconds, address space, file size, open
     files, processes) and a wall-clock kill. Forking a ready interpreter instead of
     starting one is what makes a call cost a few milliseconds.
+    A call as a whole (every process it starts, its files in ``/work``, its shared
+    memory) lives in one cgroup of ``memory_mb`` and ``processes`` (:class:`CallBudget`,
+    made by the host where the kernel gives one; otherwise a call may not fork, so the
+    per-process rlimits are the whole budget: :attr:`PythonSandbox.budget` says which).
+    Each call has a fresh IPC namespace, and a seccomp filter refuses the system calls
+    tool code never needs (io_uring, userfaultfd, keyrings, SysV and POSIX IPC, ptrace,
+    bpf, perf, mounts, namespaces, modules). Its status comes from what PID 1 and the
+    host measured, never from its output. A kernel or machine that cannot give all of
+    this gets :class:`SandboxUnavailable` at start, as before.
     When the kernel does not allow it (no user namespaces, a seccomp profile that
     refuses ``unshare``), the sandbox **refuses** with :class:`SandboxUnavailable`,
     naming what failed, rather than run with less.
@@ -223,12 +232,130 @@ def _jail_layout() -> tuple[list[str], dict[str, str]]:
     return binds, links
 
 
+class CallBudget:
+    """One call's memory and process budget as a cgroup (v1 ``memory`` + ``pids`` or v2), made
+    by the host for one worker; every process a call starts joins it, and the host reads
+    what happened (peak memory, refused charges, OOM kills) from files the code cannot reach.
+
+    :meth:`create` returns None where the kernel or the user gives none (not root, no
+    writable cgroup hierarchy); the sandbox then states the weaker budget it enforces.
+    """
+
+    _seq = 0
+
+    def __init__(self, paths: dict[str, str], memory_bytes: int, processes: int):
+        self.paths = paths  # controller ("memory", "pids", "unified") -> folder
+        self.memory_bytes, self.processes = memory_bytes, processes
+        self.fds: list[int] = []
+        try:
+            if "unified" in paths:
+                self._write("unified", "memory.max", str(memory_bytes))
+                self._write("unified", "memory.swap.max", "0", optional=True)
+                self._write("unified", "pids.max", str(processes))
+            else:
+                self._write("memory", "memory.limit_in_bytes", str(memory_bytes))
+                self._write("memory", "memory.memsw.limit_in_bytes", str(memory_bytes), optional=True)
+                self._write("pids", "pids.max", str(processes))
+            for folder in paths.values():
+                self.fds.append(os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC))
+        except OSError:
+            self.remove()
+            raise
+
+    @classmethod
+    def create(cls, memory_bytes: int, processes: int) -> CallBudget | None:
+        cls._seq += 1
+        name = f"agentgym-sandbox-{os.getpid()}-{cls._seq}"
+        v1 = {c: f"/sys/fs/cgroup/{c}" for c in ("memory", "pids")}
+        candidates = []
+        if all(os.access(os.path.join(d, "cgroup.procs"), os.W_OK) for d in v1.values()):
+            candidates.append({c: os.path.join(d, name) for c, d in v1.items()})
+        v2 = "/sys/fs/cgroup"
+        if os.path.exists(os.path.join(v2, "cgroup.controllers")) and os.access(v2, os.W_OK):
+            with open(os.path.join(v2, "cgroup.subtree_control")) as f:
+                if {"memory", "pids"} <= set(f.read().split()):
+                    candidates.append({"unified": os.path.join(v2, name)})
+        for paths in candidates:
+            made = []
+            try:
+                for folder in paths.values():
+                    os.mkdir(folder, 0o700)
+                    made.append(folder)
+                return cls(paths, memory_bytes, processes)
+            except OSError:
+                for folder in made:
+                    _rmdir_quietly(folder)
+        return None
+
+    def _write(self, controller: str, name: str, value: str, optional: bool = False) -> None:
+        path = os.path.join(self.paths[controller], name)
+        if optional and not os.path.exists(path):
+            return
+        with open(path, "w") as f:
+            f.write(value)
+
+    def _read(self, controller: str, name: str) -> str:
+        try:
+            with open(os.path.join(self.paths[controller], name)) as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def begin(self) -> None:
+        """Before a call: the peak is measured afresh."""
+        if "memory" in self.paths:
+            try:
+                self._write("memory", "memory.max_usage_in_bytes", "0")
+            except OSError:
+                pass
+        self._before = self.events()
+
+    def events(self) -> tuple[int, int]:
+        """(charges refused at the limit, OOM kills) so far."""
+        if "unified" in self.paths:
+            ev = dict(line.split() for line in self._read("unified", "memory.events").splitlines() if line.strip())
+            return int(ev.get("max", 0)), int(ev.get("oom_kill", 0))
+        oom = dict(line.split() for line in self._read("memory", "memory.oom_control").splitlines() if line.strip())
+        return int(self._read("memory", "memory.failcnt") or 0), int(oom.get("oom_kill", 0))
+
+    def end(self) -> tuple[bool, int]:
+        """After a call: (whether it ran into the memory limit, its peak memory in bytes)."""
+        refused, killed = (a - b for a, b in zip(self.events(), self._before, strict=True))
+        if "unified" in self.paths:
+            peak = int(self._read("unified", "memory.peak").strip() or 0)
+        else:
+            peak = int(self._read("memory", "memory.max_usage_in_bytes") or 0)
+        return refused > 0 or killed > 0, peak
+
+    def remove(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+        for folder in self.paths.values():
+            _rmdir_quietly(folder)
+
+
+def _rmdir_quietly(folder: str) -> None:
+    for _ in range(50):  # a cgroup is removable once its last process has been reaped
+        try:
+            os.rmdir(folder)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
+
+
 class _Worker:
     """Host side of one namespaced worker (see :mod:`agentgym_tools._sandbox_worker`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: SandboxLimits, budget: str = "auto") -> None:
         binds, links = _jail_layout()
         self._log = tempfile.TemporaryFile()
+        self.budget = None if budget == "rlimit" else CallBudget.create(limits.memory_mb << 20, limits.processes)
+        if budget == "cgroup" and self.budget is None:
+            raise SandboxUnavailable("no cgroup to hold a call's memory and processes (budget='cgroup')")
+        fds = self.budget.fds if self.budget is not None else []
         self.proc = subprocess.Popen(
             [os.path.realpath(sys.executable), "-I", "-S", _WORKER],
             stdin=subprocess.PIPE,
@@ -237,10 +364,11 @@ class _Worker:
             env={"PATH": "/usr/bin:/bin", "HOME": "/work", "TMPDIR": "/work", "LANG": "C.UTF-8"},
             start_new_session=True,
             close_fds=True,
+            pass_fds=fds,
         )
         root = os.geteuid() == 0
         try:
-            self._send({"parent": os.getpid(), "parent_maps": root, "binds": binds, "links": links})
+            self._send({"parent": os.getpid(), "parent_maps": root, "binds": binds, "links": links, "cgroup_fds": fds})
             reply = self._recv(15.0)
             if reply.get("map"):
                 for name in ("uid_map", "gid_map"):
@@ -283,9 +411,19 @@ class _Worker:
         return json.loads(self._read(n, deadline))
 
     def call(self, code: str, limits: SandboxLimits, hook: str) -> dict:
-        req = {"code": code, "hook": hook, "limits": {**limits.as_dict(), "work_mb": limits.disk_mb}}
+        lim = {**limits.as_dict(), "work_mb": limits.disk_mb}
+        if self.budget is None:  # no cgroup: one process, so the rlimits are the whole budget
+            lim["processes"] = lim["nproc"] = 1
+        else:  # the cgroup counts the call's processes; the rlimit also counts the worker and PID 1
+            lim["nproc"] = limits.processes + 2
+        req = {"code": code, "hook": hook, "limits": lim}
+        if self.budget is not None:
+            self.budget.begin()
         self._send(req)
-        return self._recv(limits.wall_seconds + 10.0)
+        reply = self._recv(limits.wall_seconds + 10.0)
+        if self.budget is not None:
+            reply["memory_limit"], reply["peak_bytes"] = self.budget.end()
+        return reply
 
     @property
     def alive(self) -> bool:
@@ -305,6 +443,9 @@ class _Worker:
             except OSError:
                 pass
         self._log.close()
+        if self.budget is not None:
+            self.budget.remove()
+            self.budget = None
 
 
 def _probe_isolation() -> tuple[str, bool]:
@@ -366,10 +507,21 @@ class PythonSandbox:
     run one at a time. ``close()`` (or garbage collection) ends the worker.
     """
 
-    def __init__(self, limits: SandboxLimits | None = None, mode: str = "namespaces", audit_hook: bool = True):
+    def __init__(
+        self,
+        limits: SandboxLimits | None = None,
+        mode: str = "namespaces",
+        audit_hook: bool = True,
+        budget: str = "auto",
+    ):
         global _ISOLATION, _hook_warned
         if mode not in MODES:
             raise ValueError(f"sandbox mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if budget not in ("auto", "cgroup", "rlimit"):
+            raise ValueError(f"sandbox budget must be auto, cgroup or rlimit, got {budget!r}")
+        self.budget_kind = budget
+        #: The peak memory of the last call's cgroup (bytes; None without one).
+        self.last_peak_bytes: int | None = None
         self.limits = limits or SandboxLimits()
         self.mode = mode
         self.audit_hook = bool(audit_hook)
@@ -382,7 +534,7 @@ class PythonSandbox:
             if not sys.platform.startswith("linux"):
                 raise SandboxUnavailable(_unavailable("Linux namespaces do not exist on " + sys.platform))
             try:
-                self._worker = _Worker()
+                self._worker = _Worker(self.limits, budget)
             except SandboxUnavailable as e:
                 raise SandboxUnavailable(_unavailable(str(e))) from None
             self.network_namespace = True
@@ -424,6 +576,18 @@ class PythonSandbox:
             worker.close()
 
     @property
+    def budget(self) -> str:
+        """What bounds one call's memory and processes, in words (``namespaces`` mode)."""
+        if self._worker is None:
+            return "none (hook mode: per-process rlimits only)"
+        if self._worker.budget is not None:
+            return (
+                f"cgroup {'/'.join(self._worker.budget.paths)}: {self.limits.memory_mb} MB and "
+                f"{self.limits.processes} processes for everything a call starts"
+            )
+        return f"rlimits: one process (no fork), {self.limits.memory_mb} MB of address space"
+
+    @property
     def worker_pid(self) -> int | None:
         """The host pid of the namespaced worker (``namespaces`` mode), for inspection."""
         return self._worker.proc.pid if self._worker is not None else None
@@ -452,7 +616,7 @@ class PythonSandbox:
             if self._worker is not None:
                 self._worker.close()
             try:
-                self._worker = _Worker()
+                self._worker = _Worker(self.limits, self.budget_kind)
             except SandboxUnavailable as e:
                 return SandboxResult("crashed", "", f"could not restart the sandbox: {e}", None, 0.0, self.mode)
         try:
@@ -465,7 +629,8 @@ class PythonSandbox:
                 status, "", f"the sandbox worker failed: {e}", None, time.perf_counter() - start, self.mode
             )
         stdout = _cut(reply["stdout"], self.limits.output_chars)
-        status = _classify(reply["returncode"], reply["timed_out"], reply["stderr"], reply["out_size"], self.limits)
+        status = _classify_facts(reply, self.limits)
+        self.last_peak_bytes = reply.get("peak_bytes")
         return SandboxResult(
             status, stdout, reply["stderr"][:2000], reply["returncode"], time.perf_counter() - start, self.mode
         )
@@ -557,7 +722,35 @@ def _read_head(f: Any, n_chars: int) -> str:
     return _cut(f.read(n_chars * 4 + 4).decode("utf-8", "replace"), n_chars)
 
 
+def _classify_facts(reply: dict, lim: SandboxLimits) -> str:
+    """``namespaces`` mode: the status from what the worker's PID 1 and the host measured
+    (wall clock, the call's CPU time, exit signal, output size, the cgroup's memory events),
+    never from the call's stdout or stderr. Only ``blocked`` and an address-space
+    ``MemoryError`` come from the call's own process (its note, see the worker), and they
+    rank below every measured fact."""
+    code = reply["returncode"]
+    if reply["timed_out"]:
+        return "timeout"
+    if reply.get("memory_limit"):
+        return "memory_limit"
+    if code in (-signal.SIGXCPU, -signal.SIGKILL) and reply.get("cpu_seconds", 0.0) >= lim.cpu_seconds - 0.05:
+        return "cpu_limit"
+    note = reply.get("note", "")
+    if code == -signal.SIGXFSZ or reply["out_size"] > lim.output_chars * 4 or "file_size" in note:
+        return "output_limit"
+    if "memory" in note:
+        return "memory_limit"
+    if "blocked" in note or code == -signal.SIGSYS:
+        return "blocked"
+    if code == 0:
+        return "ok"
+    if code is not None and code < 0:
+        return "crashed"
+    return "error"
+
+
 def _classify(code: int | None, timed_out: bool, stderr: str, out_size: int, lim: SandboxLimits) -> str:
+    """``hook`` mode (the weaker one): its status is read from the process's exit and stderr."""
     if timed_out:
         return "timeout"
     if code == -signal.SIGXCPU or code == -signal.SIGKILL and "MemoryError" not in stderr:

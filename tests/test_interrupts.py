@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -118,20 +117,19 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path, mode):
     p = _cli(["train", *over, f"run_dir={a}"])
     _, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
-    p = _cli(["train", *over, f"run_dir={b}"])
-    deadline = time.time() + 600
-    while time.time() < deadline:  # kill once step 3 is logged: after checkpoint 2, before 4
-        m = b / "metrics.jsonl"
-        if m.exists() and any(json.loads(x)["step"] >= 3 for x in m.read_text().splitlines() if x.strip()):
-            break
-        time.sleep(0.05)
-    os.kill(p.pid, signal.SIGKILL)
-    p.wait()
-    assert not (b / "summary.json").exists() and any(r["step"] == 3 for r in _train_rows(b))
+    # SIGKILL right after step 3's metrics line: checkpoint 2 is the newest, step 3 is in
+    # the log and must be dropped on resume (no duplicate step).
+    p = _cli(["train", *over, f"run_dir={b}"], sigint_at="kill:3")
+    p.communicate(timeout=600)
+    assert p.returncode == -signal.SIGKILL
+    assert not (b / "summary.json").exists()
+    assert [r["step"] for r in _train_rows(b) if r["kind"] in ("train", "sft")] == [1, 2, 3]
+    assert sorted(c.name for c in (b / "checkpoints").glob("step_*")) == ["step_000002"]
     pending = (b / "checkpoints" / "step_000002" / "pending.json").exists()
     r = _cli(["train", "--resume", str(b)])
-    _, err = r.communicate(timeout=600)
+    out, err = r.communicate(timeout=600)
     assert r.returncode == 0, err[-3000:]
+    assert f"resuming {b} from step 2 (step_000002)" in out  # the checkpoint it resumed from
     wa, wb = _final_weights(a), _final_weights(b)
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     rows_a, rows_b = _train_rows(a), _train_rows(b)
@@ -147,3 +145,91 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path, mode):
     assert pending is bool(off_policy)
     assert json.loads((b / "summary.json").read_text())["steps"] == 6
     assert (b / "plots" / "training.png").stat().st_size > 10_000
+
+
+# ----- Ctrl-C in each mode, in the test's own process ------------------------------------------
+# The trainer's own SIGINT handler (installed by train()) gets a real SIGINT from
+# tests/interrupts.py; the run finishes the step under way, checkpoints it and returns;
+# resume_run() finishes it. Small runs: 4 tasks x 8 replies of 3 tokens, 4 steps.
+INPROC_OVER = [
+    "model.name=tiny",
+    "env.id=test/no-e-v0",
+    "rollout.tasks_per_step=4",
+    "rollout.group_size=8",
+    "rollout.max_new_tokens=3",
+    "grpo.lr=3e-3",
+    "grpo.mask_truncated=false",
+    "train.steps=4",
+    "train.save_every=10",
+    "train.eval_tasks=2",
+    "train.eval_k=1",
+    "train.eval_greedy=false",
+    "train.eval_max_new_tokens=2",
+    "train.report_to=[]",
+]
+
+#: mode: (settings, where the SIGINT comes, the step the run stops after). Runner calls
+#: count the step-0 evaluation's (one: eval_k 1, no greedy pass).
+CTRL_C = {
+    # Step 3's batch is generated in the background during step 2's update: the run
+    # finishes step 2 and keeps that batch in checkpoint 2 (pending.json).
+    "off-policy": (["rollout.off_policy_steps=1"], "generate:4", 2),
+    # Oracle demonstrations: after the 2nd of 3 SFT steps; resumed, SFT step 3 then GRPO.
+    "warm start": (
+        [
+            "warmup.source=oracle",
+            "warmup.steps=3",
+            "warmup.demos=12",
+            "warmup.batch_size=4",
+            "warmup.lr=1e-3",
+            "train.steps=2",
+        ],
+        "optimizer:2",
+        2,
+    ),
+    # Two passes over each batch: after the first pass of step 3 (optimizer step 5 of 8).
+    "updates_per_batch=2": (["grpo.updates_per_batch=2"], "optimizer:5", 3),
+    # LoRA with dropout: the resumed dropout masks must be the uninterrupted run's too.
+    "LoRA": (["model.lora={r: 4, alpha: 8, dropout: 0.1}", "grpo.lr=3e-2"], "optimizer:2", 2),
+    # A two-seat game (self-play, one episode per seat), in the middle of step 2's games.
+    "game": (["env.id=test/ma-seats-v0", "env.params={spread: [true]}"], "generate:4", 2),
+}
+
+
+def _train_here(run: Path, over: list[str], sigint: str | None = None):
+    from agentgym.config import load_config
+    from agentgym.grpo.trainer import GRPOTrainer
+    from tests import interrupts
+
+    cfg = load_config(None, [*over, f"run_dir={run}"])
+    with interrupts.signal_at(sigint):
+        return GRPOTrainer(cfg, quiet=True).train()
+
+
+@pytest.mark.parametrize("mode", list(CTRL_C))
+def test_ctrl_c_then_resume_is_bit_identical_in_every_mode(tmp_path, mode):
+    import tests.test_multiagent_core  # noqa: F401  (registers test/ma-seats-v0)
+    from agentgym.grpo.trainer import resume_run
+    from agentgym.policies.models import load_model
+
+    extra, sigint, stop = CTRL_C[mode]
+    over = [*INPROC_OVER, *extra]
+    straight = _train_here(tmp_path / "a", over)
+    assert not straight.interrupted
+    cut = _train_here(tmp_path / "b", over, sigint)
+    assert cut.interrupted and cut.steps_done == stop
+    steps = sorted(int(c.name.split("_")[1]) for c in (tmp_path / "b" / "checkpoints").glob("step_*"))
+    assert steps[-1] == stop and not (tmp_path / "b" / "final").exists()
+    if mode == "off-policy":  # the batch generated for the next step is part of the checkpoint
+        assert (tmp_path / "b" / "checkpoints" / f"step_{stop:06d}" / "pending.json").exists()
+    resumed = resume_run(tmp_path / "b", quiet=True)
+    assert not resumed.interrupted and resumed.steps_done == straight.steps_done
+    wa, wb = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    rows_a, rows_b = _train_rows(tmp_path / "a"), _train_rows(tmp_path / "b")
+    assert rows_a == rows_b
+    # Steps on both sides of the interruption moved the weights (else "the same" is cheap).
+    moved = [r["step"] for r in rows_a if r["kind"] in ("train", "sft") and r.get("grad_norm", 0) > 0]
+    assert min(moved) <= stop < max(moved)
+    init = load_model("tiny", seed=0)[0].state_dict()
+    assert any(not torch.equal(wa[k], init[k]) for k in wa if k in init)

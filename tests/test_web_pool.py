@@ -229,7 +229,21 @@ def test_allowed_hosts_are_reachable():
         srv.close()
 
 
-def test_files_outside_the_roots_are_blocked(tmp_path):
+def test_files_outside_the_roots_are_blocked():
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    # A folder the browser's unprivileged user (nobody, when tests run as root) can read.
+    tmp_path = Path(tempfile.mkdtemp(prefix="agentgym-web-test-"))
+    tmp_path.chmod(0o755)
+    try:
+        _files_outside_the_roots_are_blocked(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _files_outside_the_roots_are_blocked(tmp_path):
     root, other = tmp_path / "root", tmp_path / "other"
     root.mkdir(), other.mkdir()
     (other / "secret.html").write_text("<p>secret</p>")

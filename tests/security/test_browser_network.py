@@ -131,7 +131,21 @@ def test_no_wildcard_for_names_that_start_with_127():
     assert "127.*" not in rules and "EXCLUDE 127.0.0.1" in rules
 
 
-def test_file_roots_do_not_follow_symlinks_out(pool, tmp_path):
+@pytest.fixture()
+def readable_tmp():
+    """A folder the browser's unprivileged user can read (pytest's tmp_path is root's only)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp(prefix="agentgym-web-test-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_file_roots_do_not_follow_symlinks_out(pool, readable_tmp):
+    tmp_path = readable_tmp
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir(), outside.mkdir()
     (outside / "secret.html").write_text("<p id='log'>TOPSECRET</p>")
@@ -189,3 +203,43 @@ def test_isolated_launch_refuses_when_the_kernel_will_not(tmp_path):
     assert p.stdout.startswith("REFUSED") and "network namespace could not be made" in p.stdout, p.stdout
     assert "network='host'" in p.stdout
     assert issubclass(BrowserFailure, RuntimeError)
+
+
+def test_no_browser_process_runs_as_root_and_chromium_sandboxes_its_renderers(pool):
+    """Issue 33: every Chromium process ran as uid 0 with --no-sandbox in our namespaces."""
+    import psutil
+
+    seen: dict[int, dict] = {}
+
+    async def go():
+        ctx, _ = await pool.new_context()
+        try:
+            page = await ctx.new_page()
+            await page.set_content("<p id='log'>hello</p>")
+            for p in psutil.Process(pool.browser_pid).children(recursive=True):  # during the episode
+                try:
+                    with open(f"/proc/{p.pid}/status") as f:
+                        status = dict(line.split(":", 1) for line in f if ":" in line)
+                    seen[p.pid] = {
+                        "uids": p.uids(),
+                        "cmdline": p.cmdline(),
+                        "seccomp": status.get("Seccomp", "").strip(),
+                        "ns": {n: os.readlink(f"/proc/{p.pid}/ns/{n}") for n in ("user", "mnt", "pid", "net")},
+                    }
+                except (psutil.NoSuchProcess, FileNotFoundError):
+                    pass
+        finally:
+            await pool.close_context(ctx)
+
+    pool.run(go(), timeout=60)
+    launcher = psutil.Process(pool.browser_pid)
+    assert 0 not in launcher.uids()
+    chromium = {pid: s for pid, s in seen.items() if s["cmdline"] and "chromium" in s["cmdline"][0]}
+    assert len(chromium) >= 3, seen  # the browser, its zygotes and at least one renderer
+    ours = {n: os.readlink(f"/proc/self/ns/{n}") for n in ("user", "mnt", "pid", "net")}
+    for pid, s in chromium.items():
+        assert 0 not in s["uids"], (pid, s["uids"])
+        assert all(s["ns"][n] != ours[n] for n in ours), (pid, s["ns"])
+        assert "--no-sandbox" not in s["cmdline"]
+    renderers = [s for s in chromium.values() if "--type=renderer" in s["cmdline"]]
+    assert renderers and all(s["seccomp"] == "2" for s in renderers)  # Chromium's own seccomp-bpf sandbox

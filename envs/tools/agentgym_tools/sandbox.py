@@ -264,6 +264,7 @@ class CallBudget:
 
     @classmethod
     def create(cls, memory_bytes: int, processes: int) -> CallBudget | None:
+        cls._remove_stale()
         cls._seq += 1
         name = f"agentgym-sandbox-{os.getpid()}-{cls._seq}"
         v1 = {c: f"/sys/fs/cgroup/{c}" for c in ("memory", "pids")}
@@ -286,6 +287,21 @@ class CallBudget:
                 for folder in made:
                     _rmdir_quietly(folder)
         return None
+
+    @staticmethod
+    def _remove_stale() -> None:
+        """Empty cgroups left by sandbox hosts that exited without closing (a killed trainer)."""
+        import glob
+
+        for folder in glob.glob("/sys/fs/cgroup/*/agentgym-sandbox-*-*") + glob.glob(
+            "/sys/fs/cgroup/agentgym-sandbox-*-*"
+        ):
+            pid = os.path.basename(folder).split("-")[2]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                try:
+                    os.rmdir(folder)  # refused while processes are in it: then it is not stale
+                except OSError:
+                    pass
 
     def _write(self, controller: str, name: str, value: str, optional: bool = False) -> None:
         path = os.path.join(self.paths[controller], name)

@@ -111,8 +111,12 @@ def load_state(folder: Path) -> dict[str, Any]:
                 "code, so it is not read. Start the run again, or resume it with the agentgym version that wrote it."
             )
         raise RuntimeError(f"{folder} has no state.json")
+    from agentgym.state_check import check_state_file
+
+    # Bounded and typed before anything is built from it (a crafted file is a StateFileError).
+    data = check_state_file(folder / "state.json")
     tensors = load_file(str(folder / "state.safetensors"))
-    return _decode(json.loads((folder / "state.json").read_text()), tensors)
+    return _decode(data, tensors)
 
 
 def remove_stale_temporaries(root: Path) -> None:

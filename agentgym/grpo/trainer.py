@@ -54,7 +54,7 @@ from agentgym.grpo.fsdp import full_optimizer_state, full_weights, gathered, is_
 from agentgym.grpo.metrics import batch_metrics, rollout_metrics, teacher_groups, teacher_summary
 from agentgym.grpo.runlog import RunLog, atomic_write
 from agentgym.grpo.setup import EVAL_SEED, build
-from agentgym.grpo.update import update_policy
+from agentgym.grpo.update import UpdateSettings, update_policy
 from agentgym.grpo.warmup import build_demos, reset_optimizer_state, sft_settings
 from agentgym.policies.base import SamplingParams
 
@@ -176,20 +176,7 @@ class GRPOTrainer:
         t1 = time.perf_counter()
         everyone = self._everyone(episodes)
         if everyone:
-            tokens = collate(episodes, [1.0] * len(episodes), self.policy.chat.pad_token_id)
-            roles = [e.agent for e in episodes] if self.adapters is not None else None
-            activate = self.adapters.activate_seat if self.adapters is not None else None
-            record.update(
-                update_policy(
-                    self.model,
-                    self.optimizer,
-                    tokens,
-                    self.sft_update,
-                    roles=roles,
-                    activate=activate,
-                    world=self.world,
-                )
-            )
+            record.update(self._update(episodes, [1.0] * len(episodes), self.sft_update))
             record["response/tokens_mean"] = float(sum(e.num_policy_tokens for e in everyone) / len(everyone))
         else:
             record["train/skipped"] = 1.0
@@ -231,30 +218,16 @@ class GRPOTrainer:
             # Dr. GRPO's constant: the most tokens one sample can hold (one move, or every
             # move the policy makes in an episode: in a game its own seat's, not all seats').
             budget = cfg.rollout.max_new_tokens * (1 if per_move else self.parts.env.policy_moves)
-            tokens = collate(
-                samples,
-                adv.tolist(),
-                self.policy.chat.pad_token_id,
-                cfg.grpo.mask_truncated,
-                budgets=[budget] * len(samples),
-            )
-            roles = [e.agent for e in samples] if self.adapters is not None else None
-            activate = self.adapters.activate_seat if self.adapters is not None else None
             every = cfg.train.kl_every
-            if every and self.adapters is None and (self.step - cfg.warmup.steps) % every == 0:
-                kl = self._kl_to_ref(tokens)  # before the update: the sampler's own tokens
-                if kl is not None:
-                    record["kl/ref"] = kl
             record.update(
-                update_policy(
-                    self.model,
-                    self.optimizer,
-                    tokens,
+                self._update(
+                    samples,
+                    adv.tolist(),
                     self.parts.update,
+                    drop_truncated=cfg.grpo.mask_truncated,
+                    budgets=[budget] * len(samples),
                     ref_model=self.ref_model if cfg.grpo.beta > 0 else None,
-                    roles=roles,
-                    activate=activate,
-                    world=self.world,
+                    measure_kl=bool(every) and self.adapters is None and (self.step - cfg.warmup.steps) % every == 0,
                 )
             )
             if self.world.distributed:  # the whole batch's shapes, from every rank's share
@@ -275,6 +248,41 @@ class GRPOTrainer:
         record["time/step_s"] = time.perf_counter() - t0
         record.update(teacher_metrics)
         return record
+
+    def _update(
+        self,
+        samples: list[Any],
+        advantages: list[float],
+        settings: UpdateSettings,
+        *,
+        drop_truncated: bool = False,
+        budgets: list[int] | None = None,
+        ref_model: Any = None,
+        measure_kl: bool = False,
+    ) -> dict[str, float]:
+        """The one update of a step, SFT (every advantage 1, no reference) or GRPO: pad
+        ``samples`` into a batch and train on it; with ``measure_kl`` the sampler's KL to
+        the reference is measured first, on the tokens as sampled."""
+        tokens = collate(samples, advantages, self.policy.chat.pad_token_id, drop_truncated, budgets=budgets)
+        stats: dict[str, float] = {}
+        if measure_kl:
+            kl = self._kl_to_ref(tokens)
+            if kl is not None:
+                stats["kl/ref"] = kl
+        per_role = self.adapters is not None
+        stats.update(
+            update_policy(
+                self.model,
+                self.optimizer,
+                tokens,
+                settings,
+                ref_model=ref_model,
+                roles=[e.agent for e in samples] if per_role else None,
+                activate=self.adapters.activate_seat if per_role else None,
+                world=self.world,
+            )
+        )
+        return stats
 
     def _everyone(self, episodes: list[Any]) -> list[Any]:
         """Every rank's ``episodes`` (this rank's alone without torchrun), for metrics."""
@@ -736,7 +744,9 @@ class GRPOTrainer:
             # A checkpoint written before evals had standard errors holds none.
             self.eval_stats = {int(k): v for k, v in state.get("eval_stats", {}).items()}
             if (ck / "pending.json").exists():  # the batch generated for the next step
-                self._restore_pending(json.loads((ck / "pending.json").read_text()), ck)
+                from agentgym.state_check import check_state_file
+
+                self._restore_pending(check_state_file(ck / "pending.json"), ck)
         warm = self.cfg.warmup.steps
         if warm and self.step > warm and self._anchors_to_warm_start():
             anchor = latest_checkpoint(self.run_dir / WARM_START_DIR)

@@ -164,3 +164,13 @@ def test_malformed_bfcl_files_give_a_task_file_error(tmp_path, question, answer,
     with pytest.raises(TaskFileError) as err:
         convert(tmp_path / "q.json", tmp_path / "a.json")
     assert type(err.value) is TaskFileError and reason in str(err.value) and "q.json" in str(err.value)
+
+
+def test_the_python_api_checks_a_crafted_state_too(tmp_path):
+    """resume_run / load_state (not only the CLI) bound and type-check state.json first."""
+    from agentgym.grpo.checkpoint import load_state
+    from agentgym.state_check import StateFileError
+
+    run = _run_folder(tmp_path, [], json.dumps({"x": {"__ndarray__": [], "dtype": "V1073741824", "shape": [1]}}))
+    with pytest.raises(StateFileError, match="V1073741824"):
+        load_state(run / "checkpoints" / "step_000001")

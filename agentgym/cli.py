@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -434,59 +434,28 @@ def eval_cmd(
     temperature) and a greedy pass. For a multi-agent game the policy plays each task in
     every seat against each --opponent; success is the learner seat's (a win, a correct
     final answer). Writes the JSON report, every sample as JSONL, and a PNG beside the JSON."""
-    from agentgym.eval import evaluate_env, write_json
+    from agentgym.eval import write_json
+    from agentgym.eval.plan import EvalArgError, check_env_ids, plan_eval
 
-    for env_id in env_ids:
-        _check_env(env_id)  # fail on a wrong id before loading a model
-    _check_policy(policy)
-    if k < 1 or tasks < 1:
-        raise typer.BadParameter("--k and --tasks must be at least 1")
-    if temperature == 0 and k > 1:
-        raise typer.BadParameter("--temperature 0 is greedy: its k samples would all be alike; use --k 1")
-    sampling = _sampling(max_new_tokens, temperature)
-    from agentgym.eval import eval_passes
-
-    passes = eval_passes(sampling, greedy)
-    kwargs = _parse_params(env_kwarg)
-    restrict = {k: v if isinstance(v, list) else [v] for k, v in _parse_params(param).items()}
-    task_lists: dict[str, Any] = {}
-    if restrict:
-        for env_id in env_ids:
-            cls = _check_env(env_id).load_class()
-            try:
-                task_lists[env_id] = cls.held_out_tasks(tasks, seed=seed, env_kwargs=kwargs, restrict=restrict)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise typer.BadParameter(f"{env_id}: {exc}", param_hint="--param") from None
-    from agentgym.multiagent import is_multiagent
-
-    games = {}  # multi-agent env id -> (opponents, number of seats)
-    for env_id in env_ids:  # a bad kwarg or opponent fails here, before the model loads
-        try:
-            probe = _check_env(env_id).make(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise typer.BadParameter(f"{env_id}: {exc}", param_hint="--env-kwarg") from None
-        try:
-            if is_multiagent(probe):
-                opps = opponents or ["random"]
-                probe.check_players(opponents=opps)
-                games[env_id] = (opps, len(probe.possible_agents))
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--opponent") from None
-        finally:
-            probe.close()
-    for env_id in env_ids:  # a misspelt breakdown fails before the model loads
-        names = [d.name for d in _check_env(env_id).load_class().param_space.dims]
-        names += ["opponent", "opponent / seat"] if env_id in games else []
-        for b in by or []:
-            if b not in names:
-                close = difflib.get_close_matches(b, names, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise typer.BadParameter(
-                    f"{env_id} has no parameter {b!r} to break results down by{hint}; it has {', '.join(names)}",
-                    param_hint="--by",
-                )
+    try:
+        check_env_ids(env_ids)  # a wrong id fails first, then a policy that cannot load here
+        _check_policy(policy)
+        plan = plan_eval(
+            env_ids,
+            n_tasks=tasks,
+            k=k,
+            seed=seed,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            greedy=greedy,
+            env_kwargs=_parse_params(env_kwarg),
+            restrict={k: v if isinstance(v, list) else [v] for k, v in _parse_params(param).items()},
+            opponents=opponents,
+            by=by,
+        )
+    except EvalArgError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
     pol = _policy(policy, seed)
-    reports = []
     samples_path = samples or out.with_suffix(".samples.jsonl")
     samples_path.parent.mkdir(parents=True, exist_ok=True)
     sample_file = samples_path.open("w")
@@ -497,52 +466,15 @@ def eval_cmd(
         sample_file.flush()
 
     with _progress() as prog:
-        for env_id in env_ids:
-            if env_id in games:
-                from agentgym.eval.games import evaluate_games
 
-                opps, n_seats = games[env_id]
-                plays = sum(1 if o == "self" else n_seats for o in opps)
-                bar = prog.add_task(env_id, total=len(task_lists.get(env_id, range(tasks))) * plays * passes)
-                reports.append(
-                    evaluate_games(
-                        pol,
-                        env_id,
-                        opponents=opps,
-                        n_tasks=tasks,
-                        tasks=task_lists.get(env_id),
-                        k=k,
-                        sampling=sampling,
-                        greedy=greedy,
-                        seed=seed,
-                        env_kwargs=kwargs,
-                        progress=lambda n, bar=bar: prog.advance(bar, n),
-                        on_samples=on_samples,
-                    )
-                )
-                continue
-            bar = prog.add_task(env_id, total=len(task_lists.get(env_id, range(tasks))) * passes)
-            reports.append(
-                evaluate_env(
-                    pol,
-                    env_id,
-                    n_tasks=tasks,
-                    tasks=task_lists.get(env_id),
-                    k=k,
-                    sampling=sampling,
-                    greedy=greedy,
-                    seed=seed,
-                    env_kwargs=kwargs,
-                    progress=lambda n, bar=bar: prog.advance(bar, n),
-                    on_samples=on_samples,
-                )
-            )
+        def progress(env_id: str, plays: int) -> Callable[[int], None]:
+            bar = prog.add_task(env_id, total=plays)
+            return lambda n: prog.advance(bar, n)
+
+        reports = plan.run(pol, progress, on_samples)
     sample_file.close()
     console.print(f"samples: {samples_path}", soft_wrap=True)
-    by = list(by or [])
-    if games:
-        by += [b for b in ("opponent", "opponent / seat") if b not in by]
-    print_reports(reports, by=by)
+    print_reports(reports, by=plan.breakdown)
     path = write_json(
         reports,
         out,
@@ -551,9 +483,9 @@ def eval_cmd(
             "k": k,
             "greedy": greedy,
             "seed": seed,
-            "sampling": sampling.__dict__,
-            "env_kwargs": kwargs,
-            "params": restrict,
+            "sampling": plan.sampling.__dict__,
+            "env_kwargs": plan.env_kwargs,
+            "params": plan.restrict,
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         },
     )

@@ -296,24 +296,6 @@ class TrainConfig(_Section):
         return self
 
 
-def _check_fsdp(cfg: RunConfig) -> None:
-    """What train.fsdp cannot be combined with yet, named before anything loads."""
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
-        raise ConfigError(
-            "train.fsdp shards the model over torchrun's processes, and this is one process: launch with "
-            "torchrun --nproc-per-node N -m agentgym train ... (N >= 2), or set train.fsdp=false"
-        )
-    why = None
-    if cfg.model.lora is not None:
-        why = "model.lora (train the adapters data parallel: train.fsdp=false)"
-    elif cfg.rollout.off_policy_steps > 0:
-        why = "rollout.off_policy_steps > 0 (its sampler is a second whole copy of the model)"
-    if why is not None:
-        raise ConfigError(f"train.fsdp is not implemented together with {why}")
-
-
 class RunConfig(_Section):
     run_dir: str = Field("runs/default", min_length=1)
     #: Modules imported before anything else, for envs registered by a plain ``register()``
@@ -364,41 +346,6 @@ class RunConfig(_Section):
         elif self.multiagent.swap_every:
             raise ValueError("multiagent.swap_every rotates per-role adapters: set multiagent.adapters=per_role")
         return self
-
-
-def check_backends(cfg: RunConfig) -> None:
-    """Raise :class:`ConfigError` when a chosen backend cannot run on this machine.
-
-    Called by the trainer before any model loads, so a missing package or GPU is named
-    at once instead of after minutes of setup.
-    """
-    import importlib.util
-
-    if cfg.rollout.backend == "ray" and importlib.util.find_spec("ray") is None:
-        raise ConfigError(
-            "rollout.backend=ray needs Ray, which is not installed: pip install agentgym[ray] "
-            "(or set rollout.backend=inprocess)"
-        )
-    if cfg.train.fsdp:
-        _check_fsdp(cfg)
-    if cfg.train.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ConfigError("train.device=cuda, but torch sees no CUDA GPU here (or set train.device=auto)")
-    if cfg.model.backend == "vllm":
-        from agentgym.policies.vllm_policy import vllm_unavailable_reason
-
-        why = vllm_unavailable_reason()
-        if why is not None:
-            raise ConfigError(f"model.backend=vllm: {why} (or set model.backend=transformers)")
-    if cfg.model.backend == "remote":
-        from agentgym.policies.remote import RemoteGenerationError, RemotePolicy
-
-        try:
-            RemotePolicy.ping(cfg.model.remote.url, timeout_s=min(cfg.model.remote.timeout_s, 30.0))
-        except RemoteGenerationError as exc:
-            raise ConfigError(f"model.backend=remote: {exc}") from None
 
 
 def _suggest(keys: list[str], options: list[str]) -> str:
@@ -573,17 +520,6 @@ def _check_shape(data: Any, where: str) -> None:
             raise ConfigError(f"{where} nests deeper than {MAX_CONFIG_DEPTH} levels: not a config")
         children = node.values() if isinstance(node, dict) else node
         stack.extend((c, depth + 1, above | {id(node)}) for c in children)
-
-
-def check_report_to(cfg: RunConfig) -> None:
-    """Each of ``train.report_to`` must be importable (before any model loads)."""
-    import importlib.util
-
-    for module in cfg.train.report_to:
-        if module == "tensorboard":
-            continue  # optional: without it, metrics.jsonl and the plots still work
-        if importlib.util.find_spec(module) is None:
-            raise ConfigError(f"train.report_to: {module} is not installed (pip install {module}), or leave it out")
 
 
 def import_modules(names: list[str], where: str = "imports") -> None:

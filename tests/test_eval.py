@@ -238,3 +238,50 @@ def test_a_game_s_standard_errors_are_over_deals_not_plays(chat):
     assert (
         m["eval/opponent/ones"] == 0.5 and m["eval/opponent_se/ones"] == 0.0 and m["eval/opponent_greedy/ones"] == 0.5
     )
+
+
+# ----- the plan of `agentgym eval`: checked before any model loads ------------------------------
+def test_eval_plan_counts_each_game_play_and_breaks_games_down_by_opponent_and_seat():
+    pytest.importorskip("tests.test_multiagent_core")  # registers test/ma-nim-v0
+    from agentgym.eval.plan import plan_eval
+
+    plan = plan_eval(
+        ["test/guess-v0", "test/ma-nim-v0"],
+        n_tasks=5,
+        k=3,
+        seed=0,
+        max_new_tokens=8,
+        temperature=0.7,
+        opponents=["self", "ones"],
+    )
+    assert plan.passes == 2 and plan.sampling.temperature == 0.7
+    assert plan.games == {"test/ma-nim-v0": (["self", "ones"], 2)}
+    # 5 tasks x 2 passes; the game plays each task once in self-play and in each of 2 seats vs ones.
+    assert plan.plays("test/guess-v0") == 10 and plan.plays("test/ma-nim-v0") == 5 * 3 * 2
+    assert plan.breakdown == ["opponent", "opponent / seat"]
+    restricted = plan_eval(["test/guess-v0"], n_tasks=4, k=1, seed=1234, max_new_tokens=8, temperature=1.0,
+                           greedy=False, restrict={"high": [3, 4]})  # fmt: skip
+    drawn = restricted.task_lists["test/guess-v0"]  # fewer than 4: few held-out contents there
+    assert drawn and {t.params["high"] for t in drawn} <= {3, 4}
+    assert restricted.plays("test/guess-v0") == len(drawn) and not restricted.games and restricted.breakdown == []
+
+
+@pytest.mark.parametrize(
+    "change, option, words",
+    [
+        ({"env_ids": ["test/nope-v0"]}, "ENV_ID", "nope"),
+        ({"k": 0}, None, "at least 1"),
+        ({"temperature": 0.0}, None, "greedy"),
+        ({"max_new_tokens": 0}, None, "max_new_tokens"),
+        ({"restrict": {"nope": [1]}}, "--param", "nope"),
+        ({"env_kwargs": {"no_such_kwarg": 1}}, "--env-kwarg", "no_such_kwarg"),
+        ({"by": ["hgih"]}, "--by", "did you mean 'high'"),
+    ],
+)
+def test_eval_plan_names_the_option_that_cannot_work(change, option, words):
+    from agentgym.eval.plan import EvalArgError, plan_eval
+
+    args = dict(env_ids=["test/guess-v0"], n_tasks=3, k=2, seed=0, max_new_tokens=8, temperature=1.0) | change
+    with pytest.raises(EvalArgError, match=words) as err:
+        plan_eval(args.pop("env_ids"), **args)
+    assert err.value.option == option

@@ -12,7 +12,8 @@ import pytest
 
 import agentgym
 from agentgym import TaskSpec
-from agentgym.config import ConfigError, check_backends, load_config
+from agentgym.config import ConfigError, load_config
+from agentgym.machine import check_backends
 from agentgym.policies import SamplingParams, ScriptedPolicy
 from agentgym.rollout import InProcessPool, RolloutRunner
 from tests.pool_envs import GuessLite

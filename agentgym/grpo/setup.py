@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from agentgym.config import ConfigError, RunConfig, check_backends, check_report_to, import_modules
+from agentgym.config import ConfigError, RunConfig, import_modules
 from agentgym.curriculum import DynamicSampling, PassRateBand, Teacher, make_teacher, run_options
 from agentgym.grpo.checkpoint import rng_state, set_rng_state
 from agentgym.grpo.collect import Collector
 from agentgym.grpo.distributed import BroadcastTeacher, World, init_world
 from agentgym.grpo.update import UpdateSettings
+from agentgym.machine import check_backends, check_report_to
 from agentgym.multiagent import is_multiagent
 from agentgym.placement import resolve_device, resolve_precision
 from agentgym.policies.base import SamplingParams

@@ -69,6 +69,24 @@ def test_each_seat_group_is_kept_or_dropped_on_its_own_rewards(chat):
     for r in batch.results:  # judged on the seat's outcomes (its successes), not its shaped rewards
         assert ((r.task.seed, r.agent) in kept) == (len(set(r.outcomes)) > 1)
     assert sorted({e.group for e in batch.episodes}) == list(range(len({e.task.seed for e in batch.episodes})))
+    # The batch's renumbered episodes are copies: the played groups the teacher was told
+    # about keep their own episodes, numbered by the order tasks were played this step.
+    played = [e for r in batch.results for e in r.episodes]
+    assert not {id(e) for e in played} & {id(e) for e in batch.episodes}
+    serial = {r.task.seed: {e.group for e in r.episodes} for r in batch.results}
+    assert [serial[r.task.seed] for r in batch.results[::2]] == [{i} for i in range(3)]
+
+
+def test_demonstrations_are_new_episodes_marked_as_sampled_by_no_policy(chat, monkeypatch):
+    from agentgym.rollout import demos
+    from agentgym.rollout.runner import RolloutRunner
+
+    played = []
+    run = RolloutRunner.run
+    monkeypatch.setattr(RolloutRunner, "run", lambda self, *a, **kw: played.extend(run(self, *a, **kw)) or played)
+    keep, _ = demos.make_demos("test/no-e-v0", chat, 3)
+    assert [e.policy_version for e in keep] == [-1] * 3
+    assert [e.policy_version for e in played] == [0] * 3 and not {id(e) for e in played} & {id(e) for e in keep}
 
 
 # ----- bug 7: a seat that never moved is not a training sample --------------------------------

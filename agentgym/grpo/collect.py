@@ -23,7 +23,7 @@ import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -173,10 +173,7 @@ class Collector:
             seconds["env_s"] += st.env_s
             local = []
             for k, i in enumerate(share):
-                mine = [e for e in eps if e.group == k]
-                for e in mine:
-                    e.group = serial[0] + i
-                local.append(self._groups(mine))
+                local.append(self._groups([replace(e, group=serial[0] + i) for e in eps if e.group == k]))
             per_task = self._exchange(local, len(specs)) if self.world.distributed else local
             serial[0] += len(specs)
             played.extend(r for groups in per_task for r in groups)
@@ -188,9 +185,10 @@ class Collector:
             totals = self.world.sum_ints(*counts.values())
             counts = {k: int(v) for k, v in zip(counts, totals)}
         episodes = [e for res in kept for e in res.episodes]
+        # Groups 0, 1, ... per kept task (the seats of one task share one), on copies: the
+        # teacher's and the filters' results keep the episodes as they were played.
         renumber = group_ids([e.group for e in episodes])
-        for e, g in zip(episodes, renumber):
-            e.group = g  # 0, 1, ... per kept task; the seats of one task share it
+        episodes = [replace(e, group=g) for e, g in zip(episodes, renumber)]
         stats = {
             "rollout/spent": float(fs.rollouts_spent),
             "rollout/dropped": float(fs.rollouts_dropped),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,9 +124,7 @@ def make_demos(
     stats.episodes = len(eps)
     stats.kept = len(keep)
     stats.failed = len(eps) - len(keep)
-    for e in keep:
-        e.policy_version = -1  # not sampled by any policy version
-    return keep, stats
+    return [replace(e, policy_version=-1) for e in keep], stats  # -1: sampled by no policy version
 
 
 def chat_episode(row: dict[str, Any], chat: ChatFormat, env_id: str = "chat") -> Episode:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -55,6 +56,38 @@ class GuessEnv(TextEnv):
 
 
 agentgym.register("test/guess-v0", GuessEnv, description="toy guessing game for tests")
+
+
+#: Why a ``requires_browser`` test skips here (None: Playwright and a Chromium are here).
+NO_BROWSER = "no Chromium for Playwright (bash envs/web/install-browser.sh, or apt-get install chromium)"
+
+
+@functools.cache
+def browser_missing() -> str | None:
+    """Why the web envs cannot run a browser here, or None when they can."""
+    import importlib.util
+
+    for package in ("playwright", "agentgym_web"):
+        if importlib.util.find_spec(package) is None:
+            return f"{package} is not installed"
+    from agentgym_web.browser import browser_available
+
+    return None if browser_available() else NO_BROWSER
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test marked ``requires_browser`` skips, saying why, where no browser can run."""
+    for item in items:
+        if item.get_closest_marker("requires_browser") is not None and browser_missing() is not None:
+            item.add_marker(pytest.mark.skip(reason=browser_missing()))
+
+
+def metrics_rows(run_dir, name: str = "metrics.jsonl") -> list[dict]:
+    """A run's log lines without their timings: what two runs that trained alike share exactly."""
+    import json
+
+    rows = [json.loads(line) for line in (run_dir / name).read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ import pytest
 import agentgym
 from agentgym.env import TextEnv, TextSpace
 from agentgym.multiagent import TextAECEnv, TextParallelEnv, is_multiagent
+from tests.conftest import browser_missing
 
 FAMILIES = ("agentgym-math", "agentgym-tools", "agentgym-minigrid", "agentgym-web", "agentgym-multiagent")
 SPECS = [s for s in agentgym.list_envs() if s.source in FAMILIES]
@@ -29,17 +30,9 @@ KWARGS: dict[str, dict] = {i: {"max_turns": 100_000} for i in IDS if i.startswit
 RENDER_CHECKED = ("math/", "minigrid/")
 
 
-def _web_ready() -> bool:
-    try:
-        from agentgym_web.browser import browser_available
-    except ImportError:
-        return False
-    return bool(browser_available())
-
-
 def _make(env_id: str):
-    if env_id.startswith("web/") and not _web_ready():
-        pytest.skip("no Chromium for Playwright (bash envs/web/install-browser.sh)")
+    if env_id.startswith("web/") and browser_missing() is not None:
+        pytest.skip(browser_missing())
     if env_id == "tools/taskfile-v0":
         pytest.skip("tools/taskfile-v0 is made from a task file (covered in tests/test_tools_taskfile.py)")
     return agentgym.make(env_id, **KWARGS.get(env_id, {}))

@@ -19,6 +19,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import metrics_rows
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # Reward 1 for a reply without the letter e: about one reply in ten from the random tiny
@@ -59,18 +61,13 @@ def _final_weights(run: Path) -> dict[str, torch.Tensor]:
     return load_file(str(run / "final" / "model.safetensors"))
 
 
-def _train_rows(run: Path) -> list[dict]:
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     run = tmp_path_factory.mktemp("cli") / "straight"
     p = _cli(["train", *CLI_OVER, f"run_dir={run}"])
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
-    assert sum(r["grad_norm"] > 0 for r in _train_rows(run) if r["kind"] == "train") >= 2  # the weights move
+    assert sum(r["grad_norm"] > 0 for r in metrics_rows(run) if r["kind"] == "train") >= 2  # the weights move
     return run
 
 
@@ -86,13 +83,13 @@ def test_ctrl_c_then_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, 
     assert p.returncode == 130, err[-3000:]
     assert "continue with: agentgym train --resume" in out
     steps = sorted(int(c.name.split("_")[1]) for c in (run / "checkpoints").glob("step_*"))
-    assert steps[-1] == 3 and [r["step"] for r in _train_rows(run) if r["kind"] == "train"] == [1, 2, 3]
+    assert steps[-1] == 3 and [r["step"] for r in metrics_rows(run) if r["kind"] == "train"] == [1, 2, 3]
     r = _cli(["train", "--resume", str(run)])
     out, err = r.communicate(timeout=600)
     assert r.returncode == 0, err[-3000:]
     a, b = _final_weights(uninterrupted), _final_weights(run)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert _train_rows(uninterrupted) == _train_rows(run)
+    assert metrics_rows(uninterrupted) == metrics_rows(run)
 
 
 MODES = {
@@ -123,7 +120,7 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path, mode):
     p.communicate(timeout=600)
     assert p.returncode == -signal.SIGKILL
     assert not (b / "summary.json").exists()
-    assert [r["step"] for r in _train_rows(b) if r["kind"] in ("train", "sft")] == [1, 2, 3]
+    assert [r["step"] for r in metrics_rows(b) if r["kind"] in ("train", "sft")] == [1, 2, 3]
     assert sorted(c.name for c in (b / "checkpoints").glob("step_*")) == ["step_000002"]
     pending = (b / "checkpoints" / "step_000002" / "pending.json").exists()
     r = _cli(["train", "--resume", str(b)])
@@ -132,7 +129,7 @@ def test_sigkill_and_resume_is_bit_identical(tmp_path, mode):
     assert f"resuming {b} from step 2 (step_000002)" in out  # the checkpoint it resumed from
     wa, wb = _final_weights(a), _final_weights(b)
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    rows_a, rows_b = _train_rows(a), _train_rows(b)
+    rows_a, rows_b = metrics_rows(a), metrics_rows(b)
     assert sum(r.get("grad_norm", 0) > 0 for r in rows_a if r["kind"] in ("train", "sft")) >= 2  # the weights move
     assert rows_a == rows_b
     staleness = [r["rollout/staleness"] for r in rows_b if r["kind"] in ("train", "sft")]
@@ -226,7 +223,7 @@ def test_ctrl_c_then_resume_is_bit_identical_in_every_mode(tmp_path, mode):
     assert not resumed.interrupted and resumed.steps_done == straight.steps_done
     wa, wb = _final_weights(tmp_path / "a"), _final_weights(tmp_path / "b")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    rows_a, rows_b = _train_rows(tmp_path / "a"), _train_rows(tmp_path / "b")
+    rows_a, rows_b = metrics_rows(tmp_path / "a"), metrics_rows(tmp_path / "b")
     assert rows_a == rows_b
     # Steps on both sides of the interruption moved the weights (else "the same" is cheap).
     moved = [r["step"] for r in rows_a if r["kind"] in ("train", "sft") and r.get("grad_norm", 0) > 0]

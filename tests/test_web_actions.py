@@ -291,3 +291,27 @@ def test_run_configs_are_valid(path):
         assert not cls.held_out.is_held_out(spec.params, spec.seed)
     assert any(cls.held_out.region.contains(s.params) for s in tasks.held_out_specs(cfg.train.eval_tasks, seed=0))
     cls(**cfg.env.kwargs)  # the kwargs are the env's (no browser is started by building it)
+
+
+def test_requires_browser_skips_saying_why_only_where_no_browser_runs(monkeypatch):
+    from tests import conftest
+
+    class Item:
+        def __init__(self, marked):
+            self.marked, self.added = marked, []
+
+        def get_closest_marker(self, name):
+            return object() if self.marked and name == "requires_browser" else None
+
+        def add_marker(self, mark):
+            self.added.append(mark)
+
+    for missing in ("no Chromium here", None):
+        monkeypatch.setattr(conftest, "browser_missing", lambda missing=missing: missing)
+        marked, plain = Item(True), Item(False)
+        conftest.pytest_collection_modifyitems(None, [marked, plain])
+        assert not plain.added
+        if missing is None:
+            assert not marked.added
+        else:
+            assert [(m.name, m.kwargs["reason"]) for m in marked.added] == [("skip", "no Chromium here")]

@@ -8,17 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("playwright")
 pytest.importorskip("miniwob")
-pytest.importorskip("agentgym_web")
-
-from agentgym_web.browser import browser_available  # noqa: E402
-
-if not browser_available():
-    pytest.skip(
-        "no Chromium for Playwright (python -m playwright install chromium, or apt-get install chromium)",
-        allow_module_level=True,
-    )
 
 from agentgym_web.batch import play  # noqa: E402
 from agentgym_web.miniwob import TASKS  # noqa: E402
@@ -27,6 +17,8 @@ from agentgym_web.sites import LEVELS  # noqa: E402
 
 import agentgym  # noqa: E402
 from agentgym import TaskSpec  # noqa: E402
+
+pytestmark = pytest.mark.requires_browser
 
 FORM_HTML = """<html><head><title>Test form</title></head><body>
 <h1>Order</h1>

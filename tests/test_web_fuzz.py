@@ -9,23 +9,13 @@ import json
 import math
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-pytest.importorskip("playwright")
-pytest.importorskip("agentgym_web")
+import agentgym
+from agentgym import TaskSpec
 
-from agentgym_web.browser import browser_available  # noqa: E402
-
-if not browser_available():
-    pytest.skip(
-        "no Chromium for Playwright (python -m playwright install chromium, or apt-get install chromium)",
-        allow_module_level=True,
-    )
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-import agentgym  # noqa: E402
-from agentgym import TaskSpec  # noqa: E402
+pytestmark = pytest.mark.requires_browser
 
 PAGES = {
     "/": """<html><head><title>Fuzz</title></head><body>

@@ -13,25 +13,15 @@ from urllib.parse import urlencode
 
 import numpy as np
 import pytest
+from agentgym_web.batch import play, reset_many, step_many
+from agentgym_web.browser import BrowserPool, classify_url, get_pool
+from agentgym_web.env import EpisodeDropped
+from agentgym_web.page import parse_view
 
-pytest.importorskip("playwright")
-pytest.importorskip("agentgym_web")
+import agentgym
+from agentgym import TaskSpec
 
-from agentgym_web.browser import browser_available  # noqa: E402
-
-if not browser_available():
-    pytest.skip(
-        "no Chromium for Playwright (python -m playwright install chromium, or apt-get install chromium)",
-        allow_module_level=True,
-    )
-
-from agentgym_web.batch import play, reset_many, step_many  # noqa: E402
-from agentgym_web.browser import BrowserPool, classify_url, get_pool  # noqa: E402
-from agentgym_web.env import EpisodeDropped  # noqa: E402
-from agentgym_web.page import parse_view  # noqa: E402
-
-import agentgym  # noqa: E402
-from agentgym import TaskSpec  # noqa: E402
+pytestmark = pytest.mark.requires_browser
 
 LEAKY_HTML = """<html><head><title>Leaky</title>
 <link rel="prefetch" href="http://example.org/next.html">

@@ -232,6 +232,9 @@ def test_no_browser_process_runs_as_root_and_chromium_sandboxes_its_renderers(po
             await pool.close_context(ctx)
 
     pool.run(go(), timeout=60)
+    for pid, s in sorted(seen.items()):  # the process list, shown with pytest -s
+        kind = next((a.split("=", 1)[1] for a in s["cmdline"] if a.startswith("--type=")), "browser")
+        print(f"pid {pid} uid {s['uids'].real} seccomp {s['seccomp']} {kind}")
     launcher = psutil.Process(pool.browser_pid)
     assert 0 not in launcher.uids()
     chromium = {pid: s for pid, s in seen.items() if s["cmdline"] and "chromium" in s["cmdline"][0]}

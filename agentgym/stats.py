@@ -164,8 +164,9 @@ def welch_difference(arm: Sequence[float], baseline: Sequence[float], level: flo
     if len(arm) < 2 or len(baseline) < 2:
         why = "Welch's test needs at least two seeds in each arm"
         return Difference("welch", est, None, None, None, None, None, len(arm), len(baseline), level, why)
-    va = mean_se(arm)[1] ** 2  # s_a^2 / n_a
-    vb = mean_se(baseline)[1] ** 2
+    se_a, se_b = mean_se(arm)[1], mean_se(baseline)[1]
+    assert se_a is not None and se_b is not None  # two values or more each: both have one
+    va, vb = se_a**2, se_b**2  # s_a^2 / n_a, s_b^2 / n_b
     se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va**2 / (len(arm) - 1) + vb**2 / (len(baseline) - 1)) if se > 0 else None
     return _t_result("welch", est, se, df, len(arm), len(baseline), level)

@@ -173,8 +173,10 @@ class TrainingTasks:
         for _ in range(budget):
             if len(tasks) == n:
                 break
-            in_region = region is not None and len(tasks) % 4 == 0 and misses_in_region < 256
-            params = _sample_inside(self.space, region, rng) if in_region else self.space.sample(rng)
+            if region is not None and len(tasks) % 4 == 0 and misses_in_region < 256:
+                in_region, params = True, _sample_inside(self.space, region, rng)
+            else:
+                in_region, params = False, self.space.sample(rng)
             spec = TaskSpec(params, int(seeds[int(rng.integers(len(seeds)))]))
             if self.content is not None:
                 key = self.content.content_key(spec)
@@ -215,10 +217,9 @@ class TrainingTasks:
                 "for the content split (lower the env's HeldOut.content_fraction or widen env.params)"
             )
         clean = self.space.validate(params)
-        if not self.is_allowed(clean):
-            raise ParamError(
-                f"{clean} lies in the held-out region {self.held_out.region.name!r}: a teacher may not sample it"
-            )
+        region = self.held_out.region
+        if region is not None and not self.is_allowed(clean):
+            raise ParamError(f"{clean} lies in the held-out region {region.name!r}: a teacher may not sample it")
         known = repr(sorted(clean.items()))
         if known not in self._all_held_out:
             for _ in range(MAX_CONTENT_TRIES):

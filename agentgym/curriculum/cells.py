@@ -77,7 +77,7 @@ def dim_cells(dim: Dim, bins: int | None) -> list[Cell]:
     """
     if isinstance(dim, Categorical):
         return [Cell(dim.name, i, _fmt(v), values=(v,)) for i, v in enumerate(dim.values)]
-    if not is_binned(dim, bins):
+    if isinstance(dim, Integer) and not is_binned(dim, bins):
         return [Cell(dim.name, i, _fmt(v), values=(v,)) for i, v in enumerate(dim.values)]
     if bins is None or bins < 1:
         raise ValueError(f"dim {dim.name!r} needs a number of bins >= 1, got {bins}")
@@ -101,7 +101,7 @@ def cell_index(dim: Dim, bins: int | None, value: Any) -> int:
     """Which cell of ``dim`` (cut as by :func:`dim_cells`) holds ``value``."""
     if isinstance(dim, Categorical):
         return dim.index(value)
-    if not is_binned(dim, bins):
+    if isinstance(dim, Integer) and not is_binned(dim, bins):
         return dim.validate(value) - dim.low
     assert bins is not None
     return min(int(math.floor(dim.to_unit(value) * bins)), bins - 1)
@@ -118,7 +118,7 @@ def _covered(dim: Dim | None, cell: Cell | None, name: str, allowed: Any) -> boo
             return False  # an interval is never inside a finite set of values
         a, b = allowed
         return a <= value_from_unit(dim, lo) and value_from_unit(dim, hi) <= b
-    values = cell.values if cell is not None else dim.values
+    values = cell.values if cell is not None and cell.values is not None else dim.values
     return all(one.contains({name: v}) for v in values)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -27,6 +28,7 @@ class ScriptedPolicy(PolicyBase):
     ) -> list[Completion]:
         eos = min(self.chat.eos_token_ids)
         out = []
+        reason: Literal["stop", "length"]
         for p in prompts:
             ids = self.chat.encode(self.respond(self.chat.decode(p, skip_special_tokens=False)))
             if len(ids) >= sampling.max_new_tokens:
@@ -54,7 +56,7 @@ class RandomPolicy(PolicyBase):
         for r in range(len(prompts)):
             rng = self.rng if seeds is None else np.random.default_rng(int(seeds[r]) & 0x7FFF_FFFF_FFFF_FFFF)
             ids: list[int] = []
-            reason = "length"
+            reason: Literal["stop", "length"] = "length"
             while len(ids) < sampling.max_new_tokens:
                 t = int(rng.integers(vocab))
                 ids.append(t)

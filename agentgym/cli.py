@@ -959,7 +959,9 @@ def serve(
 @app.command("generate-server")
 def generate_server(
     model: Annotated[str, typer.Argument(help="Model to serve: the run config's model.name.")] = "smollm2-135m",
-    backend: Annotated[str, typer.Option(help="vllm (CUDA GPUs) or transformers (any device).")] = "transformers",
+    backend: Annotated[
+        str, typer.Option(help="vllm (a CUDA GPU or vLLM's CPU build) or transformers (any device).")
+    ] = "transformers",
     host: Annotated[str, typer.Option(help="Address to listen on (default: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0: any free port, printed).")] = 8001,
     seed: Annotated[int, typer.Option(help="The run's seed (it builds the tiny test model).")] = 0,
@@ -973,7 +975,12 @@ def generate_server(
     no_token: Annotated[
         bool, typer.Option("--no-token", help="Loopback only: serve without a token (any local user can push weights).")
     ] = False,
-    gpu_memory_utilization: Annotated[float, typer.Option(help="vllm: share of each GPU's memory.")] = 0.9,
+    gpu_memory_utilization: Annotated[
+        float | None, typer.Option(help="vllm on CUDA: share of each GPU's memory (default 0.9).")
+    ] = None,
+    kv_cache_gib: Annotated[
+        float | None, typer.Option(help="vllm: KV cache in GiB (default on vLLM's CPU build: 1).")
+    ] = None,
     tensor_parallel_size: Annotated[int, typer.Option(help="vllm: GPUs the model is sharded over.")] = 1,
 ) -> None:
     """Generate rollouts for a trainer on other GPUs or machines (model.backend: remote).
@@ -994,7 +1001,11 @@ def generate_server(
         import secrets
 
         token = secrets.token_urlsafe(24)
-    options = {"gpu_memory_utilization": gpu_memory_utilization, "tensor_parallel_size": tensor_parallel_size}
+    options = {
+        "gpu_memory_utilization": gpu_memory_utilization,
+        "kv_cache_gib": kv_cache_gib,
+        "tensor_parallel_size": tensor_parallel_size,
+    }
     try:
         server = serve_model(
             model, backend=backend, host=host, port=port, seed=seed, device=device, token=token, vllm_options=options

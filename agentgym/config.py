@@ -36,12 +36,17 @@ class LoraConfig(_Section):
 class VLLMOptions(_Section):
     """Settings of the vLLM generation engine (``model.backend: vllm``)."""
 
-    #: Share of the GPU's memory vLLM may take (weights + KV cache); the rest is the trainer's.
-    gpu_memory_utilization: float = Field(0.3, gt=0, le=1)
-    #: Free vLLM's GPU memory while the trainer updates (``llm.sleep(level=1)``).
-    enable_sleep_mode: bool = True
-    #: Weights' dtype inside vLLM (auto, bfloat16, float16, float32).
+    #: Share of the GPU's memory vLLM may take (weights + KV cache); the rest is the trainer's
+    #: (null: 0.3). CUDA only: on vLLM's CPU build set kv_cache_gib instead.
+    gpu_memory_utilization: float | None = Field(None, gt=0, le=1)
+    #: Free vLLM's GPU memory while the trainer updates (``llm.sleep(level=1)``); null: on
+    #: where the platform has sleep mode (CUDA), off on CPU, where true is an error.
+    enable_sleep_mode: bool | None = None
+    #: Weights' dtype inside vLLM (auto, bfloat16, float16, float32); auto is the
+    #: checkpoint's dtype on CUDA and float32 (the trainer's) on CPU.
     dtype: str = "auto"
+    #: KV cache size in GiB (null: 1 on CPU; on CUDA sized by gpu_memory_utilization).
+    kv_cache_gib: float | None = Field(None, gt=0)
     #: Longest prompt + completion vLLM must hold (null: the model's own limit).
     max_model_len: int | None = Field(None, ge=16)
     #: GPUs vLLM shards the model over (tensor parallel); the trainer stays on the first.

@@ -32,11 +32,22 @@ def check_backends(cfg: RunConfig) -> None:
         if not torch.cuda.is_available():
             raise ConfigError("train.device=cuda, but torch sees no CUDA GPU here (or set train.device=auto)")
     if cfg.model.backend == "vllm":
-        from agentgym.policies.vllm_policy import vllm_unavailable_reason
+        from agentgym.policies.vllm_policy import engine_options, vllm_device, vllm_unavailable_reason
 
         why = vllm_unavailable_reason()
         if why is not None:
             raise ConfigError(f"model.backend=vllm: {why} (or set model.backend=transformers)")
+        vo = cfg.model.vllm
+        try:
+            engine_options(
+                vllm_device(),
+                gpu_memory_utilization=vo.gpu_memory_utilization,
+                enable_sleep_mode=vo.enable_sleep_mode,
+                dtype=vo.dtype,
+                kv_cache_gib=vo.kv_cache_gib,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"model.vllm.{exc}") from None
     if cfg.model.backend == "remote":
         from agentgym.policies.remote import RemoteGenerationError, RemotePolicy
 

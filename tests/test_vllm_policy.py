@@ -20,15 +20,21 @@ from agentgym import TaskSpec
 from agentgym.config import ConfigError, load_config
 from agentgym.policies import SamplingParams
 from agentgym.policies import vllm_policy as vp
+from agentgym.policies import vllm_worker as vp_worker
 from agentgym.rollout import RolloutRunner
 
-HINT = "the vllm backend needs a CUDA GPU and `pip install agentgym[vllm]`"
+HINT = vp.INSTALL_HINT
 REASON = vp.vllm_unavailable_reason()
-needs_vllm = pytest.mark.skipif(REASON is not None, reason=f"vLLM cannot run here: {REASON}")
+# The tiny model's head_dim 16 is below the CPU attention kernels' minimum (32): on vLLM's CPU
+# build the real-engine tests are tests/test_vllm_cpu.py, on the default model.
+needs_vllm_cuda = pytest.mark.skipif(
+    REASON is not None or vp.vllm_device() != "cuda",
+    reason=f"needs vLLM on a CUDA GPU: {REASON or 'the CPU build runs tests/test_vllm_cpu.py instead'}",
+)
 
 
 def test_the_module_imports_without_vllm():
-    assert vp.VLLMPolicy and vp.INSTALL_HINT == HINT
+    assert vp.VLLMPolicy and "bench/vllm_cpu_setup.sh" in HINT and "agentgym[vllm]" in HINT
     assert REASON is None or REASON.startswith(HINT)
 
 
@@ -51,7 +57,8 @@ def test_choosing_vllm_on_this_machine_is_a_config_error_before_the_model_loads(
 
 def test_vllm_config_is_validated():
     cfg = load_config(None, ["model.backend=vllm", "model.vllm.gpu_memory_utilization=0.5"])
-    assert cfg.model.backend == "vllm" and cfg.model.vllm.enable_sleep_mode
+    assert cfg.model.backend == "vllm" and cfg.model.vllm.enable_sleep_mode is None
+    assert cfg.model.vllm.kv_cache_gib is None
     with pytest.raises(ConfigError, match="model.backend"):
         load_config(None, ["model.backend=sglang"])
     with pytest.raises(ConfigError, match="gpu_memory_utilization"):
@@ -86,9 +93,17 @@ class FakeLLM:
             )
         return outs
 
-    def apply_model(self, func):
-        self.calls.append(("apply_model",))
-        return [func(self.model)]
+    def collective_rpc(self, method, timeout=None, args=(), kwargs=None):
+        # V1 serialises what it sends to its engine process: a closure, or a tensor in an
+        # untyped argument, would not arrive; plain values only, as msgpack carries them.
+        assert isinstance(method, str), "only a worker method's name crosses to the engine process"
+        self.calls.append(("collective_rpc", method))
+        wire = msgpack_roundtrip(kwargs)
+        worker = SimpleNamespace(
+            reload_weights=lambda weights_iterator, is_checkpoint_format: self.model.load_weights(weights_iterator)
+        )
+        assert self.kwargs["worker_extension_cls"] == vp_worker.EXTENSION
+        return [getattr(vp_worker.WeightSyncExtension, method)(worker, **wire)]
 
     def reset_prefix_cache(self):
         self.calls.append(("reset_prefix_cache",))
@@ -98,6 +113,19 @@ class FakeLLM:
 
     def wake_up(self, tags=None):
         self.calls.append(("wake_up", tags))
+
+
+def msgpack_roundtrip(obj):
+    """What crosses to vLLM's engine process: msgpack-native values (no tensors, no closures).
+    vLLM encodes with msgspec; the main test install has msgpack (either does here)."""
+    try:
+        from msgspec import msgpack as mp
+
+        return mp.decode(mp.encode(obj))
+    except ImportError:
+        import msgpack
+
+        return msgpack.unpackb(msgpack.packb(obj), raw=False)
 
 
 @pytest.fixture
@@ -111,6 +139,7 @@ def fake_vllm(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", mod)
     monkeypatch.setitem(sys.modules, "vllm.inputs", inputs)
     monkeypatch.setattr(vp, "vllm_unavailable_reason", lambda: None)
+    monkeypatch.setattr(vp, "vllm_device", lambda: "cuda")
     return mod
 
 
@@ -138,14 +167,15 @@ def test_sync_weights_loads_resets_the_prefix_cache_and_bumps_the_version(fake_v
     loaded = pol.llm.model.loaded
     assert [n for n, _ in loaded] == ["model.embed_tokens.weight"]
     assert loaded[0][1].device.type == "cpu" and not loaded[0][1].requires_grad
-    assert [c[0] for c in pol.llm.calls] == ["apply_model", "reset_prefix_cache"] and pol.version == 1
+    assert torch.equal(loaded[0][1], w.detach())
+    assert pol.llm.calls == [("collective_rpc", vp_worker.METHOD), ("reset_prefix_cache",)] and pol.version == 1
     # Asleep (the trainer's update): weights wake first, then the KV cache; generate wakes it all.
     pol.sleep()
     pol.sync_weights([("x", w)])
     assert pol.llm.calls[2:] == [
         ("sleep", 1),
         ("wake_up", ["weights"]),
-        ("apply_model",),
+        ("collective_rpc", vp_worker.METHOD),
         ("wake_up", ["kv_cache"]),
         ("reset_prefix_cache",),
     ]
@@ -168,7 +198,7 @@ def test_runner_plays_episodes_with_the_vllm_policy(fake_vllm, chat):
 
 
 # ----- the real engine (CUDA + vllm only) --------------------------------------------------
-@needs_vllm
+@needs_vllm_cuda
 def test_real_vllm_logprobs_match_the_trainer_recomputation(tiny):
     from agentgym.grpo.batch import collate, policy_logprobs
 
@@ -184,7 +214,7 @@ def test_real_vllm_logprobs_match_the_trainer_recomputation(tiny):
     assert torch.allclose(logp[m], batch.sampler_logp[m], atol=2e-2)
 
 
-@needs_vllm
+@needs_vllm_cuda
 def test_real_vllm_sync_weights_changes_generation(tiny):
     model, tok = tiny
     pol = vp.VLLMPolicy(vp.vllm_model_path("tiny", seed=0), tok, seed=0, dtype="float32", enforce_eager=True)
@@ -216,3 +246,83 @@ def test_under_torchrun_each_rank_builds_its_own_engine_on_its_gpu(fake_vllm, ti
     wide = load_config(None, ["model.name=tiny", "model.backend=vllm", "model.vllm.tensor_parallel_size=2"])
     with pytest.raises(ConfigError, match="tensor_parallel_size > 1 under torchrun is not implemented"):
         setup._check_distributed(wide, None)
+
+
+# ----- where the engine runs: CUDA or vLLM's CPU build ------------------------------------
+def test_the_cpu_build_counts_as_available_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(vp.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(vp, "_cuda_visible", lambda: False)
+    monkeypatch.setattr(vp, "_cpu_build", lambda: True)
+    assert vp.vllm_unavailable_reason() is None and vp.vllm_device() == "cpu"
+    monkeypatch.setattr(vp, "_cpu_build", lambda: False)  # the CUDA build, no GPU
+    assert vp.vllm_unavailable_reason() == f"{HINT}: this vllm is a CUDA build and no CUDA GPU is visible"
+    monkeypatch.setattr(vp, "_cuda_visible", lambda: True)
+    assert vp.vllm_unavailable_reason() is None and vp.vllm_device() == "cuda"
+    monkeypatch.setattr(vp.importlib.util, "find_spec", lambda name: None)
+    assert vp.vllm_unavailable_reason() == f"{HINT}: vllm is not installed"
+
+
+def test_engine_defaults_fit_the_device():
+    cpu = vp.engine_options("cpu")
+    assert cpu == {"enable_sleep_mode": False, "kv_cache_memory_bytes": 2**30, "dtype": "float32"}
+    assert vp.engine_options("cpu", dtype="bfloat16", kv_cache_gib=0.5)["kv_cache_memory_bytes"] == 2**29
+    assert vp.engine_options("cpu", dtype="bfloat16")["dtype"] == "bfloat16"
+    assert vp.engine_options("cpu", enable_sleep_mode=False)["enable_sleep_mode"] is False
+    cuda = vp.engine_options("cuda")
+    assert cuda == {"enable_sleep_mode": True, "gpu_memory_utilization": 0.3, "dtype": "auto"}
+    assert vp.engine_options("cuda", enable_sleep_mode=False, kv_cache_gib=2)["kv_cache_memory_bytes"] == 2 * 2**30
+    with pytest.raises(ValueError, match="enable_sleep_mode: vLLM's CPU build has no sleep mode"):
+        vp.engine_options("cpu", enable_sleep_mode=True)
+    with pytest.raises(ValueError, match="gpu_memory_utilization does not apply to vLLM's CPU build"):
+        vp.engine_options("cpu", gpu_memory_utilization=0.9)
+
+
+def test_a_setting_the_cpu_build_cannot_apply_is_a_config_error(monkeypatch):
+    from agentgym.machine import check_backends
+
+    monkeypatch.setattr(vp, "vllm_unavailable_reason", lambda: None)
+    monkeypatch.setattr(vp, "vllm_device", lambda: "cpu")
+    check_backends(load_config(None, ["model.backend=vllm"]))  # the defaults fit
+    sleepy = load_config(None, ["model.backend=vllm", "model.vllm.enable_sleep_mode=true"])
+    with pytest.raises(ConfigError, match=r"model.vllm.enable_sleep_mode: vLLM's CPU build has no sleep mode"):
+        check_backends(sleepy)
+    share = load_config(None, ["model.backend=vllm", "model.vllm.gpu_memory_utilization=0.9"])
+    with pytest.raises(ConfigError, match=r"model.vllm.gpu_memory_utilization does not apply.*kv_cache_gib"):
+        check_backends(share)
+
+
+def test_on_the_cpu_build_the_engine_is_built_fp32_without_sleep_mode(fake_vllm, chat, monkeypatch):
+    monkeypatch.setattr(vp, "vllm_device", lambda: "cpu")
+    pol = vp.VLLMPolicy("some/model", chat.tokenizer)
+    kw = pol.llm.kwargs
+    assert kw["dtype"] == "float32" and kw["enable_sleep_mode"] is False and "gpu_memory_utilization" not in kw
+    assert kw["kv_cache_memory_bytes"] == 2**30 and pol.device == "cpu"
+    pol.sleep()  # no sleep mode: the engine is left as it is
+    assert not pol.sleeping and pol.llm.calls == []
+
+
+def test_a_vllm_policy_name_builds_the_engine_on_the_named_model(fake_vllm, chat, monkeypatch):
+    from agentgym.policies import check_policy_name, make_policy
+    from agentgym.policies.models import ModelNotAvailable
+
+    monkeypatch.setattr(vp, "vllm_model_path", lambda name, seed=0: f"/models/{name}")
+    monkeypatch.setattr("agentgym.policies.models.load_tokenizer", lambda name="x": chat.tokenizer)
+    pol = make_policy("vllm:tiny", seed=3)
+    assert isinstance(pol, vp.VLLMPolicy) and pol.llm.kwargs["model"] == "/models/tiny" and pol.llm.kwargs["seed"] == 3
+    monkeypatch.setattr(vp, "vllm_unavailable_reason", lambda: "no vllm here")
+    with pytest.raises(ModelNotAvailable, match="vllm:tiny: no vllm here"):
+        check_policy_name("vllm:tiny")
+
+
+def test_packed_weights_survive_the_wire_in_every_dtype():
+    """bf16 has no numpy dtype, shapes arrive as lists, an empty or 0-d tensor stays one."""
+    ts = {
+        "a": torch.randn(3, 4, dtype=torch.bfloat16),
+        "b": torch.arange(6, dtype=torch.float32).reshape(2, 3).t(),  # not contiguous
+        "c": torch.tensor(2.5, dtype=torch.float16),
+        "d": torch.zeros(0, 5),
+    }
+    back = dict(vp_worker.unpack(msgpack_roundtrip(vp_worker.pack(ts.items()))))
+    assert list(back) == list(ts)
+    for name, t in ts.items():
+        assert back[name].dtype == t.dtype and back[name].shape == t.shape and torch.equal(back[name], t)

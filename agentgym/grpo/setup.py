@@ -358,7 +358,8 @@ def _policy(cfg: RunConfig, model: Any, tok: Any, autocast_dtype: Any, world: An
     extra: dict[str, Any] = {"tensor_parallel_size": vo.tensor_parallel_size}
     if world.distributed:
         # One engine per rank, inside this process, on this rank's GPU (vLLM's torchrun mode).
-        torch.cuda.set_device(device)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
         extra = {"tensor_parallel_size": 1, "distributed_executor_backend": "external_launcher"}
     return VLLMPolicy(
         vllm_model_path(cfg.model.name, seed=cfg.seed),
@@ -368,5 +369,6 @@ def _policy(cfg: RunConfig, model: Any, tok: Any, autocast_dtype: Any, world: An
         enable_sleep_mode=vo.enable_sleep_mode,
         dtype=vo.dtype,
         max_model_len=vo.max_model_len,
+        kv_cache_gib=vo.kv_cache_gib,
         **extra,
     )

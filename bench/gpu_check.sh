@@ -4,7 +4,9 @@
 #
 #   bash bench/gpu_check.sh            # writes bench/results/gpu_check/*.log and prints a summary
 #
-# 1. the vLLM tests that skip on CPUs (real engine: generation, log-probs, weight sync, sleep);
+# 1. the vLLM tests that skip on CPUs (real engine: generation, log-probs, weight sync, sleep;
+#    the weight sync goes through collective_rpc into vLLM's worker processes, as found on
+#    vLLM's CPU build: bench/vllm_cpu_setup.sh and tests/test_vllm_cpu.py, its CPU stage);
 # 2. one bf16-mixed GRPO step of the default model with transformers generation, with
 #    vLLM generation, and through a vLLM generation server (time split: generate / train,
 #    from the run's metrics.jsonl);

@@ -29,7 +29,10 @@ from agentgym.policies import vllm_policy as vp  # noqa: E402
 from agentgym.rollout import RolloutRunner  # noqa: E402
 
 REASON = vp.vllm_unavailable_reason()
-pytestmark = pytest.mark.skipif(REASON is not None, reason=f"vLLM cannot run here: {REASON}")
+pytestmark = pytest.mark.skipif(
+    REASON is not None or vp.vllm_device() != "cpu",
+    reason=f"needs vLLM's CPU build: {REASON or 'a GPU is visible (bench/gpu_check.sh is the GPU check)'}",
+)
 
 #: |sampled - recomputed| per token, fp32 engine against the fp32 trainer (measured: ~1e-4).
 LOGP_ATOL = 2e-3

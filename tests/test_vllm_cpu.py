@@ -137,3 +137,30 @@ def test_a_grpo_run_with_the_vllm_backend_finishes(tmp_path, engine):
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if r.get("kind") == "train"]
     assert [r["step"] for r in steps] == [1, 2] and all(r["time/generate_s"] > 0 for r in steps)
+
+
+def test_the_generation_server_serves_a_vllm_engine_to_a_remote_trainer(trainer_model):
+    """``agentgym generate-server --backend vllm`` and ``model.backend: remote``: samples come
+    back with log-probs, and an upload of new weights reaches the engine."""
+    from agentgym.policies.remote import RemotePolicy, serve_model
+
+    model, tok = trainer_model
+    server = serve_model("smollm2-135m", backend="vllm", port=0, vllm_options={"enforce_eager": True}).start()
+    try:
+        client = RemotePolicy(server.url, tok)
+        assert client.served["backend"] == "vllm" and client.served["version"] == 0
+        prompt = client.chat.prompt_ids([{"role": "user", "content": "Name a colour."}])
+        greedy = SamplingParams(max_new_tokens=6, temperature=0.0)
+        (before,) = client.generate([prompt], greedy)
+        assert len(before.token_ids) == len(before.logprobs) >= 1
+        state = model.state_dict()
+        name = "model.layers.0.self_attn.o_proj.weight"
+        client.sync_weights({**state, name: torch.flip(state[name], dims=[0])}.items(), version=1)
+        (after,) = client.generate([prompt], greedy)
+        assert client.health()["version"] == 1 and (after.token_ids, after.logprobs) != (
+            before.token_ids,
+            before.logprobs,
+        )
+    finally:
+        server.policy.llm.llm_engine.engine_core.shutdown()
+        server.close()

@@ -314,15 +314,34 @@ def test_a_vllm_policy_name_builds_the_engine_on_the_named_model(fake_vllm, chat
         check_policy_name("vllm:tiny")
 
 
-def test_packed_weights_survive_the_wire_in_every_dtype():
-    """bf16 has no numpy dtype, shapes arrive as lists, an empty or 0-d tensor stays one."""
-    ts = {
-        "a": torch.randn(3, 4, dtype=torch.bfloat16),
-        "b": torch.arange(6, dtype=torch.float32).reshape(2, 3).t(),  # not contiguous
-        "c": torch.tensor(2.5, dtype=torch.float16),
-        "d": torch.zeros(0, 5),
-    }
-    back = dict(vp_worker.unpack(msgpack_roundtrip(vp_worker.pack(ts.items()))))
-    assert list(back) == list(ts)
-    for name, t in ts.items():
-        assert back[name].dtype == t.dtype and back[name].shape == t.shape and torch.equal(back[name], t)
+def test_the_weight_file_keeps_every_dtype_and_writes_tied_tensors_once(tmp_path):
+    emb = torch.randn(5, 3)
+    ts = [
+        ("model.embed_tokens.weight", emb),
+        ("lm_head.weight", emb),  # tied: the same storage
+        ("a", torch.randn(3, 4, dtype=torch.bfloat16)),
+        ("b", torch.arange(6, dtype=torch.float32).reshape(2, 3).t()),  # not contiguous
+        ("c", torch.tensor(2.5, dtype=torch.float16)),
+    ]
+    path = tmp_path / "w.safetensors"
+    assert vp_worker.write_weights(ts, path) == 4 and not path.with_suffix(".partial").exists()
+    got = []
+    worker = SimpleNamespace(reload_weights=lambda weights_iterator, is_checkpoint_format: got.extend(weights_iterator))
+    assert vp_worker.WeightSyncExtension.agentgym_load_weights(worker, str(path)) == 4
+    back = dict(got)
+    assert "lm_head.weight" not in back
+    for name, t in ts:
+        if name in back:
+            assert back[name].dtype == t.dtype and torch.equal(back[name], t)
+
+
+def test_sync_weights_leaves_no_weight_file_behind(fake_vllm, chat):
+    pol = vp.VLLMPolicy("some/model", chat.tokenizer)
+    pol.sync_weights([("x", torch.ones(2))])
+    folder = pol._sync_dir
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    del pol
+    import gc
+
+    gc.collect()
+    assert not folder.exists()

@@ -33,8 +33,9 @@ The vLLM API used, and where it is documented:
   ``LLM.collective_rpc(name, kwargs=...)`` then calls by name. V1 runs the engine in
   another process and sends the arguments through its msgpack encoder, which refuses a
   closure (``apply_model(func)`` fails) and delivers an untyped tensor as a bare list; so
-  the weights travel as bytes and agentgym.policies.vllm_worker rebuilds them there and
-  calls ``Worker.reload_weights(weights_iterator=...)`` (vllm/v1/worker/gpu_worker.py; the
+  the weights go as a safetensors file in shared memory, and agentgym.policies.vllm_worker
+  reads it there and calls ``Worker.reload_weights(weights_iterator=...)``
+  (vllm/v1/worker/gpu_worker.py; the
   CPU worker inherits it), which loads Hugging Face names and re-runs vLLM's weight
   processing (the CPU build repacks linear weights, so a bare ``load_weights`` fails there).
 - ``LLM.reset_prefix_cache()``: cached KV blocks were computed with the old weights.
@@ -224,6 +225,7 @@ class VLLMPolicy(PolicyBase):
         self.version = 0
         self.sleep_enabled = bool(kwargs["enable_sleep_mode"])
         self.sleeping = False
+        self._sync_dir: Path | None = None  # where sync_weights writes the weights for the workers
 
     # ----- generation ------------------------------------------------------------------
     def generate(
@@ -266,17 +268,27 @@ class VLLMPolicy(PolicyBase):
         """Load the trainer's weights (Hugging Face names), reset the prefix cache; ``version``
         becomes the given one (else it is bumped).
 
-        The tensors go to every worker as plain bytes and are loaded there by
-        ``Worker.reload_weights`` (agentgym.policies.vllm_worker; see the module doc).
+        The tensors go to every worker as a safetensors file in shared memory and are
+        loaded there by ``Worker.reload_weights`` (agentgym.policies.vllm_worker).
         """
-        from agentgym.policies.vllm_worker import METHOD, pack
+        from agentgym.policies.vllm_worker import METHOD, sync_dir, write_weights
 
-        packed = pack(weights)
+        if self._sync_dir is None:
+            import shutil
+            import weakref
+
+            self._sync_dir = sync_dir()
+            weakref.finalize(self, shutil.rmtree, self._sync_dir, True)
+        path = self._sync_dir / "weights.safetensors"
+        write_weights(weights, path)
         woke_weights_only = False
-        if self.sleeping:  # bring only the weights back, load, then the KV cache
-            self.llm.wake_up(tags=["weights"])
-            woke_weights_only = True
-        self.llm.collective_rpc(METHOD, kwargs={"tensors": packed})
+        try:
+            if self.sleeping:  # bring only the weights back, load, then the KV cache
+                self.llm.wake_up(tags=["weights"])
+                woke_weights_only = True
+            self.llm.collective_rpc(METHOD, kwargs={"path": str(path)})
+        finally:
+            path.unlink(missing_ok=True)  # the workers have copied it into the model
         if woke_weights_only:
             self.llm.wake_up(tags=["kv_cache"])
             self.sleeping = False

@@ -26,6 +26,7 @@ from typing import Any
 
 from agentgym.config import ConfigError, RunConfig, dump_config, load_config
 from agentgym.grpo.checkpoint import COMPLETE, latest_checkpoint, load_state, save_state
+from agentgym.grpo.runlog import _flatten  # dotted keys of a nested config, as the run log writes them
 
 __all__ = [
     "AFTER_WARM_START",
@@ -74,15 +75,6 @@ AFTER_WARM_START = (
     "train.project",
     "train.kl_every",
 )
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(data, dict):
-        return {prefix.rstrip("."): data}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        out.update(_flatten(value, f"{prefix}{key}."))
-    return out
 
 
 def _after_warm_start(key: str) -> bool:

@@ -5,6 +5,8 @@ Skipped without Playwright or a Chromium (see agentgym_web.browser.find_browser)
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -279,3 +281,27 @@ def test_screenshot_and_render():
     assert frame.shape == (600, 800, 3) and frame.dtype == np.uint8 and frame.std() > 0
     assert env.screenshot()[:8] == b"\x89PNG\r\n\x1a\n"
     env.close()
+
+
+def test_miniwob_pages_open_when_the_package_is_private(tmp_path, monkeypatch):
+    """CI's Python lives under /root (mode 700) and the browser runs as nobody: the pages
+    are then served from a world-readable copy, not from a folder nobody cannot enter."""
+    import shutil
+
+    from agentgym_web import miniwob
+
+    private = tmp_path / "private"
+    shutil.copytree(os.path.dirname(miniwob.miniwob_dir()), private / "pkg" / "html")
+    private.chmod(0o700)
+    monkeypatch.setattr(miniwob, "miniwob_dir", lambda: str(private / "pkg" / "html" / "miniwob"))
+    miniwob.pages_dir.cache_clear()
+    try:
+        assert not miniwob.readable_by_anyone(str(private / "pkg" / "html"))
+        served = miniwob.pages_dir()
+        assert not served.startswith(str(private)) and miniwob.readable_by_anyone(os.path.dirname(served))
+        env = agentgym.make("web/miniwob-v0")
+        obs, _ = env.reset(options={"task": TaskSpec({"task": "click-button"}, 3)})
+        assert "button" in obs[1]["content"].lower() and env.goal
+        env.close()
+    finally:
+        miniwob.pages_dir.cache_clear()

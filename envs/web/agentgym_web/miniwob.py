@@ -17,7 +17,12 @@ solver in :mod:`agentgym_web.miniwob_oracles` that acts only through the text vi
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
+import stat
+import tempfile
 from typing import Any, ClassVar
 
 import numpy as np
@@ -133,11 +138,59 @@ def miniwob_dir() -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], "html", "miniwob")
 
 
+def readable_by_anyone(root: str) -> bool:
+    """Whether a user with no rights of its own (the browser's ``nobody``) can read ``root``.
+
+    Every folder above it must let others through, and every folder and file in it must
+    let others read. A package installed under ``/root`` (mode 700, as pyenv's Python in
+    CI) fails the first test: Chromium, dropped to ``nobody``, then gets
+    ``ERR_FILE_NOT_FOUND`` for a page that is there."""
+    path = os.path.realpath(root)
+    parent = os.path.dirname(path)
+    while True:
+        if not os.stat(parent).st_mode & stat.S_IXOTH:
+            return False
+        if parent == os.path.dirname(parent):
+            break
+        parent = os.path.dirname(parent)
+    for folder, _dirs, files in os.walk(path):
+        if (os.stat(folder).st_mode & (stat.S_IROTH | stat.S_IXOTH)) != (stat.S_IROTH | stat.S_IXOTH):
+            return False
+        for name in files:
+            if not os.stat(os.path.join(folder, name)).st_mode & stat.S_IROTH:
+                return False
+    return True
+
+
+@functools.cache
+def _readable_copy(html: str) -> str:
+    top = tempfile.mkdtemp(prefix="agentgym-miniwob-")
+    atexit.register(shutil.rmtree, top, True)
+    copy = os.path.join(top, "html")
+    shutil.copytree(html, copy)
+    for folder, _dirs, files in os.walk(top):
+        os.chmod(folder, 0o755)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o644)
+    return copy
+
+
+@functools.cache
+def pages_dir() -> str:
+    """The folder the browser loads task pages from: the package's own where anyone can
+    read it, otherwise a world-readable copy of its ``html`` tree (made once per process,
+    removed at exit). The copy keeps the tree's layout, so pages find ``../core``."""
+    html = os.path.dirname(miniwob_dir())
+    if readable_by_anyone(html):
+        return miniwob_dir()
+    return os.path.join(_readable_copy(html), "miniwob")
+
+
 def task_url(task: str) -> str:
     path = os.path.join(miniwob_dir(), f"{task}.html")
     if not os.path.exists(path):
         raise ValueError(f"no MiniWoB task {task!r} in {miniwob_dir()}")
-    return "file://" + path
+    return "file://" + os.path.join(pages_dir(), f"{task}.html")
 
 
 def _js_seed(rng: np.random.Generator) -> int:
@@ -189,7 +242,7 @@ class MiniWobEnv(WebEnv):
 
     def _file_roots(self) -> tuple[str, ...]:
         # The task pages load scripts and styles from their siblings (../core, ../common).
-        return (os.path.dirname(miniwob_dir()),)
+        return (os.path.dirname(pages_dir()),)
 
     async def _open(self, page: Any) -> None:
         await page.goto(self._url, wait_until="load")

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
+
+# Under pytest-xdist (the README's test command runs a worker per core) every worker and
+# every process a test starts gets one thread: two 2-thread torch processes on 2 cores run
+# about 10x slower than one (OpenMP threads spin waiting for a descheduled partner).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 import numpy as np
 import pytest

@@ -287,3 +287,31 @@ def test_fsdp_ranks_generating_on_one_server_train_the_weights_of_one(runs, tmp_
     assert all(torch.equal(served[k], v) for k, v in final.items())
     rewards = [r["reward/mean"] for r in _rows(run) if r["kind"] == "train"]
     assert rewards == pytest.approx([r["reward/mean"] for r in _rows(runs / "one") if r["kind"] == "train"])
+
+
+def test_ctrl_c_under_torchrun_checkpoints_the_step_and_resumes_exactly(runs, tmp_path):
+    """Ctrl-C in a terminal signals torchrun and both ranks, and torchrun forwards its
+    SIGINT to each rank again: the two must count as one keypress (stop after the step,
+    checkpointed), not as the second one that aborts with only the last periodic
+    checkpoint (step 2 here). Resumed, the run ends with the weights of one never stopped."""
+    run = tmp_path / "ctrl-c"
+    p = _launch(["train", *OVER, f"train.device={DEVICE}", f"run_dir={run}"], 2)
+    deadline = time.time() + 600
+    while time.time() < deadline and p.poll() is None:  # Ctrl-C while step 3 runs
+        if (run / "checkpoints" / "step_000002" / "state.json").exists():
+            break
+        time.sleep(0.02)
+    assert p.poll() is None, "the run ended before Ctrl-C"
+    os.killpg(p.pid, signal.SIGINT)
+    try:
+        p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        pytest.fail("the run did not stop after Ctrl-C")
+    assert not (run / "summary.json").exists()
+    assert (run / "checkpoints" / "step_000003" / "state.json").exists(), "the step under way was not checkpointed"
+    r = _launch(["train", "--resume", str(run)], 2)
+    out, err = r.communicate(timeout=600)
+    assert r.returncode == 0, (out[-2000:], err[-4000:])
+    assert _close(_weights(run), _weights(runs / "two"))
+    assert _rows(run) == _rows(runs / "two")

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import signal
 import threading
 import time
@@ -577,12 +578,27 @@ class GRPOTrainer:
         if threading.current_thread() is not threading.main_thread():
             return None
 
+        # Under torchrun one Ctrl-C reaches a rank twice: the terminal signals the whole
+        # process group, and torchrun forwards the SIGINT it got to every worker. Signals
+        # that close together are one keypress, not the second one that aborts.
+        burst = 2.0 if os.environ.get("TORCHELASTIC_RUN_ID") else 0.0
+        first = [0.0]
+
         def handler(signum: int, frame: Any) -> None:
             if self._stop_requested:
+                if time.monotonic() - first[0] < burst:
+                    return
                 raise KeyboardInterrupt
             self._stop_requested = True
+            first[0] = time.monotonic()
             if not self.quiet:
                 print("\nCtrl-C: stopping after this step (press again to abort at once)", flush=True)
+                if burst and self.world.main:
+                    print(
+                        "torchrun kills its workers 30 s after a Ctrl-C unless started with "
+                        "--shutdown-timeout longer than a step; resume then starts from the last checkpoint",
+                        flush=True,
+                    )
 
         previous = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, handler)

@@ -351,15 +351,30 @@ class CallBudget:
             _rmdir_quietly(folder)
 
 
-def _rmdir_quietly(folder: str) -> None:
-    for _ in range(50):  # a cgroup is removable once its last process has been reaped
+def _rmdir_quietly(folder: str, wait: float = 5.0) -> None:
+    """Remove a call's cgroup: it is removable once its last process has been reaped, which
+    on a busy machine can take well over the half second this once waited (a test run
+    beside training left cgroups behind). A process still in it is killed first."""
+    deadline = time.monotonic() + wait
+    while True:
         try:
             os.rmdir(folder)
             return
         except FileNotFoundError:
             return
         except OSError:
-            time.sleep(0.01)
+            if time.monotonic() > deadline:
+                return
+        try:
+            with open(os.path.join(folder, "cgroup.procs")) as f:
+                for pid in f.read().split():
+                    try:
+                        os.kill(int(pid), signal.SIGKILL)
+                    except (ProcessLookupError, ValueError):
+                        pass
+        except OSError:
+            pass
+        time.sleep(0.02)
 
 
 class _Worker:

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agentgym import threads
 from agentgym.config import ConfigError, RunConfig, dump_config, load_config
 from agentgym.eval import evaluate_any, report_metrics, report_summary
 from agentgym.eval.heldout import EnvReport, write_json
@@ -86,14 +87,15 @@ class GRPOTrainer:
         self.cfg = cfg
         self.quiet = quiet
         self.run_dir = Path(cfg.run_dir)
-        if cfg.model.threads:
-            torch.set_num_threads(cfg.model.threads)
+        threads.fix(cfg.model.threads)  # 0: torch's count, lowered to 1 while the CPU is busy
         if not resume and (self.run_dir / "metrics.jsonl").exists():
             raise FileExistsError(
                 f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} or choose another run_dir"
             )
         parts = build(cfg)
         self.parts = parts
+        if cfg.model.backend == "transformers":
+            threads.enable(next(parts.model.parameters()).device)
         self.demos, demo_counts = build_demos(cfg, parts.policy.chat)
         self.sft_update = sft_settings(parts.update)
         self.model, self.tokenizer, self.ref_model = parts.model, parts.tokenizer, parts.ref_model
@@ -266,6 +268,9 @@ class GRPOTrainer:
         the reference is measured first, on the tokens as sampled."""
         tokens = collate(samples, advantages, self.policy.chat.pad_token_id, drop_truncated, budgets=budgets)
         stats: dict[str, float] = {}
+        in_force = threads.tick()
+        if in_force is not None:
+            stats["time/threads"] = float(in_force)
         if measure_kl:
             kl = self._kl_to_ref(tokens)
             if kl is not None:

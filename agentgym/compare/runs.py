@@ -419,7 +419,8 @@ def _number(x: Any) -> float | None:
 
 
 def _costs(run_dir: Path) -> dict[str, Any]:
-    """Generations spent, training minutes, and GRPO steps in which some group's rewards differed."""
+    """Generations spent, training minutes, and the steps after the warm start that trained
+    on something: for GRPO some group's rewards differed, for RFT some sample succeeded."""
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         return {}
@@ -432,9 +433,12 @@ def _costs(run_dir: Path) -> dict[str, Any]:
         if row.get("kind") in ("train", "sft", "rft"):
             spent += int(row.get("rollout/spent", 0) or 0)
             seconds += float(row.get("time/step_s", 0.0) or 0.0)
-        if row.get("kind") == "train":  # without unequal rewards in some group, a step updates nothing
+        if row.get("kind") == "train":
             grpo_steps += 1
-            with_signal += float(row.get("adv/abs_mean", 0.0) or 0.0) > 0
+            if row.get("train/rft"):  # rejection fine-tuning trains when some sample succeeded
+                with_signal += int(row.get("rft/kept_episodes", 0) or 0) > 0
+            else:  # GRPO: without unequal rewards in some group, a step updates nothing
+                with_signal += float(row.get("adv/abs_mean", 0.0) or 0.0) > 0
     out: dict[str, Any] = {
         "generations": spent,
         "train_minutes": round(seconds / 60, 2),

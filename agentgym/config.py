@@ -63,6 +63,13 @@ class RemoteOptions(_Section):
     #: Size of one weight-upload request; a model of any size goes up in parts.
     chunk_mb: int = Field(256, ge=1)
 
+    def server_url(self) -> str:
+        """``url``, which :class:`RunConfig` requires with ``backend: remote`` (a ConfigError
+        for a config changed after it was checked)."""
+        if not self.url:
+            raise ConfigError("model.backend=remote needs model.remote.url (`agentgym generate-server` prints it)")
+        return self.url
+
 
 class ModelConfig(_Section):
     #: smollm2-135m (embedded default), tiny (tests), a checkpoint folder or a hub id.

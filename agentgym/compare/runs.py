@@ -351,13 +351,14 @@ def train_run(plan: Plan, arm: Arm, seed: int, log: Callable[[str], None] = prin
             # The run got the same Ctrl-C and is saving a checkpoint: wait for it, so the
             # next comparison resumes it instead of losing the step.
             interrupted = True
-    launch.update(seconds=round(time.perf_counter() - t0, 1), returncode=code)
+    seconds = round(time.perf_counter() - t0, 1)
+    launch.update(seconds=seconds, returncode=code)
     _write_json(prov_path, prov)
     if interrupted or code == 130:
         raise CompareInterrupted(f"stopped in {run}; run the same command again to continue")
     if code != 0:
         raise CompareError(f"[{arm.name} seed {seed}] training failed (exit {code}): {shlex.join(cmd)}")
-    log(f"[{arm.name} seed {seed}] done in {launch['seconds'] / 60:.1f} min")
+    log(f"[{arm.name} seed {seed}] done in {seconds / 60:.1f} min")
 
 
 # ----- reading a run ----------------------------------------------------------------------

@@ -34,6 +34,7 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,8 @@ class GRPOTrainer:
         #: Generations spent so far (train.max_generations), dropped ones included.
         self.generations = 0
         self._synced: dict[int, int] = {}  # id(policy) -> step whose weights it holds
+        #: While a training run's eval is under way: told how many tasks finished (the bar).
+        self._eval_progress: Callable[[int], None] | None = None
         if resume:
             self._restore()
         elif self.world.main:
@@ -862,9 +865,11 @@ class GRPOTrainer:
         out: dict[str, Any] = {}
         for name, column in (("mean_at_k", "successes"), ("greedy", "greedy_successes")):
             vals = [[_mean(row[key].get(column)) for key in keys] for row in rows]
-            if any(v is None for v in vals[0] + vals[1]):
+            before = [v for v in vals[0] if v is not None]
+            after = [v for v in vals[1] if v is not None]
+            if len(before) < len(keys) or len(after) < len(keys):  # a task lacks this column
                 continue
-            out[name] = asdict(paired_change(vals[0], vals[1]))
+            out[name] = asdict(paired_change(before, after))
         return out or None
 
     def export(self, path: Path, weights: dict[str, Any] | None = None) -> Path:

@@ -27,6 +27,7 @@ fixes the count for a run that must not depend on it.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -142,10 +143,10 @@ class ThreadGovernor:
 
     def _message(self, one: float, many: float) -> str:
         if self.threads == 1:
+            took = f"over {2 * one * 1e3:.0f} ms (cut off)" if math.isinf(many) else f"{many * 1e3:.0f} ms"
             return (
-                f"agentgym: another process is using the CPU ({self.full} torch threads ran a probe in "
-                f"{many * 1e3:.0f} ms, one thread in {one * 1e3:.0f} ms); running with 1 thread until it stops "
-                "(model.threads: N fixes the count)"
+                f"agentgym: another process is using the CPU (a probe took {took} with {self.full} torch threads, "
+                f"{one * 1e3:.0f} ms with one); running with 1 thread until it stops (model.threads: N fixes the count)"
             )
         return f"agentgym: the CPU is free again; back to {self.full} torch threads"
 

@@ -82,7 +82,7 @@ def _policy_move(text: str) -> str:
 
 def _runs(tiny) -> dict:
     """Play every golden run; name -> what it produced."""
-    from agentgym.eval import evaluate_any, report_metrics
+    from agentgym.eval import evaluate_env, report_metrics
     from agentgym.policies.transformers_policy import TransformersPolicy
     from agentgym.rollout import make_runner
     from agentgym.rollout.demos import make_demos
@@ -171,7 +171,7 @@ def _runs(tiny) -> dict:
         ("multiagent/kuhn-poker-v0", fresh(), kuhn, ("optimal",)),
     ):
         sp = SamplingParams(max_new_tokens=10, temperature=1.0)
-        rep = evaluate_any(policy, env_id.split("#")[0], tasks=tasks, sampling=sp, k=2, opponents=opponents, seed=5)
+        rep = evaluate_env(policy, env_id.split("#")[0], tasks=tasks, sampling=sp, k=2, opponents=opponents, seed=5)
         metrics = report_metrics(rep)
         out[f"eval:{env_id}"] = {
             "metrics": {k: v for k, v in sorted(metrics.items()) if v == v},  # NaN != NaN: left out

@@ -305,19 +305,7 @@ class RolloutRunner:
             ids = chat.prompt_ids(new)
             if len(ids) + self.sampling.max_new_tokens > self.max_episode_tokens:
                 return False  # the seat never moves: no Episode for it
-            seat.episode = Episode(
-                env_id=env_id,
-                task=p.task,
-                token_ids=list(ids),
-                loss_mask=[0] * len(ids),
-                logprobs=[0.0] * len(ids),
-                prompt_len=len(ids),
-                messages=list(new),
-                policy_version=self.policy.version,
-                group=p.group,
-                agent=agent,
-                reward_parts=seat.parts,
-            )
+            seat.episode = self._episode(env_id, p, seat, new, ids)
         else:
             ep = seat.episode
             cont = chat.continuation_ids(new, seat.last_completion)
@@ -343,10 +331,8 @@ class RolloutRunner:
         if ep is not None and info.get("error"):
             ep.errors.append(str(info["error"]))
 
-    def _idle_episode(self, env_id: str, p: _Play, seat: _Seat) -> Episode:
-        """The record of a policy seat that never moved: what it saw, its return, no tokens to train."""
-        msgs = p.seen.get(seat.agent, [])
-        ids = self.policy.chat.prompt_ids(msgs) if msgs else []
+    def _episode(self, env_id: str, p: _Play, seat: _Seat, msgs: list[Message], ids: list[int]) -> Episode:
+        """A seat's Episode opened on ``msgs`` (their prompt ``ids``, never trained on)."""
         return Episode(
             env_id=env_id,
             task=p.task,
@@ -354,13 +340,19 @@ class RolloutRunner:
             loss_mask=[0] * len(ids),
             logprobs=[0.0] * len(ids),
             prompt_len=len(ids),
-            turn_rewards=[seat.early_reward],
             reward_parts=seat.parts,
             messages=list(msgs),
             policy_version=self.policy.version,
             group=p.group,
             agent=seat.agent,
         )
+
+    def _idle_episode(self, env_id: str, p: _Play, seat: _Seat) -> Episode:
+        """The record of a policy seat that never moved: what it saw, its return, no tokens to train."""
+        msgs = p.seen.get(seat.agent, [])
+        ep = self._episode(env_id, p, seat, msgs, self.policy.chat.prompt_ids(msgs) if msgs else [])
+        ep.turn_rewards.append(seat.early_reward)
+        return ep
 
     def _drop(self, p: _Play, why: str, stats: RolloutStats) -> None:
         stats.dropped_env_errors += 1

@@ -44,13 +44,15 @@ class Turn:
     last turn (scripted seats' moves included); ``observations`` holds, for every policy
     seat, the messages it was told since it last moved; ``movers`` are the policy seats
     that must move now (none once ``done``, with ``end_reason`` "terminated" or
-    "truncated")."""
+    "truncated"). ``said`` lists the scripted seats' moves since the last turn as
+    ``(seat, kind, text)``, for a transcript."""
 
     movers: list[str]
     observations: dict[str, list[Message]]
     credits: list[tuple[str, float, dict[str, Any]]] = field(default_factory=list)
     done: bool = False
     end_reason: str = "terminated"
+    said: list[tuple[str, str, str]] = field(default_factory=list)
 
     def observed(self) -> tuple:
         """What a replay of the same actions must reproduce exactly (infos left out)."""
@@ -161,6 +163,7 @@ class GameSeats:
         #: Simultaneous games: each seat's observation, kept until it moves.
         self._obs: dict[str, list[Message]] = {}
         self._credits: list[tuple[str, float, dict[str, Any]]] = []
+        self._said: list[tuple[str, str, str]] = []
         self._movers: list[str] = []
         self._done = False
         self._end_reason = "terminated"
@@ -185,7 +188,8 @@ class GameSeats:
         stream = [seating.seed, int(env.task.seed) % (2**32), seating.group, seating.member]
         self.rng = np.random.default_rng(seating.key if seating.key is not None else stream)
         self.demonstrator = seating.demonstrator
-        self._credits, self._movers, self._done, self._end_reason = [], [], False, "terminated"
+        self._credits, self._said, self._movers = [], [], []
+        self._done, self._end_reason = False, "terminated"
         return self._advance()
 
     def step(self, action: str | Mapping[str, str]) -> Turn:
@@ -227,7 +231,7 @@ class GameSeats:
                 kind = self.controllers[agent]
                 if kind == POLICY:
                     return self._turn([agent])
-                self._aec_step(agent, env.scripted_action(agent, kind, self.rng))
+                self._aec_step(agent, self._scripted(agent, kind))
             return self._turn([])
         while not self._done:
             if not env.agents:
@@ -246,14 +250,20 @@ class GameSeats:
             seen = {a: list(self._obs.get(a, [])) for a in self.seats}
         self._movers = movers
         credits, self._credits = self._credits, []
-        return Turn(list(movers), seen, credits, self._done, self._end_reason)
+        said, self._said = self._said, []
+        return Turn(list(movers), seen, credits, self._done, self._end_reason, said)
+
+    def _scripted(self, agent: str, kind: str) -> str:
+        text = self.env.scripted_action(agent, kind, self.rng)
+        self._said.append((agent, kind, text))
+        return text
 
     def _round(self, moves: dict[str, str]) -> None:
         env = self.env
         actions = {}
         for a in env.agents:
             kind = self.controllers[a]
-            actions[a] = moves[a] if kind == POLICY else env.scripted_action(a, kind, self.rng)
+            actions[a] = moves[a] if kind == POLICY else self._scripted(a, kind)
         obs, rewards, terms, truncs, infos = env.step(actions)
         self._obs = {a: o["messages"] for a, o in obs.items()}
         self._credits.extend((a, float(rewards[a]), dict(infos[a])) for a in rewards)

@@ -121,13 +121,19 @@ class OneSeat:
     def task(self) -> TaskSpec:
         return self.env.task
 
-    def reset(self, task: TaskSpec, seating: Seating | None = None) -> Turn:
-        messages, self.info = self.env.reset(options={"task": task})
+    @property
+    def done(self) -> bool:
+        return self._turn.done
+
+    def reset(self, task: TaskSpec | None, seating: Seating | None = None, seed: int | None = None) -> Turn:
+        """Open the env on ``task`` (None: a training task the env draws, from ``seed``)."""
+        messages, self.info = self.env.reset(seed=seed, options={"task": task})
         self._turn = Turn([ONLY_SEAT], {ONLY_SEAT: list(messages)})
         return self._turn
 
-    def step(self, action: str | Mapping[str, str]) -> Turn:
-        text = as_moves(action, self._turn.movers)[ONLY_SEAT]
+    def step(self, action: Any) -> Turn:
+        """Step the env with the seat's text (bad input is the env's to answer)."""
+        text = action.get(ONLY_SEAT) if isinstance(action, Mapping) else action
         messages, reward, terminated, truncated, info = self.env.step(text)
         done = bool(terminated or truncated)
         self._turn = Turn(
@@ -149,6 +155,9 @@ class OneSeat:
         if not hasattr(env, "oracle"):
             raise TypeError(f"{type(env).__name__} has no oracle() to demonstrate with")
         return env.oracle()
+
+    def close(self) -> None:
+        self.env.close()
 
 
 class GameSeats:
@@ -172,15 +181,20 @@ class GameSeats:
     def task(self) -> TaskSpec:
         return self.env.task
 
-    def reset(self, task: TaskSpec, seating: Seating | None = None) -> Turn:
-        """Open the game, seat its players and play the scripted seats up to the first policy move."""
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def reset(self, task: TaskSpec | None, seating: Seating | None = None, seed: int | None = None) -> Turn:
+        """Open the game (on ``task``; None: a training task drawn from ``seed``), seat its
+        players and play the scripted seats up to the first policy move."""
         seating = seating or Seating()
         env = self.env
         if isinstance(env, TextParallelEnv):
-            obs, _ = env.reset(options={"task": task})
+            obs, _ = env.reset(seed=seed, options={"task": task})
             self._obs = {a: o["messages"] for a, o in obs.items()}
         else:
-            env.reset(options={"task": task})
+            env.reset(seed=seed, options={"task": task})
             self._obs = {}
         self.controllers = {**env.controllers(), **(seating.controllers or {})}
         env.check_players(self.controllers)
@@ -194,7 +208,11 @@ class GameSeats:
 
     def step(self, action: str | Mapping[str, str]) -> Turn:
         """Play the policy seats' moves, then the scripted seats up to the next policy move."""
+        if self._done:
+            raise RuntimeError("the game has ended; reset it to play another")
         moves = as_moves(action, self._movers)
+        if sorted(moves) != sorted(self._movers):
+            raise ValueError(f"seats {self._movers} must move now; got moves for {sorted(moves)}")
         env = self.env
         if isinstance(env, TextAECEnv):
             ((agent, text),) = moves.items()
@@ -221,6 +239,9 @@ class GameSeats:
         move): ``Seating.demonstrator``, else the first of :data:`DEMONSTRATORS` the game has."""
         kind = self.demonstrator or demonstrator_kind(self.env)
         return self.env.scripted_action(seat if seat is not None else self._movers[0], kind, self.rng)
+
+    def close(self) -> None:
+        self.env.close()
 
     # ----- the game ------------------------------------------------------------------
     def _advance(self) -> Turn:

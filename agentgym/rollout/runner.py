@@ -59,6 +59,7 @@ class _Seat:
 
 @dataclass
 class _Play:
+    env_id: str
     handle: int
     group: int
     task: TaskSpec
@@ -167,14 +168,46 @@ class RolloutRunner:
         pool_before = self.pool.stats.copy()
         if seeds is not None and len(seeds) != len(tasks):
             raise ValueError(f"got {len(seeds)} seeds for {len(tasks)} tasks")
-        ctl = controllers or self.controllers
         kind = demonstrate if isinstance(demonstrate, str) else None
+        plays = self._open(env_id, tasks, group_size, seeds, controllers or self.controllers, kind, stats)
+        live = self._retire(plays)
+        rounds = 0
+        try:
+            while live:
+                self._round(live, bool(demonstrate), stats)
+                live = self._retire(live)
+                rounds += 1
+                if on_round is not None:
+                    on_round(rounds, len(live))
+        finally:
+            if live:  # an exception (policy, callback) left plays open: free their envs
+                self.pool.release([p.handle for p in live])
+        out = [ep for p in plays if p.end_reason != "dropped" for ep in self._episodes(p, idle_seats)]
+        stats.episodes = len(out)
+        after = self.pool.stats
+        stats.worker_restarts = after.worker_restarts - pool_before.worker_restarts
+        stats.replayed_episodes = after.replayed_episodes - pool_before.replayed_episodes
+        stats.replay_failures = after.replay_failures - pool_before.replay_failures
+        self.last_stats = stats
+        return out
+
+    def _open(
+        self,
+        env_id: str,
+        tasks: Sequence[TaskSpec],
+        group_size: int,
+        seeds: Sequence[int] | None,
+        controllers: dict[str, str] | None,
+        demonstrator: str | None,
+        stats: RolloutStats,
+    ) -> list[_Play]:
+        """Open ``group_size`` plays per task, in task order, and book their first turns."""
         specs, seatings = [], []
         for gi, task in enumerate(tasks):
             for m in range(group_size):
                 key = None if seeds is None else stream_seed(int(seeds[gi]), m)
                 specs.append(task)
-                seatings.append(Seating(ctl, key, self.seed, gi, m, kind))
+                seatings.append(Seating(controllers, key, self.seed, gi, m, demonstrator))
         t = time.perf_counter()
         opened_all = self.pool.reset(env_id, specs, self.env_kwargs, seatings)
         stats.env_s += time.perf_counter() - t
@@ -185,66 +218,54 @@ class RolloutRunner:
                 stats.env_error_messages.append(opened.error)
                 continue
             seats = {a: _Seat(a) for a in opened.seats}
-            play = _Play(opened.handle, seating.group, opened.task, seats, seating.key)
-            plays.append(play)
-            self._take(env_id, play, opened.turn)
-        live = self._retire(plays)
-        rounds = 0
-        try:
-            while live:
-                requests = [(p, agent) for p in live for agent in p.movers]
-                t = time.perf_counter()
-                completions = self._generate(requests, bool(demonstrate), stats)
-                stats.generate_s += time.perf_counter() - t
-                moves: dict[int, dict[str, str]] = {}
-                for (p, agent), comp in zip(requests, completions):
-                    seat = p.seats[agent]
-                    ep = seat.episode
-                    ep.token_ids.extend(comp.token_ids)
-                    ep.loss_mask.extend([1] * len(comp.token_ids))
-                    ep.logprobs.extend(comp.logprobs)
-                    ep.turn_rewards.append(0.0)
-                    stats.generated_tokens += len(comp.token_ids)
-                    if comp.finish_reason == "length":
-                        ep.hit_length_limit = True
-                    text = self.policy.chat.decode(comp.token_ids)
-                    ep.messages.append({"role": "assistant", "content": text})
-                    seat.last_completion = list(comp.token_ids)
-                    moves.setdefault(p.handle, {})[agent] = text
-                t = time.perf_counter()
-                results = self.pool.step([p.handle for p in live], [moves[p.handle] for p in live])
-                stats.env_s += time.perf_counter() - t
-                for p, res in zip(live, results):
-                    if res.error is not None:  # an env bug or a lost worker: drop the play, keep the batch
-                        self._drop(p, res.error, stats)
-                    else:
-                        self._take(env_id, p, res.turn)
-                live = self._retire(live)
-                rounds += 1
-                if on_round is not None:
-                    on_round(rounds, len(live))
-        finally:
-            if live:  # an exception (policy, callback) left plays open: free their envs
-                self.pool.release([p.handle for p in live])
-        out: list[Episode] = []
-        for p in plays:
-            if p.end_reason == "dropped":
-                continue
-            for seat in p.seats.values():
-                if seat.episode is not None and not seat.episode.turn_rewards:
-                    seat.episode = None  # opened, but the play ended before its first move
-                if seat.episode is None and idle_seats:
-                    seat.episode = self._idle_episode(env_id, p, seat)
-                if seat.episode is not None:
-                    seat.episode.end_reason = p.end_reason
-                    seat.episode.success = seat.success
-                    out.append(seat.episode)
-        stats.episodes = len(out)
-        after = self.pool.stats
-        stats.worker_restarts = after.worker_restarts - pool_before.worker_restarts
-        stats.replayed_episodes = after.replayed_episodes - pool_before.replayed_episodes
-        stats.replay_failures = after.replay_failures - pool_before.replay_failures
-        self.last_stats = stats
+            plays.append(_Play(env_id, opened.handle, seating.group, opened.task, seats, seating.key))
+            self._take(plays[-1], opened.turn)
+        return plays
+
+    def _round(self, live: list[_Play], demonstrate: bool, stats: RolloutStats) -> None:
+        """Generate every live play's moves in one batch, step the plays, book their turns."""
+        requests = [(p, agent) for p in live for agent in p.movers]
+        t = time.perf_counter()
+        completions = self._generate(requests, demonstrate, stats)
+        stats.generate_s += time.perf_counter() - t
+        moves: dict[int, dict[str, str]] = {}
+        for (p, agent), comp in zip(requests, completions):
+            seat = p.seats[agent]
+            ep = seat.episode
+            ep.token_ids.extend(comp.token_ids)
+            ep.loss_mask.extend([1] * len(comp.token_ids))
+            ep.logprobs.extend(comp.logprobs)
+            ep.turn_rewards.append(0.0)
+            stats.generated_tokens += len(comp.token_ids)
+            if comp.finish_reason == "length":
+                ep.hit_length_limit = True
+            text = self.policy.chat.decode(comp.token_ids)
+            ep.messages.append({"role": "assistant", "content": text})
+            seat.last_completion = list(comp.token_ids)
+            moves.setdefault(p.handle, {})[agent] = text
+        t = time.perf_counter()
+        results = self.pool.step([p.handle for p in live], [moves[p.handle] for p in live])
+        stats.env_s += time.perf_counter() - t
+        for p, res in zip(live, results):
+            if res.error is not None:  # an env bug or a lost worker: drop the play, keep the batch
+                stats.dropped_env_errors += 1
+                stats.env_error_messages.append(res.error)
+                p.done, p.end_reason = True, "dropped"
+            else:
+                self._take(p, res.turn)
+
+    def _episodes(self, p: _Play, idle_seats: bool) -> list[Episode]:
+        """A finished play's Episodes, one per policy seat that moved (or every seat with ``idle_seats``)."""
+        out = []
+        for seat in p.seats.values():
+            if seat.episode is not None and not seat.episode.turn_rewards:
+                seat.episode = None  # opened, but the play ended before its first move
+            if seat.episode is None and idle_seats:
+                seat.episode = self._idle_episode(p, seat)
+            if seat.episode is not None:
+                seat.episode.end_reason = p.end_reason
+                seat.episode.success = seat.success
+                out.append(seat.episode)
         return out
 
     def _retire(self, plays: list[_Play]) -> list[_Play]:
@@ -278,7 +299,7 @@ class RolloutRunner:
         return out
 
     # ----- one play ------------------------------------------------------------------
-    def _take(self, env_id: str, p: _Play, turn: Turn) -> None:
+    def _take(self, p: _Play, turn: Turn) -> None:
         """Book a turn: credit its rewards, end the play or open the next moves' prompts."""
         for agent, reward, info in turn.credits:
             self._credit(p, agent, reward, info)
@@ -291,13 +312,13 @@ class RolloutRunner:
             p.done, p.end_reason = True, turn.end_reason
             return
         for agent in turn.movers:
-            if not self._prompt(env_id, p, agent, turn.observations.get(agent, [])):
+            if not self._prompt(p, agent, turn.observations.get(agent, [])):
                 p.movers = []
                 p.done, p.end_reason = True, "token_budget"
                 return
             p.movers.append(agent)
 
-    def _prompt(self, env_id: str, p: _Play, agent: str, new: list[Message]) -> bool:
+    def _prompt(self, p: _Play, agent: str, new: list[Message]) -> bool:
         """Extend the seat's ids with what it observed since its last move (False: out of budget)."""
         chat = self.policy.chat
         seat = p.seats[agent]
@@ -305,7 +326,7 @@ class RolloutRunner:
             ids = chat.prompt_ids(new)
             if len(ids) + self.sampling.max_new_tokens > self.max_episode_tokens:
                 return False  # the seat never moves: no Episode for it
-            seat.episode = self._episode(env_id, p, seat, new, ids)
+            seat.episode = self._episode(p, seat, new, ids)
         else:
             ep = seat.episode
             cont = chat.continuation_ids(new, seat.last_completion)
@@ -331,10 +352,10 @@ class RolloutRunner:
         if ep is not None and info.get("error"):
             ep.errors.append(str(info["error"]))
 
-    def _episode(self, env_id: str, p: _Play, seat: _Seat, msgs: list[Message], ids: list[int]) -> Episode:
+    def _episode(self, p: _Play, seat: _Seat, msgs: list[Message], ids: list[int]) -> Episode:
         """A seat's Episode opened on ``msgs`` (their prompt ``ids``, never trained on)."""
         return Episode(
-            env_id=env_id,
+            env_id=p.env_id,
             task=p.task,
             token_ids=list(ids),
             loss_mask=[0] * len(ids),
@@ -347,17 +368,12 @@ class RolloutRunner:
             agent=seat.agent,
         )
 
-    def _idle_episode(self, env_id: str, p: _Play, seat: _Seat) -> Episode:
+    def _idle_episode(self, p: _Play, seat: _Seat) -> Episode:
         """The record of a policy seat that never moved: what it saw, its return, no tokens to train."""
         msgs = p.seen.get(seat.agent, [])
-        ep = self._episode(env_id, p, seat, msgs, self.policy.chat.prompt_ids(msgs) if msgs else [])
+        ep = self._episode(p, seat, msgs, self.policy.chat.prompt_ids(msgs) if msgs else [])
         ep.turn_rewards.append(seat.early_reward)
         return ep
-
-    def _drop(self, p: _Play, why: str, stats: RolloutStats) -> None:
-        stats.dropped_env_errors += 1
-        stats.env_error_messages.append(why)
-        p.done, p.end_reason = True, "dropped"
 
 
 def _moves(p: _Play, agent: str) -> int:

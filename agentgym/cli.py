@@ -546,10 +546,11 @@ def sft(
     from agentgym.grpo.checkpoint import CheckpointWriteError
     from agentgym.grpo.trainer import train_from_config
 
+    path: str | None = config
     if "=" in config and not Path(config).exists():  # only overrides, on the defaults
-        overrides, config = [config, *(overrides or [])], None
+        overrides, path = [config, *(overrides or [])], None
     try:
-        result = train_from_config(config, [*(overrides or []), "train.steps=0"])
+        result = train_from_config(path, [*(overrides or []), "train.steps=0"])
     except (ConfigError, FileExistsError, FileNotFoundError) as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(2) from None

@@ -63,13 +63,22 @@ class RemoteOptions(_Section):
     #: Size of one weight-upload request; a model of any size goes up in parts.
     chunk_mb: int = Field(256, ge=1)
 
+    def server_url(self) -> str:
+        """``url``, which :class:`RunConfig` requires with ``backend: remote`` (a ConfigError
+        for a config changed after it was checked)."""
+        if not self.url:
+            raise ConfigError("model.backend=remote needs model.remote.url (`agentgym generate-server` prints it)")
+        return self.url
+
 
 class ModelConfig(_Section):
     #: smollm2-135m (embedded default), tiny (tests), a checkpoint folder or a hub id.
     name: str = "smollm2-135m"
     #: LoRA adapters instead of full fine-tuning (null: full fine-tuning).
     lora: LoraConfig | None = None
-    #: Threads torch may use (0: leave torch's default).
+    #: Threads torch may use. 0: torch's count (one per core), lowered to 1 while another
+    #: process holds the CPU (a short probe every 20 s decides; agentgym/threads.py): on 2
+    #: cores a busy neighbour made 2 spinning threads about 9x slower than 1. N: exactly N.
     threads: int = Field(0, ge=0)
     #: Who generates rollouts: the trained model itself (transformers, CPU or GPU), a
     #: vLLM engine on the trainer's GPU (one per rank under torchrun), or a generation

@@ -131,6 +131,12 @@ class TaskFamily:
     param_space: ClassVar[ParamSpace] = ParamSpace([])
     #: Contents, seeds and region that training never samples.
     held_out: ClassVar[HeldOut] = HeldOut()
+    #: The task being played: ``reset`` sets it before it calls ``_reset``.
+    task: TaskSpec | None
+    #: How this instance was made (positional and keyword arguments), for its twin.
+    _init_args: tuple[tuple[Any, ...], dict[str, Any]]
+    #: Per class (not inherited): one content-naming instance per set of env kwargs.
+    _oracles: ClassVar[dict[str, TaskFamily]]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         # Remember how this instance was made, so the default content key can make a twin.
@@ -206,6 +212,18 @@ class TaskFamily:
             task = TaskSpec.from_dict(task)
         return TaskSpec(self.param_space.validate(task.params), int(task.seed))
 
+    def _reset(self, params: Params, rng: np.random.Generator) -> object:
+        """Open the task for ``params`` (drawing from ``rng``, seeded by the spec) and return
+        what the env says first; single- and multi-agent bases say what that is."""
+        raise NotImplementedError
+
+    def _opened_task(self) -> TaskSpec:
+        """The task ``reset`` set, for a ``_reset`` that needs more than its params (the seed
+        an outside simulator takes)."""
+        if self.task is None:
+            raise RuntimeError(f"{type(self).__name__}: no task yet; _reset runs inside reset()")
+        return self.task
+
 
 def opening_text(env: TaskFamily, task: TaskSpec) -> str:
     """What ``env`` says when it opens ``task`` (a game: every seat's opening messages), as
@@ -219,7 +237,8 @@ def opening_text(env: TaskFamily, task: TaskSpec) -> str:
 class TextEnv(TaskFamily, gymnasium.Env):
     """Base class of agentgym environments (single agent, multi-turn, text in and out)."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 1}
+    # Not a ClassVar: gymnasium.Env declares it an instance attribute.
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 1}
     #: Actions longer than this are refused with an error message.
     max_action_chars: ClassVar[int] = 65536
     #: True when ``reset``/``step`` of *different* instances may run at the same time in

@@ -52,7 +52,7 @@ def check_backends(cfg: RunConfig) -> None:
         from agentgym.policies.remote import RemoteGenerationError, RemotePolicy
 
         try:
-            RemotePolicy.ping(cfg.model.remote.url, timeout_s=min(cfg.model.remote.timeout_s, 30.0))
+            RemotePolicy.ping(cfg.model.remote.server_url(), timeout_s=min(cfg.model.remote.timeout_s, 30.0))
         except RemoteGenerationError as exc:
             raise ConfigError(f"model.backend=remote: {exc}") from None
 

@@ -16,11 +16,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from types import FrameType
 from typing import Any
 
 import gymnasium
 
-from agentgym.env import TextEnv
+from agentgym.env import TaskFamily, TextEnv
 
 ENTRY_POINT_GROUP = "agentgym.envs"
 
@@ -50,6 +51,14 @@ class EnvSpec:
         if not attr:
             raise ValueError(f"entry point {self.entry_point!r} of {self.id!r} must look like 'module:Class'")
         return getattr(importlib.import_module(module), attr)
+
+    def family_class(self) -> type[TaskFamily]:
+        """The registered class, to read its task space and held-out split without building
+        an env; a TypeError when the entry point is a factory function (it has neither)."""
+        cls = self.load_class()
+        if not (isinstance(cls, type) and issubclass(cls, TaskFamily)):
+            raise TypeError(f"the entry point of {self.id!r}, {cls!r}, is not a TextEnv or multi-agent game class")
+        return cls
 
     def make(self, **kwargs: Any) -> TextEnv:
         env = self.load_class()(**{**self.kwargs, **kwargs})
@@ -118,7 +127,7 @@ def register(
 def _caller_package() -> str:
     """Where a registration outside an entry point comes from: agentgym's own code says
     "agentgym", a user's module says "module NAME" (its top-level name)."""
-    frame = sys._getframe(2)  # register() <- its caller
+    frame: FrameType | None = sys._getframe(2)  # register() <- its caller
     while frame is not None and frame.f_globals.get("__name__") == __name__:
         frame = frame.f_back
     name = frame.f_globals.get("__name__", "") if frame is not None else ""

@@ -1,13 +1,21 @@
-"""Torch threads on a small shared CPU: generation speed idle and beside a busy process.
+"""Torch threads on a small shared CPU: speed idle and beside a busy process.
 
 OpenMP's default wait policy spins a thread at every barrier until its partner arrives;
 when another process holds one of the two cores, the partner is descheduled and every
 barrier waits out a scheduler slice. ``OMP_WAIT_POLICY=PASSIVE`` makes waiting threads
-sleep instead. This benchmark samples 8 x 48 tokens with the default model in a fresh
-process per setting (the policy is read when the OpenMP runtime starts), idle and with a
-CPU-bound neighbour (one torch thread doing matmuls), and prints tokens/s per setting.
+sleep instead; agentgym's thread governor (``agentgym/threads.py``, on by default) drops
+to one thread while a probe says the full count is slower.
 
-    python bench/threads.py [--out results/bench/threads.json]
+Part 1 samples 8 x 48 tokens with the default model in a fresh process per setting (the
+policy is read when the OpenMP runtime starts), idle and with a CPU-bound neighbour (one
+torch thread doing matmuls), and prints tokens/s. Part 2 (``--grpo``) times GRPO steps of
+1 task x 8 samples x 48 tokens (the same seeded steps in every setting: the samples are
+bit for bit alike across thread counts) before the governor (torch's 2 threads, fixed),
+with it, and with one thread, idle and busy.
+
+    python bench/threads.py [--grpo] [--steps 4] [--out results/bench/threads.json]
+
+Time it with nothing else running.
 """
 
 from __future__ import annotations
@@ -42,6 +50,58 @@ while True:
 """
 
 
+STEP = r"""
+import json, sys, tempfile
+from agentgym.config import load_config
+from agentgym.grpo.trainer import GRPOTrainer
+threads, steps = int(sys.argv[1]), int(sys.argv[2])
+with tempfile.TemporaryDirectory() as d:
+    cfg = load_config(None, [f"run_dir={d}/run", "model.name=smollm2-135m", f"model.threads={threads}",
+        "env.id=math/arithmetic-v0", "rollout.tasks_per_step=1", "rollout.group_size=8",
+        "rollout.max_new_tokens=48", "train.eval_tasks=1"])
+    tr = GRPOTrainer(cfg, quiet=True)
+    times, counts = [], []
+    for _ in range(steps):
+        r = tr.train_step()
+        times.append(r["time/step_s"]); counts.append(r.get("time/threads"))
+    tr.close()
+print(json.dumps({"times": times, "threads": counts}))
+"""
+
+#: GRPO-step settings: (name, model.threads, extra environment).
+STEP_SETTINGS = [
+    ("torch default, 2 threads (before)", 0, {"AGENTGYM_THREADS": "fixed"}),
+    ("governed (after, the default)", 0, {}),
+    ("1 thread", 1, {}),
+]
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "AGENTGYM_THREADS")}
+    return {**env, **extra}
+
+
+def _with_neighbour(busy: bool, fn):
+    burner = subprocess.Popen([sys.executable, "-c", BURN], env={**_env({}), "OMP_NUM_THREADS": "1"}) if busy else None
+    try:
+        time.sleep(1.0 if busy else 0.0)
+        return fn()
+    finally:
+        if burner is not None:
+            burner.kill()
+            burner.wait()
+
+
+def grpo_steps(threads: int, extra: dict[str, str], busy: bool, steps: int) -> dict:
+    def go():
+        out = subprocess.run([sys.executable, "-c", STEP, str(threads), str(steps)], env=_env(extra), capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr[-2000:])
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    return _with_neighbour(busy, go)
+
+
 def run(threads: int, policy: str | None, busy: bool) -> float:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if policy is not None:
@@ -62,16 +122,30 @@ def run(threads: int, policy: str | None, busy: bool) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="results/bench/threads.json")
+    ap.add_argument("--grpo", action="store_true", help="also time GRPO steps before/after the thread governor")
+    ap.add_argument("--no-sampler", action="store_true", help="skip part 1 (sampling tokens/s)")
+    ap.add_argument("--steps", type=int, default=4, help="GRPO steps per setting (the first is left out of the mean)")
     args = ap.parse_args()
     rows = []
     print(f"{'threads':>7} {'OMP_WAIT_POLICY':>16} {'idle tok/s':>11} {'busy tok/s':>11} {'busy/idle':>9}")
-    for threads in (1, 2):
+    for threads in () if args.no_sampler else (1, 2):
         for policy in (None, "PASSIVE"):
             idle, busy = run(threads, policy, False), run(threads, policy, True)
             rows.append({"threads": threads, "policy": policy or "default", "idle": idle, "busy": busy})
             print(f"{threads:>7} {policy or 'default':>16} {idle:>11.1f} {busy:>11.1f} {busy / idle:>9.2f}")
+    report: dict = {"cpu_count": os.cpu_count(), "rows": rows}
+    if args.grpo:
+        report["grpo_step"] = step_rows = []
+        print(f"\nGRPO step, 1 task x 8 samples x 48 tokens, seconds per step (steps 2-{args.steps})")
+        print(f"{'setting':>34} {'idle s':>7} {'busy s':>7} {'busy/idle':>9} {'threads busy':>12}")
+        for name, threads, extra in STEP_SETTINGS:
+            idle = grpo_steps(threads, extra, False, args.steps)
+            busy = grpo_steps(threads, extra, True, args.steps)
+            mi, mb = (sum(r["times"][1:]) / (len(r["times"]) - 1) for r in (idle, busy))
+            step_rows.append({"setting": name, "idle_s": mi, "busy_s": mb, "idle": idle, "busy": busy})
+            print(f"{name:>34} {mi:>7.2f} {mb:>7.2f} {mb / mi:>9.2f} {str(busy['threads'][1:]):>12}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"cpu_count": os.cpu_count(), "rows": rows}, indent=1) + "\n")
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -407,3 +407,19 @@ def test_default_report_path_is_committed():
     assert res.returncode == 1, f"{out} is ignored by git: results behind the README must be committed"
     res = subprocess.run(["git", "-C", str(root), "check-ignore", "-q", "runs/compare/x/a-s0/summary.json"])
     assert res.returncode == 0
+
+
+def test_an_rft_step_with_a_success_counts_as_a_step_with_signal(tmp_path):
+    """RFT steps log no advantages; a step that kept a success trained on something."""
+    from agentgym.compare.runs import _costs
+
+    rows = [
+        {"step": 1, "kind": "sft", "time/step_s": 6.0},
+        {"step": 2, "kind": "train", "train/rft": 1.0, "rft/kept_episodes": 5, "rollout/spent": 32, "time/step_s": 6.0},
+        {"step": 3, "kind": "train", "train/rft": 1.0, "rft/kept_episodes": 0, "rollout/spent": 32, "time/step_s": 6.0},
+        {"step": 4, "kind": "train", "adv/abs_mean": 0.3, "rollout/spent": 32, "time/step_s": 6.0},
+        {"step": 5, "kind": "train", "adv/abs_mean": 0.0, "rollout/spent": 32, "time/step_s": 6.0},
+    ]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    costs = _costs(tmp_path)
+    assert (costs["grpo_steps"], costs["grpo_steps_with_signal"], costs["generations"]) == (4, 2, 128)

@@ -44,3 +44,23 @@ def test_curves_align_on_grpo_steps_and_average_over_seeds(tmp_path):
     console.print(curves_table(curves, steps=[0, 10]))
     text = console.export_text()
     assert "70.0±10.0" in text and "55.0±4.0" in text
+
+
+@pytest.mark.parametrize("x", ["step", "generations"])
+def test_each_band_lies_under_its_line_on_a_numeric_axis(tmp_path, monkeypatch, x):
+    """The s.e. band is drawn over the same x values as its line (it once got the axis
+    name, which turned the x axis into one category called 'step' with no band)."""
+    import matplotlib.figure
+
+    runs = [{"arm": "a", "seed": 0, **_run(tmp_path / "a0", [(0, 0.1, 0.01), (4, 0.5, 0.02), (14, 0.6, 0.02)])}]
+    figures = []
+    real = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: (figures.append(fig), real(fig, *a, **k))[1])
+    plot_curves(arm_curves(runs), tmp_path / "c.png", x=x)
+    ax = figures[0].axes[0]
+    line = ax.get_lines()[0]
+    xs = [float(v) for v in line.get_xdata()]
+    assert xs == ([-4.0, 0.0, 10.0] if x == "step" else [0.0, 0.0, 32.0])
+    band = ax.collections[0].get_paths()[0].vertices[:, 0]
+    assert (band.min(), band.max()) == (min(xs), max(xs))
+    assert ax.xaxis.get_units() is None  # numbers, not categories

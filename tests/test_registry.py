@@ -152,6 +152,23 @@ def test_a_plain_register_call_is_usable_from_the_cli_and_configs(tmp_path, monk
     assert facts.max_turns >= 1 and tasks.space.dims[0].name == "n"
 
 
+def test_training_an_env_registered_as_a_factory_function_is_a_config_error():
+    """A run reads the task space off the registered class; a factory function has none.
+    It said so with a bare AttributeError ('function' object has no attribute 'param_space')."""
+    from agentgym.config import ConfigError, load_config
+    from agentgym.grpo.setup import check_config
+    from tests.conftest import GuessEnv
+
+    agentgym.register("test/factory-v0", lambda **kw: GuessEnv(**kw), gymnasium_id=False)
+    try:
+        assert isinstance(agentgym.make("test/factory-v0"), GuessEnv)  # building one still works
+        cfg = load_config(None, ["env.id=test/factory-v0", "env.params={}", "model.name=tiny"])
+        with pytest.raises(ConfigError, match="env.id: .*test/factory-v0.* is not a TextEnv or multi-agent game class"):
+            check_config(cfg)
+    finally:
+        agentgym.registry._REGISTRY.pop("test/factory-v0", None)
+
+
 def test_an_env_registered_by_a_plain_module_names_that_module_as_its_source(tmp_path, monkeypatch):
     """`agentgym envs` shows where an env comes from: a user's module, not "agentgym"."""
     import importlib

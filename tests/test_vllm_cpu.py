@@ -164,3 +164,51 @@ def test_the_generation_server_serves_a_vllm_engine_to_a_remote_trainer(trainer_
     finally:
         server.policy.llm.llm_engine.engine_core.shutdown()
         server.close()
+
+
+def test_two_torchrun_ranks_each_train_with_their_own_engine(tmp_path, engine):
+    """``torchrun --nproc-per-node 2 ... model.backend=vllm`` on the CPU build: each rank
+    builds its own engine in its process (vLLM's external_launcher mode, as on GPUs),
+    generates its share of the groups, and takes the new weights after each update; the
+    run's summary counts two ranks."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    engine.llm.llm_engine.engine_core.shutdown()  # the ranks build their own engines
+    root = Path(__file__).resolve().parent.parent
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "agentgym"]
+    cmd += [
+        "train",
+        f"run_dir={run}",
+        f"env.id={TASK}",
+        "env.params={digits: [1], n_operands: [2], operators: ['+']}",
+        "model.backend=vllm",
+        "model.vllm.max_model_len=512",
+        "rollout.tasks_per_step=2",
+        "rollout.group_size=2",
+        "rollout.max_new_tokens=8",
+        "grpo.mask_truncated=false",
+        "train.steps=2",
+        "train.eval_tasks=2",
+        "train.eval_max_new_tokens=8",
+        "train.save_every=100",
+        "train.report_to=[]",
+    ]
+    p = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        pytest.fail(f"two ranks with vLLM engines did not finish in 900 s: {err[-3000:]}")
+    assert p.returncode == 0, err[-4000:]
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    steps = [r for r in rows if r.get("kind") == "train"]
+    assert [r["step"] for r in steps] == [1, 2] and all(r["time/generate_s"] > 0 for r in steps)
+    assert json.loads((run / "summary.json").read_text())["world_size"] == 2

@@ -111,7 +111,7 @@ def plot_curves(curves: dict[str, list[dict[str, Any]]], path: str | Path, title
             n = max(p["n"] for _, p in pts)
             ax.plot(xs, y, marker="o", ms=3, color=f"C{i}", label=f"{arm} ({n} seed{'s' if n > 1 else ''})")
             ax.fill_between(
-                x, [a - b for a, b in zip(y, se)], [a + b for a, b in zip(y, se)], color=f"C{i}", alpha=0.18
+                xs, [a - b for a, b in zip(y, se)], [a + b for a, b in zip(y, se)], color=f"C{i}", alpha=0.18
             )
         if x == "step":
             ax.axvline(0, color="gray", lw=0.8, ls=":")

@@ -351,13 +351,14 @@ def train_run(plan: Plan, arm: Arm, seed: int, log: Callable[[str], None] = prin
             # The run got the same Ctrl-C and is saving a checkpoint: wait for it, so the
             # next comparison resumes it instead of losing the step.
             interrupted = True
-    launch.update(seconds=round(time.perf_counter() - t0, 1), returncode=code)
+    seconds = round(time.perf_counter() - t0, 1)
+    launch.update(seconds=seconds, returncode=code)
     _write_json(prov_path, prov)
     if interrupted or code == 130:
         raise CompareInterrupted(f"stopped in {run}; run the same command again to continue")
     if code != 0:
         raise CompareError(f"[{arm.name} seed {seed}] training failed (exit {code}): {shlex.join(cmd)}")
-    log(f"[{arm.name} seed {seed}] done in {launch['seconds'] / 60:.1f} min")
+    log(f"[{arm.name} seed {seed}] done in {seconds / 60:.1f} min")
 
 
 # ----- reading a run ----------------------------------------------------------------------
@@ -419,7 +420,8 @@ def _number(x: Any) -> float | None:
 
 
 def _costs(run_dir: Path) -> dict[str, Any]:
-    """Generations spent, training minutes, and GRPO steps in which some group's rewards differed."""
+    """Generations spent, training minutes, and the steps after the warm start that trained
+    on something: for GRPO some group's rewards differed, for RFT some sample succeeded."""
     path = run_dir / "metrics.jsonl"
     if not path.exists():
         return {}
@@ -432,9 +434,12 @@ def _costs(run_dir: Path) -> dict[str, Any]:
         if row.get("kind") in ("train", "sft", "rft"):
             spent += int(row.get("rollout/spent", 0) or 0)
             seconds += float(row.get("time/step_s", 0.0) or 0.0)
-        if row.get("kind") == "train":  # without unequal rewards in some group, a step updates nothing
+        if row.get("kind") == "train":
             grpo_steps += 1
-            with_signal += float(row.get("adv/abs_mean", 0.0) or 0.0) > 0
+            if row.get("train/rft"):  # rejection fine-tuning trains when some sample succeeded
+                with_signal += int(row.get("rft/kept_episodes", 0) or 0) > 0
+            else:  # GRPO: without unequal rewards in some group, a step updates nothing
+                with_signal += float(row.get("adv/abs_mean", 0.0) or 0.0) > 0
     out: dict[str, Any] = {
         "generations": spent,
         "train_minutes": round(seconds / 60, 2),

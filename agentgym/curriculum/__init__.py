@@ -18,6 +18,7 @@ Defaults come from the papers' runs, scaled to the run's length where it matters
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 from agentgym.curriculum.alp_gmm import ALPGMMTeacher
@@ -60,7 +61,7 @@ __all__ = [
 ]
 
 #: Teacher names accepted by :func:`make_teacher` and their classes.
-TEACHERS: dict[str, type] = {
+TEACHERS: dict[str, Callable[..., Teacher]] = {
     "random": RandomTeacher,
     "fixed": FixedSetTeacher,
     "schedule": ScheduleTeacher,
@@ -72,11 +73,11 @@ TEACHERS: dict[str, type] = {
 def teacher_options(name: str) -> list[str]:
     """The options (keyword arguments beyond tasks and seed) teacher ``name`` accepts."""
     cls = _teacher_class(name)
-    params = inspect.signature(cls.__init__).parameters
-    return [p for p in params if p not in ("self", "tasks", "seed")]
+    params = inspect.signature(cls).parameters
+    return [p for p in params if p not in ("tasks", "seed")]
 
 
-def _teacher_class(name: str) -> type:
+def _teacher_class(name: str) -> Callable[..., Teacher]:
     try:
         return TEACHERS[name]
     except KeyError:

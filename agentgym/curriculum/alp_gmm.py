@@ -276,7 +276,7 @@ class ALPGMMTeacher:
     # ----- Teacher protocol ----------------------------------------------------------
     def _from_gmm(self, c: int, x: np.ndarray) -> dict[str, Any]:
         """Allowed params from component ``c``, starting with its draw ``x`` (redraws if held out)."""
-        assert self._gmm is not None and self._chol is not None
+        assert self._gmm is not None and self._chol is not None and self._means is not None
         space = self.tasks.space
         for _ in range(self.max_tries):
             p = params_from_unit(space, np.clip(x[: self.dim], 0.0, 1.0))
@@ -291,7 +291,7 @@ class ALPGMMTeacher:
     def sample(self, n: int) -> list[TaskSpec]:
         if self._gmm is None:
             return [self.tasks.spec_from(self.rng, self._uniform) for _ in range(n)]
-        assert self._chol is not None and self._pick is not None
+        assert self._chol is not None and self._pick is not None and self._means is not None
         # Per call: one coin per task (uniform or mixture), its component and its Gaussian draw.
         coins = self.rng.random(n)
         comps = self.rng.choice(len(self._pick), size=n, p=self._pick)

@@ -52,6 +52,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,7 @@ from agentgym.curriculum.base import (
     normalized_reward,
     spread_metrics,
 )
-from agentgym.curriculum.cells import cell_index, draw_params, fully_held_out, product_cells
+from agentgym.curriculum.cells import Cell, cell_index, draw_params, fully_held_out, product_cells
 from agentgym.env import TaskSpec
 from agentgym.spaces import ParamError
 
@@ -167,7 +168,7 @@ class BanditTeacher:
         self.fast_alpha, self.slow_alpha = float(fast_alpha), float(slow_alpha)
         self.reward_range = check_reward_range(reward_range)
 
-        self._cells = []
+        self._cells: list[tuple[Cell, ...]] = []
         self._arm_of: dict[tuple[int, ...], int] = {}
         for combo in product_cells(space, self.arm_dims, self.bins):
             if fully_held_out(tasks, {c.dim: c for c in combo}):
@@ -227,7 +228,7 @@ class BanditTeacher:
     def sample(self, n: int) -> list[TaskSpec]:
         picks = self.rng.choice(len(self._cells), size=n, p=self._probs)
         return [
-            self.tasks.spec_from(self.rng, lambda j=j: draw_params(self.tasks, self.rng, self._cells[j])) for j in picks
+            self.tasks.spec_from(self.rng, partial(draw_params, self.tasks, self.rng, self._cells[j])) for j in picks
         ]
 
     def _outcome(self, r: GroupResult) -> float:

@@ -99,7 +99,7 @@ class FilteredSampling:
         if max_rounds < 1:
             raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
         self.teacher = teacher
-        self.filters: list[Filter] = [filters] if hasattr(filters, "keep") else list(filters)  # type: ignore[arg-type]
+        self.filters: list[Filter] = [filters] if hasattr(filters, "keep") else list(filters)
         self.max_rounds = int(max_rounds)
         self.total = FilterStats()
 

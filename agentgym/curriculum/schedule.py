@@ -15,6 +15,7 @@ curriculum that learning-progress teachers are compared with.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -92,7 +93,7 @@ class ScheduleTeacher:
         active = self.active_cells()
         picks = self.rng.integers(active.size, size=n)
         return [
-            self.tasks.spec_from(self.rng, lambda i=i: draw_params(self.tasks, self.rng, self.cells[active[i]]))
+            self.tasks.spec_from(self.rng, partial(draw_params, self.tasks, self.rng, self.cells[active[i]]))
             for i in picks
         ]
 

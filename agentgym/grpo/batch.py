@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -54,8 +55,11 @@ class TokenBatch:
         """The same batch on ``device`` (itself when it is already there)."""
         if self.input_ids.device == torch.device(device):
             return self
-        moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return TokenBatch(**{k: None if v is None else v.to(device) for k, v in moved.items()})
+        moved: dict[str, Any] = {}  # tensors, and None for an absent optional one
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            moved[f.name] = None if v is None else v.to(device)
+        return TokenBatch(**moved)
 
     def prompt_keys(self) -> list[bytes]:
         """Each row's tokens before its first policy token, as bytes (rows of one GRPO

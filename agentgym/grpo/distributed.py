@@ -112,14 +112,14 @@ class World:
         has = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=self.device)
         torch.distributed.all_reduce(has, group=self.group)
         params = [p for p, n in zip(params, has.tolist()) if n > 0]
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
         bucket: list[torch.Tensor] = []
         size = 0
         for p in params:
-            bucket.append(p.grad)
-            size += p.grad.numel()
+            grad = p.grad
+            if grad is None:
+                grad = p.grad = torch.zeros_like(p)
+            bucket.append(grad)
+            size += grad.numel()
             if size >= bucket_elems:
                 _reduce_bucket(bucket, self.group)
                 bucket, size = [], 0

@@ -35,11 +35,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
 from agentgym.grpo.distributed import World
+
+if TYPE_CHECKING:  # torch.distributed may be missing at run time (see is_sharded)
+    from torch.distributed.fsdp import FSDPModule
 
 
 def _fsdp():
@@ -122,22 +125,23 @@ def gathered(model: torch.nn.Module, reduce_grads: bool = False) -> Iterator[Non
         yield
         return
     units = _units(model)
-    model.set_reshard_after_forward(False)
-    model.set_reshard_after_backward(False)
-    model.set_requires_gradient_sync(False)
+    root = cast("FSDPModule", model)  # is_sharded: fully_shard gave it a Module+FSDPModule class
+    root.set_reshard_after_forward(False)
+    root.set_reshard_after_backward(False)
+    root.set_requires_gradient_sync(False)
     for unit in units:
         unit.unshard()
     try:
         yield
         if reduce_grads:
-            model.set_requires_gradient_sync(True)
+            root.set_requires_gradient_sync(True)
             _zero_pass(model)
     finally:
-        model.set_requires_gradient_sync(True)
+        root.set_requires_gradient_sync(True)
         for unit in units:
             unit.reshard()
-        model.set_reshard_after_forward(True)
-        model.set_reshard_after_backward(True)
+        root.set_reshard_after_forward(True)
+        root.set_reshard_after_backward(True)
 
 
 def _full(t: torch.Tensor) -> torch.Tensor:

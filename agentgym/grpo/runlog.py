@@ -103,8 +103,9 @@ class RunLog:
         for name in FILES:
             path = self.run_dir / name
             if path.exists():
-                lines = path.read_text().splitlines() if step is not None else []
-                kept = [ln for ln in lines if ln.strip() and _line_step(ln) <= step]
+                kept: list[str] = []
+                if step is not None:
+                    kept = [ln for ln in path.read_text().splitlines() if ln.strip() and _line_step(ln) <= step]
                 atomic_write(path, "".join(ln + "\n" for ln in kept))
 
 

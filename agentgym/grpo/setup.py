@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from agentgym.grpo.collect import Collector
 from agentgym.grpo.distributed import BroadcastTeacher, World, init_world
 from agentgym.grpo.update import UpdateSettings
 from agentgym.machine import check_backends, check_report_to
-from agentgym.multiagent import is_multiagent
+from agentgym.multiagent import TextAECEnv, TextParallelEnv, is_multiagent
 from agentgym.placement import resolve_device, resolve_precision
 from agentgym.policies.base import SamplingParams
 from agentgym.policies.models import ModelNotAvailable, check_model_name, load_model
@@ -81,11 +81,13 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
     """Everything that can fail without a model, as :class:`ConfigError`."""
     import_modules(cfg.imports)
     try:
-        env_cls = env_spec(cfg.env.id).load_class()
+        env_cls = env_spec(cfg.env.id).family_class()
     except KeyError as exc:
         raise ConfigError(
             f"env.id: {exc.args[0] if exc.args else exc}"
         ) from None  # a wrong env id fails before the model loads
+    except TypeError as exc:  # a factory function: no class to read the task space from
+        raise ConfigError(f"env.id: {exc}") from None
     try:
         TrainingTasks(env_cls.param_space, env_cls.held_out, cfg.env.params)
     except ValueError as exc:
@@ -112,16 +114,18 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
     except ModelNotAvailable as exc:
         raise ConfigError(f"model.name: {exc}") from None
     try:
-        seats = tuple(probe.possible_agents) if is_multiagent(probe) else ()
-        if seats:
+        # make() is annotated TextEnv but builds multi-agent games too; is_multiagent tells them.
+        game = cast(TextAECEnv | TextParallelEnv, probe) if is_multiagent(probe) else None
+        seats = tuple(game.possible_agents) if game is not None else ()
+        if game is not None and seats:
             try:
-                probe.check_players(cfg.multiagent.controllers, cfg.multiagent.eval_opponents)
+                game.check_players(cfg.multiagent.controllers, cfg.multiagent.eval_opponents)
             except ValueError as exc:
                 raise ConfigError(f"multiagent: {exc}") from None
         elif cfg.multiagent.adapters == "per_role":
             raise ConfigError(f"multiagent.adapters=per_role needs a multi-agent game; {cfg.env.id} has one agent")
         max_turns = int(getattr(probe, "max_turns", 1))
-        facts = EnvFacts(max_turns, seats, int(probe.max_seat_moves) if seats else max_turns)
+        facts = EnvFacts(max_turns, seats, int(game.max_seat_moves) if game is not None and seats else max_turns)
     finally:
         probe.close()
     if "outcome" in cfg.teacher.options:
@@ -190,7 +194,7 @@ def build(cfg: RunConfig) -> Parts:
     world = init_world(device.type)
     if world.distributed:
         _check_distributed(cfg, facts)
-        teacher = BroadcastTeacher(teacher, world)  # type: ignore[assignment]
+        teacher = BroadcastTeacher(teacher, world)
     weights_dtype, autocast_dtype = resolve_precision(cfg.train.precision, device)
     torch.manual_seed(cfg.seed)  # the same on every rank: the same initial weights (LoRA too)
     np.random.seed(cfg.seed)
@@ -226,7 +230,7 @@ def build(cfg: RunConfig) -> Parts:
         )
     params = [p for p in model.parameters() if p.requires_grad]
     g = cfg.grpo
-    optimizer = torch.optim.AdamW(params, lr=g.lr, betas=tuple(g.betas), weight_decay=g.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=g.lr, betas=g.betas, weight_decay=g.weight_decay)
     ro = cfg.rollout
     pool = make_pool(
         ro.backend,
@@ -328,7 +332,11 @@ def _with_lora(cfg: RunConfig, model: Any, seats: tuple[str, ...]) -> tuple[Any,
     from peft import LoraConfig, get_peft_model
 
     lora = LoraConfig(
-        r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules, task_type="CAUSAL_LM"
+        r=lc.r,
+        lora_alpha=lc.alpha,  # type: ignore[arg-type]  # peft annotates it int; it only divides (alpha / r)
+        lora_dropout=lc.dropout,
+        target_modules=lc.target_modules,
+        task_type="CAUSAL_LM",
     )
     if cfg.multiagent.adapters == "per_role":
         from agentgym.policies.roles import RoleAdapters
@@ -347,7 +355,7 @@ def _policy(cfg: RunConfig, model: Any, tok: Any, autocast_dtype: Any, world: An
 
         ro = cfg.model.remote
         # rank 0 uploads the weights; the other ranks wait until the server holds them
-        return RemotePolicy(ro.url, tok, timeout_s=ro.timeout_s, chunk_mb=ro.chunk_mb, writer=world.main)
+        return RemotePolicy(ro.server_url(), tok, timeout_s=ro.timeout_s, chunk_mb=ro.chunk_mb, writer=world.main)
     import torch
 
     from agentgym.policies.vllm_policy import VLLMPolicy, vllm_model_path

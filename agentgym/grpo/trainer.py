@@ -34,6 +34,7 @@ import signal
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from agentgym import threads
 from agentgym.config import ConfigError, RunConfig, dump_config, load_config
 from agentgym.eval import evaluate_env, report_metrics, report_summary
 from agentgym.eval.heldout import EnvReport, write_json
@@ -86,14 +88,15 @@ class GRPOTrainer:
         self.cfg = cfg
         self.quiet = quiet
         self.run_dir = Path(cfg.run_dir)
-        if cfg.model.threads:
-            torch.set_num_threads(cfg.model.threads)
+        threads.fix(cfg.model.threads)  # 0: torch's count, lowered to 1 while the CPU is busy
         if not resume and (self.run_dir / "metrics.jsonl").exists():
             raise FileExistsError(
                 f"{self.run_dir} already holds a run; resume it with --resume {self.run_dir} or choose another run_dir"
             )
         parts = build(cfg)
         self.parts = parts
+        if cfg.model.backend == "transformers":
+            threads.enable(next(parts.model.parameters()).device)
         self.demos, demo_counts = build_demos(cfg, parts.policy.chat)
         self.sft_update = sft_settings(parts.update)
         self.model, self.tokenizer, self.ref_model = parts.model, parts.tokenizer, parts.ref_model
@@ -115,6 +118,8 @@ class GRPOTrainer:
         #: Generations spent so far (train.max_generations), dropped ones included.
         self.generations = 0
         self._synced: dict[int, int] = {}  # id(policy) -> step whose weights it holds
+        #: While a training run's eval is under way: told how many tasks finished (the bar).
+        self._eval_progress: Callable[[int], None] | None = None
         if resume:
             self._restore()
         elif self.world.main:
@@ -266,6 +271,9 @@ class GRPOTrainer:
         the reference is measured first, on the tokens as sampled."""
         tokens = collate(samples, advantages, self.policy.chat.pad_token_id, drop_truncated, budgets=budgets)
         stats: dict[str, float] = {}
+        in_force = threads.tick()
+        if in_force is not None:
+            stats["time/threads"] = float(in_force)
         if measure_kl:
             kl = self._kl_to_ref(tokens)
             if kl is not None:
@@ -857,9 +865,11 @@ class GRPOTrainer:
         out: dict[str, Any] = {}
         for name, column in (("mean_at_k", "successes"), ("greedy", "greedy_successes")):
             vals = [[_mean(row[key].get(column)) for key in keys] for row in rows]
-            if any(v is None for v in vals[0] + vals[1]):
+            before = [v for v in vals[0] if v is not None]
+            after = [v for v in vals[1] if v is not None]
+            if len(before) < len(keys) or len(after) < len(keys):  # a task lacks this column
                 continue
-            out[name] = asdict(paired_change(vals[0], vals[1]))
+            out[name] = asdict(paired_change(before, after))
         return out or None
 
     def export(self, path: Path, weights: dict[str, Any] | None = None) -> Path:

@@ -269,8 +269,10 @@ class _Plan:
     never changes the gradient.
     """
 
-    def __init__(self, rows: list[int], roles: Sequence[str] | None, size: int, keys: Sequence[bytes] | None = None):
-        self.rows, self.roles, self.size, self.keys = rows, roles, size, keys
+    def __init__(
+        self, rows: Sequence[int], roles: Sequence[str] | None, size: int, keys: Sequence[bytes] | None = None
+    ):
+        self.rows, self.roles, self.size, self.keys = list(rows), roles, size, keys
 
     def mini_batches(self, n: int, total_rows: int | None = None) -> list[list[int]]:
         # Every n-th row of the length-sorted list: each part gets long and short rows alike.
@@ -278,7 +280,7 @@ class _Plan:
         n = max(1, min(n, len(self.rows) if total_rows is None else total_rows))
         return [self.rows[k::n] for k in range(n)]
 
-    def micro_batches(self, rows: list[int]) -> list[tuple[str | None, list[int]]]:
+    def micro_batches(self, rows: Sequence[int]) -> list[tuple[str | None, list[int]]]:
         by_role: dict[str | None, list[int]] = {}
         for r in rows:
             by_role.setdefault(self.roles[r] if self.roles is not None else None, []).append(r)

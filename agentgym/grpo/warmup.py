@@ -58,6 +58,8 @@ def build_demos(cfg: RunConfig, chat: Any) -> tuple[DemoSet | None, dict[str, fl
     if w.source == "file":
         from agentgym.rollout.demos import load_demos
 
+        if w.file is None:  # RunConfig refuses it; a config changed after its check can lack it
+            raise ConfigError("warmup.source=file needs warmup.file (a JSONL of Episodes or chat rows)")
         try:
             eps = load_demos(w.file, chat)
         except (OSError, ValueError) as exc:

@@ -75,7 +75,7 @@ class OpenEnvEnv(TextEnv):
         return self._client
 
     def _reset(self, params: Params, rng: np.random.Generator) -> list[dict[str, str]]:
-        return _messages(self._session().reset(seed=int(self.task.seed)).observation)
+        return _messages(self._session().reset(seed=int(self._opened_task().seed)).observation)
 
     def _step(self, action: str) -> Feedback:
         if self.action_field is not None:

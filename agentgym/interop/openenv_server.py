@@ -213,11 +213,11 @@ class OpenEnvProtocol:
     # ----- the WebSocket session -----------------------------------------------------------
     def serve_websocket(self, handler: BaseHTTPRequestHandler) -> None:
         """Accept the upgrade on ``handler``'s connection and run one session until it closes."""
-        key = handler.headers.get("Sec-WebSocket-Key")
+        key = handler.headers.get("Sec-WebSocket-Key") or ""
         refusal = None
         if "websocket" not in (handler.headers.get("Upgrade") or "").lower() or not key:
             refusal = (400, "GET /ws needs a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Key)")
-        elif self.server.loopback and not all(map(_is_loopback_name, handler.headers.get_all("Host") or [None])):
+        elif self.server.loopback and not all(map(_is_loopback_name, handler.headers.get_all("Host") or [""])):
             # A name that resolves to this machine only by DNS rebinding; a client on this
             # machine says localhost or the address.
             refusal = (403, "the Host header must name this machine (localhost or a loopback address)")

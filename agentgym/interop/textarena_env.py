@@ -88,8 +88,9 @@ class TextArenaGame(TextAECEnv):
         while isinstance(game, ta.Wrapper):  # TextArena's wrappers re-render the history; agents keep their own
             game = game.env
         self._game = game
-        self._random_state = random.Random(int(self.task.seed)).getstate()
-        self._in_game(game.reset, num_players=len(self.possible_agents), seed=int(self.task.seed))
+        seed = int(self._opened_task().seed)
+        self._random_state = random.Random(seed).getstate()
+        self._in_game(game.reset, num_players=len(self.possible_agents), seed=seed)
         return self._drain()
 
     def _next_agent(self) -> str:

@@ -228,7 +228,7 @@ def env_class(taskset_id: str) -> type[VerifiersEnv]:
     tasks are loaded here, once, to size the space)."""
     train, evaluation = _config_splits(taskset_config_type(taskset_id))
     attrs: dict[str, Any] = {"taskset_id": taskset_id, "train_split": train, "eval_split": evaluation, "_loaded": {}}
-    cls = type(f"Verifiers_{taskset_id.replace('-', '_')}", (VerifiersEnv,), attrs)
+    cls: type[VerifiersEnv] = type(f"Verifiers_{taskset_id.replace('-', '_')}", (VerifiersEnv,), attrs)
     splits = cls._splits({})
     longest = max(len(tasks) for tasks in splits.values())
     if evaluation:

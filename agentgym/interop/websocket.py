@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
-from typing import Any, BinaryIO
+from io import BufferedIOBase
+from typing import Any
 
 _GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -49,7 +50,7 @@ class WebSocket:
     before its payload is read).
     """
 
-    def __init__(self, rfile: BinaryIO, wfile: BinaryIO, max_message: int, sock: Any = None):
+    def __init__(self, rfile: BufferedIOBase, wfile: BufferedIOBase, max_message: int, sock: Any = None):
         self.rfile, self.wfile = rfile, wfile
         #: The socket under the files, for timeouts (optional).
         self.sock = sock

@@ -56,6 +56,9 @@ def make_policy(name: str, *, seed: int = 0, **kwargs):
         model = name.removeprefix("vllm:")
         path = vllm_model_path(model, seed=seed)
         return VLLMPolicy(path, load_tokenizer(path), seed=seed, **kwargs)
+    from agentgym import threads
     from agentgym.policies.transformers_policy import TransformersPolicy
 
-    return TransformersPolicy.from_name(name, seed=seed, **kwargs)
+    policy = TransformersPolicy.from_name(name, seed=seed, **kwargs)
+    threads.enable(policy.device)  # one torch thread while another process holds a core
+    return policy

@@ -126,7 +126,7 @@ def smollm2_model_dir() -> Path:
 def tiny_config(vocab_size: int, **overrides: Any):
     from transformers import LlamaConfig
 
-    kw = dict(
+    kw: dict[str, Any] = dict(
         vocab_size=vocab_size,
         hidden_size=64,
         intermediate_size=128,

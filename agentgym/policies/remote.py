@@ -124,7 +124,8 @@ class GenerationServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        # typeshed types the address bind() accepts (bytes too); a bound socket's host is a str.
+        return f"http://{host}:{port}"  # type: ignore[str-bytes-safe]
 
     def serve_forever(self) -> None:
         self.httpd.serve_forever()
@@ -170,7 +171,7 @@ class GenerationServer:
         """Every tensor is one the served model has, with its shape and kind of dtype (ValueError)."""
         if self.param_specs is None:
             return
-        unknown = sorted(set(tensors) - self.param_names)
+        unknown = sorted(set(tensors) - self.param_specs.keys())
         if unknown:
             raise ValueError(
                 f"the served model ({self.model or 'unnamed'}) has no tensor {unknown[0]!r}"

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from agentgym import threads
 from agentgym.placement import autocast
 from agentgym.policies.base import ChatFormat, Completion, PolicyBase, SamplingParams
 
@@ -76,6 +77,7 @@ class TransformersPolicy(PolicyBase):
         for start in range(0, len(order), self.max_batch_size):
             idx = order[start : start + self.max_batch_size]
             streams = None if seeds is None else [_row_generator(seeds[i]) for i in idx]
+            threads.tick()  # one thread while another process holds a core (agentgym.threads)
             with autocast(self.device, self.autocast_dtype):
                 done = self._generate_batch([prompts[i] for i in idx], sampling, streams)
             for i, c in zip(idx, done):

@@ -168,7 +168,8 @@ def play(
     _check_env(env_id)
     play = seat_env(make(env_id))
     turn = play.reset(_task(env_id, _parse_params(param), seed), Seating(seed=seed))
-    seats = f"; seats {play.controllers}" if getattr(play, "controllers", None) else ""
+    controllers = getattr(play, "controllers", None)
+    seats = f"; seats {controllers}" if controllers else ""
     console.print(f"[dim]task {json.dumps(play.task.to_dict())}{seats}[/dim]")
     returns: dict[str, float] = {}
     success, turns = False, 0

@@ -110,7 +110,7 @@ class EnvServer:
         if protocol == "openenv" and self.agents:
             raise ValueError(f"{env_id} is a multi-agent game; OpenEnv's protocol serves single-agent envs")
         self.env_spec = spec(env_id)
-        self.env_cls = self.env_spec.load_class()
+        self.env_cls: Any = self.env_spec.load_class()  # a class, or a factory function
         self.openenv = None
         if protocol == "openenv":
             from agentgym.interop.openenv_server import OpenEnvProtocol
@@ -123,7 +123,7 @@ class EnvServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def serve_forever(self) -> None:
         self.httpd.serve_forever()
@@ -261,7 +261,7 @@ class EnvServer:
                 elif parts.path == "/spec":
                     self._run(server.spec)
                 elif parts.path == "/state":
-                    self._run(server.state, (query.get("session") or [None])[0])
+                    self._run(server.state, next(iter(query.get("session", [])), None))
                 else:
                     self.reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {parts.path}"})
 

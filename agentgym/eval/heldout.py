@@ -225,7 +225,7 @@ def evaluate_env(
     (see :func:`sample_record`, with ``pass``: "sampled" or "greedy", and a game's
     ``opponent`` and ``seat``), so a stopped evaluation keeps what it had done."""
     sampling = sampling or SamplingParams(max_new_tokens=256, temperature=0.0 if k == 1 else 1.0)
-    env_cls = env_spec(env_id).load_class()
+    env_cls = env_spec(env_id).family_class()
     probe = env_spec(env_id).make(**(env_kwargs or {}))
     try:
         settings = eval_settings(probe, opponents)
@@ -235,7 +235,7 @@ def evaluate_env(
     own_pool = pool is None
     pool = pool if pool is not None else InProcessPool()
     t0 = time.perf_counter()
-    common = {"seed": seed, "batch_tasks": batch_tasks, "on_samples": on_samples, "progress": progress}
+    common: dict[str, Any] = {"seed": seed, "batch_tasks": batch_tasks, "on_samples": on_samples, "progress": progress}
     greedy_sp = replace(sampling, temperature=0.0)
     results: list[TaskResult] = []
     try:

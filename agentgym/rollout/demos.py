@@ -20,11 +20,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from agentgym.policies.base import ChatFormat, SamplingParams
+from agentgym.policies.base import ChatFormat, Policy, SamplingParams
 from agentgym.rollout.episode import Episode
 from agentgym.rollout.pool import InProcessPool
 from agentgym.tasks import TaskSpec
@@ -73,14 +73,14 @@ def make_demos(
     from agentgym.registry import spec
     from agentgym.rollout.runner import RolloutRunner
 
-    cls = spec(env_id).load_class()
+    cls = spec(env_id).family_class()
     tasks = cls.content_oracle(env_kwargs).training_tasks(restrict)  # never held-out content
     rng = np.random.default_rng(seed)
     specs = [tasks.spec(rng) for _ in range(n)]
     sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
     stats = DemoStats(tasks=len(specs))
     runner = RolloutRunner(
-        _Silent(chat),
+        cast(Policy, _Silent(chat)),
         sampling,
         max_episode_tokens=max_episode_tokens,
         env_kwargs=env_kwargs,

@@ -154,11 +154,13 @@ class InProcessPool:
     """
 
     def __init__(self, make_env: Callable[..., TextEnv] | None = None, max_threads: int = 16):
-        if make_env is None:
-            from agentgym.registry import make as make_env
         if max_threads < 1:
             raise ValueError(f"max_threads must be >= 1, got {max_threads}")
-        self._make = make_env
+        if make_env is None:
+            from agentgym.registry import make
+
+            make_env = make
+        self._make: Callable[..., Any] = make_env
         self._free: dict[tuple[str, str], list[Any]] = {}
         self._live: dict[int, tuple[tuple[str, str], OneSeat | GameSeats]] = {}
         self._next_handle = 0

@@ -142,7 +142,7 @@ class RayPool:
             )
         self.num_workers = num_workers
         self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker, max_restarts=0)(EnvWorker)
-        self._workers = [self._actor_cls.remote() for _ in range(num_workers)]
+        self._workers: list[Any] = [self._actor_cls.remote() for _ in range(num_workers)]
         try:
             ray.get([w.ready.remote() for w in self._workers], timeout=ready_timeout_s)
         except Exception:
@@ -334,7 +334,7 @@ class RayPool:
             # Then the recorded texts, round by round, and the pending one last.
             rounds = max((len(self._records[h].steps) + (h in pending) for h in mine), default=0)
             for k in range(rounds):
-                batch = []
+                batch: list[tuple[int, Action, tuple | None]] = []
                 for h in mine:
                     if h in failed:
                         continue

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from agentgym.env import Message, TaskSpec
 from agentgym.policies.base import (
@@ -140,8 +140,9 @@ class RolloutRunner:
         tasks: Sequence[TaskSpec],
         group_size: int = 1,
         on_round: Callable[[int, int], None] | None = None,
-        demonstrate: bool | str = False,
         seeds: Sequence[int] | None = None,
+        *,
+        demonstrate: bool | str = False,
         controllers: dict[str, str] | None = None,
         idle_seats: bool = False,
     ) -> list[Episode]:
@@ -217,6 +218,7 @@ class RolloutRunner:
                 stats.dropped_env_errors += 1
                 stats.env_error_messages.append(opened.error)
                 continue
+            assert opened.task is not None and opened.turn is not None  # set on every opened play
             seats = {a: _Seat(a) for a in opened.seats}
             plays.append(_Play(env_id, opened.handle, seating.group, opened.task, seats, seating.key))
             self._take(plays[-1], opened.turn)
@@ -231,7 +233,7 @@ class RolloutRunner:
         moves: dict[int, dict[str, str]] = {}
         for (p, agent), comp in zip(requests, completions):
             seat = p.seats[agent]
-            ep = seat.episode
+            ep = _opened(seat)
             ep.token_ids.extend(comp.token_ids)
             ep.loss_mask.extend([1] * len(comp.token_ids))
             ep.logprobs.extend(comp.logprobs)
@@ -252,7 +254,7 @@ class RolloutRunner:
                 stats.env_error_messages.append(res.error)
                 p.done, p.end_reason = True, "dropped"
             else:
-                self._take(p, res.turn)
+                self._take(p, cast(Turn, res.turn))
 
     def _episodes(self, p: _Play, idle_seats: bool) -> list[Episode]:
         """A finished play's Episodes, one per policy seat that moved (or every seat with ``idle_seats``)."""
@@ -276,14 +278,19 @@ class RolloutRunner:
     def _generate(self, requests: list[tuple[_Play, str]], demonstrate: bool, stats: RolloutStats) -> list[Completion]:
         """One batched call for the round; a policy with an adapter per role
         (:class:`~agentgym.policies.roles.RolePolicy`) gets one call per seat instead."""
-        prompts = [p.seats[agent].episode.token_ids for p, agent in requests]
+        prompts = [_opened(p.seats[agent]).token_ids for p, agent in requests]
         if demonstrate:
             stats.generate_calls += 1
-            texts = self.pool.oracle([p.handle for p, _ in requests], [agent or None for _, agent in requests])
+            oracle = getattr(self.pool, "oracle", None)
+            if oracle is None:
+                raise TypeError(f"demonstrations need a pool with oracle() (the in-process pool), not {self.pool!r}")
+            texts = oracle([p.handle for p, _ in requests], [agent or None for _, agent in requests])
             return [demo_completion(self.policy.chat, t, self.sampling.max_new_tokens) for t in texts]
         seeds = None
         if all(p.key is not None for p, _ in requests):
-            seeds = [stream_seed(p.key, *([agent] if agent else []), _moves(p, agent)) for p, agent in requests]
+            seeds = [
+                stream_seed(cast(int, p.key), *([agent] if agent else []), _moves(p, agent)) for p, agent in requests
+            ]
         generate_as = getattr(self.policy, "generate_as", None)
         if generate_as is None or not any(agent for _, agent in requests):
             stats.generate_calls += 1
@@ -374,6 +381,12 @@ class RolloutRunner:
         ep = self._episode(p, seat, msgs, self.policy.chat.prompt_ids(msgs) if msgs else [])
         ep.turn_rewards.append(seat.early_reward)
         return ep
+
+
+def _opened(seat: _Seat) -> Episode:
+    """The seat's Episode, opened by its prompt before it moves."""
+    assert seat.episode is not None, f"seat {seat.agent!r} moves before its prompt was opened"
+    return seat.episode
 
 
 def _moves(p: _Play, agent: str) -> int:

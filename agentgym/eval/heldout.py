@@ -253,32 +253,12 @@ def evaluate_env(
     finally:
         if own_pool:
             pool.close()
-    region = env_cls.held_out.region
-    regions: dict[str, list[TaskResult]] = defaultdict(list)
-    params: dict[str, dict[str, list[TaskResult]]] = defaultdict(lambda: defaultdict(list))
-    games: dict[str, dict[str, list[TaskResult]]] = defaultdict(lambda: defaultdict(list))
-    for r in results:
-        p = r.task.params
-        inside = region is not None and region.contains(p)
-        regions["unseen region" if inside else "trained region, unseen seeds"].append(r)
-        for name, v in p.items():
-            if not isinstance(v, float):
-                params[name][str(v)].append(r)
-        if r.setting.opponent:  # the setting, not the task's own opponent/seat params, says who played
-            s = r.setting
-            for name, v in (
-                ("opponent", s.opponent),
-                ("seat", s.seat),
-                ("opponent / seat", f"{s.opponent} / {s.seat}"),
-            ):
-                games[name][v].append(r)
-    by_param = {n: {v: _aggregate(rs, k) for v, rs in sorted(vals.items())} for n, vals in params.items()}
-    by_param.update({n: {v: _aggregate(rs, k) for v, rs in vals.items()} for n, vals in games.items()})
+    by_region, by_param = _breakdown(results, env_cls.held_out.region, k)
     return EnvReport(
         env_id=env_id,
         k=k,
         overall=_aggregate(results, k),
-        by_region={name: _aggregate(rs, k) for name, rs in sorted(regions.items())},
+        by_region=by_region,
         by_param=by_param,
         tasks=[
             {
@@ -294,6 +274,30 @@ def evaluate_env(
         seconds=time.perf_counter() - t0,
         temperature=sampling.temperature,
     )
+
+
+def _breakdown(
+    results: Sequence[TaskResult], region: Any, k: int
+) -> tuple[dict[str, RowStats], dict[str, dict[str, RowStats]]]:
+    """Rows by held-out region and by parameter value (every non-float task param; a
+    game's settings by opponent, seat and both, in place of the task's own params)."""
+    regions: dict[str, list[TaskResult]] = defaultdict(list)
+    params: dict[str, dict[str, list[TaskResult]]] = defaultdict(lambda: defaultdict(list))
+    games: dict[str, dict[str, list[TaskResult]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        p = r.task.params
+        inside = region is not None and region.contains(p)
+        regions["unseen region" if inside else "trained region, unseen seeds"].append(r)
+        for name, v in p.items():
+            if not isinstance(v, float):
+                params[name][str(v)].append(r)
+        if r.setting.opponent:  # the setting, not the task's own opponent/seat params, says who played
+            opp, seat = r.setting.opponent, r.setting.seat
+            for name, v in (("opponent", opp), ("seat", seat), ("opponent / seat", f"{opp} / {seat}")):
+                games[name][v].append(r)
+    by_param = {n: {v: _aggregate(rs, k) for v, rs in sorted(vals.items())} for n, vals in params.items()}
+    by_param.update({n: {v: _aggregate(rs, k) for v, rs in vals.items()} for n, vals in games.items()})
+    return {name: _aggregate(rs, k) for name, rs in sorted(regions.items())}, by_param
 
 
 def _last_reply(ep: Episode, chars: int) -> str:

@@ -163,34 +163,45 @@ def play(
     In a game you take every seat the policy would (both in self-play); scripted opponents
     (``-p opponent=optimal``) play their own seats."""
     from agentgym import make
-    from agentgym.registry import is_multiagent_id
+    from agentgym.rollout.seats import Seating, seat_env
 
     _check_env(env_id)
-    env = make(env_id)
-    task = _task(env_id, _parse_params(param), seed)
-    if is_multiagent_id(env_id):
-        _play_game(env, task, seed)
-        return
-    messages, info = env.reset(options={"task": task})
-    console.print(f"[dim]task {json.dumps(info['task'])}[/dim]")
-    total = 0.0
+    play = seat_env(make(env_id))
+    turn = play.reset(_task(env_id, _parse_params(param), seed), Seating(seed=seed))
+    controllers = getattr(play, "controllers", None)
+    seats = f"; seats {controllers}" if controllers else ""
+    console.print(f"[dim]task {json.dumps(play.task.to_dict())}{seats}[/dim]")
+    returns: dict[str, float] = {}
+    success, turns = False, 0
     while True:
-        for m in messages:
-            _say(m)
-        reply = _read_reply("you")
-        if reply is None:
-            return
-        messages, reward, terminated, truncated, info = env.step(reply)
-        total += reward
-        parts = ", ".join(f"{k}={v:g}" for k, v in info["reward_parts"].items())
-        err = f"  error: {escape(info['error'])}" if info["error"] else ""
-        console.print(f"[yellow]reward {reward:g}[/yellow] ({parts}){err}")
-        if terminated or truncated:
-            for m in messages:
+        for agent, kind, text in turn.said:
+            console.print(f"[cyan]{agent} ({kind})[/cyan]: {escape(text)}")
+        for agent, reward, info in turn.credits:
+            returns[agent] = returns.get(agent, 0.0) + reward
+            turns = int(info.get("turn", turns))
+            if agent in play.seats:
+                success = bool(info.get("success", success))
+                if reward or info.get("reward_parts") or info.get("error"):
+                    parts = ", ".join(f"{k}={v:g}" for k, v in info.get("reward_parts", {}).items())
+                    err = f"  error: {escape(info['error'])}" if info.get("error") else ""
+                    console.print(f"[yellow]{agent + ' ' if agent else ''}reward {reward:g}[/yellow] ({parts}){err}")
+        if turn.done:
+            break
+        moves = {}
+        for agent in turn.movers:
+            for m in turn.observations[agent]:
                 _say(m)
-            verdict = "[green]success[/green]" if info["success"] else "[red]failure[/red]"
-            console.print(f"episode over: {verdict}, return {total:g}, {info['turn']} turn(s)")
-            return
+            reply = _read_reply(f"you ({agent})" if agent else "you")
+            if reply is None:
+                return
+            moves[agent] = reply
+        turn = play.step(moves)
+    for agent in play.seats:
+        for m in turn.observations.get(agent, []):
+            _say(m)
+    verdict = "[green]success[/green]" if success else "[red]failure[/red]"
+    ret = ", ".join(f"{a + ' ' if a else ''}return {r:g}" for a, r in sorted(returns.items()))
+    console.print(f"episode over: {verdict}, {ret}, {turns} turn(s)")
 
 
 def _read_reply(who: str) -> str | None:
@@ -209,58 +220,6 @@ def _read_reply(who: str) -> str | None:
             return "\n".join(lines)
         if line != "":
             lines.append(line)
-
-
-def _play_game(env, task, seed: int) -> None:
-    """A game in the terminal: you move for the policy's seats, scripted players for theirs."""
-    import numpy as np
-
-    from agentgym.multiagent import POLICY, TextAECEnv
-
-    rng = np.random.default_rng(seed)
-    totals: dict[str, float] = {}
-    if isinstance(env, TextAECEnv):
-        env.reset(options={"task": task})
-        controllers = env.controllers()
-        console.print(f"[dim]task {json.dumps(task.to_dict())}; seats {controllers}[/dim]")
-        while env.agents:
-            agent = env.agent_selection
-            _, reward, terminated, truncated, info = env.last()
-            if terminated or truncated:
-                env.step(None)
-                continue
-            if controllers[agent] == POLICY:
-                for m in env.observe(agent)["messages"]:
-                    _say(m)
-                action = _read_reply(f"you ({agent})")
-                if action is None:
-                    return
-            else:
-                action = env.scripted_action(agent, controllers[agent], rng)
-                console.print(f"[cyan]{agent} ({controllers[agent]})[/cyan]: {escape(action)}")
-            env.step(action)
-            for a, r in env.rewards.items():
-                totals[a] = totals.get(a, 0.0) + float(r)
-    else:
-        obs, infos = env.reset(options={"task": task})
-        controllers = env.controllers()
-        console.print(f"[dim]task {json.dumps(task.to_dict())}; seats {controllers}[/dim]")
-        while env.agents:
-            actions = {}
-            for agent in env.agents:
-                if controllers[agent] == POLICY:
-                    for m in obs.get(agent, {}).get("messages", []):
-                        _say(m)
-                    reply = _read_reply(f"you ({agent})")
-                    if reply is None:
-                        return
-                    actions[agent] = reply
-                else:
-                    actions[agent] = env.scripted_action(agent, controllers[agent], rng)
-            obs, rewards, terminations, truncations, infos = env.step(actions)
-            for a, r in rewards.items():
-                totals[a] = totals.get(a, 0.0) + float(r)
-    console.print("game over: " + ", ".join(f"{a} return {r:g}" for a, r in sorted(totals.items())))
 
 
 class _LineProgress:

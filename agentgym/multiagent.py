@@ -375,8 +375,3 @@ class TextParallelEnv(_TextGame, ParallelEnv):
 def is_multiagent(env: Any) -> bool:
     """True for the multi-agent text games of this module."""
     return isinstance(env, _TextGame)
-
-
-def is_multiagent_class(cls: type) -> bool:
-    """True for a class of multi-agent text game (a subclass of the bases of this module)."""
-    return issubclass(cls, _TextGame)

@@ -205,18 +205,3 @@ def list_envs() -> list[EnvSpec]:
     """All registered environments, sorted by id."""
     discover()
     return [_REGISTRY[k] for k in sorted(_REGISTRY)]
-
-
-def is_multiagent_id(env_id: str) -> bool:
-    """True when registered env ``env_id`` is a multi-agent game (no env is built when its
-    entry point is a class)."""
-    from agentgym.multiagent import is_multiagent, is_multiagent_class
-
-    entry = spec(env_id).load_class()
-    if isinstance(entry, type):
-        return is_multiagent_class(entry)
-    env = entry()
-    try:
-        return is_multiagent(env)
-    finally:
-        env.close()

@@ -8,13 +8,24 @@ with its own env instance, so many clients can play at once.
 =========================  =====================================================================
 ``GET /health``            ``{"ok": true, "env_id": ...}``
 ``GET /spec``              the env id, its parameter space and held-out region, ``max_turns``
-``POST /reset``            body ``{"session"?, "task"?: {"params": {...}, "seed": n}, "seed"?: n}``;
-                           answers ``{"session", "observation", "info"}``
-``POST /step``             body ``{"session", "action": "..."}``; answers ``{"observation",
-                           "reward", "terminated", "truncated", "info"}``
+``POST /reset``            body ``{"session"?, "task"?: {"params": {...}, "seed": n}, "seed"?: n,
+                           "controllers"?: {seat: kind}}``; answers ``{"session", "turn",
+                           "observation", "info"}``
+``POST /step``             body ``{"session", "action": "..."}`` or ``{"session", "moves":
+                           {seat: "..."}}``; answers ``{"turn", "observation", "reward",
+                           "terminated", "truncated", "info"}``
 ``GET /state?session=``    ``{"task", "turn", "done", "transcript"}``
 ``POST /close``            body ``{"session"}``
 =========================  =====================================================================
+
+Multi-agent games are served too, as every env is played (:mod:`agentgym.rollout.seats`):
+``turn`` says which policy seats move now (``movers``), what each was told
+(``observations``), the rewards by seat (``credits``), the scripted seats' moves
+(``said``) and whether the game is over. Scripted seats (the task's ``opponent`` and
+``seat`` params, or ``controllers``) play inside the server. A play with one policy seat
+(a single-agent env, or a game against scripted opponents) also answers in the
+Gymnasium shape, ``observation``, ``reward``, ``terminated``, ``truncated`` and
+``info``, for that seat, so :class:`RemoteEnv` plays it like a local env.
 
 Errors are JSON too (``{"error": "..."}``, status 400 for a bad request, 404 for an unknown
 session). Requests are JSON (``Content-Type: application/json``); a foreign ``Origin``, a
@@ -52,6 +63,7 @@ from agentgym.httpserve import (
     parse_json_object,
     read_body,
 )
+from agentgym.rollout.seats import Seating, Turn, seat_env
 
 _MAX_BODY = 4 << 20
 
@@ -79,12 +91,10 @@ class EnvServer:
         idle_seconds: float = 600.0,
         max_connections: int = MAX_CONNECTIONS,
     ):
-        from agentgym.registry import is_multiagent_id, make, spec
+        from agentgym.registry import make, spec
 
         if protocol not in ("agentgym", "openenv"):
             raise ValueError(f"protocol must be 'agentgym' or 'openenv', got {protocol!r}")
-        if is_multiagent_id(env_id):
-            raise ValueError(f"{env_id} is a multi-agent game; the server serves single-agent envs")
         self.loopback = is_loopback_host(host)
         if not self.loopback and not token:
             raise ValueError(
@@ -95,9 +105,12 @@ class EnvServer:
         self._make = lambda: make(env_id, **self.env_kwargs)
         probe = self._make()  # a wrong id or kwarg fails here, not at the first client
         self.max_turns = int(getattr(probe, "max_turns", 1))
+        self.agents = list(getattr(probe, "possible_agents", []))
         probe.close()
+        if protocol == "openenv" and self.agents:
+            raise ValueError(f"{env_id} is a multi-agent game; OpenEnv's protocol serves single-agent envs")
         self.env_spec = spec(env_id)
-        self.env_cls = self.env_spec.load_class()
+        self.env_cls: Any = self.env_spec.load_class()  # a class, or a factory function
         self.openenv = None
         if protocol == "openenv":
             from agentgym.interop.openenv_server import OpenEnvProtocol
@@ -110,7 +123,7 @@ class EnvServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     def serve_forever(self) -> None:
         self.httpd.serve_forever()
@@ -135,6 +148,7 @@ class EnvServer:
         return {
             "env_id": self.env_id,
             "max_turns": self.max_turns,
+            "agents": self.agents,
             "params": [
                 {"name": d.name, "kind": type(d).__name__, "describe": d.describe()} for d in self.env_cls.param_space
             ],
@@ -149,13 +163,22 @@ class EnvServer:
             if not isinstance(task, dict) or not isinstance(task.get("params"), dict):
                 raise ValueError("task must be {'params': {...}, 'seed': int}")
             options["task"] = self._full_task(task["params"], int(task.get("seed", 0)))
+        controllers = body.get("controllers")
+        if controllers is not None and not (
+            isinstance(controllers, dict) and all(isinstance(v, str) for v in controllers.values())
+        ):
+            raise ValueError("controllers must be {seat: 'policy' or a scripted kind}")
         if sid is None:
             sid = secrets.token_hex(16)
-            self.sessions.open(sid, self._make)
-        lock, env = self.sessions.get(sid)
+            self.sessions.open(sid, lambda: seat_env(self._make()))
+        lock, play = self.sessions.get(sid)
         with lock:
-            obs, info = env.reset(seed=body.get("seed"), options=options or None)
-        return {"session": sid, "observation": obs, "info": info}
+            turn = play.reset(options.get("task"), Seating(controllers), seed=body.get("seed"))
+            info = dict(getattr(play, "info", {}))
+        out = {"session": sid, "turn": _turn_json(turn)}
+        if len(turn.observations) == 1:
+            out.update(observation=next(iter(turn.observations.values())), info=info)
+        return out
 
     def _full_task(self, params: dict[str, Any], seed: int) -> TaskSpec:
         """Params left out are filled from a training task drawn with ``seed``, as
@@ -169,22 +192,34 @@ class EnvServer:
         return TaskSpec(space.validate({**base.params, **params}), seed)
 
     def step(self, body: dict[str, Any]) -> dict[str, Any]:
-        lock, env = self.sessions.get(body.get("session"))
-        if "action" not in body:
-            raise ValueError("step needs an 'action'")
+        lock, play = self.sessions.get(body.get("session"))
+        if "action" not in body and not isinstance(body.get("moves"), dict):
+            raise ValueError("step needs an 'action' (or 'moves': {seat: text})")
         with lock:
-            obs, reward, terminated, truncated, info = env.step(body["action"])
-        return {"observation": obs, "reward": reward, "terminated": terminated, "truncated": truncated, "info": info}
+            turn = play.step(body["moves"] if "action" not in body else body["action"])
+        out = {"turn": _turn_json(turn)}
+        if len(turn.observations) == 1:
+            ((seat, obs),) = turn.observations.items()
+            mine = [(r, info) for s, r, info in turn.credits if s == seat]
+            out.update(
+                observation=obs,
+                reward=sum(r for r, _ in mine),
+                terminated=turn.done and turn.end_reason == "terminated",
+                truncated=turn.done and turn.end_reason == "truncated",
+                info=mine[-1][1] if mine else {},
+            )
+        return out
 
     def state(self, sid: str | None) -> dict[str, Any]:
-        lock, env = self.sessions.get(sid)
+        lock, play = self.sessions.get(sid)
         with lock:
-            u = env.unwrapped
+            u = play.env.unwrapped
             return {
                 "task": u.task.to_dict() if u.task is not None else None,
                 "turn": u.turn,
-                "done": bool(u._done),
-                "transcript": [dict(m) for m in u._transcript],
+                "done": play.done,
+                # a game's transcript holds (seat, message) pairs
+                "transcript": [dict(m) if isinstance(m, dict) else {"agent": m[0], **m[1]} for m in u._transcript],
             }
 
     def close_session(self, sid: str | None) -> dict[str, Any]:
@@ -226,7 +261,7 @@ class EnvServer:
                 elif parts.path == "/spec":
                     self._run(server.spec)
                 elif parts.path == "/state":
-                    self._run(server.state, (query.get("session") or [None])[0])
+                    self._run(server.state, next(iter(query.get("session", [])), None))
                 else:
                     self.reply(HTTPStatus.NOT_FOUND, {"error": f"no endpoint GET {parts.path}"})
 
@@ -247,6 +282,17 @@ class EnvServer:
                     self._run(route, body)
 
         return Handler
+
+
+def _turn_json(turn: Turn) -> dict[str, Any]:
+    return {
+        "movers": turn.movers,
+        "observations": turn.observations,
+        "credits": [[seat, reward, info] for seat, reward, info in turn.credits],
+        "said": [list(s) for s in turn.said],
+        "done": turn.done,
+        "end_reason": turn.end_reason,
+    }
 
 
 class RemoteEnvError(RuntimeError):

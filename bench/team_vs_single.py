@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from agentgym.grpo.trainer import EVAL_SEED
     from agentgym.policies import SamplingParams, make_policy
     from agentgym.registry import spec
-    from agentgym.rollout.multi import MultiAgentRunner
+    from agentgym.rollout import RolloutRunner
 
     params = json.loads(args.params)
     math_cls = spec("math/arithmetic-v0").load_class()
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     single_by_task = {_key(r["task"]["params"], r["task"]["seed"]): bool(r["successes"][0]) for r in single.tasks}
     single_ok = [single_by_task.get(_key(t.params, t.seed), False) for t in tasks]
 
-    runner = MultiAgentRunner(policy, sp, seed=0)
+    runner = RolloutRunner(policy, sp, seed=0)
     if "pioneer-observer" in args.setups:
         _pioneer_observer(runner, team_tasks, single_ok, rows)
     if "solver-critic" in args.setups:

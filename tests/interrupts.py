@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 import torch
 
 from agentgym.grpo.runlog import RunLog
-from agentgym.rollout.multi import MultiAgentRunner
 from agentgym.rollout.runner import RolloutRunner
 
 
@@ -53,7 +52,7 @@ def install(spec: str) -> Callable[[], None]:
         RunLog.write = write_then_kill
         undo.append(lambda: setattr(RunLog, "write", write))
     elif where == "generate":
-        for cls in (RolloutRunner, MultiAgentRunner):
+        for cls in (RolloutRunner,):
             run = cls.run
 
             def run_interrupted(self, *args, on_round=None, _run=run, **kwargs):

@@ -216,7 +216,7 @@ def test_samples_are_seeded_by_task_and_leave_the_policy_s_generator_alone(chat)
 
 
 def test_a_game_s_standard_errors_are_over_deals_not_plays(chat):
-    from agentgym.eval import evaluate_any
+    from agentgym.eval import evaluate_env
     from tests.test_multiagent_core import nim_task  # registers test/ma-nim-v0
 
     # The policy always takes 1, and so does the "ones" opponent (whoever takes the last wins).
@@ -225,7 +225,7 @@ def test_a_game_s_standard_errors_are_over_deals_not_plays(chat):
     pol = TwoFaced(chat)
     pol.respond = lambda text: "1"
     sp = SamplingParams(max_new_tokens=4, temperature=1.0)
-    rep = evaluate_any(pol, "test/ma-nim-v0", tasks=[nim_task(1), nim_task(2)], sampling=sp, k=2, opponents=["ones"])
+    rep = evaluate_env(pol, "test/ma-nim-v0", tasks=[nim_task(1), nim_task(2)], sampling=sp, k=2, opponents=["ones"])
     o = rep.overall
     assert sorted(set(pol.temperatures)) == [0.0, 1.0] and rep.k == 2
     assert o.tasks == 2 and o.episodes == 2 * 2 * 2  # deals x seats x k

@@ -104,9 +104,9 @@ def test_the_runner_plays_a_policy_against_scripted_opponents(chat, env_id, para
     from agentgym import TaskSpec
     from agentgym.policies.base import SamplingParams
     from agentgym.policies.scripted import ScriptedPolicy
-    from agentgym.rollout.multi import MultiAgentRunner
+    from agentgym.rollout import RolloutRunner
 
-    runner = MultiAgentRunner(ScriptedPolicy(chat, _policy_move), SamplingParams(max_new_tokens=24))
+    runner = RolloutRunner(ScriptedPolicy(chat, _policy_move), SamplingParams(max_new_tokens=24))
     tasks = [TaskSpec(params, s) for s in range(3)]
     eps = runner.run(env_id, tasks, group_size=2)
     seat = agentgym.make(env_id).possible_agents[params["seat"]]

@@ -15,8 +15,8 @@ from agentgym.grpo.advantages import group_advantages, seat_groups, split_moves
 from agentgym.multiagent import POLICY, Outcome, TextAECEnv, TextParallelEnv
 from agentgym.policies.base import SamplingParams
 from agentgym.policies.scripted import ScriptedPolicy
+from agentgym.rollout import RolloutRunner
 from agentgym.rollout.episode import Episode
-from agentgym.rollout.multi import MultiAgentRunner
 
 
 class ToyNim(TextAECEnv):
@@ -179,7 +179,7 @@ def take_one(chat):
 
 
 def test_self_play_gives_one_episode_per_seat_with_only_its_own_tokens_trained(chat):
-    runner = MultiAgentRunner(take_one(chat), SamplingParams(max_new_tokens=8))
+    runner = RolloutRunner(take_one(chat), SamplingParams(max_new_tokens=8))
     eps = runner.run("test/ma-nim-v0", [nim_task(5), nim_task(4)], group_size=2)
     assert [(e.group, e.agent) for e in eps] == [(0, "player_0"), (0, "player_1")] * 2 + [
         (1, "player_0"),
@@ -205,7 +205,7 @@ def test_self_play_gives_one_episode_per_seat_with_only_its_own_tokens_trained(c
 
 
 def test_scripted_seats_make_no_episodes_and_controllers_override(chat):
-    runner = MultiAgentRunner(take_one(chat), SamplingParams(max_new_tokens=8))
+    runner = RolloutRunner(take_one(chat), SamplingParams(max_new_tokens=8))
     eps = runner.run("test/ma-nim-v0", [nim_task(4, "ones", seat=1)], group_size=3)
     assert [e.agent for e in eps] == ["player_1"] * 3 and all(e.reward == 1.0 for e in eps)
     eps = runner.run("test/ma-nim-v0", [nim_task(4)], group_size=1, controllers={"player_0": "ones"})
@@ -219,15 +219,15 @@ def test_scripted_seats_make_no_episodes_and_controllers_override(chat):
 def test_a_seat_that_never_moved_counts_in_evaluation_only(chat):
     """Heap 1, the scripted first player takes it: player_1 loses without a move. Training
     gets no Episode (nothing to train on); evaluation counts the loss."""
-    from agentgym.eval.games import evaluate_games
+    from agentgym.eval import evaluate_env
 
-    runner = MultiAgentRunner(take_one(chat), SamplingParams(max_new_tokens=8))
+    runner = RolloutRunner(take_one(chat), SamplingParams(max_new_tokens=8))
     task = nim_task(1, "ones", seat=1)
     assert runner.run("test/ma-nim-v0", [task], group_size=2) == []
     idle = runner.run("test/ma-nim-v0", [task], group_size=2, idle_seats=True)
     assert [(e.agent, e.reward, e.success, e.num_policy_tokens) for e in idle] == [("player_1", -1.0, False, 0)] * 2
     assert "Nim: heap 1." in chat.decode(idle[0].token_ids)
-    rep = evaluate_games(take_one(chat), "test/ma-nim-v0", opponents=["ones"], tasks=[task, nim_task(2, seed=2)])
+    rep = evaluate_env(take_one(chat), "test/ma-nim-v0", opponents=["ones"], tasks=[task, nim_task(2, seed=2)])
     # player_0 wins heap 1 and loses heap 2 (taking one each); player_1 the reverse; all 4 count.
     seat = rep.by_param["seat"]
     assert seat["player_0"].tasks == seat["player_1"].tasks == 2
@@ -235,7 +235,7 @@ def test_a_seat_that_never_moved_counts_in_evaluation_only(chat):
 
 
 def test_simultaneous_game_batches_all_seats_and_credits_each(chat):
-    runner = MultiAgentRunner(ScriptedPolicy(chat, lambda text: "2"), SamplingParams(max_new_tokens=8))
+    runner = RolloutRunner(ScriptedPolicy(chat, lambda text: "2"), SamplingParams(max_new_tokens=8))
     eps = runner.run("test/ma-guess-v0", [TaskSpec({"n": 1}, 0)], group_size=1)
     # n = 1: the secret is 1; both say 2 every round until the turn limit.
     assert [e.agent for e in eps] == ["player_0", "player_1"]
@@ -250,7 +250,7 @@ def test_simultaneous_game_batches_all_seats_and_credits_each(chat):
 
 
 def test_malformed_replies_are_penalised_and_the_game_still_ends(chat):
-    runner = MultiAgentRunner(
+    runner = RolloutRunner(
         ScriptedPolicy(chat, lambda text: "I think I will take some"), SamplingParams(max_new_tokens=16)
     )
     eps = runner.run("test/ma-nim-v0", [nim_task(6)], group_size=2)
@@ -264,7 +264,7 @@ def test_malformed_replies_are_penalised_and_the_game_still_ends(chat):
 
 def test_token_budget_ends_the_game_cleanly(chat):
     # Both seats fit a move or two (openings of 37 and 51 tokens), not the whole game.
-    runner = MultiAgentRunner(take_one(chat), SamplingParams(max_new_tokens=8), max_episode_tokens=80)
+    runner = RolloutRunner(take_one(chat), SamplingParams(max_new_tokens=8), max_episode_tokens=80)
     eps = runner.run("test/ma-nim-v0", [nim_task(9)], group_size=1)
     assert sorted(e.agent for e in eps) == ["player_0", "player_1"]
     assert all(e.end_reason == "token_budget" and e.num_turns >= 1 for e in eps)

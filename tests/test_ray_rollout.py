@@ -82,6 +82,63 @@ def test_multi_turn_episodes_are_identical_across_backends(chat, ray_pool):
     assert runner.last_stats.worker_restarts == 0 and runner.last_stats.dropped_env_errors == 0
 
 
+def _game_move(text: str) -> str:
+    """Valid moves in Nim and Kuhn poker, read off the conversation (so games run long)."""
+    last = text[text.rfind("user") :]
+    heaps = re.findall(r"heap (\d+) has (\d+)", last)
+    if heaps:
+        return f"take 1 from heap {next((i for i, n in heaps if int(n) > 0), heaps[0][0])}"
+    return "call" if "call or fold" in last else "I bet."
+
+
+GAMES = [
+    (
+        "multiagent/nim-v0",
+        [TaskSpec({"heaps": 2, "max_heap": 4, "opponent": "random", "seat": 1}, s) for s in range(3)],
+    ),
+    ("multiagent/kuhn-poker-v0", [TaskSpec({"opponent": "self", "seat": 0}, s) for s in range(3)]),
+    (
+        "multiagent/negotiation-v0",
+        [
+            TaskSpec({"n_kinds": 2, "max_count": 2, "max_rounds": 3, "opponent": "greedy", "seat": 0}, s)
+            for s in range(2)
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("env_id, tasks", GAMES, ids=[g[0] for g in GAMES])
+def test_games_play_in_ray_workers_with_the_same_episodes(chat, ray_pool, env_id, tasks):
+    """A game's scripted seats move inside the worker: its Episodes (every seat's) are the
+    in-process ones, with and without per-task seeds."""
+    policy = ScriptedPolicy(chat, _game_move)
+    sp = SamplingParams(max_new_tokens=12)
+    pool = ray_pool(2)
+    for seeds in (None, list(range(len(tasks)))):
+        ref = RolloutRunner(policy, sp, seed=4).run(env_id, tasks, group_size=2, seeds=seeds)
+        assert ref and all(e.num_policy_tokens for e in ref)
+        got = RolloutRunner(policy, sp, seed=4, pool=pool).run(env_id, tasks, group_size=2, seeds=seeds)
+        assert dicts(got) == dicts(ref)
+
+
+def test_a_game_on_a_killed_worker_is_replayed_with_its_scripted_seats(chat, ray_pool):
+    env_id, tasks = GAMES[0]
+    policy = ScriptedPolicy(chat, _game_move)
+    ref = RolloutRunner(policy, SamplingParams(max_new_tokens=12)).run(env_id, tasks, group_size=2)
+    pool = ray_pool(2)
+    runner = RolloutRunner(policy, SamplingParams(max_new_tokens=12), pool=pool)
+    ray = pytest.importorskip("ray")
+
+    def on_round(k, live):
+        if k == 1 and live:
+            kill_and_wait(ray, pool.workers[0])
+
+    got = runner.run(env_id, tasks, group_size=2, on_round=on_round)
+    st = runner.last_stats
+    assert st.worker_restarts == 1 and st.replayed_episodes > 0 and st.replay_failures == 0
+    assert dicts(got) == dicts(ref)
+
+
 def _train(tmp_path, backend, steps=2):
     from agentgym.grpo.trainer import GRPOTrainer
 

@@ -12,7 +12,6 @@ from agentgym.grpo.batch import collate, policy_logprobs
 from agentgym.policies.base import SamplingParams
 from agentgym.policies.models import load_model
 from agentgym.policies.transformers_policy import TransformersPolicy
-from agentgym.rollout.multi import MultiAgentRunner
 from agentgym.rollout.runner import RolloutRunner
 from agentgym.tasks import TaskSpec
 
@@ -89,7 +88,7 @@ def test_sampled_eos_is_in_the_loss_mask_once_per_move(eos_policy):
 
 def test_sampled_eos_is_in_the_loss_mask_once_per_move_in_a_game(eos_policy):
     """Both seats of a simultaneous-move game (each its own episode, mask on its own moves)."""
-    runner = MultiAgentRunner(eos_policy, SamplingParams(max_new_tokens=4, temperature=1.0), seed=0)
+    runner = RolloutRunner(eos_policy, SamplingParams(max_new_tokens=4, temperature=1.0), seed=0)
     tasks = [TaskSpec({"n": 5}, s) for s in range(2)]
     episodes = runner.run("test/ma-guess-v0", tasks, group_size=3, seeds=[1, 2])
     assert {e.agent for e in episodes} == {"player_0", "player_1"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -87,3 +88,57 @@ def test_reset_fills_left_out_params_as_play_does(served):
     with pytest.raises(RemoteEnvError, match="digits"):
         remote.reset(options={"task": TaskSpec({"digits": 9}, 5)})
     remote.close()
+
+
+def test_games_are_served_as_seats_taking_turns():
+    """A game vs a scripted opponent plays through RemoteEnv like a single-agent env; a
+    self-play game answers whose turn it is and takes moves by seat."""
+    from agentgym.rollout.seats import seat_env
+    from agentgym.serve import EnvServer
+
+    server = EnvServer("multiagent/nim-v0").start()
+    try:
+        vs = TaskSpec({"heaps": 2, "max_heap": 4, "opponent": "optimal", "seat": 1}, 3)
+        remote = RemoteEnv(server.url)
+        replies = ["take 1 from heap 1", "take 1 from heap 2", "take 1 from heap 1", "take 1 from heap 2"]
+        got = _play(remote, vs, replies)
+        assert got[-1][2] and got[-1][1] == -1.0  # the optimal first player wins
+        local = seat_env(agentgym.make("multiagent/nim-v0"))
+        turn = local.reset(vs)
+        assert got[0][0] == turn.observations["player_1"]
+        for step, reply in zip(got[1:], replies):
+            turn = local.step(reply)
+            assert step[0] == turn.observations["player_1"]
+        assert turn.done and remote.state()["done"]
+        remote.close()
+
+        def post(path, body):
+            req = urllib.request.Request(
+                server.url + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+            )
+            return json.loads(urllib.request.urlopen(req).read())
+
+        self_play = TaskSpec({"heaps": 1, "max_heap": 3, "opponent": "self", "seat": 0}, 2)
+        out = post("/reset", {"task": self_play.to_dict()})
+        turn = out["turn"]
+        assert (
+            "observation" not in out
+            and turn["movers"] == ["player_0"]
+            and set(turn["observations"])
+            == {
+                "player_0",
+                "player_1",
+            }
+        )
+        while not turn["done"]:
+            (seat,) = turn["movers"]
+            turn = post("/step", {"session": out["session"], "moves": {seat: "take 1 from heap 1"}})["turn"]
+        assert {c[0] for c in turn["credits"]} == {"player_0", "player_1"}
+        with pytest.raises(urllib.error.HTTPError):  # over: no more moves
+            post("/step", {"session": out["session"], "moves": {"player_0": "take 1 from heap 1"}})
+        spec = json.loads(urllib.request.urlopen(server.url + "/spec").read())
+        assert spec["agents"] == ["player_0", "player_1"]
+    finally:
+        server.close()
+    with pytest.raises(ValueError, match="OpenEnv"):
+        EnvServer("multiagent/nim-v0", protocol="openenv")

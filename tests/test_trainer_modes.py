@@ -14,7 +14,6 @@ from agentgym.grpo.trainer import GRPOTrainer
 from agentgym.policies import SamplingParams, ScriptedPolicy
 from agentgym.policies.transformers_policy import TransformersPolicy
 from agentgym.rollout import RolloutRunner
-from agentgym.rollout.multi import MultiAgentRunner
 
 
 def _nim():
@@ -31,7 +30,7 @@ def test_dynamic_sampling_judges_each_seat_group_not_the_pooled_task(chat):
     pooled per task (the old rule) they looked varied and were kept."""
     nim = _nim()
     tasks = TrainingTasks(nim.param_space, nim.held_out, {"heap": [2], "opponent": ["self"]})
-    runner = MultiAgentRunner(ScriptedPolicy(chat, lambda _: "1"), SamplingParams(max_new_tokens=4))
+    runner = RolloutRunner(ScriptedPolicy(chat, lambda _: "1"), SamplingParams(max_new_tokens=4))
     col = Collector(
         runner,
         RandomTeacher(tasks, seed=0),
@@ -53,7 +52,7 @@ def test_each_seat_group_is_kept_or_dropped_on_its_own_rewards(chat):
     nim = _nim()
     tasks = TrainingTasks(nim.param_space, nim.held_out, {"heap": [2], "opponent": ["self"]})
     rng = np.random.default_rng(0)
-    runner = MultiAgentRunner(ScriptedPolicy(chat, lambda _: str(rng.integers(1, 3))), SamplingParams(max_new_tokens=4))
+    runner = RolloutRunner(ScriptedPolicy(chat, lambda _: str(rng.integers(1, 3))), SamplingParams(max_new_tokens=4))
     col = Collector(
         runner,
         RandomTeacher(tasks, seed=0),
@@ -94,12 +93,12 @@ def test_a_seat_opened_in_the_round_the_game_ends_on_the_budget_is_not_emitted(c
     _nim()
     sp = SamplingParams(max_new_tokens=4)
     task = TaskSpec({"heap": 5, "opponent": "self", "seat": 0}, 3)
-    wide = MultiAgentRunner(ScriptedPolicy(chat, lambda _: "1"), sp, max_episode_tokens=4096)
+    wide = RolloutRunner(ScriptedPolicy(chat, lambda _: "1"), sp, max_episode_tokens=4096)
     eps = wide.run("test/ma-nim-v0", [task])
     first = {e.agent: e.prompt_len for e in eps}
     # Room for player_0's first move only: player_1's opening (which holds that move) is longer.
     assert first["player_1"] > first["player_0"]
-    tight = MultiAgentRunner(ScriptedPolicy(chat, lambda _: "1"), sp, max_episode_tokens=first["player_0"] + 4)
+    tight = RolloutRunner(ScriptedPolicy(chat, lambda _: "1"), sp, max_episode_tokens=first["player_0"] + 4)
     eps = tight.run("test/ma-nim-v0", [task])
     assert [e.agent for e in eps] == ["player_0"] and eps[0].num_turns == 1
     assert all(e.num_policy_tokens > 0 for e in eps)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -16,7 +15,6 @@ __all__ = [
     "RowStats",
     "estimate",
     "eval_passes",
-    "evaluate_any",
     "evaluate_env",
     "pass_at_k",
     "report_metrics",
@@ -26,55 +24,6 @@ __all__ = [
 
 #: The three numbers of every row, primary first.
 ESTIMATES = ("mean_at_k", "pass_at_k", "greedy")
-
-
-def evaluate_any(
-    policy: Any,
-    env_id: str,
-    *,
-    tasks: Sequence[Any],
-    sampling: Any,
-    k: int = 1,
-    greedy: bool = True,
-    env_kwargs: dict[str, Any] | None = None,
-    pool: Any = None,
-    opponents: Sequence[str] = ("random",),
-    seed: int = 0,
-    progress: Any = None,
-) -> EnvReport:
-    """Held-out evaluation of any registered env, ``k`` samples per task with ``sampling``
-    plus a greedy pass (``greedy``): a single-agent env plays each task; a game plays each
-    task in every seat against each of ``opponents``. ``progress(n)`` is called as each
-    chunk of ``n`` tasks of a pass finishes."""
-    from agentgym.registry import is_multiagent_id
-
-    if is_multiagent_id(env_id):
-        from agentgym.eval.games import evaluate_games
-
-        return evaluate_games(
-            policy,
-            env_id,
-            opponents=opponents,
-            tasks=tasks,
-            k=k,
-            sampling=sampling,
-            greedy=greedy,
-            env_kwargs=env_kwargs,
-            seed=seed,
-            progress=progress,
-        )
-    return evaluate_env(
-        policy,
-        env_id,
-        tasks=tasks,
-        k=k,
-        sampling=sampling,
-        greedy=greedy,
-        env_kwargs=env_kwargs,
-        pool=pool,
-        seed=seed,
-        progress=progress,
-    )
 
 
 def _estimate_metrics(prefix: str, row: RowStats, split: str = "") -> dict[str, float]:

@@ -124,8 +124,8 @@ def plot_teacher(run_dir: str | Path, dims: list[str] | None = None, columns: in
             ax.invert_yaxis()
             ax.set_xlim(0, 1)
             ax.set_xlabel("training success")
-            steps = f"step {lo}" if lo == hi else f"steps {lo}-{hi}"
-            ax.set_title(f"competence, {steps} ({name})")
+            window = f"step {lo}" if lo == hi else f"steps {lo}-{hi}"
+            ax.set_title(f"competence, {window} ({name})")
         path = out_dir / "teacher_competence.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)

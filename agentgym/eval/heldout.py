@@ -15,6 +15,16 @@ greedily. A row of the report gives three means over its distinct tasks, each an
 
 Standard errors are over tasks (see :mod:`agentgym.eval.stats`); tasks that repeat in
 the list (the same params and seed) are one unit, so ``tasks`` counts distinct tasks.
+
+A multi-agent game is evaluated the same way, in each of its settings
+(:func:`~agentgym.rollout.seats.eval_settings`): for every opponent (a scripted player of
+the game, or ``"self"`` for the policy in every seat) and every seat, the policy plays
+each task in that seat. A row's ``success`` is then the learner seat's success (a win,
+a correct final answer) and its ``mean_reward`` the seat's mean return; a distinct task's
+number is the mean over the settings in the row, ``by_param["opponent"]``, ``["seat"]``
+and ``["opponent / seat"]`` split them. Under ``"self"`` every seat's episode counts. A
+game that ends before the learner's seat moves (the opponent takes the last object)
+still counts, with the seat's return.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ from agentgym.registry import spec as env_spec
 from agentgym.rollout.episode import Episode
 from agentgym.rollout.pool import EnvPool, InProcessPool
 from agentgym.rollout.runner import RolloutRunner
+from agentgym.rollout.seats import Setting, eval_settings
 
 __all__ = ["EnvReport", "RowStats", "TaskResult", "evaluate_env", "eval_passes", "pass_at_k", "write_json"]
 
@@ -89,6 +100,7 @@ class TaskResult:
     task: TaskSpec
     sampled: list[Episode]
     greedy: list[Episode] = field(default_factory=list)
+    setting: Setting = field(default_factory=Setting)
 
 
 def task_key(task: TaskSpec) -> Hashable:
@@ -147,25 +159,36 @@ def _play(
     tasks: Sequence[TaskSpec],
     k: int,
     *,
+    setting: Setting,
     seed: int,
     batch_tasks: int,
     name: str,
     on_samples: Callable[[list[dict[str, Any]]], None] | None,
     progress: Callable[[int], None] | None,
 ) -> list[list[Episode]]:
-    """Each task's ``k`` episodes, in task order. Task i samples from streams seeded by
-    ``(env_id, seed, i)``: the same draws at every evaluation of a run, whatever the batch,
-    and none taken from the policy's own generator (training's RNG stays untouched)."""
+    """Each task's ``k`` plays' episodes in ``setting``, in task order. Task i samples from
+    streams seeded by ``(env_id, seed, i)``: the same draws at every evaluation of a run,
+    whatever the batch, and none taken from the policy's own generator (training's RNG
+    stays untouched)."""
     out: list[list[Episode]] = []
+    labels = {"opponent": setting.opponent} if setting.opponent else {}
     for start in range(0, len(tasks), batch_tasks):
         chunk = tasks[start : start + batch_tasks]
         seeds = [stream_seed("heldout", env_id, seed, start + i) for i in range(len(chunk))]
         by_task: dict[int, list[Episode]] = defaultdict(list)
-        for e in runner.run(env_id, chunk, group_size=k, seeds=seeds):
+        eps = runner.run(env_id, chunk, group_size=k, seeds=seeds, controllers=setting.controllers, idle_seats=True)
+        for e in eps:
             by_task[e.group].append(e)
         out.extend(by_task[i] for i in range(len(chunk)))
         if on_samples is not None:
-            on_samples([{**sample_record(e, start + i), "pass": name} for i in range(len(chunk)) for e in by_task[i]])
+            seat = (lambda e: {"seat": e.agent}) if setting.opponent else (lambda e: {})
+            on_samples(
+                [
+                    {**sample_record(e, start + i), **labels, **seat(e), "pass": name}
+                    for i in range(len(chunk))
+                    for e in by_task[i]
+                ]
+            )
         if progress is not None:
             progress(len(chunk))
     return out
@@ -186,58 +209,61 @@ def evaluate_env(
     tasks: Sequence[TaskSpec] | None = None,
     pool: EnvPool | None = None,
     on_samples: Callable[[list[dict[str, Any]]], None] | None = None,
+    opponents: Sequence[str] = ("random",),
 ) -> EnvReport:
-    """Evaluate ``policy`` on ``n_tasks`` held-out tasks of ``env_id`` (or on ``tasks``).
+    """Evaluate ``policy`` on ``n_tasks`` held-out tasks of ``env_id`` (or on ``tasks``),
+    a single-agent env or a game (in each seat against each of ``opponents``).
 
     Each task is played ``k`` times with ``sampling`` (default: greedy for k=1, else
     temperature 1) and, with ``greedy``, once more at temperature 0 over the same tasks;
     a greedy ``sampling`` is its own greedy pass. ``pool`` holds the envs (default: in
     this process).
 
-    ``progress`` gets the number of tasks of each finished chunk of each pass (a whole
-    evaluation counts ``len(tasks) * eval_passes(sampling, greedy)``); ``on_samples``
-    gets every sample of each finished chunk as it completes (see :func:`sample_record`,
-    with ``pass``: "sampled" or "greedy"), so a stopped evaluation keeps what it had done."""
+    ``progress`` gets the number of tasks of each finished chunk of each pass and setting
+    (a single-agent env's whole evaluation counts ``len(tasks) * eval_passes(sampling,
+    greedy)``); ``on_samples`` gets every sample of each finished chunk as it completes
+    (see :func:`sample_record`, with ``pass``: "sampled" or "greedy", and a game's
+    ``opponent`` and ``seat``), so a stopped evaluation keeps what it had done."""
     sampling = sampling or SamplingParams(max_new_tokens=256, temperature=0.0 if k == 1 else 1.0)
-    env_cls = env_spec(env_id).load_class()
+    env_cls = env_spec(env_id).family_class()
+    probe = env_spec(env_id).make(**(env_kwargs or {}))
+    try:
+        settings = eval_settings(probe, opponents)
+    finally:
+        probe.close()
     tasks = list(tasks) if tasks is not None else env_cls.held_out_tasks(n_tasks, seed=seed, env_kwargs=env_kwargs)
     own_pool = pool is None
     pool = pool if pool is not None else InProcessPool()
     t0 = time.perf_counter()
-    common = {"seed": seed, "batch_tasks": batch_tasks, "on_samples": on_samples, "progress": progress}
+    common: dict[str, Any] = {"seed": seed, "batch_tasks": batch_tasks, "on_samples": on_samples, "progress": progress}
+    greedy_sp = replace(sampling, temperature=0.0)
+    results: list[TaskResult] = []
     try:
-        runner = RolloutRunner(policy, sampling, env_kwargs=env_kwargs, pool=pool)
-        sampled = _play(runner, env_id, tasks, k, name="sampled", **common)
-        if sampling.temperature == 0:
-            greedy_eps = sampled
-        elif greedy:
-            runner = RolloutRunner(policy, replace(sampling, temperature=0.0), env_kwargs=env_kwargs, pool=pool)
-            greedy_eps = _play(runner, env_id, tasks, 1, name="greedy", **common)
-        else:
-            greedy_eps = [[] for _ in tasks]
+        runner = RolloutRunner(policy, sampling, env_kwargs=env_kwargs, pool=pool, seed=seed)
+        greedy_runner = RolloutRunner(policy, greedy_sp, env_kwargs=env_kwargs, pool=pool, seed=seed)
+        for setting in settings:
+            sampled = _play(runner, env_id, tasks, k, setting=setting, name="sampled", **common)
+            if sampling.temperature == 0:
+                greedy_eps = sampled
+            elif greedy:
+                greedy_eps = _play(greedy_runner, env_id, tasks, 1, setting=setting, name="greedy", **common)
+            else:
+                greedy_eps = [[] for _ in tasks]
+            results.extend(TaskResult(t, s, g, setting) for t, s, g in zip(tasks, sampled, greedy_eps) if s)
     finally:
         if own_pool:
             pool.close()
-    results = [TaskResult(t, s, g) for t, s, g in zip(tasks, sampled, greedy_eps) if s]
-    region = env_cls.held_out.region
-    regions: dict[str, list[TaskResult]] = defaultdict(list)
-    params: dict[str, dict[str, list[TaskResult]]] = defaultdict(lambda: defaultdict(list))
-    for r in results:
-        p = r.task.params
-        inside = region is not None and region.contains(p)
-        regions["unseen region" if inside else "trained region, unseen seeds"].append(r)
-        for name, v in p.items():
-            if not isinstance(v, float):
-                params[name][str(v)].append(r)
+    by_region, by_param = _breakdown(results, env_cls.held_out.region, k)
     return EnvReport(
         env_id=env_id,
         k=k,
         overall=_aggregate(results, k),
-        by_region={name: _aggregate(rs, k) for name, rs in sorted(regions.items())},
-        by_param={n: {v: _aggregate(rs, k) for v, rs in sorted(vals.items())} for n, vals in params.items()},
+        by_region=by_region,
+        by_param=by_param,
         tasks=[
             {
                 "task": r.task.to_dict(),
+                **({"opponent": r.setting.opponent, "seat": r.setting.seat} if r.setting.opponent else {}),
                 "successes": [e.success for e in r.sampled],
                 "rewards": [e.reward for e in r.sampled],
                 "greedy_successes": [e.success for e in r.greedy],
@@ -248,6 +274,30 @@ def evaluate_env(
         seconds=time.perf_counter() - t0,
         temperature=sampling.temperature,
     )
+
+
+def _breakdown(
+    results: Sequence[TaskResult], region: Any, k: int
+) -> tuple[dict[str, RowStats], dict[str, dict[str, RowStats]]]:
+    """Rows by held-out region and by parameter value (every non-float task param; a
+    game's settings by opponent, seat and both, in place of the task's own params)."""
+    regions: dict[str, list[TaskResult]] = defaultdict(list)
+    params: dict[str, dict[str, list[TaskResult]]] = defaultdict(lambda: defaultdict(list))
+    games: dict[str, dict[str, list[TaskResult]]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        p = r.task.params
+        inside = region is not None and region.contains(p)
+        regions["unseen region" if inside else "trained region, unseen seeds"].append(r)
+        for name, v in p.items():
+            if not isinstance(v, float):
+                params[name][str(v)].append(r)
+        if r.setting.opponent:  # the setting, not the task's own opponent/seat params, says who played
+            opp, seat = r.setting.opponent, r.setting.seat
+            for name, v in (("opponent", opp), ("seat", seat), ("opponent / seat", f"{opp} / {seat}")):
+                games[name][v].append(r)
+    by_param = {n: {v: _aggregate(rs, k) for v, rs in sorted(vals.items())} for n, vals in params.items()}
+    by_param.update({n: {v: _aggregate(rs, k) for v, rs in vals.items()} for n, vals in games.items()})
+    return {name: _aggregate(rs, k) for name, rs in sorted(regions.items())}, by_param
 
 
 def _last_reply(ep: Episode, chars: int) -> str:

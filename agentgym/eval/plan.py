@@ -91,12 +91,8 @@ class EvalPlan:
                 progress=advance,
                 on_samples=on_samples,
             )
-            if env_id in self.games:
-                from agentgym.eval.games import evaluate_games
-
-                reports.append(evaluate_games(policy, env_id, opponents=self.games[env_id][0], **common))
-            else:
-                reports.append(evaluate_env(policy, env_id, **common))
+            opponents = self.games[env_id][0] if env_id in self.games else ()
+            reports.append(evaluate_env(policy, env_id, opponents=opponents, **common))
         return reports
 
 
@@ -122,7 +118,7 @@ def plan_eval(
 ) -> EvalPlan:
     """Check every argument of an evaluation (no model) and plan it; raise
     :class:`EvalArgError` naming the first one that cannot work."""
-    from agentgym.multiagent import is_multiagent
+    from agentgym.rollout.seats import eval_settings
 
     check_env_ids(env_ids)
     if k < 1 or n_tasks < 1:
@@ -148,9 +144,8 @@ def plan_eval(
         except (TypeError, ValueError) as exc:
             raise EvalArgError(f"{env_id}: {exc}", "--env-kwarg") from None
         try:
-            if is_multiagent(probe):
-                opps = list(opponents or ["random"])
-                probe.check_players(opponents=opps)
+            opps = list(opponents or ["random"])
+            if eval_settings(probe, opps)[0].opponent:  # a game: played against opponents
                 plan.games[env_id] = (opps, len(probe.possible_agents))
         except ValueError as exc:
             raise EvalArgError(str(exc), "--opponent") from None

@@ -122,8 +122,6 @@ def check_config(cfg: RunConfig) -> tuple[TrainingTasks, Teacher, EnvFacts]:
                 game.check_players(cfg.multiagent.controllers, cfg.multiagent.eval_opponents)
             except ValueError as exc:
                 raise ConfigError(f"multiagent: {exc}") from None
-            if cfg.rollout.backend != "inprocess":
-                raise ConfigError("multiagent games run in-process for now: set rollout.backend: inprocess")
         elif cfg.multiagent.adapters == "per_role":
             raise ConfigError(f"multiagent.adapters=per_role needs a multi-agent game; {cfg.env.id} has one agent")
         max_turns = int(getattr(probe, "max_turns", 1))

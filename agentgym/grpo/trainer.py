@@ -44,7 +44,7 @@ import torch
 
 from agentgym import threads
 from agentgym.config import ConfigError, RunConfig, dump_config, load_config
-from agentgym.eval import evaluate_any, report_metrics, report_summary
+from agentgym.eval import evaluate_env, report_metrics, report_summary
 from agentgym.eval.heldout import EnvReport, write_json
 from agentgym.eval.stats import paired_change
 from agentgym.grpo.advantages import group_advantages, seat_groups, split_moves
@@ -382,7 +382,7 @@ class GRPOTrainer:
             return None
         train = self.cfg.train
         sp = SamplingParams(max_new_tokens=train.eval_max_new_tokens, temperature=self.eval_temperature)
-        rep = evaluate_any(
+        rep = evaluate_env(
             self.policy,
             self.cfg.env.id,
             tasks=self.eval_tasks,

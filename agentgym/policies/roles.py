@@ -4,7 +4,7 @@ has its own adapter.
 :class:`RoleAdapters` builds a PEFT model with one adapter per role (every adapter starts
 as the identity: LoRA's B is zero) and switches the active one. :class:`RolePolicy` is a
 :class:`~agentgym.policies.base.Policy` over it: ``generate_as(role, ...)`` generates with
-that role's adapter, and :class:`~agentgym.rollout.multi.MultiAgentRunner` calls it once
+that role's adapter, and :class:`~agentgym.rollout.runner.RolloutRunner` calls it once
 per role each round, so every seat is played by its own adapter. The trainer activates a
 role's adapter for the micro-batches of that role's episodes, so each adapter is trained
 only on its own seat's tokens. :meth:`RoleAdapters.rotate` exchanges roles: seat i is

@@ -1,8 +1,9 @@
-"""Episodes, the rollout runners (single agent, multi-agent games) and their env pools.
+"""Episodes, the rollout runner and its env pools.
 
-Both runners follow one protocol, :class:`Runner`, so the trainer, evaluation and the
-CLI play any registered env the same way; :func:`make_runner` picks the right one for an
-env id and :func:`make_pool` the env pool of a config's ``rollout.backend``.
+One runner plays every registered env, single-agent or a multi-agent game, as seats
+taking turns (:mod:`agentgym.rollout.seats`); it follows the :class:`Runner` protocol,
+so the trainer, evaluation and the CLI play any env the same way. :func:`make_runner`
+builds it and :func:`make_pool` the env pool of a config's ``rollout.backend``.
 """
 
 from __future__ import annotations
@@ -72,22 +73,14 @@ def make_runner(
     controllers: dict[str, str] | None = None,
     seed: int = 0,
 ) -> Runner:
-    """The runner for ``env_id``: a :class:`RolloutRunner` for a single-agent env, a
-    :class:`~agentgym.rollout.multi.MultiAgentRunner` for a game (``controllers`` picks who
-    plays each seat; games run in this process, so ``pool`` must be in-process)."""
-    from agentgym.registry import is_multiagent_id
-
-    if is_multiagent_id(env_id):
-        from agentgym.rollout.multi import MultiAgentRunner
-
-        if pool is not None and not isinstance(pool, InProcessPool):
-            raise ValueError("multi-agent games run in-process: use the in-process pool (rollout.backend: inprocess)")
-        return MultiAgentRunner(
-            policy,
-            sampling,
-            max_episode_tokens=max_episode_tokens,
-            env_kwargs=env_kwargs,
-            seed=seed,
-            controllers=controllers,
-        )
-    return RolloutRunner(policy, sampling, max_episode_tokens=max_episode_tokens, env_kwargs=env_kwargs, pool=pool)
+    """The runner for ``env_id``, single-agent env or game (``controllers`` picks who plays
+    each seat of a game; ``pool`` holds the envs, in this process or in Ray workers)."""
+    return RolloutRunner(
+        policy,
+        sampling,
+        max_episode_tokens=max_episode_tokens,
+        env_kwargs=env_kwargs,
+        pool=pool,
+        controllers=controllers,
+        seed=seed,
+    )

@@ -20,11 +20,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from agentgym.policies.base import ChatFormat, SamplingParams
+from agentgym.policies.base import ChatFormat, Policy, SamplingParams
 from agentgym.rollout.episode import Episode
 from agentgym.rollout.pool import InProcessPool
 from agentgym.tasks import TaskSpec
@@ -53,23 +53,6 @@ class _Silent:
         raise RuntimeError("a demonstration runner does not generate")
 
 
-def demonstrator_of(env_id: str) -> str | None:
-    """The scripted kind that demonstrates a game (None: a single-agent env, its oracle)."""
-    from agentgym.registry import is_multiagent_id, make
-
-    if not is_multiagent_id(env_id):
-        return None
-    probe = make(env_id)
-    try:
-        kinds = list(probe.scripted_kinds)
-    finally:
-        probe.close()
-    for kind in ("optimal", "oracle", "fair", "greedy"):
-        if kind in kinds:
-            return kind
-    raise ValueError(f"{env_id} has no demonstrating player among its scripted kinds {kinds}")
-
-
 def make_demos(
     env_id: str,
     chat: ChatFormat,
@@ -88,39 +71,28 @@ def make_demos(
     a game's seats are all kept (an optimal player can still lose a hand of poker).
     """
     from agentgym.registry import spec
+    from agentgym.rollout.runner import RolloutRunner
 
-    cls = spec(env_id).load_class()
+    cls = spec(env_id).family_class()
     tasks = cls.content_oracle(env_kwargs).training_tasks(restrict)  # never held-out content
     rng = np.random.default_rng(seed)
     specs = [tasks.spec(rng) for _ in range(n)]
     sampling = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
-    kind = demonstrator_of(env_id)
     stats = DemoStats(tasks=len(specs))
-    if kind is not None:
-        from agentgym.rollout.multi import MultiAgentRunner
-
-        runner = MultiAgentRunner(
-            _Silent(chat),
-            sampling,
-            max_episode_tokens=max_episode_tokens,
-            env_kwargs=env_kwargs,
-            seed=seed,
-            demonstrator=kind,
-        )
-        eps = runner.run(env_id, specs)
+    runner = RolloutRunner(
+        cast(Policy, _Silent(chat)),
+        sampling,
+        max_episode_tokens=max_episode_tokens,
+        env_kwargs=env_kwargs,
+        pool=InProcessPool(),
+        seed=seed,
+    )
+    try:
+        eps = runner.run(env_id, specs, demonstrate=True)
+    finally:
         runner.close()
-        keep = [e for e in eps if e.num_policy_tokens > 0]
-    else:
-        from agentgym.rollout.runner import RolloutRunner
-
-        runner = RolloutRunner(
-            _Silent(chat), sampling, max_episode_tokens=max_episode_tokens, env_kwargs=env_kwargs, pool=InProcessPool()
-        )
-        try:
-            eps = runner.run(env_id, specs, demonstrate=True)
-        finally:
-            runner.close()
-        keep = [e for e in eps if e.success or not successful_only]
+    # A game's seats are kept win or lose (an optimal player can still lose a hand of poker).
+    keep = [e for e in eps if e.num_policy_tokens > 0 and (e.success or e.agent or not successful_only)]
     stats.episodes = len(eps)
     stats.kept = len(keep)
     stats.failed = len(eps) - len(keep)

@@ -1,9 +1,11 @@
-"""Env pools: where the rollout runner's environments live and are stepped.
+"""Env pools: where the rollout runner's plays live and are stepped.
 
-The runner never holds an env. It asks a pool to reset a batch of episodes (getting one
-opaque *handle* per episode), to step a batch of handles with the decoded texts of one
-round, and to release the handles of episodes that ended. Results come back in request
-order, so the runner builds the same Episodes whatever the backend.
+The runner never holds an env. It asks a pool to open a batch of plays (getting one
+opaque *handle* per play), to step a batch of handles with the moves of one round, and
+to release the handles of plays that ended. A play is an env seen through its seats
+(:mod:`agentgym.rollout.seats`): a single-agent env has one seat, a game several, and
+each result says whose turn it is (a :class:`~agentgym.rollout.seats.Turn`). Results
+come back in request order, so the runner builds the same Episodes whatever the backend.
 
 - :class:`InProcessPool`: envs in this process, made with :func:`agentgym.make` and
   reused across calls; an env that raised is discarded, never reused.
@@ -17,40 +19,78 @@ from __future__ import annotations
 
 import concurrent.futures
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
 from agentgym.env import Message, TaskSpec, TextEnv
+from agentgym.rollout.seats import GameSeats, OneSeat, Seating, Turn, seat_env
+
+#: One play's moves of a round: a text (the only seat to move) or texts by seat.
+Action = str | Mapping[str, str]
+
+
+def _sole(turn: Turn | None) -> list[Message]:
+    """The messages of a one-seat play's turn (a game's are by seat: read ``turn``)."""
+    if turn is None or len(turn.observations) != 1:
+        return []
+    return next(iter(turn.observations.values()))
 
 
 @dataclass
 class ResetResult:
-    """The opening of one episode, or why it could not be opened."""
+    """The opening of one play, or why it could not be opened."""
 
     handle: int
     #: The task as the env normalised it (``env.task`` after reset).
     task: TaskSpec | None = None
-    messages: list[Message] = field(default_factory=list)
+    #: Whose turn it is first, and what each policy seat was told.
+    turn: Turn | None = None
+    #: The play's policy seats, in seat order (``[""]`` for a single-agent env).
+    seats: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
-    #: Set when the episode is lost before it began (its worker died and could not be
+    #: Set when the play is lost before it began (its worker died and could not be
     #: replaced); the runner drops it and counts it.
     error: str | None = None
+
+    @property
+    def messages(self) -> list[Message]:
+        """A single-agent env's opening messages."""
+        return _sole(self.turn)
 
 
 @dataclass
 class StepResult:
-    """What one ``env.step(text)`` returned, or why the episode is lost."""
+    """Where a play stands after one step, or why it is lost.
 
-    messages: list[Message] = field(default_factory=list)
-    reward: float = 0.0
-    terminated: bool = False
-    truncated: bool = False
-    info: dict[str, Any] = field(default_factory=dict)
+    ``messages``, ``reward``, ``terminated``, ``truncated`` and ``info`` read a one-seat
+    play's step as ``env.step(text)`` returned it."""
+
+    turn: Turn | None = None
     #: The env raised (a bug, a crashed browser), or its worker died and the replay of
-    #: the episode failed: the episode is dropped. The text says why (a traceback).
+    #: the play failed: the play is dropped. The text says why (a traceback).
     error: str | None = None
+
+    @property
+    def messages(self) -> list[Message]:
+        return _sole(self.turn)
+
+    @property
+    def reward(self) -> float:
+        return float(sum(r for _, r, _ in self.turn.credits)) if self.turn else 0.0
+
+    @property
+    def terminated(self) -> bool:
+        return bool(self.turn and self.turn.done and self.turn.end_reason == "terminated")
+
+    @property
+    def truncated(self) -> bool:
+        return bool(self.turn and self.turn.done and self.turn.end_reason == "truncated")
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return dict(self.turn.credits[-1][2]) if self.turn and self.turn.credits else {}
 
 
 @dataclass
@@ -59,7 +99,7 @@ class PoolStats:
 
     #: Ray workers that died and were replaced by a fresh actor.
     worker_restarts: int = 0
-    #: Episodes replayed on a replacement worker (reset + the same texts again).
+    #: Plays replayed on a replacement worker (reset + the same moves again).
     replayed_episodes: int = 0
     #: Replays that diverged from the recorded observations or failed again: dropped.
     replay_failures: int = 0
@@ -74,17 +114,22 @@ class EnvPool(Protocol):
     stats: PoolStats
 
     def reset(
-        self, env_id: str, tasks: Sequence[TaskSpec], env_kwargs: dict[str, Any] | None = None
+        self,
+        env_id: str,
+        tasks: Sequence[TaskSpec],
+        env_kwargs: dict[str, Any] | None = None,
+        seatings: Sequence[Seating] | None = None,
     ) -> list[ResetResult]:
-        """Open one episode per task. An env whose ``reset`` raises is a bug: it raises here."""
+        """Open one play per task (seated by ``seatings[i]``). An env whose ``reset``
+        raises is a bug: it raises here."""
         ...
 
-    def step(self, handles: Sequence[int], actions: Sequence[str]) -> list[StepResult]:
-        """Step each handle's env with its text; one result per handle, in order."""
+    def step(self, handles: Sequence[int], actions: Sequence[Action]) -> list[StepResult]:
+        """Step each handle's play with its moves; one result per handle, in order."""
         ...
 
     def release(self, handles: Sequence[int]) -> None:
-        """These episodes ended: their envs may serve other episodes."""
+        """These plays ended: their envs may serve other plays."""
         ...
 
     def close(self) -> None:
@@ -98,7 +143,7 @@ def env_key(env_id: str, env_kwargs: dict[str, Any]) -> tuple[str, str]:
 
 
 class InProcessPool:
-    """Envs in this process.
+    """Plays in this process.
 
     ``make_env(env_id, **kwargs)`` builds an env (default :func:`agentgym.make`). Envs
     whose class sets ``concurrent_steps`` (the web envs: their work is in the browser)
@@ -109,19 +154,21 @@ class InProcessPool:
     """
 
     def __init__(self, make_env: Callable[..., TextEnv] | None = None, max_threads: int = 16):
-        if make_env is None:
-            from agentgym.registry import make as make_env
         if max_threads < 1:
             raise ValueError(f"max_threads must be >= 1, got {max_threads}")
-        self._make = make_env
-        self._free: dict[tuple[str, str], list[TextEnv]] = {}
-        self._live: dict[int, tuple[tuple[str, str], TextEnv]] = {}
+        if make_env is None:
+            from agentgym.registry import make
+
+            make_env = make
+        self._make: Callable[..., Any] = make_env
+        self._free: dict[tuple[str, str], list[Any]] = {}
+        self._live: dict[int, tuple[tuple[str, str], OneSeat | GameSeats]] = {}
         self._next_handle = 0
         self.max_threads = int(max_threads)
         self._threads: concurrent.futures.ThreadPoolExecutor | None = None
         self.stats = PoolStats()
 
-    def _map(self, envs: Sequence[TextEnv], calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+    def _map(self, envs: Sequence[Any], calls: Sequence[Callable[[], Any]]) -> list[tuple[bool, Any]]:
         """``calls[i]()`` (a call on ``envs[i]``) for each i, concurrently where the env
         allows it; in order, each as (ok, result or the exception)."""
 
@@ -147,75 +194,81 @@ class InProcessPool:
             out[i] = fut.result()
         return out  # type: ignore[return-value]
 
-    def _acquire(self, key: tuple[str, str], env_id: str, env_kwargs: dict[str, Any]) -> TextEnv:
+    def _acquire(self, key: tuple[str, str], env_id: str, env_kwargs: dict[str, Any]) -> OneSeat | GameSeats:
         free = self._free.setdefault(key, [])
-        return free.pop() if free else self._make(env_id, **env_kwargs)
+        return seat_env(free.pop() if free else self._make(env_id, **env_kwargs))
 
-    def _open(self, key: tuple[str, str], env: TextEnv, opened: tuple[list[Message], dict[str, Any]]) -> ResetResult:
-        messages, info = opened
+    def _open(self, key: tuple[str, str], play: OneSeat | GameSeats, turn: Turn) -> ResetResult:
         handle = self._next_handle
         self._next_handle += 1
-        self._live[handle] = (key, env)
-        return ResetResult(handle, env.task, list(messages), dict(info))
+        self._live[handle] = (key, play)
+        return ResetResult(handle, play.task, turn, list(play.seats), dict(getattr(play, "info", {})))
 
-    def reset_one(self, env_id: str, task: TaskSpec, env_kwargs: dict[str, Any]) -> ResetResult:
-        """Open one episode; raises what ``env.reset`` raised (that env is discarded)."""
+    def reset_one(
+        self, env_id: str, task: TaskSpec, env_kwargs: dict[str, Any], seating: Seating | None = None
+    ) -> ResetResult:
+        """Open one play; raises what ``env.reset`` raised (that env is discarded)."""
         key = env_key(env_id, env_kwargs)
-        env = self._acquire(key, env_id, env_kwargs)
+        play = self._acquire(key, env_id, env_kwargs)
         try:
-            opened = env.reset(options={"task": task})
+            turn = play.reset(task, seating)
         except BaseException:
-            _close_quietly(env)
+            _close_quietly(play.env)
             raise
-        return self._open(key, env, opened)
+        return self._open(key, play, turn)
 
     def reset(
-        self, env_id: str, tasks: Sequence[TaskSpec], env_kwargs: dict[str, Any] | None = None
+        self,
+        env_id: str,
+        tasks: Sequence[TaskSpec],
+        env_kwargs: dict[str, Any] | None = None,
+        seatings: Sequence[Seating] | None = None,
     ) -> list[ResetResult]:
-        """Open one episode per task. If any ``reset`` raised, the envs that raised are
-        discarded, the episodes that did open are released, and the first error (in task
+        """Open one play per task. If any ``reset`` raised, the envs that raised are
+        discarded, the plays that did open are released, and the first error (in task
         order) is raised."""
         kwargs = dict(env_kwargs or {})
         key = env_key(env_id, kwargs)
-        envs: list[TextEnv] = []
+        seats = list(seatings) if seatings is not None else [None] * len(tasks)
+        plays: list[OneSeat | GameSeats] = []
         try:
             for _ in tasks:
-                envs.append(self._acquire(key, env_id, kwargs))
+                plays.append(self._acquire(key, env_id, kwargs))
         except BaseException:
-            self._free.setdefault(key, []).extend(envs)
+            self._free.setdefault(key, []).extend(p.env for p in plays)
             raise
-        results = self._map(envs, [partial(env.reset, options={"task": t}) for env, t in zip(envs, tasks)])
-        out = [self._open(key, env, got) for env, (ok, got) in zip(envs, results) if ok]
+        calls = [partial(p.reset, t, s) for p, t, s in zip(plays, tasks, seats)]
+        results = self._map([p.env for p in plays], calls)
+        out = [self._open(key, play, got) for play, (ok, got) in zip(plays, results) if ok]
         errors = [got for ok, got in results if not ok]
         if errors:
-            for env, (ok, _) in zip(envs, results):
+            for play, (ok, _) in zip(plays, results):
                 if not ok:
-                    _close_quietly(env)
+                    _close_quietly(play.env)
             self.release([r.handle for r in out])
             raise errors[0]
         return out
 
-    def step_one(self, handle: int, action: str) -> StepResult:
-        """Step one episode; an exception becomes an error result and the env is discarded."""
+    def step_one(self, handle: int, action: Action) -> StepResult:
+        """Step one play; an exception becomes an error result and the env is discarded."""
         return self.step([handle], [action])[0]
 
-    def step(self, handles: Sequence[int], actions: Sequence[str]) -> list[StepResult]:
-        """Step each handle's env with its text. An env that raises (a bug, a crashed
+    def step(self, handles: Sequence[int], actions: Sequence[Action]) -> list[StepResult]:
+        """Step each handle's play with its moves. An env that raises (a bug, a crashed
         browser) gives an error result and is discarded; the others are unaffected."""
         if len(handles) != len(actions):
             raise ValueError(f"{len(handles)} handles but {len(actions)} actions")
         if len(set(handles)) != len(handles):
             raise ValueError("a handle appears twice in one step: one env cannot take two actions at once")
         live = [(i, self._live[h][1]) for i, h in enumerate(handles) if h in self._live]
-        done = self._map([env for _, env in live], [partial(env.step, actions[i]) for i, env in live])
+        done = self._map([play.env for _, play in live], [partial(play.step, actions[i]) for i, play in live])
         out: list[StepResult] = [StepResult(error=f"no live episode with handle {h} in this pool") for h in handles]
-        for (i, env), (ok, got) in zip(live, done):
+        for (i, play), (ok, got) in zip(live, done):
             if ok:
-                messages, reward, terminated, truncated, info = got
-                out[i] = StepResult(list(messages), float(reward), bool(terminated), bool(truncated), dict(info))
-            else:  # drop the episode, keep the batch
+                out[i] = StepResult(got)
+            else:  # drop the play, keep the batch
                 del self._live[handles[i]]
-                _close_quietly(env)
+                _close_quietly(play.env)
                 out[i] = StepResult(error="".join(traceback.format_exception(got, limit=3)))
         return out
 
@@ -223,17 +276,13 @@ class InProcessPool:
         for h in handles:
             entry = self._live.pop(h, None)
             if entry is not None:
-                self._free.setdefault(entry[0], []).append(entry[1])
+                self._free.setdefault(entry[0], []).append(entry[1].env)
 
-    def oracle(self, handles: Sequence[int]) -> list[str]:
-        """Each live episode's oracle reply (``env.oracle()``), for demonstrations."""
-        out = []
-        for h in handles:
-            env = self._live[h][1]
-            if not hasattr(env.unwrapped, "oracle"):
-                raise TypeError(f"{type(env.unwrapped).__name__} has no oracle() to demonstrate with")
-            out.append(env.unwrapped.oracle())
-        return out
+    def oracle(self, handles: Sequence[int], seats: Sequence[str | None] | None = None) -> list[str]:
+        """Each live play's demonstration for a seat (default: the seat to move): a
+        single-agent env's ``env.oracle()``, a game's demonstrating scripted player."""
+        seats = list(seats) if seats is not None else [None] * len(handles)
+        return [self._live[h][1].oracle(s) for h, s in zip(handles, seats)]
 
     @property
     def live_handles(self) -> list[int]:
@@ -243,8 +292,8 @@ class InProcessPool:
         if self._threads is not None:
             self._threads.shutdown(wait=True)
             self._threads = None
-        for _, env in self._live.values():
-            _close_quietly(env)
+        for _, play in self._live.values():
+            _close_quietly(play.env)
         for envs in self._free.values():
             for env in envs:
                 _close_quietly(env)
@@ -257,7 +306,7 @@ def _concurrent(env: Any) -> bool:
     return bool(getattr(getattr(env, "unwrapped", env), "concurrent_steps", False))
 
 
-def _close_quietly(env: TextEnv) -> None:
+def _close_quietly(env: Any) -> None:
     try:
         env.close()
     except Exception:  # closing a broken env must not hide the error that broke it

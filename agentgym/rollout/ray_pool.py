@@ -1,16 +1,17 @@
-"""Env pools in Ray actors: the runner's environments spread over N worker processes.
+"""Env pools in Ray actors: the runner's plays spread over N worker processes.
 
-Generation stays batched in the trainer's process; only environments move. Each worker
-is a Ray actor holding its own :class:`~agentgym.rollout.pool.InProcessPool`. Episodes
-are dealt to workers round-robin at reset; each round the runner's texts go out as one
-batched remote call per worker, all workers are stepped concurrently, and the results
-are put back in request order, so Episodes are identical to the in-process backend's.
+Generation stays batched in the trainer's process; only environments move, single-agent
+envs and games alike (a game's scripted seats play inside the worker). Each worker is a
+Ray actor holding its own :class:`~agentgym.rollout.pool.InProcessPool`. Plays are dealt
+to workers round-robin at reset; each round the runner's moves go out as one batched
+remote call per worker, all workers are stepped concurrently, and the results are put
+back in request order, so Episodes are identical to the in-process backend's.
 
 A dead worker (crashed process, killed actor, lost node) is replaced by a fresh actor and
-each of its live episodes is *replayed*: reset with the same task, then the same texts
-sent again, in order (envs are deterministic given task and actions). Every replayed
-observation must equal the recorded one; an episode whose replay diverges or fails again
-is dropped. Counted in :attr:`RayPool.stats` (``worker_restarts``, ``replayed_episodes``,
+each of its live plays is *replayed*: reset with the same task and seating, then the same
+moves sent again, in order (envs and scripted seats are deterministic given task, seating
+and moves). Every replayed turn must equal the recorded one; a play whose replay diverges
+or fails again is dropped. Counted in :attr:`RayPool.stats` (``worker_restarts``, ``replayed_episodes``,
 ``replay_failures``) and from there in the runner's and trainer's metrics.
 
 Ray is optional: ``pip install agentgym[ray]``.
@@ -26,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentgym import registry
-from agentgym.env import Message, TaskSpec
-from agentgym.rollout.pool import InProcessPool, PoolStats, ResetResult, StepResult, env_key
+from agentgym.env import TaskSpec
+from agentgym.rollout.pool import Action, InProcessPool, PoolStats, ResetResult, StepResult, env_key
+from agentgym.rollout.seats import Seating
 
 try:
     import ray
@@ -50,19 +52,24 @@ class EnvWorker:
         return os.getpid()
 
     def reset(
-        self, spec: registry.EnvSpec, env_kwargs: dict[str, Any], tasks: list[TaskSpec], release: list[int]
+        self,
+        spec: registry.EnvSpec,
+        env_kwargs: dict[str, Any],
+        tasks: list[TaskSpec],
+        seatings: list[Seating | None],
+        release: list[int],
     ) -> list[ResetResult]:
         self.pool.release(release)
         _ensure_registered(spec)
         out = []
-        for task in tasks:
+        for task, seating in zip(tasks, seatings):
             try:
-                out.append(self.pool.reset_one(spec.id, task, env_kwargs))
+                out.append(self.pool.reset_one(spec.id, task, env_kwargs, seating))
             except Exception:
                 out.append(ResetResult(-1, error=traceback.format_exc(limit=5)))
         return out
 
-    def step(self, pairs: list[tuple[int, str]], release: list[int]) -> list[StepResult]:
+    def step(self, pairs: list[tuple[int, Action]], release: list[int]) -> list[StepResult]:
         self.pool.release(release)
         return [self.pool.step_one(h, a) for h, a in pairs]
 
@@ -81,21 +88,23 @@ def _ensure_registered(spec: registry.EnvSpec) -> None:
 
 @dataclass
 class _Record:
-    """What is needed to replay one live episode on another worker."""
+    """What is needed to replay one live play on another worker."""
 
     worker: int
-    local: int  # the episode's handle inside its worker's pool
+    local: int  # the play's handle inside its worker's pool
     env_id: str
     env_kwargs: dict[str, Any]
     task: TaskSpec
-    opening: list[Message]
-    #: (text sent, what the env answered) for every step so far.
-    steps: list[tuple[str, tuple]] = field(default_factory=list)
+    seating: Seating | None
+    #: The first turn as observed (see :meth:`~agentgym.rollout.seats.Turn.observed`).
+    opening: tuple
+    #: (moves sent, the turn observed after them) for every step so far.
+    steps: list[tuple[Action, tuple]] = field(default_factory=list)
 
 
-def _observed(r: StepResult) -> tuple:
-    """The part of a step's result a replay must reproduce exactly."""
-    return (r.messages, r.reward, r.terminated, r.truncated)
+def _observed(r: StepResult | ResetResult) -> tuple:
+    """The part of a result a replay must reproduce exactly."""
+    return r.turn.observed() if r.turn is not None else ()
 
 
 class RayPool:
@@ -133,7 +142,7 @@ class RayPool:
             )
         self.num_workers = num_workers
         self._actor_cls = ray.remote(num_cpus=num_cpus_per_worker, max_restarts=0)(EnvWorker)
-        self._workers = [self._actor_cls.remote() for _ in range(num_workers)]
+        self._workers: list[Any] = [self._actor_cls.remote() for _ in range(num_workers)]
         try:
             ray.get([w.ready.remote() for w in self._workers], timeout=ready_timeout_s)
         except Exception:
@@ -153,17 +162,24 @@ class RayPool:
 
     # ----- the pool API ---------------------------------------------------------------
     def reset(
-        self, env_id: str, tasks: Sequence[TaskSpec], env_kwargs: dict[str, Any] | None = None
+        self,
+        env_id: str,
+        tasks: Sequence[TaskSpec],
+        env_kwargs: dict[str, Any] | None = None,
+        seatings: Sequence[Seating] | None = None,
     ) -> list[ResetResult]:
         kwargs = dict(env_kwargs or {})
         spec = registry.spec(env_id)
+        seats: list[Seating | None] = list(seatings) if seatings is not None else [None] * len(tasks)
         dealt: dict[int, list[int]] = defaultdict(list)  # worker -> indices of tasks
         for i in range(len(tasks)):
             dealt[i % self.num_workers].append(i)
-        futures = {
-            w: self._workers[w].reset.remote(spec, kwargs, [tasks[i] for i in idx], self._take_release(w))
-            for w, idx in dealt.items()
-        }
+
+        def call(w: int, idx: list[int], release: list[int]) -> Any:
+            chosen = [tasks[i] for i in idx], [seats[i] for i in idx]
+            return self._workers[w].reset.remote(spec, kwargs, *chosen, release)
+
+        futures = {w: call(w, idx, self._take_release(w)) for w, idx in dealt.items()}
         results: list[ResetResult | None] = [None] * len(tasks)
         bugs: list[str] = []
         for w, idx in dealt.items():
@@ -173,7 +189,7 @@ class RayPool:
                 self._recover(w, {})  # its other live episodes, if any, come back first
                 self.stats.replayed_episodes += len(idx)
                 try:
-                    outs = ray.get(self._workers[w].reset.remote(spec, kwargs, [tasks[i] for i in idx], []))
+                    outs = ray.get(call(w, idx, []))
                 except RayActorError:
                     self._recover(w, {})  # replaced again; its other episodes are replayed again
                     self.stats.replay_failures += len(idx)
@@ -186,18 +202,18 @@ class RayPool:
                     bugs.append(out.error)
                     continue
                 h = self._new_handle()
-                self._records[h] = _Record(w, out.handle, env_id, kwargs, tasks[i], out.messages)
-                results[i] = ResetResult(h, out.task, out.messages, out.info)
+                self._records[h] = _Record(w, out.handle, env_id, kwargs, tasks[i], seats[i], _observed(out))
+                results[i] = ResetResult(h, out.task, out.turn, out.seats, out.info)
         if bugs:  # env.reset raised: a bug, raised as in-process (the others are freed)
             self.release([r.handle for r in results if r is not None])
             raise RuntimeError(f"env.reset of {env_id!r} raised in a Ray worker:\n{bugs[0]}")
         return results  # type: ignore[return-value]
 
-    def step(self, handles: Sequence[int], actions: Sequence[str]) -> list[StepResult]:
+    def step(self, handles: Sequence[int], actions: Sequence[Action]) -> list[StepResult]:
         if len(handles) != len(actions):
             raise ValueError(f"{len(handles)} handles but {len(actions)} actions")
         results: list[StepResult | None] = [None] * len(handles)
-        batches: dict[int, list[tuple[int, int, str]]] = defaultdict(list)  # worker -> (index, handle, text)
+        batches: dict[int, list[tuple[int, int, Action]]] = defaultdict(list)  # worker -> (index, handle, moves)
         for i, (h, a) in enumerate(zip(handles, actions)):
             if h in self._lost:
                 results[i] = StepResult(error=self._lost.pop(h))
@@ -257,7 +273,7 @@ class RayPool:
         out, self._release[w] = self._release[w], []
         return out
 
-    def _note(self, h: int, text: str, out: StepResult) -> None:
+    def _note(self, h: int, text: Action, out: StepResult) -> None:
         if out.error is not None:
             self._records.pop(h, None)  # the worker discarded that env
         else:
@@ -278,7 +294,7 @@ class RayPool:
         self.stats.worker_restarts += 1
 
     # ----- dead workers ---------------------------------------------------------------
-    def _recover(self, w: int, pending: dict[int, str]) -> dict[int, StepResult]:
+    def _recover(self, w: int, pending: dict[int, Action]) -> dict[int, StepResult]:
         """Replace worker ``w`` and replay its live episodes on the new actor.
 
         ``pending`` maps handles to the text of the step that was in flight when the
@@ -300,21 +316,25 @@ class RayPool:
                 first = self._records[hs[0]]
                 outs = ray.get(
                     self._workers[w].reset.remote(
-                        registry.spec(first.env_id), first.env_kwargs, [self._records[h].task for h in hs], []
+                        registry.spec(first.env_id),
+                        first.env_kwargs,
+                        [self._records[h].task for h in hs],
+                        [self._records[h].seating for h in hs],
+                        [],
                     )
                 )
                 for h, out in zip(hs, outs):
                     rec = self._records[h]
                     if out.error is not None:
                         failed[h] = f"replay on a new worker failed at reset:\n{out.error}"
-                    elif out.messages != rec.opening:
+                    elif _observed(out) != rec.opening:
                         failed[h] = "replay on a new worker diverged at reset: the opening messages differ"
                     else:
                         rec.local = out.handle
             # Then the recorded texts, round by round, and the pending one last.
             rounds = max((len(self._records[h].steps) + (h in pending) for h in mine), default=0)
             for k in range(rounds):
-                batch = []
+                batch: list[tuple[int, Action, tuple | None]] = []
                 for h in mine:
                     if h in failed:
                         continue

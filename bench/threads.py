@@ -94,7 +94,9 @@ def _with_neighbour(busy: bool, fn):
 
 def grpo_steps(threads: int, extra: dict[str, str], busy: bool, steps: int) -> dict:
     def go():
-        out = subprocess.run([sys.executable, "-c", STEP, str(threads), str(steps)], env=_env(extra), capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, "-c", STEP, str(threads), str(steps)], env=_env(extra), capture_output=True, text=True
+        )
         if out.returncode != 0:
             raise RuntimeError(out.stderr[-2000:])
         return json.loads(out.stdout.strip().splitlines()[-1])

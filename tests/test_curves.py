@@ -55,7 +55,9 @@ def test_each_band_lies_under_its_line_on_a_numeric_axis(tmp_path, monkeypatch, 
     runs = [{"arm": "a", "seed": 0, **_run(tmp_path / "a0", [(0, 0.1, 0.01), (4, 0.5, 0.02), (14, 0.6, 0.02)])}]
     figures = []
     real = matplotlib.figure.Figure.savefig
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: (figures.append(fig), real(fig, *a, **k))[1])
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", lambda fig, *a, **k: (figures.append(fig), real(fig, *a, **k))[1]
+    )
     plot_curves(arm_curves(runs), tmp_path / "c.png", x=x)
     ax = figures[0].axes[0]
     line = ax.get_lines()[0]

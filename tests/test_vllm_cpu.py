@@ -200,7 +200,9 @@ def test_two_torchrun_ranks_each_train_with_their_own_engine(tmp_path, engine):
         "train.save_every=100",
         "train.report_to=[]",
     ]
-    p = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         out, err = p.communicate(timeout=900)
     except subprocess.TimeoutExpired:

@@ -51,7 +51,7 @@ def test_world_shares_cover_every_task_once():
             assert max(map(len, shares)) - min(map(len, shares)) <= 1
 
 
-def _launch(args: list[str], nproc: int) -> subprocess.Popen:
+def _launch(args: list[str], nproc: int, *torchrun_args: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
@@ -59,7 +59,7 @@ def _launch(args: list[str], nproc: int) -> subprocess.Popen:
         cmd = [sys.executable, str(ENTRY), *args]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-        cmd += [str(ENTRY), *args]
+        cmd += [*torchrun_args, str(ENTRY), *args]
     return subprocess.Popen(
         cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -137,7 +137,8 @@ def test_two_processes_train_the_weights_of_one(runs):
 
 def test_a_killed_two_process_run_resumes_exactly(runs, tmp_path):
     run = tmp_path / "killed"
-    p = _launch(["train", *OVER, f"train.device={DEVICE}", f"run_dir={run}"], 2)
+    # torchrun's 30 s shutdown timeout could SIGKILL a step slowed by a loaded machine.
+    p = _launch(["train", *OVER, f"train.device={DEVICE}", f"run_dir={run}"], 2, "--shutdown-timeout=300")
     deadline = time.time() + 600
     ck = run / "checkpoints" / "step_000002"
     while time.time() < deadline and p.poll() is None:  # kill once checkpoint 2 is written
@@ -295,7 +296,8 @@ def test_ctrl_c_under_torchrun_checkpoints_the_step_and_resumes_exactly(runs, tm
     checkpointed), not as the second one that aborts with only the last periodic
     checkpoint (step 2 here). Resumed, the run ends with the weights of one never stopped."""
     run = tmp_path / "ctrl-c"
-    p = _launch(["train", *OVER, f"train.device={DEVICE}", f"run_dir={run}"], 2)
+    # torchrun's 30 s shutdown timeout could SIGKILL a step slowed by a loaded machine.
+    p = _launch(["train", *OVER, f"train.device={DEVICE}", f"run_dir={run}"], 2, "--shutdown-timeout=300")
     deadline = time.time() + 600
     while time.time() < deadline and p.poll() is None:  # Ctrl-C while step 3 runs
         if (run / "checkpoints" / "step_000002" / "state.json").exists():

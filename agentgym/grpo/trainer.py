@@ -582,29 +582,32 @@ class GRPOTrainer:
             tqdm.write(line)
 
     def _catch_sigint(self) -> Any:
-        """First Ctrl-C: finish and checkpoint the current step, then stop. Second: abort now."""
+        """First Ctrl-C: finish and checkpoint the current step, then stop. Second: abort now
+        (under torchrun, which ends its ranks itself, later ones are ignored)."""
         if threading.current_thread() is not threading.main_thread():
             return None
 
         # Under torchrun one Ctrl-C reaches a rank twice: the terminal signals the whole
-        # process group, and torchrun forwards the SIGINT it got to every worker. Signals
-        # that close together are one keypress, not the second one that aborts.
-        burst = 2.0 if os.environ.get("TORCHELASTIC_RUN_ID") else 0.0
-        first = [0.0]
+        # process group, and torchrun forwards the SIGINT it got to every worker, as late
+        # as a loaded machine schedules it (a 2 s window was missed under load). So there
+        # every later SIGINT is part of the first: torchrun itself ends the ranks (SIGKILL
+        # after its --shutdown-timeout), which is the abort a second keypress gives alone.
+        under_torchrun = bool(os.environ.get("TORCHELASTIC_RUN_ID"))
 
         def handler(signum: int, frame: Any) -> None:
             if self._stop_requested:
-                if time.monotonic() - first[0] < burst:
+                if under_torchrun:
                     return
                 raise KeyboardInterrupt
             self._stop_requested = True
-            first[0] = time.monotonic()
             if not self.quiet:
-                print("\nCtrl-C: stopping after this step (press again to abort at once)", flush=True)
-                if burst and self.world.main:
+                if not under_torchrun:
+                    print("\nCtrl-C: stopping after this step (press again to abort at once)", flush=True)
+                elif self.world.main:
                     print(
-                        "torchrun kills its workers 30 s after a Ctrl-C unless started with "
-                        "--shutdown-timeout longer than a step; resume then starts from the last checkpoint",
+                        "\nCtrl-C: stopping after this step. torchrun kills its workers 30 s after a Ctrl-C "
+                        "unless started with --shutdown-timeout longer than a step; resume then starts from "
+                        "the last checkpoint",
                         flush=True,
                     )
 

@@ -120,6 +120,16 @@ def plot_teacher(run_dir: str | Path, dims: list[str] | None = None, columns: in
             mask = n > 0
             succ[mask] = tot[mask] / n[mask]
             ax.barh(range(len(labels)), np.nan_to_num(succ), color=["C0" if m else "lightgray" for m in mask])
+            for i in range(len(labels)):  # an empty bar is either 0% or a cell never drawn: say which
+                text = f"{succ[i]:.0%} of {int(n[i])} group{'s' if n[i] > 1 else ''}" if mask[i] else "not sampled"
+                ax.text(
+                    min(np.nan_to_num(succ[i]), 0.8) + 0.01,
+                    i,
+                    text,
+                    va="center",
+                    fontsize=7,
+                    color="black" if mask[i] else "gray",
+                )
             ax.set_yticks(range(len(labels)), labels, fontsize=8)
             ax.invert_yaxis()
             ax.set_xlim(0, 1)

@@ -148,7 +148,7 @@ def test_idle_sessions_expire_and_free_their_sandboxes():
         for env in envs:
             env.reset(seed=0)
             env.step('<tool_call>{"name": "python", "arguments": {"code": "print(1)"}}</tool_call>')
-        workers = [e.unwrapped._sandbox.worker_pid for _, e, _ in server.sessions._entries.values()]
+        workers = [play.env.unwrapped._sandbox.worker_pid for _, play, _ in server.sessions._entries.values()]
         assert len(workers) == 3 and all(pid and _alive(pid) for pid in workers)
         with pytest.raises(RemoteEnvError, match="3 sessions are open"):
             RemoteEnv(server.url).reset(seed=0)  # the cap

@@ -13,7 +13,7 @@ torch thread doing matmuls), and prints tokens/s. Part 2 (``--grpo``) times GRPO
 bit for bit alike across thread counts) before the governor (torch's 2 threads, fixed),
 with it, and with one thread, idle and busy.
 
-    python bench/threads.py [--grpo] [--steps 4] [--out results/bench/threads.json]
+    python bench/threads.py [--grpo] [--no-sampler] [--repeats 3] [--steps 4] [--out results/bench/threads.json]
 
 Time it with nothing else running.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -126,6 +127,7 @@ def main() -> None:
     ap.add_argument("--out", default="results/bench/threads.json")
     ap.add_argument("--grpo", action="store_true", help="also time GRPO steps before/after the thread governor")
     ap.add_argument("--no-sampler", action="store_true", help="skip part 1 (sampling tokens/s)")
+    ap.add_argument("--repeats", type=int, default=3, help="processes per setting and condition (--grpo)")
     ap.add_argument("--steps", type=int, default=4, help="GRPO steps per setting (the first is left out of the mean)")
     args = ap.parse_args()
     rows = []
@@ -138,14 +140,40 @@ def main() -> None:
     report: dict = {"cpu_count": os.cpu_count(), "rows": rows}
     if args.grpo:
         report["grpo_step"] = step_rows = []
-        print(f"\nGRPO step, 1 task x 8 samples x 48 tokens, seconds per step (steps 2-{args.steps})")
-        print(f"{'setting':>34} {'idle s':>7} {'busy s':>7} {'busy/idle':>9} {'threads busy':>12}")
-        for name, threads, extra in STEP_SETTINGS:
-            idle = grpo_steps(threads, extra, False, args.steps)
-            busy = grpo_steps(threads, extra, True, args.steps)
-            mi, mb = (sum(r["times"][1:]) / (len(r["times"]) - 1) for r in (idle, busy))
-            step_rows.append({"setting": name, "idle_s": mi, "busy_s": mb, "idle": idle, "busy": busy})
-            print(f"{name:>34} {mi:>7.2f} {mb:>7.2f} {mb / mi:>9.2f} {str(busy['threads'][1:]):>12}")
+        print(
+            f"\nGRPO step, 1 task x 8 samples x 48 tokens: seconds per step (steps 2-{args.steps} of each process), "
+            f"mean ± s.e. over {args.repeats} processes per cell, settings interleaved"
+        )
+        runs: dict = {(name, busy): [] for name, _, _ in STEP_SETTINGS for busy in (False, True)}
+        for _ in range(args.repeats):
+            for busy in (False, True):
+                for name, threads, extra in STEP_SETTINGS:
+                    runs[(name, busy)].append(grpo_steps(threads, extra, busy, args.steps))
+
+        def cell(rs: list) -> tuple[float, float]:
+            means = [statistics.fmean(r["times"][1:]) for r in rs]
+            se = statistics.stdev(means) / len(means) ** 0.5 if len(means) > 1 else float("nan")
+            return statistics.fmean(means), se
+
+        print(f"{'setting':>34} {'idle s':>12} {'busy s':>12} {'busy/idle':>9} {'threads idle/busy':>17}")
+        for name, _, _ in STEP_SETTINGS:
+            (mi, si), (mb, sb) = cell(runs[(name, False)]), cell(runs[(name, True)])
+            used = [
+                sorted({t for r in runs[(name, b)] for t in r["threads"][1:] if t is not None}) for b in (False, True)
+            ]
+            shown = "/".join(",".join(f"{t:g}" for t in u) or "-" for u in used)
+            step_rows.append(
+                {
+                    "setting": name,
+                    "idle_s": mi,
+                    "idle_se": si,
+                    "busy_s": mb,
+                    "busy_se": sb,
+                    "idle": runs[(name, False)],
+                    "busy": runs[(name, True)],
+                }
+            )
+            print(f"{name:>34} {mi:>6.2f} ± {si:<4.2f} {mb:>6.2f} ± {sb:<4.2f} {mb / mi:>9.2f} {shown:>17}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")

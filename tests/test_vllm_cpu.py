@@ -37,6 +37,21 @@ pytestmark = pytest.mark.skipif(
 #: |sampled - recomputed| per token, fp32 engine against the fp32 trainer (measured: ~1e-4).
 LOGP_ATOL = 2e-3
 TASK = "math/arithmetic-v0"
+#: A 2-step GRPO run with the vLLM backend (in one process, and on two torchrun ranks).
+RUN = [
+    f"env.id={TASK}",
+    "env.params={digits: [1], n_operands: [2], operators: ['+']}",
+    "model.backend=vllm",
+    "model.vllm.max_model_len=512",
+    "rollout.tasks_per_step=2",
+    "rollout.group_size=2",
+    "rollout.max_new_tokens=8",
+    "grpo.mask_truncated=false",
+    "train.steps=2",
+    "train.eval_tasks=2",
+    "train.eval_max_new_tokens=8",
+    "train.save_every=100",
+]
 PARAMS = {"digits": 1, "n_operands": 2, "operators": "+", "negatives": False}
 
 
@@ -118,18 +133,7 @@ def test_a_grpo_run_with_the_vllm_backend_finishes(tmp_path, engine):
         None,
         [
             f"run_dir={tmp_path / 'run'}",
-            f"env.id={TASK}",
-            "env.params={digits: [1], n_operands: [2], operators: ['+']}",
-            "model.backend=vllm",
-            "model.vllm.max_model_len=512",
-            "rollout.tasks_per_step=2",
-            "rollout.group_size=2",
-            "rollout.max_new_tokens=8",
-            "grpo.mask_truncated=false",
-            "train.steps=2",
-            "train.eval_tasks=2",
-            "train.eval_max_new_tokens=8",
-            "train.save_every=100",
+            *RUN,
         ],
     )
     result = GRPOTrainer(cfg, quiet=True).train()
@@ -186,18 +190,7 @@ def test_two_torchrun_ranks_each_train_with_their_own_engine(tmp_path, engine):
     cmd += [
         "train",
         f"run_dir={run}",
-        f"env.id={TASK}",
-        "env.params={digits: [1], n_operands: [2], operators: ['+']}",
-        "model.backend=vllm",
-        "model.vllm.max_model_len=512",
-        "rollout.tasks_per_step=2",
-        "rollout.group_size=2",
-        "rollout.max_new_tokens=8",
-        "grpo.mask_truncated=false",
-        "train.steps=2",
-        "train.eval_tasks=2",
-        "train.eval_max_new_tokens=8",
-        "train.save_every=100",
+        *RUN,
         "train.report_to=[]",
     ]
     p = subprocess.Popen(

@@ -9,6 +9,24 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tests.conftest  # noqa: E402,F401  (registers test/no-e-v0 and friends)
 from agentgym.cli import main  # noqa: E402
 
+# AGENTGYM_TEST_SLOW_AFTER_STEP=k: every step after step k first sleeps 3 s, so a test's
+# Ctrl-C lands inside a known step however fast the tiny model's steps are (timing only:
+# the numbers are unchanged).
+_SLOW_AFTER = os.environ.get("AGENTGYM_TEST_SLOW_AFTER_STEP")
+if _SLOW_AFTER is not None:
+    import time
+
+    from agentgym.grpo.trainer import GRPOTrainer
+
+    _step_once = GRPOTrainer.step_once
+
+    def _slow_step_once(self, *args, **kwargs):
+        if self.step >= int(_SLOW_AFTER):
+            time.sleep(3.0)
+        return _step_once(self, *args, **kwargs)
+
+    GRPOTrainer.step_once = _slow_step_once
+
 if __name__ == "__main__":
     sys.argv = ["agentgym", *sys.argv[1:]]
     main()

@@ -51,8 +51,8 @@ def test_world_shares_cover_every_task_once():
             assert max(map(len, shares)) - min(map(len, shares)) <= 1
 
 
-def _launch(args: list[str], nproc: int, *torchrun_args: str) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+def _launch(args: list[str], nproc: int, *torchrun_args: str, env_extra: dict | None = None) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), **(env_extra or {})}
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
     if nproc == 1:
@@ -138,7 +138,14 @@ def test_two_processes_train_the_weights_of_one(runs):
 def test_a_killed_two_process_run_resumes_exactly(runs, tmp_path):
     run = tmp_path / "killed"
     # torchrun's 30 s shutdown timeout could SIGKILL a step slowed by a loaded machine.
-    p = _launch(["train", *OVER, f"train.device={DEVICE}", f"run_dir={run}"], 2, "--shutdown-timeout=300")
+    # Step 3 starts with a 3 s sleep (tests/dist_entry.py), so the Ctrl-C lands inside it
+    # however fast the tiny model's steps are (it once landed in step 4, the last).
+    p = _launch(
+        ["train", *OVER, f"train.device={DEVICE}", f"run_dir={run}"],
+        2,
+        "--shutdown-timeout=300",
+        env_extra={"AGENTGYM_TEST_SLOW_AFTER_STEP": "2"},
+    )
     deadline = time.time() + 600
     ck = run / "checkpoints" / "step_000002"
     while time.time() < deadline and p.poll() is None:  # kill once checkpoint 2 is written
@@ -297,7 +304,14 @@ def test_ctrl_c_under_torchrun_checkpoints_the_step_and_resumes_exactly(runs, tm
     checkpoint (step 2 here). Resumed, the run ends with the weights of one never stopped."""
     run = tmp_path / "ctrl-c"
     # torchrun's 30 s shutdown timeout could SIGKILL a step slowed by a loaded machine.
-    p = _launch(["train", *OVER, f"train.device={DEVICE}", f"run_dir={run}"], 2, "--shutdown-timeout=300")
+    # Step 3 starts with a 3 s sleep (tests/dist_entry.py), so the Ctrl-C lands inside it
+    # however fast the tiny model's steps are (it once landed in step 4, the last).
+    p = _launch(
+        ["train", *OVER, f"train.device={DEVICE}", f"run_dir={run}"],
+        2,
+        "--shutdown-timeout=300",
+        env_extra={"AGENTGYM_TEST_SLOW_AFTER_STEP": "2"},
+    )
     deadline = time.time() + 600
     while time.time() < deadline and p.poll() is None:  # Ctrl-C while step 3 runs
         if (run / "checkpoints" / "step_000002" / "state.json").exists():

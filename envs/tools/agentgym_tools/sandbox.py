@@ -43,6 +43,7 @@ reported in :class:`SandboxResult` (``status`` one of ``ok``, ``error``, ``block
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import json
@@ -242,6 +243,8 @@ class CallBudget:
     """
 
     _seq = 0
+    #: Cgroup folders of closed sandboxes that were still busy (see :meth:`remove`).
+    _pending: list[str] = []
 
     def __init__(self, paths: dict[str, str], memory_bytes: int, processes: int):
         self.paths = paths  # controller ("memory", "pids", "unified") -> folder
@@ -265,6 +268,7 @@ class CallBudget:
     @classmethod
     def create(cls, memory_bytes: int, processes: int) -> CallBudget | None:
         cls._remove_stale()
+        cls.retry_pending()
         cls._seq += 1
         name = f"agentgym-sandbox-{os.getpid()}-{cls._seq}"
         v1 = {c: f"/sys/fs/cgroup/{c}" for c in ("memory", "pids")}
@@ -348,10 +352,29 @@ class CallBudget:
             os.close(fd)
         self.fds = []
         for folder in self.paths.values():
-            _rmdir_quietly(folder)
+            if not _rmdir_quietly(folder):
+                # Still busy after the deadline (a loaded machine reaps slowly): retried when
+                # the next sandbox starts and when this process exits.
+                CallBudget._pending.append(folder)
+
+    @classmethod
+    def retry_pending(cls) -> None:
+        """Remove this process's cgroups that were still busy when their sandbox closed."""
+        still = []
+        for folder in cls._pending:
+            try:
+                os.rmdir(folder)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                still.append(folder)
+        cls._pending[:] = still
 
 
-def _rmdir_quietly(folder: str, wait: float = 5.0) -> None:
+atexit.register(CallBudget.retry_pending)
+
+
+def _rmdir_quietly(folder: str, wait: float = 5.0) -> bool:
     """Remove a call's cgroup: it is removable once its last process has been reaped, which
     on a busy machine can take well over the half second this once waited (a test run
     beside training left cgroups behind). A process still in it is killed first."""
@@ -359,12 +382,12 @@ def _rmdir_quietly(folder: str, wait: float = 5.0) -> None:
     while True:
         try:
             os.rmdir(folder)
-            return
+            return True
         except FileNotFoundError:
-            return
+            return True
         except OSError:
             if time.monotonic() > deadline:
-                return
+                return False
         try:
             with open(os.path.join(folder, "cgroup.procs")) as f:
                 for pid in f.read().split():

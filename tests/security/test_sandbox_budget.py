@@ -56,20 +56,25 @@ def bare():
 
 @pytest.fixture(autouse=True, scope="module")
 def _no_leftover_cgroups():
-    yield
+    """The sandboxes of this module leave no cgroup behind. Only the cgroups made while the
+    module ran count: under pytest-xdist a sandbox another module's test left open (its
+    worker alive, so its cgroup busy) is not this module's."""
     import glob
     import os
     import time
 
     from agentgym_tools.sandbox import CallBudget
 
+    pattern = f"/sys/fs/cgroup/*/agentgym-sandbox-{os.getpid()}-*"
+    before = set(glob.glob(pattern))
+    yield
     # A cgroup still busy when its sandbox closed (slow reaping on a loaded machine) is
-    # retried later; within a few seconds none of this process's may be left.
+    # retried later; within a few seconds none of this module's may be left.
     deadline = time.monotonic() + 15
-    while glob.glob(f"/sys/fs/cgroup/*/agentgym-sandbox-{os.getpid()}-*") and time.monotonic() < deadline:
+    while set(glob.glob(pattern)) - before and time.monotonic() < deadline:
         CallBudget.retry_pending()
         time.sleep(0.2)
-    assert not glob.glob(f"/sys/fs/cgroup/*/agentgym-sandbox-{os.getpid()}-*")
+    assert not set(glob.glob(pattern)) - before
 
 
 def test_one_call_forking_children_shares_one_memory_budget(bare):

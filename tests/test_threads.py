@@ -119,8 +119,14 @@ def test_each_thread_that_works_gets_the_choice():
 def test_a_probe_times_real_work_and_the_count_is_reapplied_after_it():
     one, many = threads.measure(2, reps=2)
     assert 0 < one < 5 and many > 0
-    gov = ThreadGovernor(2, probe=lambda full: threads.measure(full, reps=2))
-    assert gov.tick() == torch.get_num_threads()
+    # The real probe leaves torch at the full count (its last products ran with 2); a
+    # governor that chooses 1 thread must set 1 again after probing, in this thread.
+    clock = Clock()
+    gov = ThreadGovernor(2, probe=lambda full: (threads.measure(full, reps=2)[0], math.inf), clock=clock)
+    assert gov.tick() == 1 and torch.get_num_threads() == 1
+    clock.t = 20.0  # a second probe, after this thread already had 1 applied
+    assert gov.tick() == 1 and gov.probes == 2
+    assert torch.get_num_threads() == 1
 
 
 def test_enable_respects_a_fixed_count(monkeypatch):

@@ -191,3 +191,127 @@ def test_a_kernel_without_the_filter_is_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(sandbox_mod, "_WORKER", str(worker))
     with pytest.raises(SandboxUnavailable, match="x86_64 system call numbers only"):
         PythonSandbox(LIMITS)
+
+
+def _ipc_namespaces_of_a_call(box, keep):
+    """From the host: the IPC namespaces of the worker and of the processes of a running call."""
+    import os
+    import threading
+    import time
+
+    worker = box.worker_pid
+    seen: dict[str, set[str]] = {"worker": set(), "code": set()}
+
+    def descendants(root):
+        kids: dict[int, list[int]] = {}
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                except OSError:
+                    continue
+                kids.setdefault(ppid, []).append(int(d))
+        out, todo = [], [root]
+        while todo:
+            p = todo.pop()
+            out.append((p, not kids.get(p)))
+            todo.extend(kids.get(p, []))
+        return out
+
+    call = threading.Thread(target=box.run, args=("import time\ntime.sleep(2)",))
+    call.start()
+    time.sleep(1.0)
+    for pid, leaf in descendants(worker):
+        try:
+            ns = os.readlink(f"/proc/{pid}/ns/ipc")
+        except OSError:
+            continue
+        if pid == worker:
+            seen["worker"].add(ns)
+        elif leaf:  # the process running the call's code
+            seen["code"].add(ns)
+            # Held open, the namespace outlives the call, so its number is not reused by the next.
+            keep.append(os.open(f"/proc/{pid}/ns/ipc", os.O_RDONLY))
+    call.join()
+    return seen
+
+
+def test_every_call_gets_a_fresh_ipc_namespace(bare):
+    """SysV objects a call could make die with its call: each call runs in an IPC namespace
+    of its own, not the worker's (which lives as long as the env, so across episodes). The
+    filter refusing shmget/msgget is the second layer; this checks the first, from the host
+    (a call has no /proc)."""
+    import os
+
+    keep: list[int] = []
+    try:
+        first, second = _ipc_namespaces_of_a_call(bare, keep), _ipc_namespaces_of_a_call(bare, keep)
+    finally:
+        for fd in keep:
+            os.close(fd)
+    assert first["worker"] == second["worker"] and len(first["worker"]) == 1
+    assert len(first["code"]) == 1 and len(second["code"]) == 1, (first, second)
+    assert not first["code"] & first["worker"]  # not the worker's namespace
+    assert not first["code"] & second["code"]  # and not the previous call's
+
+
+MEMFDS = """
+import os
+fds = []
+for i in range(56):  # 56 memfds of 4 MB less a page (under RLIMIT_FSIZE; 64 descriptors): 220 MB
+    fd = os.memfd_create(f"m{i}")
+    chunk = b"x" * 4096
+    for _ in range(1023):
+        os.write(fd, chunk)
+    fds.append(fd)
+print("held", len(fds))
+"""
+
+
+def test_memfd_pages_count_against_the_calls_memory():
+    """RLIMIT_AS does not count memfd pages; the call's cgroup does. 220 MB of memfds in a
+    96 MB call must not be held."""
+    with PythonSandbox(SandboxLimits(cpu_seconds=4, wall_seconds=15.0, memory_mb=96), audit_hook=False) as box:
+        if not box.budget.startswith("cgroup"):
+            pytest.skip(f"no cgroup here ({box.budget}): memfds are bounded by RLIMIT_FSIZE x RLIMIT_NOFILE only")
+        r = box.run(MEMFDS)
+        assert "held 56" not in r.stdout, r
+        assert r.status == "memory_limit", r
+        assert box.run("print(1)").stdout == "1\n"  # the next call is unaffected
+
+
+def test_cgroups_left_by_a_killed_host_are_removed_by_the_next_sandbox(tmp_path, monkeypatch):
+    """A trainer killed with its sandboxes open leaves their (empty) cgroups; the next
+    sandbox host removes those whose pid is gone, and only those."""
+    import glob
+    import os
+
+    from agentgym_tools.sandbox import CallBudget
+
+    roots = [d for d in ("/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids", "/sys/fs/cgroup") if os.access(d, os.W_OK)]
+    if not roots:
+        pytest.skip("no writable cgroup folder here")
+    dead = 4_000_000  # above pid_max's ceiling (2**22): never a live process
+    stale = [os.path.join(r, f"agentgym-sandbox-{dead}-7") for r in roots]
+    live = [os.path.join(r, "agentgym-sandbox-1-7") for r in roots]  # pid 1 is alive
+    made = []
+    try:
+        for folder in stale + live:
+            try:
+                os.mkdir(folder)
+                made.append(folder)
+            except OSError:
+                pass
+        if not set(stale) & set(made):
+            pytest.skip("cannot make a cgroup folder here")
+        budget = CallBudget.create(64 << 20, 8)
+        if budget is not None:
+            budget.remove()
+        assert not [f for f in stale if os.path.exists(f)]
+        assert all(os.path.exists(f) for f in live if f in made)  # a live host's cgroups stay
+        assert not glob.glob(f"/sys/fs/cgroup/*/agentgym-sandbox-{dead}-*")
+    finally:
+        for folder in made:
+            if os.path.exists(folder):
+                os.rmdir(folder)

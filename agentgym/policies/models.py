@@ -170,7 +170,7 @@ def check_model_name(name: str) -> None:
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise ModelNotAvailable(f"model folder {name!r} has no config.json: not a model checkpoint")
+            raise ModelNotAvailable(f"model folder {name!r} has no config.json: not a model checkpoint{_hint(path)}")
         return
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -186,6 +186,21 @@ def check_model_name(name: str) -> None:
         f"runs/NAME/final); agentgym downloads no model at run time (fetch a hub model first: "
         f"huggingface-cli download {name})"
     )
+
+
+def _hint(path: Path) -> str:
+    """Where the model is, for a folder a user may take for one: a run folder, its
+    ``warm_start`` or ``checkpoints`` folder, or one training checkpoint."""
+    for up in (path, path.parent, path.parent.parent):
+        if (up / "final" / "config.json").exists():
+            return f"; this is (part of) a run folder: its model is {up / 'final'}"
+    if (path / "weights.safetensors").exists() or any(path.glob("step_*/weights.safetensors")):
+        return (
+            "; this holds training checkpoints (weights and trainer state), not a model folder: a run "
+            "writes its model to RUN_DIR/final when it ends (a warm start alone: agentgym sft CONFIG, or "
+            "agentgym train CONFIG train.steps=0)"
+        )
+    return ""
 
 
 def load_model(name: str = DEFAULT_MODEL, *, seed: int = 0, dtype: str = "float32"):

@@ -83,29 +83,31 @@ class _MostlyLegal(TextSpace):
 @pytest.mark.parametrize("env_id", IDS)
 def test_api_conformance(env_id):
     env = _make(env_id)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # text observations are not NumPy arrays; the asserts still run
-        if not is_multiagent(env):
-            from gymnasium.utils.env_checker import check_env
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # text observations are not NumPy arrays; the asserts still run
+            if not is_multiagent(env):
+                from gymnasium.utils.env_checker import check_env
 
-            check_env(env.unwrapped, skip_render_check=not env_id.startswith(RENDER_CHECKED))
-            return
-        from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
+                check_env(env.unwrapped, skip_render_check=not env_id.startswith(RENDER_CHECKED))
+                return
+            from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, seed_test
 
-        def legal():
-            game = agentgym.make(env_id)
-            for agent in game.possible_agents:
-                game.action_spaces[agent] = _MostlyLegal(game, agent)
-            return game
+            def legal():
+                game = agentgym.make(env_id)
+                for agent in game.possible_agents:
+                    game.action_spaces[agent] = _MostlyLegal(game, agent)
+                return game
 
-        for make in (lambda: agentgym.make(env_id), legal):
-            if isinstance(env, TextParallelEnv):
-                parallel_api_test(make(), num_cycles=60)
-                parallel_seed_test(make, num_cycles=60)
-            else:
-                api_test(make(), num_cycles=60)
-                seed_test(make, num_cycles=60)
-    env.close()
+            for make in (lambda: agentgym.make(env_id), legal):
+                if isinstance(env, TextParallelEnv):
+                    parallel_api_test(make(), num_cycles=60)
+                    parallel_seed_test(make, num_cycles=60)
+                else:
+                    api_test(make(), num_cycles=60)
+                    seed_test(make, num_cycles=60)
+    finally:
+        env.close()  # a tools env holds a sandbox worker (and its cgroup) until closed
 
 
 @pytest.mark.parametrize("env_id", IDS)

@@ -616,6 +616,14 @@ def compare(
             "(default: this python -m agentgym train)."
         ),
     ] = None,
+    earlier: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--from",
+            help="An earlier comparison's JSON report whose finished runs count as this one's, for arms and seeds "
+            "whose folders are gone (another machine's); its runs' configs must match (repeatable).",
+        ),
+    ] = None,
     share_warm_start: Annotated[
         bool,
         typer.Option(
@@ -635,6 +643,10 @@ def compare(
 
     Example: agentgym compare configs/math-teacher.yaml --arm 'random teacher.name=random'
     --arm 'bandit teacher.name=bandit' --seeds 0,1,2
+
+    Seeds run on different machines: keep each machine's report (or collect its run
+    folders into --runs) and name the reports with --from; with --no-train the command
+    only merges them.
     """
     import shlex
 
@@ -663,6 +675,7 @@ def compare(
             metric=metric,
             runs=runs,
             share_warm_start=share_warm_start,
+            earlier=list(earlier or []),
         )
         if train_command is not None:
             plan.train_command = shlex.split(train_command)

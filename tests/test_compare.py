@@ -97,10 +97,17 @@ def test_differences_without_spread_or_seeds_say_why():
         paired_difference([0.1, 0.2], [0.1])
 
 
-def test_paired_only_when_both_arms_ran_the_same_seeds():
+def test_paired_over_the_seeds_both_arms_ran_else_welch():
     used, welch, paired = difference_to_baseline({0: 0.5, 1: 0.7, 2: 0.6}, {0: 0.3, 1: 0.4, 2: 0.5})
-    assert used is paired and used.test == "paired" and welch.test == "welch"
-    used, welch, paired = difference_to_baseline({0: 0.5, 1: 0.7}, {0: 0.3, 1: 0.4, 2: 0.5})
+    assert used is paired and used.test == "paired" and welch.test == "welch" and not paired.note
+    # Seeds {0, 2} against {0, 1, 2}: paired over 0 and 2 (seed 1 of the baseline left out).
+    used, welch, paired = difference_to_baseline({0: 0.5, 2: 0.9}, {0: 0.3, 1: 0.4, 2: 0.5})
+    assert used is paired and paired.n_arm == 2
+    assert paired.estimate == pytest.approx(paired_difference([0.5, 0.9], [0.3, 0.5]).estimate)
+    assert "paired over the 2 seeds both arms ran (0, 2)" in paired.note
+    assert welch.estimate == pytest.approx(0.7 - 0.4)  # Welch uses every seed of each arm
+    # One seed in common: nothing to pair.
+    used, welch, paired = difference_to_baseline({0: 0.5, 3: 0.7}, {0: 0.3, 1: 0.4, 2: 0.5})
     assert paired is None and used is welch
 
 
@@ -130,10 +137,13 @@ STUB = textwrap.dedent("""
     gain = {"random": 0.0, "bandit": 0.1}[cfg.teacher.name]
     after = 0.3 + 0.05 * cfg.seed + gain + (0.02 if cfg.grpo.lr > 1e-5 else 0.0)
     summary = {"heldout_success_before": 0.25, "heldout_success_after": after,
-               "heldout_success_after_se": 0.04, "steps": cfg.train.steps}
+               "heldout_success_after_se": 0.04, "heldout_success_after_warmup": 0.28 + 0.01 * cfg.seed,
+               "steps": cfg.train.steps}
     (run / "summary.json").write_text(json.dumps(summary))
-    (run / "metrics.jsonl").write_text(json.dumps(
-        {"kind": "train", "rollout/spent": 32, "time/step_s": 6.0, "adv/abs_mean": 0.5}) + "\\n")
+    rows = [{"step": 0, "kind": "eval", "eval/mean_at_k": 0.28 + 0.01 * cfg.seed, "eval/mean_at_k_se": 0.05},
+            {"step": 1, "kind": "train", "rollout/spent": 32, "time/step_s": 6.0, "adv/abs_mean": 0.5},
+            {"step": 2, "kind": "eval", "eval/mean_at_k": after, "eval/mean_at_k_se": 0.04}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in rows))
 """)
 
 
@@ -300,7 +310,7 @@ def test_no_train_reads_what_is_finished_and_falls_back_to_welch(stub):
     (make_plan().run_dir(Arm("bandit"), 1) / "summary.json").unlink()
     (make_plan().run_dir(Arm("bandit"), 1) / "config.yaml").unlink()
     report = run_comparison(make_plan(seeds=[0, 1, 2]), train=False, log=lambda s: None)
-    assert report["arms"][1]["seeds"] == [0] and report["arms"][1]["difference"]["test"] == "welch"
+    assert report["arms"][1]["seeds"] == [0] and report["arms"][1]["difference"]["test"] == "welch"  # 1 shared
 
 
 def test_a_run_folder_made_with_another_config_is_an_error(stub):
@@ -390,6 +400,14 @@ def test_compare_command_end_to_end(stub, tmp_path):
     res = CliRunner().invoke(app, [*args[:8], "", *args[9:]])
     assert res.exit_code == 2 and "no seeds" in res.output
     assert len(calls()) == 4
+    # --from: the report just written supplies both seeds of a fresh runs folder, nothing trains.
+    merged = tmp_path / "merged.json"
+    fresh = [*args[:10], str(tmp_path / "elsewhere"), "--out", str(merged), *args[13:], "--from", str(out)]
+    res = CliRunner().invoke(app, fresh)
+    assert res.exit_code == 0, res.output
+    assert len(calls()) == 4 and json.loads(merged.read_text())["arms"][1]["seeds"] == [0, 1]
+    res = CliRunner().invoke(app, [*args, "--from", str(tmp_path / "none.json")])
+    assert res.exit_code == 2 and "cannot read it as a JSON report" in res.output
 
 
 def test_default_report_path_is_committed():
@@ -423,3 +441,48 @@ def test_an_rft_step_with_a_success_counts_as_a_step_with_signal(tmp_path):
     (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     costs = _costs(tmp_path)
     assert (costs["grpo_steps"], costs["grpo_steps_with_signal"], costs["generations"]) == (4, 2, 128)
+
+
+def test_runs_of_an_earlier_report_count_as_seeds_when_their_folders_are_gone(stub, tmp_path):
+    """Seeds run on other machines: a report keeps what its runs rest on (summary, config,
+    costs and evaluations), so a later comparison takes them with --from."""
+    import shutil
+
+    make_plan, calls = stub
+    first = run_comparison(make_plan(seeds=[0]), log=lambda s: None)
+    assert [p["step"] for p in first["runs"][0]["curve"]] == [0, 2]  # the run's evaluations are kept
+    saved = tmp_path / "first.json"
+    saved.write_text(json.dumps(first))
+    shutil.rmtree(tmp_path / "runs")  # the machine that ran seed 0 is gone
+    said = []
+    report = run_comparison(make_plan(seeds=[0, 1], earlier=[saved]), log=said.append)
+    assert len(calls()) == 2 + 2  # seed 1 of each arm trained; seed 0 came from the report
+    assert "[random seed 0] from" in said[0] and str(saved) in said[0]
+    random, bandit = report["arms"]
+    assert random["seeds"] == [0, 1] and random["values"] == pytest.approx([0.3, 0.35])
+    assert bandit["difference"]["test"] == "paired" and bandit["difference"]["estimate"] == pytest.approx(0.1)
+    at_end = {r["step"]: r["mean_at_k"] for r in report["curves"]["bandit"]}[2]
+    assert at_end["n"] == 2 and at_end["mean"] == pytest.approx(0.425) and at_end["band"] == "seeds"
+    assert report["runs"][0]["source"] == str(saved) and report["runs"][2]["source"] == "folder"
+    # Each arm against its own warm start, paired by seed: after minus after_warmup.
+    gain = bandit["gain"]
+    assert gain["test"] == "paired" and gain["estimate"] == pytest.approx((0.4 - 0.28 + 0.45 - 0.29) / 2)
+
+    # A report written before runs kept their evaluations: a single-seed arm's curve is that run's.
+    old = json.loads(saved.read_text())
+    for run in old["runs"]:
+        del run["curve"]
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(old))
+    shutil.rmtree(tmp_path / "runs")
+    again = run_comparison(make_plan(seeds=[0], earlier=[older]), train=False, log=lambda s: None)
+    assert again["runs"][0]["curve"] == first["runs"][0]["curve"]
+    assert len(calls()) == 4  # nothing trained
+
+    # A report's run made with another config is refused, not mixed in.
+    with pytest.raises(CompareError, match="another config.*grpo.lr"):
+        run_comparison(make_plan(seeds=[0], overrides=["grpo.lr=2e-5"], earlier=[saved]), log=lambda s: None)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"kind": "something else"}')
+    with pytest.raises(CompareError, match="not a comparison report"):
+        run_comparison(make_plan(seeds=[0], earlier=[bad]), log=lambda s: None)

@@ -57,11 +57,13 @@ def run_curve(run_dir: str | Path, warmup_steps: int = 0) -> list[dict[str, Any]
 def arm_curves(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Per arm, per GRPO step: the mean over seeds of each metric with its standard error.
 
-    ``runs``: the report's runs (``arm``, ``seed``, ``run_dir``, ``config``)."""
+    ``runs``: the report's runs (``arm``, ``seed``, ``config``, and their ``curve`` or else
+    their ``run_dir`` to read it from)."""
     by_arm: dict[str, dict[int, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
     for run in runs:
         warm = int(((run.get("config") or {}).get("warmup") or {}).get("steps") or 0)
-        for point in run_curve(run["run_dir"], warm):
+        points = run.get("curve") or run_curve(run["run_dir"], warm)
+        for point in points:
             by_arm[run["arm"]][point["step"]][run["seed"]] = point
     out: dict[str, list[dict[str, Any]]] = {}
     for arm, steps in by_arm.items():

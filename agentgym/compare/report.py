@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from agentgym.compare.curves import arm_curves, plot_curves
-from agentgym.compare.runs import Plan, RunResult, before_metric, code_version, machine
+from agentgym.compare.runs import Plan, RunResult, _number, before_metric, code_version, machine, summary_value
 from agentgym.stats import Difference, mean_se, paired_difference, welch_difference
 
 TESTS = {
-    "paired": "paired t over per-seed differences (both arms ran the same seeds)",
+    "paired": "paired t over per-seed differences (over the seeds both arms ran)",
     "welch": "Welch's t (the arms ran different seeds)",
 }
 
@@ -54,6 +54,9 @@ class ArmSummary:
     paired: Difference | None
     #: Mean over runs of generations and training minutes; GRPO steps with signal summed.
     costs: dict[str, Any]
+    #: The value minus each run's own value after its warm start, paired by seed (None
+    #: without a warm start): what the arm adds to the warm start alone.
+    gain: Difference | None = None
 
 
 def difference_to_baseline(
@@ -61,14 +64,39 @@ def difference_to_baseline(
 ) -> tuple[Difference, Difference, Difference | None]:
     """(used, welch, paired) for per-seed values ``{seed: value}`` of an arm and the baseline.
 
-    The paired test is used when both ran the same seeds, at least two of them; Welch's otherwise.
+    The paired test is used when both arms ran at least two seeds in common, over those
+    seeds (its ``note`` names them when either arm ran others too); Welch's over all of
+    each arm's seeds otherwise.
     """
-    seeds = sorted(arm)
-    welch = welch_difference([arm[s] for s in seeds], [baseline[s] for s in sorted(baseline)])
+    welch = welch_difference([arm[s] for s in sorted(arm)], [baseline[s] for s in sorted(baseline)])
+    shared = sorted(set(arm) & set(baseline))
     paired = None
-    if set(arm) == set(baseline) and len(seeds) >= 2:
-        paired = paired_difference([arm[s] for s in seeds], [baseline[s] for s in seeds])
+    if len(shared) >= 2:
+        paired = paired_difference([arm[s] for s in shared], [baseline[s] for s in shared])
+        if set(arm) != set(baseline):
+            paired.note = f"paired over the {len(shared)} seeds both arms ran ({', '.join(map(str, shared))})" + (
+                f"; {paired.note}" if paired.note else ""
+            )
     return (paired or welch), welch, paired
+
+
+def start_metric(metric: str) -> str | None:
+    """The metric at the end of the warm start (GRPO step 0): ``heldout_success_after`` ->
+    ``heldout_success_after_warmup``; None for other metrics."""
+    return metric + "_warmup" if metric.endswith("_after") else None
+
+
+def gain_over_start(rows: list[RunResult], metric: str) -> Difference | None:
+    """The arm's value minus the same runs' value at the end of their warm start, paired by
+    seed (each run against its own warm start: the warm start alone is the control), or
+    None where the summaries have no warm-start value."""
+    key = start_metric(metric)
+    if key is None:
+        return None
+    pairs = [(r.value, v) for r in rows if (v := _number(summary_value(r.summary, key))) is not None]
+    if not pairs:
+        return None
+    return paired_difference([a for a, _ in pairs], [b for _, b in pairs])
 
 
 def _costs(rows: list[RunResult]) -> dict[str, Any]:
@@ -122,6 +150,7 @@ def summarize(plan: Plan, results: list[RunResult]) -> list[ArmSummary]:
                 welch=welch,
                 paired=paired,
                 costs=_costs(rows),
+                gain=gain_over_start(rows, plan.metric),
             )
         )
     return out
@@ -214,6 +243,9 @@ def report_table(report: dict[str, Any]) -> Any:
     with_within = any(a["within_se"] is not None for a in report["arms"])
     if with_within:
         columns.append("within-run s.e.")
+    with_gain = any(a.get("gain") for a in report["arms"])
+    if with_gain:
+        columns.append("Δ vs own warm start (95% CI)")
     columns += [f"Δ vs {base} (95% CI)", "p", "test"]
     for col in columns:
         table.add_column(col, justify="left" if col in ("arm", "test") else "right")
@@ -230,12 +262,17 @@ def report_table(report: dict[str, Any]) -> Any:
             row.append(_mean_se(a["before_mean"], a["before_se"], pct))
         if with_within:
             row.append(_fmt(a["within_se"], pct))
+        if with_gain:
+            row.append(difference_text(a.get("gain"), pct))
         p = "-" if d is None or d["p"] is None else f"{d['p']:.3f}"
         row += [difference_text(d, pct), p, "-" if d is None else d["test"]]
         if d is not None:
             used.add(d["test"])
         table.add_row(*row)
     notes = [f"{name}: {TESTS[name]}" for name in sorted(used)]
+    notes += [f"{a['name']}: {a['difference']['note']}" for a in report["arms"] if (a["difference"] or {}).get("note")]
+    if with_gain:
+        notes.append("Δ vs own warm start: each run against its evaluation at GRPO step 0, paired t over seeds")
     if report["missing"]:
         notes.append(f"not finished, left out: {len(report['missing'])} run(s)")
     table.caption = "; ".join(notes) or None

@@ -35,6 +35,8 @@ from typing import Any
 
 import yaml
 
+from agentgym.compare.curves import run_curve
+
 #: Where reports go by default: a folder that is committed, so the numbers behind the
 #: README's tables live in the repository (the run folders under runs/ do not).
 RESULTS_DIR = Path("results") / "compare"
@@ -132,6 +134,10 @@ class Plan:
     #: up to the end of the warm start are the same (same seed included): the same run,
     #: bit for bit, without training and evaluating that warm start again.
     share_warm_start: bool = True
+    #: Earlier comparison reports whose finished runs count as this comparison's (``--from``):
+    #: a run folder lost with its machine is still a seed of the comparison. A run folder
+    #: that has finished wins over a report's record of the same arm and seed.
+    earlier: list[Path] = field(default_factory=list)
 
     @property
     def runs_dir(self) -> Path:
@@ -281,15 +287,10 @@ def check_run_config(run_dir: Path, planned: dict[str, Any]) -> None:
     if not path.exists():
         return
     try:
-        found = _flatten(load_config(path).model_dump(mode="json"))
+        found = load_config(path).model_dump(mode="json")
     except ConfigError as exc:
         raise CompareError(f"{path} cannot be read as a config ({exc}); delete {run_dir} to rerun it") from None
-    want = _flatten(planned)
-    diffs = [
-        f"{key}: run has {found.get(key)!r}, arm asks for {want.get(key)!r}"
-        for key in sorted(set(found) | set(want))
-        if key != "run_dir" and found.get(key) != want.get(key)
-    ]
+    diffs = _config_diffs(found, planned)
     if diffs:
         raise CompareError(
             f"{run_dir} was made with another config ({'; '.join(diffs[:5])}"
@@ -382,6 +383,11 @@ class RunResult:
     config_source: str
     launches: list[dict[str, Any]]
     costs: dict[str, Any]
+    #: The run's evaluations (:func:`agentgym.compare.curves.run_curve`), kept in the report
+    #: so that a later comparison can take this run from the report alone (``--from``).
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    #: Where the run was read from: its folder, or an earlier report (``--from``).
+    source: str = "folder"
 
 
 def summary_value(summary: dict[str, Any], key: str) -> Any:
@@ -493,7 +499,77 @@ def read_run(plan: Plan, arm: Arm, seed: int, planned: dict[str, Any]) -> RunRes
         config_source=source,
         launches=launches,
         costs=_costs(run),
+        curve=run_curve(run, int((config.get("warmup") or {}).get("steps") or 0) if isinstance(config, dict) else 0),
     )
+
+
+# ----- runs from an earlier report ----------------------------------------------------------
+
+
+def _report_curve(report: dict[str, Any], run: dict[str, Any]) -> list[dict[str, Any]]:
+    """A run's evaluations from a report: its own ``curve``, or, in a report written
+    before runs kept one, its arm's curve where that arm ran this seed alone (the arm's
+    mean over one seed is the run's value, its band the run's own standard error)."""
+    if run.get("curve"):
+        return list(run["curve"])
+    rows = (report.get("curves") or {}).get(run["arm"]) or []
+    if not rows or any(row.get("seeds") != [run["seed"]] for row in rows):
+        return []
+    points = []
+    for row in rows:
+        point: dict[str, Any] = {"step": row["step"], "generations": row.get("generations"), "tasks": row.get("tasks")}
+        for name, stat in row.items():
+            if isinstance(stat, dict) and "mean" in stat:
+                point[name], point[f"{name}_se"] = stat["mean"], stat.get("se")
+        points.append(point)
+    return points
+
+
+def runs_from_report(path: str | Path, metric: str) -> list[RunResult]:
+    """The finished runs an earlier comparison report holds, read for ``metric`` (their
+    folders may be gone: a report keeps each run's summary, config, launches and costs)."""
+    try:
+        report = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CompareError(f"--from {path}: cannot read it as a JSON report ({exc})") from None
+    if not isinstance(report, dict) or report.get("kind") != "agentgym-compare":
+        raise CompareError(f"--from {path}: not a comparison report (agentgym compare writes them)")
+    out = []
+    for run in report.get("runs") or []:
+        summary = run.get("summary") or {}
+        value = _number(summary_value(summary, metric))
+        if value is None:
+            raise CompareError(f"--from {path}: run {run.get('arm')}-s{run.get('seed')} has no number under {metric!r}")
+        twin = before_metric(metric)
+        within = next((v for k in se_keys(metric) if (v := _number(summary_value(summary, k))) is not None), None)
+        out.append(
+            RunResult(
+                arm=str(run["arm"]),
+                seed=int(run["seed"]),
+                run_dir=str(run.get("run_dir", "")),
+                value=value,
+                before=_number(summary_value(summary, twin)) if twin else None,
+                within_se=within,
+                summary=summary,
+                config=run.get("config") or {},
+                config_source=str(run.get("config_source", "")),
+                launches=list(run.get("launches") or []),
+                costs=dict(run.get("costs") or {}),
+                curve=_report_curve(report, run),
+                source=str(path),
+            )
+        )
+    return out
+
+
+def _config_diffs(found: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """Keys whose values differ between two resolved configs (``run_dir`` aside)."""
+    a, b = _flatten(found), _flatten(want)
+    return [
+        f"{key}: run has {a.get(key)!r}, arm asks for {b.get(key)!r}"
+        for key in sorted(set(a) | set(b))
+        if key != "run_dir" and a.get(key) != b.get(key)
+    ]
 
 
 # ----- the comparison ---------------------------------------------------------------------
@@ -510,6 +586,17 @@ def run_comparison(
     from agentgym.compare.report import build_report
 
     resolved = check_plan(plan)
+    earlier: dict[tuple[str, int], RunResult] = {}
+    for path in plan.earlier:
+        for r in runs_from_report(path, plan.metric):
+            if (r.arm, r.seed) in resolved and (r.arm, r.seed) not in earlier:
+                diffs = _config_diffs(r.config, resolved[(r.arm, r.seed)])
+                if diffs:
+                    raise CompareError(
+                        f"--from {path}: run {r.arm}-s{r.seed} was made with another config "
+                        f"({'; '.join(diffs[:5])}{'; ...' if len(diffs) > 5 else ''})"
+                    )
+                earlier[(r.arm, r.seed)] = r
     results: list[RunResult] = []
     missing: list[str] = []
     for seed in plan.seeds:  # seed-major: every arm at this seed before the next seed
@@ -517,6 +604,10 @@ def run_comparison(
             run = plan.run_dir(arm, seed)
             check_run_config(run, resolved[(arm.name, seed)])
             if run_state(run) != "finished":
+                if (arm.name, seed) in earlier:
+                    log(f"[{arm.name} seed {seed}] from {earlier[(arm.name, seed)].source}")
+                    results.append(earlier[(arm.name, seed)])
+                    continue
                 if not train:
                     missing.append(str(run))
                     continue

@@ -2,12 +2,26 @@
 
 verifiers (0.4) ships environments as taskset packages: a module exporting one
 ``vf.Taskset`` subclass in ``__all__``, whose ``load()`` yields ``vf.Task``\\ s (a prompt
-plus ``@vf.reward`` scoring methods). ``agentgym.make("verifiers:my_taskset")`` (or
-``env.id: verifiers:my_taskset`` in a run config) loads it and plays each task as one
-turn: the task's system prompt and prompt open the episode, the agent replies once, and
-the task's own rewards score the reply (``Task.score`` on a verifiers ``Trace`` of the
-conversation). Each reward's weighted value is a ``reward_parts`` entry; ``success`` is a
-total of at least ``success_at`` (default 1.0).
+plus ``@vf.reward`` scoring methods), and optionally one ``vf.Env`` subclass whose ``run``
+plays each task its own way. ``agentgym.make("verifiers:my_taskset")`` (or
+``env.id: verifiers:my_taskset`` in a run config) loads it. Each reward's weighted value
+is a ``reward_parts`` entry; ``success`` is a total of at least ``success_at`` (default 1.0).
+
+- Without a ``vf.Env`` (verifiers would use its ``SingleAgentEnv``), each task is one
+  turn: its system prompt and prompt open the episode, the agent replies once, and the
+  task's rewards score the reply (``Task.score`` on a verifiers ``Trace``).
+- With one, the episode is multi-turn and is verifiers' own: the package's ``Env`` runs
+  ``run_episode`` in a background thread's event loop, its seats driven by an in-process
+  harness (:mod:`agentgym.interop.verifiers_harness`) through verifiers' interception
+  server, whose model client hands each call of agentgym's seat to the caller: ``reset``
+  returns the conversation up to the first call, each ``step(reply)`` is that call's
+  answer and returns what the env added before the next one (a scripted user's turn), and
+  the episode ends when ``run_episode`` does, with the seat's trace's rewards (their mean
+  if the env ran the seat several times). ``seat`` picks agentgym's role (default the env
+  config's first), ``opponent`` (``messages -> str``) answers the others, ``max_turns`` is
+  the seat's verifiers turn limit (reached: the episode is truncated, still scored). A
+  failure inside the taskset ends the episode with ``error`` set; a reset or ``close``
+  cancels the running episode and joins its thread.
 
 Tasks and held-out:
 
@@ -21,10 +35,11 @@ Tasks and held-out:
 
 What is not carried over, and is refused or reported rather than invented:
 
-- Tasks with no prompt (a taskset whose own ``Env.run`` opens the conversation with a
-  scripted user), tools, and harness programs need verifiers' runtime and model-serving
-  loop: such a taskset is refused when it loads. Multi-turn verifiers envs are therefore
-  not supported; single-turn tasksets are.
+- Tasks with no prompt in a package with no ``vf.Env`` (nothing would open the
+  conversation) are refused when the taskset loads. Tools (MCP servers), harness programs
+  and sandboxes are not provided: agentgym's harness calls the model once per segment with
+  no tools, and a taskset's own harness is replaced by it.
+- Another seat asked with no ``opponent`` ends the episode with an error naming it.
 - Rewards that need a runtime (a sandbox) are skipped by verifiers' own scoring when
   there is none; they are absent from ``reward_parts``.
 - There is no oracle, and no parameter space beyond the task index (a teacher can only
@@ -88,7 +103,9 @@ def taskset_class(taskset_id: str) -> type:
 
     found = _exported(taskset_id, Taskset)
     if len(found) != 1:
-        raise ValueError(f"package {taskset_id!r} must export exactly one vf.Taskset subclass in __all__ (found {len(found)})")
+        raise ValueError(
+            f"package {taskset_id!r} must export exactly one vf.Taskset subclass in __all__ (found {len(found)})"
+        )
     return found[0]
 
 
@@ -190,7 +207,6 @@ def _allow_taskset_loading() -> None:
 
         stand_in = types.ModuleType("verifiers.v1.tasksets")
         stand_in.__path__ = [os.path.join(os.path.dirname(verifiers.v1.__file__), "tasksets")]
-        stand_in.__all__ = []
         sys.modules["verifiers.v1.tasksets"] = stand_in
 
 
@@ -223,7 +239,7 @@ class _Rollout:
         self._main: asyncio.Task[Any] | None = None
         self._reply: asyncio.Future[str] | None = None
         self._cancelled = threading.Event()
-        self._shown = 0
+        self._shown: dict[str, int] = {}  # per trace of agentgym's seat: messages already shown
         self.thread = threading.Thread(target=self._thread, name="agentgym-verifiers-rollout", daemon=True)
         self.thread.start()
 
@@ -254,21 +270,31 @@ class _Rollout:
                     env._shared_tools, env._interception = {}, None
         self.events.put(("done", episode))
 
-    async def answer(self, seat: str, messages: list[dict[str, Any]]) -> str:
-        """The model's reply for ``seat`` on ``messages`` (what the handoff client asks)."""
+    async def answer(self, seat: str, trace_id: str, messages: list[dict[str, Any]]) -> str:
+        """The model's reply for ``seat`` on ``messages`` (what the handoff client asks).
+
+        agentgym is shown what is new in the conversation of trace ``trace_id``; a new
+        trace of its seat (another attempt the env runs) is shown from its beginning."""
         if seat != self.seat and len(self.seats) > 1:
             if self.opponent is None:
                 raise _Stop(f"seat {seat!r} of the verifiers env has no policy here (pass opponent=...)")
             try:
-                return str(self.opponent([{"role": m.get("role", "user"), "content": _text(m.get("content"))} for m in messages]))
+                return str(
+                    self.opponent(
+                        [{"role": m.get("role", "user"), "content": _text(m.get("content"))} for m in messages]
+                    )
+                )
             except Exception as exc:
                 raise _Stop(f"the opponent policy failed: {type(exc).__name__}: {exc}") from exc
         assert self._loop is not None
-        new = [{"role": str(m.get("role", "user")), "content": _text(m.get("content"))} for m in messages[self._shown :]]
+        new = [
+            {"role": str(m.get("role", "user")), "content": _text(m.get("content"))}
+            for m in messages[self._shown.get(trace_id, 0) :]
+        ]
         self._reply = self._loop.create_future()
         self.events.put(("ask", new))
         text = await self._reply
-        self._shown = len(messages) + 1  # the reply itself is the agent's own message
+        self._shown[trace_id] = len(messages) + 1  # the reply itself is the agent's own message
         return text
 
     def stop(self, reason: str) -> None:
@@ -288,7 +314,12 @@ class _Rollout:
     def reply(self, text: str) -> None:
         loop, future = self._loop, self._reply
         if loop is not None and future is not None:
-            loop.call_soon_threadsafe(lambda: future.done() or future.set_result(text))
+
+            def deliver() -> None:
+                if not future.done():
+                    future.set_result(text)
+
+            loop.call_soon_threadsafe(deliver)
 
     def cancel(self, wait: float = 30.0) -> None:
         """Cancel the episode (its runtime and servers are torn down) and join the thread."""
@@ -317,9 +348,11 @@ def _handoff_server(rollout: _Rollout) -> Any:
 
             async def get_response(self, dialect: Any, body: dict, sampling: Any, session_id: Any = None,
                                    turn: Any = None, headers: Any = None) -> Any:  # fmt: skip
-                agent = getattr(getattr(turn, "trace", None), "agent", None)
+                trace = getattr(turn, "trace", None)
+                seat = getattr(getattr(trace, "agent", None), "name", "") or ""
+                messages = list(body.get("messages", []))
                 try:
-                    text = await self.owner.answer(getattr(agent, "name", "") or "", list(body.get("messages", [])))
+                    text = await self.owner.answer(seat, str(getattr(trace, "id", session_id)), messages)
                 except _Stop as exc:
                     self.owner.stop(str(exc))
                     raise asyncio.CancelledError from None
@@ -391,7 +424,9 @@ class VerifiersEnv(TextEnv):
         self._ended: tuple[str, Any] | None = None
         if self.vf_env is None:
             if seat is not None or opponent is not None or (max_turns not in (None, 1)):
-                raise ValueError(f"verifiers taskset {self.taskset_id!r} is single-turn: seat/opponent/max_turns do not apply")
+                raise ValueError(
+                    f"verifiers taskset {self.taskset_id!r} is single-turn: seat/opponent/max_turns do not apply"
+                )
             return
         self.max_turns = positive_int("max_turns", 10 if max_turns is None else max_turns)
         self.turn_timeout = float(turn_timeout)
@@ -505,10 +540,14 @@ class VerifiersEnv(TextEnv):
             error = errors[-1] if errors else None
             text = f"{error.type}: {error.message}" if error else f"the episode has no trace of seat {self.seat!r}"
             return Feedback([], {}, terminated=True, error=f"the verifiers episode failed: {text}")
-        trace = traces[-1]
-        parts = {name: float(r.value) for name, r in trace.rewards.items() if r is not None}
+        # An env may run the seat several times (attempts): each part is their mean.
+        parts: dict[str, float] = {}
+        for trace in traces:
+            for name, r in trace.rewards.items():
+                if r is not None:
+                    parts[name] = parts.get(name, 0.0) + float(r.value) / len(traces)
         success = sum(parts.values()) >= self.success_at
-        if trace.stop_condition == "max_turns":  # the turn limit, not the task, ended it
+        if any(t.stop_condition == "max_turns" for t in traces):  # the turn limit, not the task, ended it
             return Feedback([], parts, truncated=True, success=success)
         return Feedback([], parts, terminated=True, success=success)
 

@@ -97,6 +97,14 @@ def test_differences_without_spread_or_seeds_say_why():
         paired_difference([0.1, 0.2], [0.1])
 
 
+def test_the_warm_start_twin_of_a_metric():
+    from agentgym.compare.report import start_metric
+
+    assert start_metric("heldout_success_after") == "heldout_success_after_warmup"
+    assert start_metric("heldout_after.greedy.value") == "heldout_after_warmup.greedy.value"
+    assert start_metric("success_mean") is None and start_metric("x.after") is None
+
+
 def test_paired_over_the_seeds_both_arms_ran_else_welch():
     used, welch, paired = difference_to_baseline({0: 0.5, 1: 0.7, 2: 0.6}, {0: 0.3, 1: 0.4, 2: 0.5})
     assert used is paired and used.test == "paired" and welch.test == "welch" and not paired.note

@@ -82,8 +82,10 @@ def difference_to_baseline(
 
 def start_metric(metric: str) -> str | None:
     """The metric at the end of the warm start (GRPO step 0): ``heldout_success_after`` ->
-    ``heldout_success_after_warmup``; None for other metrics."""
-    return metric + "_warmup" if metric.endswith("_after") else None
+    ``heldout_success_after_warmup``, ``heldout_after.greedy.value`` ->
+    ``heldout_after_warmup.greedy.value``; None for a metric with no ``_after`` key."""
+    head, dot, rest = metric.partition(".")
+    return head + "_warmup" + dot + rest if head.endswith("_after") else None
 
 
 def gain_over_start(rows: list[RunResult], metric: str) -> Difference | None:

@@ -167,6 +167,20 @@ def fake_installed_dist(root, name: str, entry_points: str) -> None:
     (dist / "entry_points.txt").write_text(entry_points)
 
 
+def installed_package(tmp_path_factory, name: str, source: str):
+    """Put a one-file package ``name`` (``source`` as its ``__init__``) on sys.path, as an
+    installed package would be, for a module's tests; remove it after (a generator for a
+    fixture to ``yield from``)."""
+    import sys
+
+    root = tmp_path_factory.mktemp("site")
+    (root / name).mkdir()
+    (root / name / "__init__.py").write_text(source)
+    sys.path.insert(0, str(root))
+    yield root
+    sys.path.remove(str(root))
+
+
 def run_isolated(code: str, path):
     """Run ``code`` in a fresh interpreter with only ``path`` added to sys.path."""
     import subprocess

@@ -9,7 +9,6 @@ as an installed package would be.
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 
 import numpy as np
@@ -20,6 +19,7 @@ pytest.importorskip("verifiers.v1", reason="verifiers is not installed (pip inst
 import agentgym  # noqa: E402
 from agentgym import TaskSpec  # noqa: E402
 from agentgym.registry import EnvNotFound  # noqa: E402
+from tests.conftest import installed_package  # noqa: E402
 
 PACKAGE = "agentgym_test_reverse"
 TRAIN = ["apple", "river", "stone", "cloud", "maple", "tiger", "lemon", "piano", "olive", "candle", "shared"]
@@ -70,12 +70,7 @@ ENV_ID = f"verifiers:{PACKAGE}"
 
 @pytest.fixture(scope="module", autouse=True)
 def installed(tmp_path_factory):
-    root = tmp_path_factory.mktemp("site")
-    (root / PACKAGE).mkdir()
-    (root / PACKAGE / "__init__.py").write_text(SOURCE)
-    sys.path.insert(0, str(root))
-    yield
-    sys.path.remove(str(root))
+    yield from installed_package(tmp_path_factory, PACKAGE, SOURCE)
 
 
 def _play(env, task, reply):

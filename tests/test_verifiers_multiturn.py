@@ -10,7 +10,6 @@ installed package would be.
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 import threading
 
@@ -21,6 +20,7 @@ pytest.importorskip("verifiers.v1", reason="verifiers is not installed (pip inst
 
 import agentgym  # noqa: E402
 from agentgym import TaskSpec  # noqa: E402
+from tests.conftest import installed_package  # noqa: E402
 
 PACKAGE = "agentgym_test_guess"
 SECRETS = [3, 7, 5, 9, 2, 8, 4, 6, 1, 10, 7, 3]  # 7 and 3 twice: the same content
@@ -82,12 +82,7 @@ OPENING = [
 
 @pytest.fixture(scope="module", autouse=True)
 def installed(tmp_path_factory):
-    root = tmp_path_factory.mktemp("site")
-    (root / PACKAGE).mkdir()
-    (root / PACKAGE / "__init__.py").write_text(SOURCE)
-    sys.path.insert(0, str(root))
-    yield
-    sys.path.remove(str(root))
+    yield from installed_package(tmp_path_factory, PACKAGE, SOURCE)
 
 
 def _rollout_threads():

@@ -5,6 +5,7 @@ Run folders hold gigabytes of checkpoints and live on one machine; what a result
 outcomes, the summary and plots) is a few hundred kB and is committed here.
 
     python results/collect.py runs/compare/grpo-long/grpo-s0 ... --into results/grpo-long
+    python results/collect.py RUN --partial --into DIR --versus OTHER_ARM_RUN   # unfinished; paired
 
 For each run it prints mean@k and greedy success at the warm start's end and at each later
 evaluation, with standard errors over the distinct held-out tasks, and the paired change
@@ -36,9 +37,39 @@ def per_task(report: dict, greedy: bool) -> dict[tuple, float]:
     return out
 
 
+def warmup_steps(run: Path) -> int:
+    """The run's warm-start length: from its summary, or for a run that has not finished
+    from its config.yaml."""
+    if (run / "summary.json").exists():
+        return int(json.loads((run / "summary.json").read_text()).get("warmup_steps") or 0)
+    import yaml
+
+    config = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    return int((config.get("warmup") or {}).get("steps") or 0)
+
+
+def versus(run: Path, other: Path) -> list[str]:
+    """``run`` minus ``other`` at every evaluation step both have, paired by held-out task
+    (two arms of one seed evaluate the same tasks)."""
+    lines = []
+    for path in sorted((run / "evals").glob("step_*.json")):
+        twin = other / "evals" / path.name
+        if not twin.exists():
+            continue
+        step = int(path.stem.split("_")[1]) - warmup_steps(run)
+        mine, theirs = json.loads(path.read_text()), json.loads(twin.read_text())
+        line = f"{run.name} - {other.name:<10} {step:>5}"
+        for greedy in (False, True):
+            a, b = per_task(theirs, greedy), per_task(mine, greedy)
+            common = sorted(set(a) & set(b))
+            d = paired_change([a[k] for k in common], [b[k] for k in common])
+            line += f"  {d.value * 100:+6.1f} ± {d.se * 100:3.1f} ({len(common)} tasks)"
+        lines.append(line)
+    return lines
+
+
 def rows(run: Path) -> list[str]:
-    summary = json.loads((run / "summary.json").read_text())
-    warm = int(summary.get("warmup_steps") or 0)
+    warm = warmup_steps(run)
     evals = sorted((run / "evals").glob("step_*.json"))
     reports = {int(p.stem.split("_")[1]): json.loads(p.read_text()) for p in evals}
     start = reports.get(warm)
@@ -62,15 +93,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--into", type=Path, help="copy each run's small files to INTO/<run name>")
+    ap.add_argument(
+        "--partial",
+        action="store_true",
+        help="also runs that have not finished (a machine about to go): their evaluations so far, "
+        "copied to INTO/<run name>-partial",
+    )
+    ap.add_argument("--versus", type=Path, help="a run of another arm at the same seed: paired differences")
     args = ap.parse_args()
     print(f"{'run':<14} {'step':>5} {'mean@k':>12}  {'greedy':>12}  {'tasks':>5}  {'Δ mean@k':>12}  {'Δ greedy':>12}")
     print("(step counts from the warm start's end; Δ: paired over the same held-out tasks, from step 0)")
     for run in args.runs:
-        if not (run / "summary.json").exists():
-            print(f"{run.name}: not finished (no summary.json)")
+        finished = (run / "summary.json").exists()
+        if not finished and not args.partial:
+            print(f"{run.name}: not finished (no summary.json; --partial keeps its evaluations so far)")
             continue
         if args.into:
-            dest = args.into / run.name
+            dest = args.into / (run.name if finished else run.name + "-partial")
             dest.mkdir(parents=True, exist_ok=True)
             for name in KEEP:
                 src = run / name
@@ -79,6 +118,8 @@ def main() -> None:
                 elif src.exists():
                     shutil.copy2(src, dest / name)
         print("\n".join(rows(run)))
+        if args.versus:
+            print("\n".join(versus(run, args.versus)))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,13 @@ def per_task(report: dict, greedy: bool) -> dict[tuple, float]:
     return out
 
 
+def paired(before: dict, after: dict, greedy: bool):
+    """``after`` minus ``before`` (two evaluation reports), paired over their shared tasks."""
+    a, b = per_task(before, greedy), per_task(after, greedy)
+    common = sorted(set(a) & set(b))
+    return paired_change([a[k] for k in common], [b[k] for k in common])
+
+
 def warmup_steps(run: Path) -> int:
     """The run's warm-start length: from its summary, or for a run that has not finished
     from its config.yaml."""
@@ -60,10 +67,8 @@ def versus(run: Path, other: Path) -> list[str]:
         mine, theirs = json.loads(path.read_text()), json.loads(twin.read_text())
         line = f"{run.name} - {other.name:<10} {step:>5}"
         for greedy in (False, True):
-            a, b = per_task(theirs, greedy), per_task(mine, greedy)
-            common = sorted(set(a) & set(b))
-            d = paired_change([a[k] for k in common], [b[k] for k in common])
-            line += f"  {d.value * 100:+6.1f} ± {d.se * 100:3.1f} ({len(common)} tasks)"
+            d = paired(theirs, mine, greedy)
+            line += f"  {d.value * 100:+6.1f} ± {d.se * 100:3.1f} ({d.tasks} tasks)"
         lines.append(line)
     return lines
 
@@ -81,9 +86,7 @@ def rows(run: Path) -> list[str]:
         line += f"  {g.get('value', float('nan')) * 100:6.1f} ± {g.get('se', float('nan')) * 100:3.1f}  {m['tasks']:>5}"
         if start is not None and step > warm:
             for greedy in (False, True):
-                a, b = per_task(start, greedy), per_task(report, greedy)
-                common = sorted(set(a) & set(b))
-                d = paired_change([a[k] for k in common], [b[k] for k in common])
+                d = paired(start, report, greedy)
                 line += f"  {d.value * 100:+6.1f} ± {d.se * 100:3.1f}"
         lines.append(line)
     return lines

@@ -259,8 +259,13 @@ class TrainConfig(_Section):
     #: spent, train.steps staying the upper bound: arms that spend differently per step
     #: (dynamic sampling, a teacher's filters) compared at equal compute. null: no budget.
     max_generations: int | None = Field(None, ge=1)
-    #: Held-out evaluation every N steps (and always at the start and the end); 0: only those two.
+    #: Held-out evaluation every N steps (and at the start, see eval_start, and the end); 0: only those.
     eval_every: int = Field(0, ge=0)
+    #: Evaluate the untrained model at step 0. false (only with a warm start): the first
+    #: evaluation is the one after the warm start, which the change is measured from; for
+    #: arms of a comparison whose base model needs no evaluation per run (it costs most where
+    #: the untrained model writes long answers: 10 min of a 90 min run here).
+    eval_start: bool = True
     eval_tasks: int = Field(64, ge=1, le=10_000_000)
     eval_max_new_tokens: int = Field(64, ge=1, le=1_000_000)
     #: Samples per held-out task at train.eval_temperature: the primary number is their
@@ -336,6 +341,11 @@ class RunConfig(_Section):
             raise ValueError("warmup.steps needs a warmup.source (oracle, file or rejection)")
         if self.train.steps == 0 and w.steps == 0:
             raise ValueError("nothing to train: train.steps is 0 and there is no warm start (warmup.steps)")
+        if not self.train.eval_start and w.steps == 0:
+            raise ValueError(
+                "train.eval_start=false needs a warm start (warmup.steps): without one no evaluation "
+                "would measure the change from the untrained model"
+            )
         if self.rollout.max_new_tokens >= self.rollout.max_episode_tokens:
             raise ValueError(
                 f"rollout.max_new_tokens ({self.rollout.max_new_tokens}) must be smaller than "

@@ -180,3 +180,22 @@ def test_groups_with_signal_counts_groups_whose_rewards_differ():
 
     out = rollout_metrics([], [group(1, 1, 1), group(0, 1, 0), group(0, 0, 0), group(0.5, 0.5, 1)], step=1)
     assert out["groups/with_signal"] == 0.5
+
+
+def test_eval_start_false_skips_only_the_untrained_models_evaluation(tmp_path):
+    full, skipped = tmp_path / "full", tmp_path / "skipped"
+    GRPOTrainer(_cfg(full), quiet=True).train()
+    GRPOTrainer(_cfg(skipped, "train.eval_start=false"), quiet=True).train()
+    assert sorted(p.name for p in (full / "evals").glob("step_*.json"))[0] == "step_000000.json"
+    assert sorted(p.name for p in (skipped / "evals").glob("step_*.json")) == ["step_000003.json", "step_000005.json"]
+    # Evaluations draw from their own generator: without the first one, training is the same.
+    want, got = _final(full), _final(skipped)
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    for name in ("step_000003.json", "step_000005.json"):
+        ours = json.loads((skipped / "evals" / name).read_text())
+        assert _untimed(ours) == _untimed(json.loads((full / "evals" / name).read_text()))
+    summary = json.loads((skipped / "summary.json").read_text())
+    assert summary["heldout_before"]["step"] == 3 == summary["heldout_after_warmup"]["step"]
+    assert summary["heldout_change_after_warmup"] is not None
+    with pytest.raises(ConfigError, match="eval_start=false needs a warm start"):
+        load_config(None, [*BASE, "warmup.source=none", "warmup.steps=0", "train.eval_start=false"])

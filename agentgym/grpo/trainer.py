@@ -427,7 +427,7 @@ class GRPOTrainer:
         t_run, last_line = time.perf_counter(), time.perf_counter()
         first = self.step
         try:
-            if self.step == 0 and 0 not in self.evals:
+            if self.step == 0 and 0 not in self.evals and cfg.train.eval_start:
                 self._evaluate_with(bar)
             while self.step < self.total_steps and not self._budget_spent() and not self._stop_now():
                 record = self.step_once()
@@ -527,7 +527,8 @@ class GRPOTrainer:
             cells = len({json.dumps(task.params, sort_keys=True, default=str) for task in self.eval_tasks})
             size += f", spread evenly over {cells} cells"
         what = f"{t.eval_k} samples each at temperature {temp:g}" + (" plus greedy" if t.eval_greedy else "")
-        return f"held-out eval: {size}, never trained on; {what}"
+        when = "" if t.eval_start else "; the untrained model is not evaluated (train.eval_start: false)"
+        return f"held-out eval: {size}, never trained on; {what}{when}"
 
     def _heldout_text(self) -> str:
         """The latest held-out mean@k and its standard error, for the progress bar."""

@@ -487,6 +487,17 @@ def test_runs_of_an_earlier_report_count_as_seeds_when_their_folders_are_gone(st
     assert again["runs"][0]["curve"] == first["runs"][0]["curve"]
     assert len(calls()) == 4  # nothing trained
 
+    # A report written before a setting existed: its runs ran with the default, and merge
+    # with an arm that keeps it, not with one that changes it.
+    for run in old["runs"]:
+        del run["config"]["train"]["eval_start"], run["config"]["train"]["eval_greedy"]
+    older.write_text(json.dumps(old))
+    merged = run_comparison(make_plan(seeds=[0], earlier=[older]), train=False, log=lambda s: None)
+    assert merged["runs"][0]["source"] == str(older)
+    with pytest.raises(CompareError, match="another config.*eval_greedy"):
+        plan = make_plan(seeds=[0], overrides=["train.eval_greedy=false"], earlier=[older])
+        run_comparison(plan, train=False, log=lambda s: None)
+
     # A report's run made with another config is refused, not mixed in.
     with pytest.raises(CompareError, match="another config.*grpo.lr"):
         run_comparison(make_plan(seeds=[0], overrides=["grpo.lr=2e-5"], earlier=[saved]), log=lambda s: None)

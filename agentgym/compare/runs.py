@@ -562,6 +562,20 @@ def runs_from_report(path: str | Path, metric: str) -> list[RunResult]:
     return out
 
 
+def _with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A report's stored config as resolved now: settings added since it was written take
+    their defaults (the run ran without them), so it compares equal to an arm that keeps
+    them. A config that no longer validates is compared as stored."""
+    from pydantic import ValidationError
+
+    from agentgym.config import RunConfig
+
+    try:
+        return RunConfig.model_validate(config).model_dump(mode="json")
+    except (ValidationError, TypeError, ValueError):
+        return config
+
+
 def _config_diffs(found: dict[str, Any], want: dict[str, Any]) -> list[str]:
     """Keys whose values differ between two resolved configs (``run_dir`` aside)."""
     a, b = _flatten(found), _flatten(want)
@@ -590,7 +604,7 @@ def run_comparison(
     for path in plan.earlier:
         for r in runs_from_report(path, plan.metric):
             if (r.arm, r.seed) in resolved and (r.arm, r.seed) not in earlier:
-                diffs = _config_diffs(r.config, resolved[(r.arm, r.seed)])
+                diffs = _config_diffs(_with_defaults(r.config), resolved[(r.arm, r.seed)])
                 if diffs:
                     raise CompareError(
                         f"--from {path}: run {r.arm}-s{r.seed} was made with another config "

@@ -49,21 +49,20 @@ def warmup_steps(run: Path) -> int:
     from its config.yaml."""
     if (run / "summary.json").exists():
         return int(json.loads((run / "summary.json").read_text()).get("warmup_steps") or 0)
-    import yaml
+    from agentgym.config import load_config
 
-    config = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    return int((config.get("warmup") or {}).get("steps") or 0)
+    return load_config(run / "config.yaml").warmup.steps
 
 
 def versus(run: Path, other: Path) -> list[str]:
     """``run`` minus ``other`` at every evaluation step both have, paired by held-out task
     (two arms of one seed evaluate the same tasks)."""
-    lines = []
+    lines, warm = [], warmup_steps(run)
     for path in sorted((run / "evals").glob("step_*.json")):
         twin = other / "evals" / path.name
         if not twin.exists():
             continue
-        step = int(path.stem.split("_")[1]) - warmup_steps(run)
+        step = int(path.stem.split("_")[1]) - warm
         mine, theirs = json.loads(path.read_text()), json.loads(twin.read_text())
         line = f"{run.name} - {other.name:<10} {step:>5}"
         for greedy in (False, True):

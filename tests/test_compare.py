@@ -494,8 +494,8 @@ def test_runs_of_an_earlier_report_count_as_seeds_when_their_folders_are_gone(st
     older.write_text(json.dumps(old))
     merged = run_comparison(make_plan(seeds=[0], earlier=[older]), train=False, log=lambda s: None)
     assert merged["runs"][0]["source"] == str(older)
+    plan = make_plan(seeds=[0], overrides=["train.eval_greedy=false"], earlier=[older])
     with pytest.raises(CompareError, match="another config.*eval_greedy"):
-        plan = make_plan(seeds=[0], overrides=["train.eval_greedy=false"], earlier=[older])
         run_comparison(plan, train=False, log=lambda s: None)
 
     # A report's run made with another config is refused, not mixed in.

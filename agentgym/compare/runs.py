@@ -551,7 +551,7 @@ def runs_from_report(path: str | Path, metric: str) -> list[RunResult]:
                 before=_number(summary_value(summary, twin)) if twin else None,
                 within_se=within,
                 summary=summary,
-                config=run.get("config") or {},
+                config=_with_defaults(run.get("config") or {}),
                 config_source=str(run.get("config_source", "")),
                 launches=list(run.get("launches") or []),
                 costs=dict(run.get("costs") or {}),
@@ -604,7 +604,7 @@ def run_comparison(
     for path in plan.earlier:
         for r in runs_from_report(path, plan.metric):
             if (r.arm, r.seed) in resolved and (r.arm, r.seed) not in earlier:
-                diffs = _config_diffs(_with_defaults(r.config), resolved[(r.arm, r.seed)])
+                diffs = _config_diffs(r.config, resolved[(r.arm, r.seed)])
                 if diffs:
                     raise CompareError(
                         f"--from {path}: run {r.arm}-s{r.seed} was made with another config "

@@ -1,8 +1,8 @@
 """Copy finished runs' small files into results/ and print their held-out table.
 
 Run folders hold gigabytes of checkpoints and live on one machine; what a result rests on
-(config, provenance, the per-step log, the teacher's draws, every evaluation report with its per-task
-outcomes, the summary and plots) is a few hundred kB and is committed here.
+(config, provenance, the per-step log, the teacher's draws, every evaluation report with its
+per-task outcomes, the summary and plots) is a few hundred kB and is committed here.
 
     python results/collect.py runs/compare/grpo-long/grpo-s0 ... --into results/grpo-long
     python results/collect.py RUN --partial --into DIR --versus OTHER_ARM_RUN   # unfinished; paired
@@ -23,7 +23,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agentgym.eval.stats import paired_change  # noqa: E402
 
-KEEP = ("config.yaml", "provenance.json", "metrics.jsonl", "teacher.jsonl", "summary.json", "forked_from.txt", "evals", "plots")
+KEEP = (
+    "config.yaml",
+    "provenance.json",
+    "metrics.jsonl",
+    "teacher.jsonl",
+    "summary.json",
+    "forked_from.txt",
+    "evals",
+    "plots",
+)
 
 
 def per_task(report: dict, greedy: bool) -> dict[tuple, float]:

@@ -1,0 +1,246 @@
+"""Experiment 2 (issue 31): what each teacher run drew, whether it acted, and what it changed.
+
+    python results/experiment2.py results/teacher/*-s[0-9] --out results/teacher/experiment2
+
+Reads collected run folders (``results/collect.py``: config, metrics.jsonl, teacher.jsonl,
+evals). For each run it reports:
+
+- held-out success at every evaluation, over the trained region's cells (cells weighted
+  equally: the held-out evaluation draws the same number of problems per cell) and the
+  held-out cell apart, mean@k and greedy, with standard errors over distinct problems;
+- the paired change of each cell group (chain length) from the warm start to the last
+  evaluation, on the same problems;
+- whether the teacher acted: its sampling entropy against uniform's (``teacher/entropy_ratio``)
+  at GRPO step 50 and at its lowest, and the share of groups it drew per chain length over
+  the run (against uniform's share);
+- generations spent and dropped, steps, training minutes.
+
+Writes OUT.json and OUT.png (what each run drew per chain length, by GRPO step, beside the
+held-out curve over the trained region).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+
+REGION = "trained region, unseen seeds"
+HELD = "unseen region"
+
+
+def _se(xs: list[float]) -> float:
+    n = len(xs)
+    if n < 2:
+        return float("nan")
+    m = sum(xs) / n
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1) / n)
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _warm_steps(run: Path) -> int:
+    summary = run / "summary.json"
+    if summary.exists():
+        return int(json.loads(summary.read_text()).get("warmup_steps") or 0)
+    import yaml
+
+    return int(((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("warmup") or {}).get("steps") or 0)
+
+
+def _per_task(report: dict, key: str, dim: str | None = None) -> dict[tuple, tuple[object, float]]:
+    out = {}
+    for t in report["envs"][0]["tasks"]:
+        vals = t.get(key) or []
+        if vals:
+            params = t["task"]["params"]
+            out[(json.dumps(params, sort_keys=True), t["task"]["seed"])] = (
+                params.get(dim) if dim else None,
+                sum(vals) / len(vals),
+            )
+    return out
+
+
+def evaluations(run: Path) -> list[dict]:
+    warm = _warm_steps(run)
+    points = []
+    for path in sorted((run / "evals").glob("step_*.json")):
+        env = json.loads(path.read_text())["envs"][0]
+        point: dict = {"step": int(path.stem.split("_")[1]) - warm}
+        for name, region in (("trained", REGION), ("held_out_cell", HELD)):
+            r = env["by_region"].get(region) or {}
+            for metric in ("mean_at_k", "greedy"):
+                m = r.get(metric) or {}
+                point[f"{name}_{metric}"] = m.get("value")
+                point[f"{name}_{metric}_se"] = m.get("se")
+            point[f"{name}_tasks"] = r.get("tasks")
+        points.append(point)
+    return points
+
+
+def cell_changes(run: Path, dim: str) -> list[dict]:
+    """Per value of ``dim``: the paired change (same problems) from the warm start's end to the
+    last evaluation, mean@k and greedy."""
+    warm = _warm_steps(run)
+    evals = sorted((run / "evals").glob("step_*.json"))
+    start = next((p for p in evals if int(p.stem.split("_")[1]) == warm), None)
+    if start is None or evals[-1] == start:
+        return []
+    a_rep, b_rep = json.loads(start.read_text()), json.loads(evals[-1].read_text())
+    rows = []
+    for key in ("successes", "greedy_successes"):
+        a, b = _per_task(a_rep, key, dim), _per_task(b_rep, key, dim)
+        by: dict = defaultdict(lambda: ([], [], []))
+        for task in sorted(set(a) & set(b)):
+            v = a[task][0]
+            by[v][0].append(a[task][1])
+            by[v][1].append(b[task][1])
+            by[v][2].append(b[task][1] - a[task][1])
+        for v, (before, after, diff) in sorted(by.items(), key=lambda kv: kv[0]):
+            row = next((r for r in rows if r[dim] == v), None)
+            if row is None:
+                row = {dim: v, "tasks": len(diff)}
+                rows.append(row)
+            tag = "mean_at_k" if key == "successes" else "greedy"
+            row[f"{tag}_start"] = sum(before) / len(before)
+            row[f"{tag}_end"] = sum(after) / len(after)
+            row[f"{tag}_change"] = sum(diff) / len(diff)
+            row[f"{tag}_change_se"] = _se(diff)
+    return rows
+
+
+def teacher_use(run: Path, dim: str, step: int = 50) -> dict:
+    warm = _warm_steps(run)
+    rows = [r for r in _lines(run / "metrics.jsonl") if r.get("kind") == "train" and r.get("step", 0) > warm]
+    ratio = [(r["step"] - warm, r["teacher/entropy_ratio"]) for r in rows if "teacher/entropy_ratio" in r]
+    by_50 = [v for s, v in ratio if s <= step]
+    drawn: Counter = Counter()
+    for line in _lines(run / "teacher.jsonl"):
+        if line.get("step", 0) > warm:
+            for g in line.get("groups") or []:
+                drawn[g["params"].get(dim)] += 1
+    total = sum(drawn.values()) or 1
+    spent = sum(r.get("rollout/spent", 0) for r in rows)
+    dropped = sum(r.get("rollout/dropped", 0) for r in rows)
+    return {
+        "grpo_steps": len(rows),
+        "generations_spent": spent,
+        "generations_dropped": dropped,
+        "train_minutes": sum(r.get("time/step_s", 0) for r in rows) / 60,
+        "entropy_ratio_at_step": step,
+        "entropy_ratio_lowest_by_step": min(by_50) if by_50 else None,
+        "entropy_ratio_at": next((v for s, v in reversed(ratio) if s <= step), None),
+        "entropy_ratio_lowest": min((v for _, v in ratio), default=None),
+        "entropy_ratio_mean": sum(v for _, v in ratio) / len(ratio) if ratio else None,
+        "drawn_share": {str(k): v / total for k, v in sorted(drawn.items(), key=lambda kv: kv[0])},
+        "groups_drawn": sum(drawn.values()),
+    }
+
+
+def drawn_by_step(run: Path, dim: str, window: int = 25) -> tuple[list[int], dict]:
+    warm = _warm_steps(run)
+    counts: dict = defaultdict(Counter)
+    for line in _lines(run / "teacher.jsonl"):
+        s = line.get("step", 0) - warm
+        if s > 0:
+            for g in line.get("groups") or []:
+                counts[(s - 1) // window][g["params"].get(dim)] += 1
+    bins = sorted(counts)
+    values = sorted({v for c in counts.values() for v in c})
+    share = {v: [counts[b][v] / max(1, sum(counts[b].values())) for b in bins] for v in values}
+    return [b * window + window // 2 for b in bins], share
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--dim", default="n_operands", help="the task parameter to break runs down by")
+    ap.add_argument("--out", type=Path, default=Path("results/teacher/experiment2"))
+    args = ap.parse_args()
+    report = {}
+    for run in args.runs:
+        if not (run / "evals").is_dir():
+            continue
+        report[run.name] = {
+            "evaluations": evaluations(run),
+            "by_" + args.dim: cell_changes(run, args.dim),
+            "teacher": teacher_use(run, args.dim),
+            "finished": (run / "summary.json").exists(),
+        }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+
+    pct = lambda x: "  -  " if x is None else f"{x * 100:5.1f}"  # noqa: E731
+    print("held-out success over the trained region's cells (mean@k / greedy, s.e. over problems); held-out cell apart")
+    for name, r in report.items():
+        for p in r["evaluations"]:
+            print(
+                f"{name:<16} step {p['step']:>4}: {pct(p['trained_mean_at_k'])} ± {pct(p['trained_mean_at_k_se'])}"
+                f" / {pct(p['trained_greedy'])} ± {pct(p['trained_greedy_se'])} ({p['trained_tasks']} problems);"
+                f" held-out cell {pct(p['held_out_cell_mean_at_k'])} / {pct(p['held_out_cell_greedy'])}"
+                f" ({p['held_out_cell_tasks']})"
+            )
+    print(f"\nchange from the warm start to the last evaluation by {args.dim} (paired, same problems)")
+    for name, r in report.items():
+        for c in r["by_" + args.dim]:
+            print(
+                f"{name:<16} {args.dim}={c[args.dim]}: {pct(c['mean_at_k_start'])} -> {pct(c['mean_at_k_end'])}"
+                f" ({c['mean_at_k_change'] * 100:+5.1f} ± {c['mean_at_k_change_se'] * 100:4.1f});"
+                f" greedy {c['greedy_change'] * 100:+5.1f} ± {c['greedy_change_se'] * 100:4.1f} ({c['tasks']} problems)"
+            )
+    print("\nteacher: entropy against uniform (1 = uniform), share of groups drawn per " + args.dim)
+    for name, r in report.items():
+        t = r["teacher"]
+        share = " ".join(f"{k}:{v * 100:.0f}%" for k, v in t["drawn_share"].items())
+        print(
+            f"{name:<16} at step {t['entropy_ratio_at_step']}: {t['entropy_ratio_at']:.2f}"
+            f" (lowest by then {t['entropy_ratio_lowest_by_step']:.2f}, over the run {t['entropy_ratio_lowest']:.2f});"
+            f" {t['grpo_steps']} steps, {t['generations_spent']:.0f} generations"
+            f" ({t['generations_dropped']:.0f} dropped),"
+            f" {t['train_minutes']:.0f} min; drawn {share}"
+            if t["entropy_ratio_at"] is not None
+            else f"{name:<16} no teacher log"
+        )
+    _plot(args.runs, report, args.dim, args.out.with_suffix(".png"))
+
+
+def _plot(runs: list[Path], report: dict, dim: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for r in runs if r.name in report]
+    fig, axes = plt.subplots(2, len(runs), figsize=(3.6 * len(runs), 6), squeeze=False, sharey="row")
+    for i, run in enumerate(runs):
+        x, share = drawn_by_step(run, dim)
+        ax = axes[0][i]
+        if x:
+            ax.stackplot(x, *share.values(), labels=[f"{dim}={v}" for v in share])
+        ax.set_title(run.name, fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("GRPO step")
+        if i == 0:
+            ax.set_ylabel("share of groups drawn\n(per 25 steps)")
+        ax = axes[1][i]
+        pts = report[run.name]["evaluations"]
+        for key, label in (("trained_mean_at_k", "mean@k"), ("trained_greedy", "greedy")):
+            xs = [p["step"] for p in pts if p[key] is not None]
+            ys = [p[key] * 100 for p in pts if p[key] is not None]
+            se = [(p[key + "_se"] or 0) * 100 for p in pts if p[key] is not None]
+            ax.errorbar(xs, ys, yerr=se, marker="o", capsize=3, label=label)
+        ax.set_xlabel("GRPO step (0: end of the warm start)")
+        if i == 0:
+            ax.set_ylabel("held-out success, %\n(trained region's cells)")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[1][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()

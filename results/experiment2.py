@@ -7,7 +7,8 @@ evals). For each run it reports:
 
 - held-out success at every evaluation, over the trained region's cells (cells weighted
   equally: the held-out evaluation draws the same number of problems per cell) and the
-  held-out cell apart, mean@k and greedy, with standard errors over distinct problems;
+  held-out cell apart, mean@k and greedy, with standard errors over distinct problems, and
+  the trained region's change from the warm start's end, paired by problem;
 - the paired change of each cell group (chain length) from the warm start to the last
   evaluation, on the same problems;
 - whether the teacher acted: its sampling entropy against uniform's (``teacher/entropy_ratio``)
@@ -65,12 +66,35 @@ def _per_task(report: dict, key: str, dim: str | None = None) -> dict[tuple, tup
     return out
 
 
+def _held_out_region(run: Path):
+    """The env's held-out region (a ``Region``), from the run's config."""
+    import yaml
+
+    from agentgym import make
+
+    cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    return make(cfg["env"]["id"]).held_out.region
+
+
 def evaluations(run: Path) -> list[dict]:
+    """Each evaluation over the trained region and the held-out cell, with the trained
+    region's change from the warm start's end paired by problem."""
     warm = _warm_steps(run)
+    held = _held_out_region(run)
+    start_path = run / "evals" / f"step_{warm:06d}.json"
+    start = json.loads(start_path.read_text()) if start_path.exists() else None
     points = []
     for path in sorted((run / "evals").glob("step_*.json")):
-        env = json.loads(path.read_text())["envs"][0]
+        report = json.loads(path.read_text())
+        env = report["envs"][0]
         point: dict = {"step": int(path.stem.split("_")[1]) - warm}
+        if start is not None:
+            for key, tag in (("successes", "mean_at_k"), ("greedy_successes", "greedy")):
+                a, b = _per_task(start, key), _per_task(report, key)
+                common = [t for t in sorted(set(a) & set(b)) if not held.contains(json.loads(t[0]))]
+                diff = [b[t][1] - a[t][1] for t in common]
+                point[f"trained_{tag}_change"] = sum(diff) / len(diff) if diff else None
+                point[f"trained_{tag}_change_se"] = _se(diff)
         for name, region in (("trained", REGION), ("held_out_cell", HELD)):
             r = env["by_region"].get(region) or {}
             for metric in ("mean_at_k", "greedy"):
@@ -183,6 +207,13 @@ def main() -> None:
                 f" / {pct(p['trained_greedy'])} ± {pct(p['trained_greedy_se'])} ({p['trained_tasks']} problems);"
                 f" held-out cell {pct(p['held_out_cell_mean_at_k'])} / {pct(p['held_out_cell_greedy'])}"
                 f" ({p['held_out_cell_tasks']})"
+                + (
+                    f"; change from step 0 {p['trained_mean_at_k_change'] * 100:+.1f}"
+                    f" ± {p['trained_mean_at_k_change_se'] * 100:.1f}"
+                    f" / {p['trained_greedy_change'] * 100:+.1f} ± {p['trained_greedy_change_se'] * 100:.1f}"
+                    if p["step"] > 0 and p.get("trained_mean_at_k_change") is not None
+                    else ""
+                )
             )
     print(f"\nchange from the warm start to the last evaluation by {args.dim} (paired, same problems)")
     for name, r in report.items():

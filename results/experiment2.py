@@ -14,10 +14,12 @@ evals). For each run it reports:
 - whether the teacher acted: its sampling entropy against uniform's (``teacher/entropy_ratio``)
   at GRPO step 50 and at its lowest, and the share of groups it drew per chain length over
   the run (against uniform's share);
-- generations spent and dropped, steps, training minutes.
+- generations spent and dropped, steps, training minutes;
+- each arm minus the baseline arm of the same seed at the end of the generation budget,
+  paired by problem (``--baseline``, default random-ds).
 
-Writes OUT.json and OUT.png (what each run drew per chain length, by GRPO step, beside the
-held-out curve over the trained region).
+Writes OUT.json and OUT.png (what each run drew per chain length, and the held-out curve
+over the trained region, both against generations spent: arms with one budget line up).
 """
 
 from __future__ import annotations
@@ -165,18 +167,49 @@ def teacher_use(run: Path, dim: str, step: int = 50) -> dict:
     }
 
 
-def drawn_by_step(run: Path, dim: str, window: int = 25) -> tuple[list[int], dict]:
+def generations_by_step(run: Path) -> dict[int, float]:
+    """Generations spent by the end of each GRPO step (0: the warm start's end), dropped ones
+    included: the x axis on which arms with the same budget line up."""
     warm = _warm_steps(run)
+    total, out = 0.0, {0: 0.0}
+    for r in _lines(run / "metrics.jsonl"):
+        if r.get("kind") == "train" and r.get("step", 0) > warm:
+            total += r.get("rollout/spent", 0)
+            out[r["step"] - warm] = total
+    return out
+
+
+def drawn_by_generations(run: Path, dim: str, window: float = 800) -> tuple[list[float], dict]:
+    """The share of groups drawn per value of ``dim``, per ``window`` generations spent."""
+    warm = _warm_steps(run)
+    spent = generations_by_step(run)
     counts: dict = defaultdict(Counter)
     for line in _lines(run / "teacher.jsonl"):
         s = line.get("step", 0) - warm
         if s > 0:
             for g in line.get("groups") or []:
-                counts[(s - 1) // window][g["params"].get(dim)] += 1
+                counts[int(spent.get(s - 1, 0) // window)][g["params"].get(dim)] += 1
     bins = sorted(counts)
     values = sorted({v for c in counts.values() for v in c})
     share = {v: [counts[b][v] / max(1, sum(counts[b].values())) for b in bins] for v in values}
-    return [b * window + window // 2 for b in bins], share
+    return [(b + 0.5) * window for b in bins], share
+
+
+def at_budget_end(run: Path, base: Path) -> dict:
+    """``run``'s last evaluation minus ``base``'s last (each arm at the end of the same
+    generation budget, whatever its step count), over the trained region, paired by problem."""
+    held = _held_out_region(run)
+    mine = json.loads(sorted((run / "evals").glob("step_*.json"))[-1].read_text())
+    theirs = json.loads(sorted((base / "evals").glob("step_*.json"))[-1].read_text())
+    out: dict = {"baseline": base.name}
+    for key, tag in (("successes", "mean_at_k"), ("greedy_successes", "greedy")):
+        a, b = _per_task(theirs, key), _per_task(mine, key)
+        common = [t for t in sorted(set(a) & set(b)) if not held.contains(json.loads(t[0]))]
+        diff = [b[t][1] - a[t][1] for t in common]
+        out[tag] = sum(diff) / len(diff) if diff else None
+        out[tag + "_se"] = _se(diff)
+        out["tasks"] = len(diff)
+    return out
 
 
 def main() -> None:
@@ -184,6 +217,11 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--dim", default="n_operands", help="the task parameter to break runs down by")
     ap.add_argument("--out", type=Path, default=Path("results/teacher/experiment2"))
+    ap.add_argument(
+        "--baseline",
+        default="random-ds",
+        help="the baseline arm: each other run ARM-sSEED is compared with BASELINE-sSEED at the budget's end",
+    )
     args = ap.parse_args()
     report = {}
     for run in args.runs:
@@ -195,6 +233,10 @@ def main() -> None:
             "teacher": teacher_use(run, args.dim),
             "finished": (run / "summary.json").exists(),
         }
+        seed = run.name.rsplit("-s", 1)[-1]
+        base = run.parent / f"{args.baseline}-s{seed}"
+        if base != run and (base / "evals").is_dir():
+            report[run.name]["minus_baseline_at_budget_end"] = at_budget_end(run, base)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
 
@@ -236,6 +278,14 @@ def main() -> None:
             if t["entropy_ratio_at"] is not None
             else f"{name:<16} no teacher log"
         )
+    print("\nminus the baseline of the same seed, each at the end of the generation budget (trained region, paired)")
+    for name, r in report.items():
+        d = r.get("minus_baseline_at_budget_end")
+        if d:
+            print(
+                f"{name:<16} - {d['baseline']}: {d['mean_at_k'] * 100:+.1f} ± {d['mean_at_k_se'] * 100:.1f}"
+                f" / greedy {d['greedy'] * 100:+.1f} ± {d['greedy_se'] * 100:.1f} ({d['tasks']} problems)"
+            )
     _plot(args.runs, report, args.dim, args.out.with_suffix(".png"))
 
 
@@ -248,23 +298,36 @@ def _plot(runs: list[Path], report: dict, dim: str, path: Path) -> None:
     runs = [r for r in runs if r.name in report]
     fig, axes = plt.subplots(2, len(runs), figsize=(3.6 * len(runs), 6), squeeze=False, sharey="row")
     for i, run in enumerate(runs):
-        x, share = drawn_by_step(run, dim)
+        x, share = drawn_by_generations(run, dim)
         ax = axes[0][i]
         if x:
             ax.stackplot(x, *share.values(), labels=[f"{dim}={v}" for v in share])
         ax.set_title(run.name, fontsize=9)
         ax.set_ylim(0, 1)
-        ax.set_xlabel("GRPO step")
         if i == 0:
-            ax.set_ylabel("share of groups drawn\n(per 25 steps)")
+            ax.set_ylabel("share of groups drawn\n(per 800 generations)")
         ax = axes[1][i]
+        spent = generations_by_step(run)
         pts = report[run.name]["evaluations"]
         for key, label in (("trained_mean_at_k", "mean@k"), ("trained_greedy", "greedy")):
-            xs = [p["step"] for p in pts if p[key] is not None]
-            ys = [p[key] * 100 for p in pts if p[key] is not None]
-            se = [(p[key + "_se"] or 0) * 100 for p in pts if p[key] is not None]
-            ax.errorbar(xs, ys, yerr=se, marker="o", capsize=3, label=label)
-        ax.set_xlabel("GRPO step (0: end of the warm start)")
+            keep = [p for p in pts if p[key] is not None and p["step"] in spent]
+            ax.errorbar(
+                [spent[p["step"]] for p in keep],
+                [p[key] * 100 for p in keep],
+                yerr=[(p[key + "_se"] or 0) * 100 for p in keep],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+            for p in keep if key == "trained_mean_at_k" else []:
+                ax.annotate(
+                    f"step {p['step']}",
+                    (spent[p["step"]], p[key] * 100),
+                    fontsize=6,
+                    xytext=(2, -9),
+                    textcoords="offset points",
+                )
+        ax.set_xlabel("generations spent (dropped included)", fontsize=8)
         if i == 0:
             ax.set_ylabel("held-out success, %\n(trained region's cells)")
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))

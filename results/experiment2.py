@@ -27,8 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from results.collect import warmup_steps as _warm_steps  # noqa: E402
 
 REGION = "trained region, unseen seeds"
 HELD = "unseen region"
@@ -46,15 +50,6 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
-def _warm_steps(run: Path) -> int:
-    summary = run / "summary.json"
-    if summary.exists():
-        return int(json.loads(summary.read_text()).get("warmup_steps") or 0)
-    import yaml
-
-    return int(((yaml.safe_load((run / "config.yaml").read_text()) or {}).get("warmup") or {}).get("steps") or 0)
-
-
 def _per_task(report: dict, key: str, dim: str | None = None) -> dict[tuple, tuple[object, float]]:
     out = {}
     for t in report["envs"][0]["tasks"]:
@@ -70,12 +65,10 @@ def _per_task(report: dict, key: str, dim: str | None = None) -> dict[tuple, tup
 
 def _held_out_region(run: Path):
     """The env's held-out region (a ``Region``), from the run's config."""
-    import yaml
-
     from agentgym import make
+    from agentgym.config import load_config
 
-    cfg = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    return make(cfg["env"]["id"]).held_out.region
+    return make(load_config(run / "config.yaml").env.id).held_out.region
 
 
 def evaluations(run: Path) -> list[dict]:

@@ -26,24 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from agentgym.eval.stats import mean_se  # noqa: E402
 from results.collect import warmup_steps as _warm_steps  # noqa: E402
 
 REGION = "trained region, unseen seeds"
 HELD = "unseen region"
-
-
-def _se(xs: list[float]) -> float:
-    n = len(xs)
-    if n < 2:
-        return float("nan")
-    m = sum(xs) / n
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (n - 1) / n)
 
 
 def _lines(path: Path) -> list[dict]:
@@ -89,7 +81,7 @@ def evaluations(run: Path) -> list[dict]:
                 common = [t for t in sorted(set(a) & set(b)) if not held.contains(json.loads(t[0]))]
                 diff = [b[t][1] - a[t][1] for t in common]
                 point[f"trained_{tag}_change"] = sum(diff) / len(diff) if diff else None
-                point[f"trained_{tag}_change_se"] = _se(diff)
+                point[f"trained_{tag}_change_se"] = mean_se(diff)[1]
         for name, region in (("trained", REGION), ("held_out_cell", HELD)):
             r = env["by_region"].get(region) or {}
             for metric in ("mean_at_k", "greedy"):
@@ -128,7 +120,7 @@ def cell_changes(run: Path, dim: str) -> list[dict]:
             row[f"{tag}_start"] = sum(before) / len(before)
             row[f"{tag}_end"] = sum(after) / len(after)
             row[f"{tag}_change"] = sum(diff) / len(diff)
-            row[f"{tag}_change_se"] = _se(diff)
+            row[f"{tag}_change_se"] = mean_se(diff)[1]
     return rows
 
 
@@ -200,7 +192,7 @@ def at_budget_end(run: Path, base: Path) -> dict:
         common = [t for t in sorted(set(a) & set(b)) if not held.contains(json.loads(t[0]))]
         diff = [b[t][1] - a[t][1] for t in common]
         out[tag] = sum(diff) / len(diff) if diff else None
-        out[tag + "_se"] = _se(diff)
+        out[tag + "_se"] = mean_se(diff)[1]
         out["tasks"] = len(diff)
     return out
 

@@ -16,10 +16,15 @@ evals). For each run it reports:
   the run (against uniform's share);
 - generations spent and dropped, steps, training minutes;
 - each arm minus the baseline arm of the same seed at the end of the generation budget,
-  paired by problem (``--baseline``, default random-ds).
+  paired by problem (``--baseline``, default random-ds);
+- over seeds, per arm (``over_seeds`` in the JSON): the trained region's success at the
+  warm start's end and at the end of the budget, mean ± s.e. over seeds; the change from
+  each run's own warm start and the difference to the baseline at the budget's end, each
+  with a 95% t interval over the seeds (paired by seed).
 
-Writes OUT.json and OUT.png (what each run drew per chain length, and the held-out curve
-over the trained region, both against generations spent: arms with one budget line up).
+Writes OUT.json and OUT.png (one column per arm: what its runs drew per chain length,
+pooled over seeds, and each seed's held-out curve over the trained region, both against
+generations spent, so arms with one budget line up).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agentgym.eval.stats import mean_se  # noqa: E402
+from agentgym.stats import mean_se as seed_mean_se  # noqa: E402  (None, not NaN, for one seed)
+from agentgym.stats import paired_difference  # noqa: E402
 from results.collect import warmup_steps as _warm_steps  # noqa: E402
 
 REGION = "trained region, unseen seeds"
@@ -197,6 +204,50 @@ def at_budget_end(run: Path, base: Path) -> dict:
     return out
 
 
+def _arm(name: str) -> tuple[str, str]:
+    """``ARM-sSEED`` -> (arm, seed)."""
+    arm, seed = name.rsplit("-s", 1)
+    return arm, seed
+
+
+def _interval(d) -> dict:
+    return {"estimate": d.estimate, "low": d.low, "high": d.high, "p": d.p, "seeds": d.n_arm, "note": d.note}
+
+
+def over_seeds(report: dict, baseline: str) -> dict:
+    """Per arm, over its seeds: the trained region's success at the warm start's end and at
+    the budget's end (mean ± s.e. over seeds), the change with a 95% t interval over seeds,
+    and the difference to ``baseline`` at the budget's end, paired by seed."""
+    ends: dict = defaultdict(dict)  # arm -> seed -> (start point, end point)
+    for name, r in report.items():
+        pts = r["evaluations"]
+        start = next((p for p in pts if p["step"] == 0), None)
+        if start is not None and r["finished"] and pts[-1]["step"] > 0:
+            arm, seed = _arm(name)
+            ends[arm][seed] = (start, pts[-1])
+    out = {}
+    for arm, by_seed in ends.items():
+        seeds = sorted(by_seed)
+        row: dict = {"seeds": seeds, "steps_at_end": [by_seed[s][1]["step"] for s in seeds]}
+        for tag in ("mean_at_k", "greedy"):
+            start = [by_seed[s][0][f"trained_{tag}"] for s in seeds]
+            end = [by_seed[s][1][f"trained_{tag}"] for s in seeds]
+            row[f"{tag}_start"], row[f"{tag}_start_se"] = seed_mean_se(start)
+            row[f"{tag}_end"], row[f"{tag}_end_se"] = seed_mean_se(end)
+            row[f"{tag}_change"] = _interval(paired_difference(end, start))
+            base = ends.get(baseline, {})
+            shared = [s for s in seeds if s in base]
+            if arm != baseline and shared:
+                row[f"{tag}_minus_{baseline}"] = _interval(
+                    paired_difference(
+                        [by_seed[s][1][f"trained_{tag}"] for s in shared],
+                        [base[s][1][f"trained_{tag}"] for s in shared],
+                    )
+                )
+        out[arm] = row
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -222,8 +273,9 @@ def main() -> None:
         base = run.parent / f"{args.baseline}-s{seed}"
         if base != run and (base / "evals").is_dir():
             report[run.name]["minus_baseline_at_budget_end"] = at_budget_end(run, base)
+    seeds = over_seeds(report, args.baseline)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps({**report, "over_seeds": seeds}, indent=1) + "\n")
 
     pct = lambda x: "  -  " if x is None else f"{x * 100:5.1f}"  # noqa: E731
     print("held-out success over the trained region's cells (mean@k / greedy, s.e. over problems); held-out cell apart")
@@ -271,52 +323,76 @@ def main() -> None:
                 f"{name:<16} - {d['baseline']}: {d['mean_at_k'] * 100:+.1f} ± {d['mean_at_k_se'] * 100:.1f}"
                 f" / greedy {d['greedy'] * 100:+.1f} ± {d['greedy_se'] * 100:.1f} ({d['tasks']} problems)"
             )
-    _plot(args.runs, report, args.dim, args.out.with_suffix(".png"))
+    print("\nover seeds: trained region at the warm start's end -> the budget's end (mean ± s.e. over seeds);")
+    print(f"change and difference to {args.baseline} at the budget's end, 95% t interval over seeds (paired by seed)")
+    ci = lambda d: (  # noqa: E731
+        f"{d['estimate'] * 100:+.1f} [{d['low'] * 100:+.1f}, {d['high'] * 100:+.1f}]"
+        if d["low"] is not None
+        else f"{d['estimate'] * 100:+.1f} (no interval: {d['seeds']} seed)"
+    )
+    for arm, row in seeds.items():
+        for tag in ("mean_at_k", "greedy"):
+            vs = row.get(f"{tag}_minus_{args.baseline}")
+            start = f"{pct(row[f'{tag}_start'])} ± {pct(row[f'{tag}_start_se'])}"
+            end = f"{pct(row[f'{tag}_end'])} ± {pct(row[f'{tag}_end_se'])}"
+            print(
+                f"{arm:<12} {tag:<9} seeds {','.join(row['seeds'])}: {start} -> {end};"
+                f" change {ci(row[f'{tag}_change'])}" + (f"; minus {args.baseline} {ci(vs)}" if vs else "")
+            )
+    _plot(args.runs, report, args.dim, args.out.with_suffix(".png"), args.baseline)
 
 
-def _plot(runs: list[Path], report: dict, dim: str, path: Path) -> None:
+def _plot(runs: list[Path], report: dict, dim: str, path: Path, baseline: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = [r for r in runs if r.name in report]
-    fig, axes = plt.subplots(2, len(runs), figsize=(3.6 * len(runs), 6), squeeze=False, sharey="row")
-    for i, run in enumerate(runs):
-        x, share = drawn_by_generations(run, dim)
+    by_arm: dict[str, list[Path]] = defaultdict(list)
+    for run in sorted(runs, key=lambda r: _arm(r.name)[0] != baseline):  # the baseline's column first
+        if run.name in report:
+            by_arm[_arm(run.name)[0]].append(run)
+    fig, axes = plt.subplots(2, len(by_arm), figsize=(4.2 * len(by_arm), 6.4), squeeze=False, sharey="row")
+    for i, (arm, arm_runs) in enumerate(by_arm.items()):
+        # What the arm drew, pooled over its seeds, per 800 generations spent.
+        pooled: dict = defaultdict(Counter)
+        for run in arm_runs:
+            x, share = drawn_by_generations(run, dim)
+            for j, at in enumerate(x):
+                for v, col in share.items():
+                    pooled[at][v] += col[j]
         ax = axes[0][i]
-        if x:
-            ax.stackplot(x, *share.values(), labels=[f"{dim}={v}" for v in share])
-        ax.set_title(run.name, fontsize=9)
+        if pooled:
+            xs = sorted(pooled)
+            values = sorted({v for c in pooled.values() for v in c})
+            ys = [[pooled[at][v] / max(1e-9, sum(pooled[at].values())) for at in xs] for v in values]
+            ax.stackplot(xs, *ys, labels=[f"{dim}={v}" for v in values])
+        seeds = ", ".join(_arm(r.name)[1] for r in arm_runs)
+        ax.set_title(f"{arm} (seed{'s' if len(arm_runs) > 1 else ''} {seeds})", fontsize=9)
         ax.set_ylim(0, 1)
         if i == 0:
-            ax.set_ylabel("share of groups drawn\n(per 800 generations)")
+            ax.set_ylabel("share of groups drawn\n(per 800 generations, seeds pooled)")
         ax = axes[1][i]
-        spent = generations_by_step(run)
-        pts = report[run.name]["evaluations"]
-        for key, label in (("trained_mean_at_k", "mean@k"), ("trained_greedy", "greedy")):
-            keep = [p for p in pts if p[key] is not None and p["step"] in spent]
-            ax.errorbar(
-                [spent[p["step"]] for p in keep],
-                [p[key] * 100 for p in keep],
-                yerr=[(p[key + "_se"] or 0) * 100 for p in keep],
-                marker="o",
-                capsize=3,
-                label=label,
-            )
-            for p in keep if key == "trained_mean_at_k" else []:
-                ax.annotate(
-                    f"step {p['step']}",
-                    (spent[p["step"]], p[key] * 100),
-                    fontsize=6,
-                    xytext=(2, -9),
-                    textcoords="offset points",
+        for n, run in enumerate(arm_runs):
+            spent = generations_by_step(run)
+            pts = report[run.name]["evaluations"]
+            for key, label, colour in (("trained_mean_at_k", "mean@k", "C0"), ("trained_greedy", "greedy", "C1")):
+                keep = [p for p in pts if p[key] is not None and p["step"] in spent]
+                ax.errorbar(
+                    [spent[p["step"]] + 60 * n for p in keep],  # a small shift keeps seeds' bars apart
+                    [p[key] * 100 for p in keep],
+                    yerr=[(p[key + "_se"] or 0) * 100 for p in keep],
+                    marker="os^v"[n % 4],
+                    linestyle=["-", "--", ":", "-."][n % 4],
+                    color=colour,
+                    capsize=3,
+                    label=f"{label}, seed {_arm(run.name)[1]}",
                 )
         ax.set_xlabel("generations spent (dropped included)", fontsize=8)
+        ax.legend(fontsize=6)
         if i == 0:
-            ax.set_ylabel("held-out success, %\n(trained region's cells)")
+            ax.set_ylabel("held-out success, %\n(trained region's cells, s.e. over problems)")
     axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    axes[1][-1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

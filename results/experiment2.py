@@ -142,6 +142,8 @@ def teacher_use(run: Path, dim: str, step: int = 50) -> dict:
             for g in line.get("groups") or []:
                 drawn[g["params"].get(dim)] += 1
     total = sum(drawn.values()) or 1
+    prov = run / "provenance.json"  # each launch's wall-clock seconds (warm start and evaluations included)
+    launches = json.loads(prov.read_text()).get("launches", []) if prov.exists() else []
     spent = sum(r.get("rollout/spent", 0) for r in rows)
     dropped = sum(r.get("rollout/dropped", 0) for r in rows)
     return {
@@ -149,6 +151,7 @@ def teacher_use(run: Path, dim: str, step: int = 50) -> dict:
         "generations_spent": spent,
         "generations_dropped": dropped,
         "train_minutes": sum(r.get("time/step_s", 0) for r in rows) / 60,
+        "wall_minutes": sum(x.get("seconds") or 0 for x in launches) / 60 if launches else None,
         "entropy_ratio_at_step": step,
         "entropy_ratio_lowest_by_step": min(by_50) if by_50 else None,
         "entropy_ratio_at": next((v for s, v in reversed(ratio) if s <= step), None),
@@ -311,7 +314,9 @@ def main() -> None:
             f" (lowest by then {t['entropy_ratio_lowest_by_step']:.2f}, over the run {t['entropy_ratio_lowest']:.2f});"
             f" {t['grpo_steps']} steps, {t['generations_spent']:.0f} generations"
             f" ({t['generations_dropped']:.0f} dropped),"
-            f" {t['train_minutes']:.0f} min; drawn {share}"
+            f" {t['train_minutes']:.0f} training min"
+            + (f" ({t['wall_minutes']:.0f} wall-clock)" if t["wall_minutes"] else "")
+            + f"; drawn {share}"
             if t["entropy_ratio_at"] is not None
             else f"{name:<16} no teacher log"
         )

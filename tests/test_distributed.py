@@ -305,16 +305,21 @@ def test_ctrl_c_under_torchrun_checkpoints_the_step_and_resumes_exactly(runs, tm
     run = tmp_path / "ctrl-c"
     # torchrun's 30 s shutdown timeout could SIGKILL a step slowed by a loaded machine.
     # Step 3 starts with a 3 s sleep (tests/dist_entry.py), so the Ctrl-C lands inside it
-    # however fast the tiny model's steps are (it once landed in step 4, the last).
+    # however fast the tiny model's steps are (it once landed in step 4, the last). The
+    # test waits for both ranks to mark step 3 begun: checkpoint 2 on disk is not enough,
+    # as the loop checks for a stop after writing it (a Ctrl-C there once stopped the run
+    # at step 2, rightly, before step 3 began).
+    marks = tmp_path / "marks"
+    marks.mkdir()
     p = _launch(
         ["train", *OVER, f"train.device={DEVICE}", f"run_dir={run}"],
         2,
         "--shutdown-timeout=300",
-        env_extra={"AGENTGYM_TEST_SLOW_AFTER_STEP": "2"},
+        env_extra={"AGENTGYM_TEST_SLOW_AFTER_STEP": "2", "AGENTGYM_TEST_STEP_MARKS": str(marks)},
     )
     deadline = time.time() + 600
     while time.time() < deadline and p.poll() is None:  # Ctrl-C while step 3 runs
-        if (run / "checkpoints" / "step_000002" / "state.json").exists():
+        if all((marks / f"rank{r}-step3").exists() for r in (0, 1)):
             break
         time.sleep(0.02)
     assert p.poll() is None, "the run ended before Ctrl-C"

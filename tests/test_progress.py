@@ -76,3 +76,21 @@ def test_steps_much_slower_than_the_runs_first_ones_are_warned_about_once(tmp_pa
             quiet._watch_speed({"kind": "train", "time/step_s": t * 2.5})
             quiet._watch_speed({"kind": "sft", "time/step_s": 100.0})
     assert not caught
+
+
+def test_time_left_counts_the_steps_the_generation_budget_leaves_not_the_step_bound():
+    from agentgym.grpo.trainer import steps_left
+
+    # No budget: the step bound decides.
+    assert steps_left(40, 632, 32, 256, None, 32.0) == 592
+    # A 9,600-generation budget at 32 generations a step, 8 steps into GRPO (256 spent):
+    # 292 steps are left, not the 592 the bound of 632 allows (the bug: 'about 117 min to go'
+    # on a run with 40 left).
+    assert steps_left(40, 632, 32, 256, 9600, 32.0) == 292
+    # Dynamic sampling spends more per step (dropped groups count): fewer steps are left.
+    assert steps_left(40, 632, 32, 256, 9600, 70.0) == 134
+    # Still in the warm start: its steps spend nothing, and all of GRPO's budget is ahead.
+    assert steps_left(10, 632, 32, 0, 9600, 32.0) == 22 + 300
+    # The bound still wins when it comes first, and a spent budget leaves nothing.
+    assert steps_left(600, 632, 32, 0, 9600, 32.0) == 32
+    assert steps_left(300, 632, 32, 9600, 9600, 32.0) == 0

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import signal
 import threading
@@ -79,6 +80,19 @@ class TrainResult:
     warmup_steps: int = 0
     #: Each held-out eval's estimates with their standard errors (see :func:`report_summary`).
     eval_stats: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def steps_left(
+    step: int, total_steps: int, warm_steps: int, generations: int, budget: int | None, per_step: float
+) -> int:
+    """Steps a run has left: up to ``total_steps``, or fewer when the generation budget
+    (``train.max_generations``) ends it first, at ``per_step`` generations per GRPO step
+    (dropped ones included; warm-start steps spend none)."""
+    left = total_steps - step
+    if budget is None:
+        return left
+    grpo_left = math.ceil(max(0, budget - generations) / max(per_step, 1e-9))
+    return min(left, max(0, warm_steps - step) + grpo_left)
 
 
 class GRPOTrainer:
@@ -425,7 +439,7 @@ class GRPOTrainer:
         )
         plain = not self.quiet and bar.disable
         t_run, last_line = time.perf_counter(), time.perf_counter()
-        first = self.step
+        first, gens_first = self.step, self.generations
         try:
             if self.step == 0 and 0 not in self.evals and cfg.train.eval_start:
                 self._evaluate_with(bar)
@@ -452,11 +466,23 @@ class GRPOTrainer:
                 if plain and (last or time.perf_counter() - last_line >= 60):
                     last_line = time.perf_counter()
                     per_step = (last_line - t_run) / max(1, self.step - first)
-                    left = (self.total_steps - self.step) * per_step / 60
+                    budget = cfg.train.max_generations
+                    grpo_done = self.step - max(first, cfg.warmup.steps)  # GRPO steps of this launch
+                    left = steps_left(
+                        self.step,
+                        self.total_steps,
+                        cfg.warmup.steps,
+                        self.generations,
+                        budget,
+                        (self.generations - gens_first) / grpo_done
+                        if grpo_done > 0
+                        else cfg.rollout.tasks_per_step * cfg.rollout.group_size,
+                    )
+                    spent = f", {self.generations}/{budget} generations" if budget is not None else ""
                     print(
-                        f"step {self.step}/{self.total_steps} ({self._stage()}): reward "
+                        f"step {self.step}/{self.total_steps} ({self._stage()}{spent}): reward "
                         f"{record.get('reward/mean', float('nan')):.2f}, held-out {self._heldout_text()}, "
-                        f"{per_step:.1f} s/step with evals, about {left:.0f} min to go",
+                        f"{per_step:.1f} s/step with evals, about {left * per_step / 60:.0f} min to go",
                         flush=True,
                     )
         except KeyboardInterrupt:  # a second Ctrl-C: abort now, keep the last checkpoint

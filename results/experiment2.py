@@ -77,11 +77,13 @@ def evaluations(run: Path) -> list[dict]:
     held = _held_out_region(run)
     start_path = run / "evals" / f"step_{warm:06d}.json"
     start = json.loads(start_path.read_text()) if start_path.exists() else None
+    spent = generations_by_step(run)
     points = []
     for path in sorted((run / "evals").glob("step_*.json")):
         report = json.loads(path.read_text())
         env = report["envs"][0]
         point: dict = {"step": int(path.stem.split("_")[1]) - warm}
+        point["generations"] = spent.get(point["step"])
         if start is not None:
             for key, tag in (("successes", "mean_at_k"), ("greedy_successes", "greedy")):
                 a, b = _per_task(start, key), _per_task(report, key)
@@ -247,6 +249,29 @@ def over_seeds(report: dict, baseline: str) -> dict:
                         [base[s][1][f"trained_{tag}"] for s in shared],
                     )
                 )
+        # Every evaluation step all of the arm's seeds reached, mean ± s.e. over seeds.
+        steps = sorted(set.intersection(*({p["step"] for p in report[f"{arm}-s{s}"]["evaluations"]} for s in seeds)))
+        row["points"] = []
+        for step in steps:
+            pts = [next(p for p in report[f"{arm}-s{s}"]["evaluations"] if p["step"] == step) for s in seeds]
+            point: dict = {"step": step, "generations": [p.get("generations") for p in pts]}
+            for tag in ("mean_at_k", "greedy"):
+                point[tag], point[tag + "_se"] = seed_mean_se([p[f"trained_{tag}"] for p in pts])
+            row["points"].append(point)
+        # The difference to the baseline pooled over seeds by problem (each seed's paired
+        # difference averaged; its s.e. counts problems only, not the spread of training
+        # across seeds, which the interval over seeds above does).
+        diffs = [report[f"{arm}-s{s}"].get("minus_baseline_at_budget_end") for s in seeds]
+        diffs = [d for d in diffs if d]
+        if diffs:
+            row["minus_baseline_pooled_by_problem"] = (
+                {tag: sum(d[tag] for d in diffs) / len(diffs) for tag in ("mean_at_k", "greedy")}
+                | {
+                    tag + "_se": sum(d[tag + "_se"] ** 2 for d in diffs) ** 0.5 / len(diffs)
+                    for tag in ("mean_at_k", "greedy")
+                }
+                | {"seeds": len(diffs), "tasks_per_seed": diffs[0]["tasks"]}
+            )
         out[arm] = row
     return out
 
@@ -343,6 +368,22 @@ def main() -> None:
             print(
                 f"{arm:<12} {tag:<9} seeds {','.join(row['seeds'])}: {start} -> {end};"
                 f" change {ci(row[f'{tag}_change'])}" + (f"; minus {args.baseline} {ci(vs)}" if vs else "")
+            )
+    print("\nover seeds at each evaluation all seeds reached")
+    print("(trained region, mean ± s.e. over seeds; generations per seed)")
+    for arm, row in seeds.items():
+        for p in row["points"]:
+            gens = ", ".join("-" if g is None else f"{g:.0f}" for g in p["generations"])
+            print(
+                f"{arm:<12} step {p['step']:>4} ({gens}): {pct(p['mean_at_k'])} ± {pct(p['mean_at_k_se'])}"
+                f" / {pct(p['greedy'])} ± {pct(p['greedy_se'])}"
+            )
+        d = row.get("minus_baseline_pooled_by_problem")
+        if d:
+            print(
+                f"{arm:<12} minus {args.baseline} at the budget's end, pooled over {d['seeds']} seeds by problem"
+                f" (s.e. over problems only): {d['mean_at_k'] * 100:+.1f} ± {d['mean_at_k_se'] * 100:.1f}"
+                f" / greedy {d['greedy'] * 100:+.1f} ± {d['greedy_se'] * 100:.1f}"
             )
     _plot(args.runs, report, args.dim, args.out.with_suffix(".png"), args.baseline)
 

@@ -94,3 +94,15 @@ def test_time_left_counts_the_steps_the_generation_budget_leaves_not_the_step_bo
     # The bound still wins when it comes first, and a spent budget leaves nothing.
     assert steps_left(600, 632, 32, 0, 9600, 32.0) == 32
     assert steps_left(300, 632, 32, 9600, 9600, 32.0) == 0
+
+
+def test_the_warm_start_estimates_only_its_own_steps_and_grpo_its_own():
+    from agentgym.grpo.trainer import time_to_go
+
+    # 10 of 32 SFT steps done at 6 s each: 22 steps of warm start left, 2.2 min; not the
+    # 300 GRPO steps at the SFT pace (the old line said '33 min to go' for a 2-hour run).
+    assert time_to_go(10, 332, 32, 0, None, 6.0, 32.0) == "about 2 min of warm start to go"
+    # In GRPO, at 15 s a step: 200 steps left by the bound, 50 min.
+    assert time_to_go(132, 332, 32, 3200, None, 15.0, 32.0) == "about 50 min to go"
+    # With a 9,600-generation budget spent at 70 a step (dynamic sampling), 91 steps are left.
+    assert time_to_go(132, 332, 32, 3200, 9600, 15.0, 70.0) == "about 23 min to go"

@@ -95,6 +95,24 @@ def steps_left(
     return min(left, max(0, warm_steps - step) + grpo_left)
 
 
+def time_to_go(
+    step: int,
+    total_steps: int,
+    warm_steps: int,
+    generations: int,
+    budget: int | None,
+    seconds_per_step: float,
+    generations_per_step: float,
+) -> str:
+    """The progress line's estimate. In the warm start, its own steps only (at the warm
+    start's pace: GRPO steps are not as long); after it, the steps the step bound or the
+    generation budget leaves, at GRPO's pace."""
+    if step < warm_steps:
+        return f"about {(warm_steps - step) * seconds_per_step / 60:.0f} min of warm start to go"
+    left = steps_left(step, total_steps, warm_steps, generations, budget, generations_per_step)
+    return f"about {left * seconds_per_step / 60:.0f} min to go"
+
+
 class GRPOTrainer:
     """One training run: its parts (see :mod:`~agentgym.grpo.setup`), step counter and run folder."""
 
@@ -438,7 +456,8 @@ class GRPOTrainer:
             dynamic_ncols=True,
         )
         plain = not self.quiet and bar.disable
-        t_run, last_line = time.perf_counter(), time.perf_counter()
+        # Time per step is measured per stage: warm-start steps are not GRPO steps' length.
+        t_run = last_line = time.perf_counter()
         first, gens_first = self.step, self.generations
         try:
             if self.step == 0 and 0 not in self.evals and cfg.train.eval_start:
@@ -463,26 +482,29 @@ class GRPOTrainer:
                     heldout=self._heldout_text(),
                     s_step=f"{record['time/step_s']:.1f}",
                 )
+                if cfg.warmup.steps and self.step == cfg.warmup.steps:  # GRPO's clock starts here
+                    t_run, first, gens_first = time.perf_counter(), self.step, self.generations
                 if plain and (last or time.perf_counter() - last_line >= 60):
                     last_line = time.perf_counter()
                     per_step = (last_line - t_run) / max(1, self.step - first)
                     budget = cfg.train.max_generations
-                    grpo_done = self.step - max(first, cfg.warmup.steps)  # GRPO steps of this launch
-                    left = steps_left(
+                    spent = f", {self.generations}/{budget} generations" if budget is not None else ""
+                    done = self.step - first  # steps of this stage timed so far
+                    to_go = time_to_go(
                         self.step,
                         self.total_steps,
                         cfg.warmup.steps,
                         self.generations,
                         budget,
-                        (self.generations - gens_first) / grpo_done
-                        if grpo_done > 0
+                        per_step,
+                        (self.generations - gens_first) / done
+                        if done > 0 and self.step > cfg.warmup.steps
                         else cfg.rollout.tasks_per_step * cfg.rollout.group_size,
                     )
-                    spent = f", {self.generations}/{budget} generations" if budget is not None else ""
                     print(
                         f"step {self.step}/{self.total_steps} ({self._stage()}{spent}): reward "
                         f"{record.get('reward/mean', float('nan')):.2f}, held-out {self._heldout_text()}, "
-                        f"{per_step:.1f} s/step with evals, about {left * per_step / 60:.0f} min to go",
+                        f"{per_step:.1f} s/step with evals, {to_go}",
                         flush=True,
                     )
         except KeyboardInterrupt:  # a second Ctrl-C: abort now, keep the last checkpoint

@@ -309,6 +309,31 @@ def test_a_nested_metric_brings_its_before_twin_and_its_standard_error(stub):
     assert calls() == []
 
 
+def test_a_first_evaluation_at_the_warm_starts_end_is_named_so_not_before_training(stub, tmp_path):
+    make_plan, _ = stub
+    # Runs that do not evaluate the untrained model (train.eval_start: false) have their
+    # first evaluation at the warm start's end: the table and plot must not call it
+    # "before training" (experiment 2's plot did, for a 15.7% that was the warm start's).
+    labels = {}
+    for first, name in ((32, "warm"), (0, "untrained")):
+        plan = make_plan(seeds=[0, 1], arms=[Arm("a")], metric="heldout_after.mean_at_k.value", runs=tmp_path / name)
+        for seed in plan.seeds:
+            run = plan.run_dir(plan.arms[0], seed)
+            run.mkdir(parents=True)
+            summary = {
+                "heldout_after": {"step": 332, "mean_at_k": {"value": 0.2, "se": 0.02}},
+                "heldout_before": {"step": first, "mean_at_k": {"value": 0.15, "se": 0.02}},
+                "heldout_after_warmup": {"step": 32, "mean_at_k": {"value": 0.15, "se": 0.02}},
+            }
+            (run / "summary.json").write_text(json.dumps(summary))
+        report = run_comparison(plan, log=lambda s: None)
+        labels[name] = report["arms"][0]["before_label"]
+        table = report_table(report)
+        header = [c.header for c in table.columns]
+        assert ("warm start" in header) == (name == "warm") and ("before" in header) == (name == "untrained")
+    assert labels == {"warm": "after the warm start", "untrained": "before training"}
+
+
 def test_no_train_reads_what_is_finished_and_falls_back_to_welch(stub):
     make_plan, calls = stub
     run_comparison(make_plan(seeds=[0, 1]), log=lambda s: None)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,6 +58,9 @@ class ArmSummary:
     #: The value minus each run's own value after its warm start, paired by seed (None
     #: without a warm start): what the arm adds to the warm start alone.
     gain: Difference | None = None
+    #: What ``before_*`` is: the untrained model, or (where runs do not evaluate the
+    #: untrained model, ``train.eval_start: false``) the end of the warm start.
+    before_label: str = "before training"
 
 
 def difference_to_baseline(
@@ -153,9 +157,22 @@ def summarize(plan: Plan, results: list[RunResult]) -> list[ArmSummary]:
                 paired=paired,
                 costs=_costs(rows),
                 gain=gain_over_start(rows, plan.metric),
+                before_label=before_label(rows),
             )
         )
     return out
+
+
+def before_label(rows: list[RunResult]) -> str:
+    """'after the warm start' where every run's first evaluation is its warm start's end
+    (the untrained model was not evaluated), else 'before training'."""
+
+    def first_is_warm_end(r: RunResult) -> bool:
+        first = summary_value(r.summary, "heldout_before.step")
+        warm = summary_value(r.summary, "heldout_after_warmup.step")
+        return first is not None and warm is not None and first == warm
+
+    return "after the warm start" if rows and all(first_is_warm_end(r) for r in rows) else "before training"
 
 
 def build_report(
@@ -241,7 +258,8 @@ def report_table(report: dict[str, Any]) -> Any:
     table = Table(title=f"{report['metric']}: mean ± s.e. over seeds ({report['config']})")
     columns = ["arm", "seeds", "after" if report["before_metric"] else report["metric"], "per seed"]
     if report["before_metric"]:
-        columns.append("before")
+        labels = {a.get("before_label", "before training") for a in report["arms"]}
+        columns.append("warm start" if labels == {"after the warm start"} else "before")
     with_within = any(a["within_se"] is not None for a in report["arms"])
     if with_within:
         columns.append("within-run s.e.")
@@ -308,7 +326,7 @@ def plot_report(report: dict[str, Any], path: str | Path) -> Path:
                 color="gray",
                 ms=5,
                 capsize=3,
-                label="before training" if i == 0 else None,
+                label=a.get("before_label", "before training") if i == 0 else None,
             )
     labels = []
     for a in arms:
@@ -320,7 +338,8 @@ def plot_report(report: dict[str, Any], path: str | Path) -> Path:
         labels.append(label)
     ax.set_xticks(range(len(arms)), labels, fontsize=8)
     ax.set_xlim(-0.6, len(arms) - 0.35)
-    ax.set_ylabel(f"{report['metric']}{' (%)' if pct else ''}")
+    # A nested metric's name is long: wrapped, not cut off at the figure's edge.
+    ax.set_ylabel("\n".join(textwrap.wrap(f"{report['metric']}{' (%)' if pct else ''}", 36)), fontsize=8)
     seeds = sorted({s for a in arms for s in a["seeds"]})
     ax.set_title(f"mean ± s.e. over {len(seeds)} seed(s); dots: one seed each", fontsize=9)
     if any(a["before_mean"] is not None for a in arms):

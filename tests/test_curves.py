@@ -66,3 +66,40 @@ def test_each_band_lies_under_its_line_on_a_numeric_axis(tmp_path, monkeypatch, 
     band = ax.collections[0].get_paths()[0].vertices[:, 0]
     assert (band.min(), band.max()) == (min(xs), max(xs))
     assert ax.xaxis.get_units() is None  # numbers, not categories
+
+
+def test_runs_that_end_by_their_generation_budget_meet_at_its_end(tmp_path):
+    """Dynamic sampling spends more per step on one seed than another, so a 9,600-generation
+    budget ends seed 0 at step 138 and seed 1 at 136: their last evaluations are one point
+    over two seeds (experiment 2's curve once showed two one-seed points, 4 points apart)."""
+
+    def curve(last_step, gens, last_value):
+        return [
+            {"step": 0, "generations": 0, "tasks": 216, "mean_at_k": 0.15, "mean_at_k_se": 0.02},
+            {"step": 100, "generations": 7000, "tasks": 216, "mean_at_k": 0.19, "mean_at_k_se": 0.02},
+            {"step": last_step, "generations": gens, "tasks": 216, "mean_at_k": last_value, "mean_at_k_se": 0.02},
+        ]
+
+    budget = {"train": {"max_generations": 9600}}
+    runs = [
+        {"arm": "ds", "seed": 0, "config": budget, "curve": curve(138, 9680, 0.17)},
+        {"arm": "ds", "seed": 1, "config": budget, "curve": curve(136, 9656, 0.22)},
+        # Unfinished (its budget not yet spent): its last evaluation is an ordinary step.
+        {"arm": "part", "seed": 0, "config": budget, "curve": curve(120, 8000, 0.2)},
+        # No budget: steps as always.
+        {"arm": "fixed", "seed": 0, "config": {}, "curve": curve(300, 9600, 0.2)},
+    ]
+    curves = arm_curves(runs)
+    end = curves["ds"][-1]
+    assert [r["step"] for r in curves["ds"]] == [0, 100, 137]
+    assert end["end_of_budget"] and end["steps"] == [138, 136] and end["seeds"] == [0, 1]
+    assert end["mean_at_k"]["mean"] == pytest.approx(0.195) and end["mean_at_k"]["band"] == "seeds"
+    assert end["generations"] == pytest.approx(9668)
+    assert not any(r.get("end_of_budget") for r in curves["part"] + curves["fixed"])
+    assert [r["step"] for r in curves["part"]] == [0, 100, 120]
+    from rich.console import Console
+
+    console = Console(record=True, width=250)
+    console.print(curves_table(curves))
+    text = console.export_text()
+    assert "end of the generation budget" in text and "19.5±2.5 / - (138, 136)" in text

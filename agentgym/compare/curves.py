@@ -54,23 +54,39 @@ def run_curve(run_dir: str | Path, warmup_steps: int = 0) -> list[dict[str, Any]
     return [points[s] for s in sorted(points)]
 
 
+#: The key of a run's last evaluation when it came at the end of its generation budget.
+END = "end"
+
+
 def arm_curves(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Per arm, per GRPO step: the mean over seeds of each metric with its standard error.
 
+    A run that ends by its generation budget (``train.max_generations``, dynamic sampling
+    spending more per step on some seeds than others) ends at a different step on each
+    seed: its last evaluation joins the other seeds' last ones in one row, the end of the
+    budget (``end_of_budget``, ``step`` the seeds' mean step, ``steps`` each seed's),
+    rather than each standing alone at its own step.
+
     ``runs``: the report's runs (``arm``, ``seed``, ``config``, and their ``curve`` or else
     their ``run_dir`` to read it from)."""
-    by_arm: dict[str, dict[int, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    by_arm: dict[str, dict[Any, dict[int, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
     for run in runs:
-        warm = int(((run.get("config") or {}).get("warmup") or {}).get("steps") or 0)
+        config = run.get("config") or {}
+        warm = int((config.get("warmup") or {}).get("steps") or 0)
+        budget = (config.get("train") or {}).get("max_generations")
         points = run.get("curve") or run_curve(run["run_dir"], warm)
-        for point in points:
-            by_arm[run["arm"]][point["step"]][run["seed"]] = point
+        for i, point in enumerate(points):
+            ended = budget is not None and i == len(points) - 1 and (point.get("generations") or 0) >= budget
+            by_arm[run["arm"]][END if ended else point["step"]][run["seed"]] = point
     out: dict[str, list[dict[str, Any]]] = {}
     for arm, steps in by_arm.items():
         rows = []
-        for step in sorted(steps):
-            seeds = steps[step]
-            row: dict[str, Any] = {"step": step, "seeds": sorted(seeds), "tasks": _first(seeds, "tasks")}
+        for key in sorted(steps, key=lambda k: (k == END, 0 if k == END else k)):
+            seeds = steps[key]
+            row: dict[str, Any] = {"step": key, "seeds": sorted(seeds), "tasks": _first(seeds, "tasks")}
+            if key == END:
+                each = [seeds[s]["step"] for s in sorted(seeds)]
+                row.update(step=round(sum(each) / len(each)), steps=each, end_of_budget=True)
             gens = [p["generations"] for p in seeds.values() if p.get("generations") is not None]
             row["generations"] = sum(gens) / len(gens) if gens else None  # mean over seeds
             for name in CURVE_METRICS:
@@ -138,19 +154,29 @@ def curves_table(curves: dict[str, list[dict[str, Any]]], steps: list[int] | Non
     """A rich Table: per arm, mean@k and greedy (mean ± s.e., %) at the given GRPO steps."""
     from rich.table import Table
 
+    def key(r: dict[str, Any]) -> Any:
+        return END if r.get("end_of_budget") else r["step"]
+
     if steps is None:
-        steps = sorted({r["step"] for rows in curves.values() for r in rows})
+        steps = sorted({r["step"] for rows in curves.values() for r in rows if not r.get("end_of_budget")})
+    ends = [r for rows in curves.values() for r in rows if r.get("end_of_budget")]
+    columns: list[Any] = [*steps, *([END] if ends else [])]
     table = Table(title="held-out mean@k / greedy (%), mean ± s.e., by GRPO step")
     table.add_column("arm")
     table.add_column("seeds", justify="right")
     for s in steps:
         table.add_column(f"step {s}", justify="right")
+    if ends:
+        table.add_column("end of the generation budget (steps)", justify="right")
     for arm, rows in curves.items():
-        at = {r["step"]: r for r in rows}
+        at = {key(r): r for r in rows}
         cells = []
-        for s in steps:
+        for s in columns:
             r = at.get(s)
-            cells.append("-" if r is None else " / ".join(_cell(r.get(m)) for m in ("mean_at_k", "greedy")))
+            text = "-" if r is None else " / ".join(_cell(r.get(m)) for m in ("mean_at_k", "greedy"))
+            if r is not None and s == END:
+                text += f" ({', '.join(map(str, r['steps']))})"
+            cells.append(text)
         n = max((len(r["seeds"]) for r in rows), default=0)
         table.add_row(arm, str(n), *cells)
     return table

@@ -214,7 +214,14 @@ def write_report(report: dict[str, Any], out: str | Path) -> tuple[Path, Path]:
     plot_report(report, png)
     curves = report.get("curves") or {}
     if any(len(rows) > 1 for rows in curves.values()):  # a learning curve needs two evaluations
-        plot_curves(curves, out.with_name(out.stem + "_curves.png"), title=f"{report['config']}")
+        # Runs that end by a generation budget line up on generations spent, not on steps.
+        by_budget = any(r.get("end_of_budget") for rows in curves.values() for r in rows)
+        plot_curves(
+            curves,
+            out.with_name(out.stem + "_curves.png"),
+            title=f"{report['config']}",
+            x="generations" if by_budget else "step",
+        )
     return out, png
 
 

@@ -106,3 +106,5 @@ def test_the_warm_start_estimates_only_its_own_steps_and_grpo_its_own():
     assert time_to_go(132, 332, 32, 3200, None, 15.0, 32.0) == "about 50 min to go"
     # With a 9,600-generation budget spent at 70 a step (dynamic sampling), 91 steps are left.
     assert time_to_go(132, 332, 32, 3200, 9600, 15.0, 70.0) == "about 23 min to go"
+    # At the warm start's last step GRPO's clock has just started: no pace to go on yet.
+    assert time_to_go(32, 332, 32, 0, None, None, 32.0) == "time left from the first GRPO step on"

@@ -101,12 +101,14 @@ def time_to_go(
     warm_steps: int,
     generations: int,
     budget: int | None,
-    seconds_per_step: float,
+    seconds_per_step: float | None,
     generations_per_step: float,
 ) -> str:
     """The progress line's estimate. In the warm start, its own steps only (at the warm
     start's pace: GRPO steps are not as long); after it, the steps the step bound or the
-    generation budget leaves, at GRPO's pace."""
+    generation budget leaves, at GRPO's pace (None: no GRPO step timed yet)."""
+    if seconds_per_step is None:
+        return "time left from the first GRPO step on"
     if step < warm_steps:
         return f"about {(warm_steps - step) * seconds_per_step / 60:.0f} min of warm start to go"
     left = steps_left(step, total_steps, warm_steps, generations, budget, generations_per_step)
@@ -486,10 +488,10 @@ class GRPOTrainer:
                     t_run, first, gens_first = time.perf_counter(), self.step, self.generations
                 if plain and (last or time.perf_counter() - last_line >= 60):
                     last_line = time.perf_counter()
-                    per_step = (last_line - t_run) / max(1, self.step - first)
+                    done = self.step - first  # steps of this stage timed so far (0: GRPO starts)
+                    per_step = (last_line - t_run) / done if done > 0 else None
                     budget = cfg.train.max_generations
                     spent = f", {self.generations}/{budget} generations" if budget is not None else ""
-                    done = self.step - first  # steps of this stage timed so far
                     to_go = time_to_go(
                         self.step,
                         self.total_steps,
@@ -504,7 +506,8 @@ class GRPOTrainer:
                     print(
                         f"step {self.step}/{self.total_steps} ({self._stage()}{spent}): reward "
                         f"{record.get('reward/mean', float('nan')):.2f}, held-out {self._heldout_text()}, "
-                        f"{per_step:.1f} s/step with evals, {to_go}",
+                        + (f"{per_step:.1f} s/step with evals, " if per_step is not None else "")
+                        + to_go,
                         flush=True,
                     )
         except KeyboardInterrupt:  # a second Ctrl-C: abort now, keep the last checkpoint
